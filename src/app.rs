@@ -1,0 +1,386 @@
+//! Orchestration only: load -> validate -> plan -> execute -> summarise -> write.
+
+use std::collections::HashMap;
+use std::io::Write;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use tokio::sync::mpsc;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+use crate::backend::{resolve_ollama_url, Backend, OllamaBackend};
+use crate::cli::{Cli, Command, RunArgs, SimArgs};
+use crate::error::{Error, EXIT_INTERRUPTED};
+use crate::executor::{PromptCycle, Runner};
+use crate::metrics::summary::summarize;
+use crate::metrics::{Event, Group, GroupKey, Recorder};
+use crate::output::progress::{Progress, ProgressMode};
+use crate::output::result::{self, HostInfo, RunResult, ScenarioInfo, TargetInfo, ToolInfo, WarmupSummary};
+use crate::output::{raw, table};
+use crate::plan::{self, PlanKind};
+use crate::scenario::{self, Loaded, Phase, Scenario};
+use crate::sim::{self, SimConfig};
+
+/// The quickstart scenario, built in so `llm-bench run` works from any directory.
+pub const QUICKSTART: &str = include_str!("../scenarios/quickstart.yaml");
+const QUICKSTART_PATH: &str = "scenarios/quickstart.yaml";
+/// How long requests in flight may finish after Ctrl-C before they are cut off.
+const INTERRUPT_GRACE: Duration = Duration::from_secs(5);
+
+/// How a command ended when it did not fail.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Status {
+    /// Everything ran.
+    Success,
+    /// Ctrl-C stopped the run; partial results were written.
+    Interrupted,
+}
+
+impl Status {
+    /// The process exit code.
+    pub fn exit_code(self) -> u8 {
+        match self {
+            Status::Success => 0,
+            Status::Interrupted => EXIT_INTERRUPTED,
+        }
+    }
+}
+
+/// Runs one command.
+pub async fn run(cli: Cli) -> Result<Status, Error> {
+    match cli.command {
+        Command::Run(args) => cmd_run(args).await,
+        Command::Validate(args) => validate(&args.files).map(|()| Status::Success),
+        Command::Schema(args) => {
+            let text = if args.result { result::result_schema_json() } else { scenario::schema::scenario_schema_json() };
+            print!("{text}");
+            Ok(Status::Success)
+        }
+        Command::Sim(args) => cmd_sim(args).await,
+    }
+}
+
+fn validate(files: &[PathBuf]) -> Result<(), Error> {
+    let mut problems = Vec::new();
+    for file in files {
+        match scenario::load_file(file) {
+            Ok(_) => println!("{}: ok", file.display()),
+            Err(scenario::LoadError::Invalid { problems: p, .. }) => problems.extend(p),
+            Err(read) => return Err(read.into()),
+        }
+    }
+    if problems.is_empty() { Ok(()) } else { Err(Error::InvalidScenario(problems)) }
+}
+
+/// The scenario named on the command line, or the quickstart.
+pub fn load_scenario(path: Option<&Path>) -> Result<Loaded, Error> {
+    match path {
+        Some(path) => Ok(scenario::load_file(path)?),
+        None if Path::new(QUICKSTART_PATH).exists() => Ok(scenario::load_file(Path::new(QUICKSTART_PATH))?),
+        None => Ok(scenario::load_str(QUICKSTART, "<built-in quickstart>")?),
+    }
+}
+
+/// Run settings that come from the command line rather than the scenario.
+#[derive(Debug, Clone)]
+pub struct RunOptions {
+    /// Replaces every concurrency-levels scenario's levels.
+    pub concurrency: Vec<u32>,
+    /// Replaces every concurrency-levels scenario's requests_per_level.
+    pub requests_per_level: Option<u32>,
+    /// Beats the scenario's url and OLLAMA_HOST, and skips the simulator.
+    pub target_url: Option<String>,
+    /// Replaces the scenario's model.
+    pub model: Option<String>,
+    /// Where results go.
+    pub output_dir: PathBuf,
+    /// Write the per-request log.
+    pub raw: bool,
+    /// Progress display.
+    pub progress: ProgressMode,
+}
+
+impl RunOptions {
+    /// Options from `llm-bench run` arguments.
+    pub fn from_args(args: &RunArgs) -> Self {
+        Self {
+            concurrency: args.concurrency.clone(),
+            requests_per_level: args.requests_per_level,
+            target_url: args.target_url.clone(),
+            model: args.model.clone(),
+            output_dir: args.output_dir.clone(),
+            raw: args.raw,
+            progress: ProgressMode::detect(args.quiet),
+        }
+    }
+}
+
+/// What a run produced.
+#[derive(Debug)]
+pub struct RunOutcome {
+    /// The result document.
+    pub result: RunResult,
+    /// Where it was written.
+    pub result_path: PathBuf,
+    /// The per-request log, with `--raw`.
+    pub raw_path: Option<PathBuf>,
+}
+
+async fn cmd_run(args: RunArgs) -> Result<Status, Error> {
+    let loaded = load_scenario(args.scenario.as_deref())?;
+    let opts = RunOptions::from_args(&args);
+    let stop = CancellationToken::new();
+    let on_signal = stop.clone();
+    tokio::spawn(async move {
+        if tokio::signal::ctrl_c().await.is_ok() {
+            eprintln!("\ninterrupted: no new requests; waiting up to {INTERRUPT_GRACE:?} for those in flight");
+            on_signal.cancel();
+        }
+    });
+    let outcome = execute(loaded, &opts, stop).await?;
+    let r = &outcome.result;
+    let mut out = std::io::stdout().lock();
+    let _ = writeln!(out, "\n{} — {} on {} ({})", r.scenario.name, r.target.model, r.target.url, if r.target.simulated { "built-in simulator" } else { r.target.backend.as_str() });
+    let _ = write!(out, "{}", table::render(r));
+    let _ = writeln!(out, "results: {}", outcome.result_path.display());
+    if let Some(raw) = &outcome.raw_path {
+        let _ = writeln!(out, "raw log: {}", raw.display());
+    }
+    Ok(if r.interrupted { Status::Interrupted } else { Status::Success })
+}
+
+/// Applies command-line overrides to the scenario.
+fn apply_overrides(scenario: &mut Scenario, opts: &RunOptions) -> Result<(), Error> {
+    if let Some(model) = &opts.model {
+        scenario.target.model = model.clone();
+    }
+    let mut has_levels = false;
+    for phase in scenario.scenarios.values_mut() {
+        if let Phase::ConcurrencyLevels(p) = phase {
+            has_levels = true;
+            if !opts.concurrency.is_empty() {
+                p.levels = opts.concurrency.clone();
+            }
+            if let Some(n) = opts.requests_per_level {
+                p.requests_per_level = n;
+            }
+        }
+    }
+    if !has_levels && (!opts.concurrency.is_empty() || opts.requests_per_level.is_some()) {
+        return Err(Error::Usage("--concurrency and --requests-per-level apply to concurrency-levels scenarios, and this file has none".into()));
+    }
+    Ok(())
+}
+
+/// Runs a loaded scenario to its end or until `stop` is cancelled, and writes the results.
+pub async fn execute(mut loaded: Loaded, opts: &RunOptions, stop: CancellationToken) -> Result<RunOutcome, Error> {
+    apply_overrides(&mut loaded.scenario, opts)?;
+    let scenario = &loaded.scenario;
+    let simulator = match (&scenario.simulator, &opts.target_url) {
+        (Some(cfg), None) => Some(
+            sim::start(cfg.clone(), SocketAddr::from(([127, 0, 0, 1], 0)))
+                .await
+                .map_err(Error::io("cannot start the built-in simulator"))?,
+        ),
+        _ => None,
+    };
+    let url = match &simulator {
+        Some(s) => s.url(),
+        None => resolve_ollama_url(opts.target_url.as_deref(), scenario.target.url.as_deref(), std::env::var("OLLAMA_HOST").ok().as_deref()),
+    };
+    let backend: Arc<dyn Backend> = Arc::new(OllamaBackend::try_new(&scenario.target, &url)?);
+    let plans: Vec<_> = scenario.scenarios.iter().map(|(name, phase)| plan::build(name, phase)).collect();
+
+    let started_at = SystemTime::now();
+    let stamp = humantime::format_rfc3339_seconds(started_at).to_string();
+    let stem = format!("{}-{}", result::file_stem(&scenario.name), result::compact_timestamp(&stamp));
+    std::fs::create_dir_all(&opts.output_dir).map_err(Error::io(format!("cannot create {}", opts.output_dir.display())))?;
+    let raw_path = opts.raw.then(|| opts.output_dir.join(format!("{stem}.requests.jsonl")));
+    let raw_file = match &raw_path {
+        Some(p) => Some(std::io::BufWriter::new(std::fs::File::create(p).map_err(Error::io(format!("cannot create {}", p.display())))?)),
+        None => None,
+    };
+
+    let (tx, rx) = mpsc::channel(4096);
+    let collector = tokio::spawn(collect(rx, Progress::new(opts.progress, expected_totals(&plans)), raw_file));
+    let abort = CancellationToken::new();
+    let finished = CancellationToken::new();
+    arm_interrupt_grace(stop.clone(), abort.clone(), finished.clone());
+    let runner = Runner {
+        backend,
+        prompts: Arc::new(PromptCycle::new(scenario.prompts.clone())),
+        events: tx,
+        run_start: Instant::now(),
+        stop: stop.clone(),
+        abort,
+    };
+    let clock = Instant::now();
+    runner.warmup(scenario.warmup.as_ref().map_or(0, |w| w.requests)).await;
+    // Phase start times count from the end of warm-up, so warm-up never overlaps measurement.
+    let measured = Runner { run_start: runner.run_start, ..runner.clone() };
+    let phases = plans.iter().cloned().map(|p| {
+        let r = measured.clone();
+        async move {
+            let offset = r.run_start.elapsed();
+            let p = plan::PhasePlan { start_time: p.start_time + offset, ..p };
+            r.phase(p).await
+        }
+    });
+    futures_util::future::join_all(phases).await;
+    drop((runner, measured));
+    finished.cancel();
+    let recorder = collector.await.map_err(|e| Error::io("recorder task failed")(std::io::Error::other(e)))?;
+    let duration = clock.elapsed();
+    drop(simulator);
+
+    let phase_names: Vec<(String, String)> = scenario.scenarios.iter().map(|(n, p)| (n.clone(), p.executor_name().to_string())).collect();
+    let (scenarios, total) = result::summarize_phases(&recorder, &phase_names);
+    let warmup_errors = recorder.warmup.errors.values().sum();
+    let result = RunResult {
+        format_version: result::FORMAT_VERSION,
+        tool: ToolInfo { name: env!("CARGO_PKG_NAME").into(), version: env!("CARGO_PKG_VERSION").into() },
+        scenario: ScenarioInfo {
+            name: scenario.name.clone(),
+            description: scenario.description.clone(),
+            source: loaded.source.clone(),
+            content_sha256: loaded.content_sha256.clone(),
+        },
+        target: TargetInfo {
+            backend: "ollama".into(),
+            url,
+            model: scenario.target.model.clone(),
+            api: serde_json::to_value(scenario.target.api).ok().and_then(|v| v.as_str().map(String::from)).unwrap_or_default(),
+            simulated: scenario.simulator.is_some() && opts.target_url.is_none(),
+        },
+        started_at: stamp,
+        ended_at: humantime::format_rfc3339_seconds(SystemTime::now()).to_string(),
+        duration_secs: duration.as_secs_f64(),
+        host: HostInfo::current(),
+        interrupted: stop.is_cancelled(),
+        warmup: WarmupSummary { requests: recorder.warmup.requests, errors: warmup_errors, errors_by_kind: recorder.warmup.errors.clone() },
+        scenarios,
+        total,
+        timeseries: recorder.series.points(),
+    };
+    let result_path = result::save(&result, &opts.output_dir, &stem).map_err(Error::io(format!("cannot write results to {}", opts.output_dir.display())))?;
+    Ok(RunOutcome { result, result_path, raw_path })
+}
+
+/// After Ctrl-C, requests in flight get [`INTERRUPT_GRACE`] to finish, then they are cut off.
+fn arm_interrupt_grace(stop: CancellationToken, abort: CancellationToken, finished: CancellationToken) {
+    tokio::spawn(async move {
+        tokio::select! {
+            _ = stop.cancelled() => {}
+            _ = finished.cancelled() => return,
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(INTERRUPT_GRACE) => abort.cancel(),
+            _ = finished.cancelled() => {}
+        }
+    });
+}
+
+fn expected_totals(plans: &[plan::PhasePlan]) -> HashMap<GroupKey, u64> {
+    let mut totals = HashMap::new();
+    for p in plans {
+        let scenario: Arc<str> = p.name.as_str().into();
+        match &p.kind {
+            PlanKind::Levels { levels, requests_per_level } => {
+                for level in levels {
+                    totals.insert(GroupKey { scenario: scenario.clone(), group: Group::Level(*level) }, *requests_per_level);
+                }
+            }
+            PlanKind::ConstantVus { iterations: Some(n), .. } => {
+                totals.insert(GroupKey { scenario, group: Group::All }, *n);
+            }
+            _ => {}
+        }
+    }
+    totals
+}
+
+/// The recorder task: the only owner of the aggregates, the raw log and the progress display.
+async fn collect(mut rx: mpsc::Receiver<Event>, mut progress: Progress, mut raw: Option<std::io::BufWriter<std::fs::File>>) -> Recorder {
+    let mut recorder = Recorder::new();
+    while let Some(event) = rx.recv().await {
+        recorder.record(&event);
+        match &event {
+            Event::Finished(sample) => {
+                if let Some(out) = raw.as_mut() {
+                    if let Err(err) = raw::write_line(out, sample) {
+                        eprintln!("warning: raw log stopped: {err}");
+                        raw = None;
+                    }
+                }
+                if let Some(key) = &sample.key {
+                    let errors = recorder.group(key).map_or(0, |g| g.error_count());
+                    progress.finished(key, errors);
+                }
+            }
+            Event::GroupDone(key) => {
+                let summary = recorder.group(key).map(summarize);
+                progress.group_done(key, summary.as_ref());
+            }
+            Event::Started { .. } => {}
+        }
+    }
+    if let Some(mut out) = raw {
+        if let Err(err) = out.flush() {
+            eprintln!("warning: raw log incomplete: {err}");
+        }
+    }
+    progress.finish();
+    recorder
+}
+
+async fn cmd_sim(args: SimArgs) -> Result<Status, Error> {
+    let mut cfg = match &args.config {
+        Some(path) => scenario::load_file(path)?.scenario.simulator.unwrap_or_default(),
+        None => SimConfig::default(),
+    };
+    if let Some(n) = args.parallel {
+        cfg.parallel = n.max(1);
+    }
+    if let Some(d) = args.prefill_per_token {
+        cfg.prefill_per_token = d;
+    }
+    if let Some(d) = args.decode_per_token {
+        cfg.decode_per_token = d;
+    }
+    if let Some(cap) = args.max_decode_tokens_per_second {
+        cfg.max_decode_tokens_per_second = Some(cap);
+    }
+    if let Some(d) = args.load_time {
+        cfg.load_time = d;
+    }
+    if let Some((min, max)) = args.output_tokens {
+        cfg.output_tokens = sim::OutputTokens { min, max };
+    }
+    if !args.models.is_empty() {
+        cfg.models = args.models.clone();
+    }
+    if let Some(seed) = args.seed {
+        cfg.seed = seed;
+    }
+    for (name, rate) in &args.faults {
+        cfg.faults.set(name, *rate);
+    }
+    let server = sim::start(cfg.clone(), args.listen).await.map_err(Error::io(format!("cannot listen on {}", args.listen)))?;
+    eprintln!(
+        "llm-bench sim: Ollama-compatible simulator on {} (parallel {}, prefill {}/token, decode {}/token, models: {}); Ctrl-C stops",
+        server.url(),
+        cfg.parallel,
+        cfg.prefill_per_token,
+        cfg.decode_per_token,
+        if cfg.models.is_empty() { "any".to_string() } else { cfg.models.join(", ") }
+    );
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = server.stopped() => {}
+    }
+    eprintln!("llm-bench sim: served {} generation request(s)", server.stats.requests.load(std::sync::atomic::Ordering::Relaxed));
+    Ok(Status::Success)
+}

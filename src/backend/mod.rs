@@ -1,0 +1,169 @@
+//! The seam between load generation and a model server: a [`Backend`] sends one request and
+//! returns what was measured. Request failures are data ([`RequestError`]), never panics.
+
+pub mod ndjson;
+pub mod ollama;
+pub mod ollama_stream;
+
+use std::fmt;
+use std::time::Duration;
+
+use futures_util::future::BoxFuture;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+use tokio::time::Instant;
+
+use crate::scenario::Prompt;
+
+pub use ollama::{resolve_ollama_url, OllamaBackend};
+
+/// Why a request failed, in the categories the summary counts.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, JsonSchema,
+)]
+#[serde(rename_all = "snake_case")]
+pub enum ErrorKind {
+    /// Nothing listens on the port.
+    Refused,
+    /// Another connect failure (DNS, unreachable, TLS).
+    Connect,
+    /// The request did not finish within the target's timeout.
+    Timeout,
+    /// HTTP 404: the model is not on the server (Ollama does not pull on demand).
+    ModelNotFound,
+    /// HTTP 503: the server's queue is full (OLLAMA_MAX_QUEUE).
+    ServerBusy,
+    /// Another 4xx status.
+    Http4xx,
+    /// A 5xx status other than 503.
+    Http5xx,
+    /// The server sent an `{"error": ...}` line after the stream began.
+    StreamError,
+    /// A line that is not valid JSON.
+    Malformed,
+    /// The stream ended cleanly but before `done: true`.
+    Truncated,
+    /// The connection broke mid-response.
+    Disconnected,
+}
+
+impl ErrorKind {
+    /// The snake_case name used in results and on the terminal.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ErrorKind::Refused => "refused",
+            ErrorKind::Connect => "connect",
+            ErrorKind::Timeout => "timeout",
+            ErrorKind::ModelNotFound => "model_not_found",
+            ErrorKind::ServerBusy => "server_busy",
+            ErrorKind::Http4xx => "http_4xx",
+            ErrorKind::Http5xx => "http_5xx",
+            ErrorKind::StreamError => "stream_error",
+            ErrorKind::Malformed => "malformed",
+            ErrorKind::Truncated => "truncated",
+            ErrorKind::Disconnected => "disconnected",
+        }
+    }
+
+    /// The category of a non-2xx HTTP status.
+    pub fn from_status(status: u16) -> ErrorKind {
+        match status {
+            404 => ErrorKind::ModelNotFound,
+            503 => ErrorKind::ServerBusy,
+            400..=499 => ErrorKind::Http4xx,
+            _ => ErrorKind::Http5xx,
+        }
+    }
+}
+
+impl fmt::Display for ErrorKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A failed request: its category and the server's or transport's words.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RequestError {
+    /// The category counted in the summary.
+    pub kind: ErrorKind,
+    /// Detail for the raw log.
+    pub message: String,
+}
+
+impl RequestError {
+    /// A new error of `kind`.
+    pub fn new(kind: ErrorKind, message: impl Into<String>) -> Self {
+        Self {
+            kind,
+            message: message.into(),
+        }
+    }
+}
+
+/// Durations the server reported about its own work (Ollama's final-line metrics).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ServerTimings {
+    /// `total_duration`: from the request's arrival to the end.
+    pub total: Option<Duration>,
+    /// `load_duration`: model load and scheduler wait.
+    pub load: Option<Duration>,
+    /// `prompt_eval_duration`: prefill.
+    pub prompt_eval: Option<Duration>,
+    /// `eval_duration`: decode.
+    pub eval: Option<Duration>,
+}
+
+impl ServerTimings {
+    /// Time the request waited for a slot: total − load − prompt_eval − eval (PROTOCOLS.md §1:
+    /// Ollama takes the slot semaphore after the load, so the remainder is queueing).
+    pub fn queue_wait(&self) -> Option<Duration> {
+        let used = self.load? + self.prompt_eval? + self.eval?;
+        Some(self.total?.saturating_sub(used))
+    }
+}
+
+/// What one request measured. All times are offsets from t0, the instant before sending.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Measurement {
+    /// Offset of the first line carrying text, thinking or a tool call.
+    pub ttft: Option<Duration>,
+    /// Offset of the last byte (the `done` line), or of the failure.
+    pub e2e: Duration,
+    /// Gaps between consecutive content lines.
+    pub itl: Vec<Duration>,
+    /// Output tokens: the server's `eval_count`, else the content-chunk count.
+    pub output_tokens: u64,
+    /// True when `output_tokens` counts chunks because the server gave no count.
+    pub tokens_estimated: bool,
+    /// Lines that carried content.
+    pub content_chunks: u64,
+    /// The server's `prompt_eval_count`.
+    pub prompt_tokens: Option<u64>,
+    /// The server's own durations.
+    pub server: ServerTimings,
+    /// `done_reason` (`stop`, `length`, ...).
+    pub done_reason: Option<String>,
+    /// The response text (answer only), for hooks and checks.
+    pub text: String,
+    /// HTTP status, when a response arrived.
+    pub status: Option<u16>,
+    /// Why the request failed, if it did.
+    pub error: Option<RequestError>,
+}
+
+/// A request's measurement and when it was sent.
+#[derive(Debug, Clone)]
+pub struct Exchange {
+    /// t0: the monotonic instant right before the request was sent.
+    pub sent_at: Instant,
+    /// What was measured.
+    pub measurement: Measurement,
+}
+
+/// A model server API. Implementations take timestamps as bytes arrive and never panic on
+/// server misbehaviour: every failure becomes a [`RequestError`].
+pub trait Backend: Send + Sync {
+    /// Sends one prompt and measures the streamed answer.
+    fn send<'a>(&'a self, prompt: &'a Prompt) -> BoxFuture<'a, Exchange>;
+}

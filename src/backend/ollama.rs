@@ -1,0 +1,232 @@
+//! Ollama's native API over HTTP: POST /api/chat or /api/generate with `stream: true`.
+//! Timestamps are read as each read comes off the socket, before any parsing.
+
+use std::time::Duration;
+
+use futures_util::future::BoxFuture;
+use futures_util::StreamExt;
+use serde_json::{json, Map, Value};
+use tokio::time::Instant;
+
+use super::ollama_stream::OllamaStream;
+use super::{Backend, ErrorKind, Exchange, Measurement, RequestError};
+use crate::scenario::{Api, KeepAlive, Prompt, Role, Target};
+
+/// Ollama's default address, as its CLI uses when `OLLAMA_HOST` is unset.
+pub const DEFAULT_URL: &str = "http://localhost:11434";
+
+/// The base URL by precedence: command line, scenario, `OLLAMA_HOST`, default. `OLLAMA_HOST` is
+/// read as Ollama's client reads it: scheme optional (http), port optional (11434).
+pub fn resolve_ollama_url(
+    cli: Option<&str>,
+    scenario: Option<&str>,
+    ollama_host: Option<&str>,
+) -> String {
+    if let Some(url) = cli.or(scenario) {
+        return url.trim_end_matches('/').to_string();
+    }
+    match ollama_host.map(str::trim).filter(|h| !h.is_empty()) {
+        Some(host) => {
+            let (scheme, rest) = match host.split_once("://") {
+                Some((scheme, rest)) => (scheme, rest),
+                None => ("http", host),
+            };
+            let rest = rest.trim_end_matches('/');
+            let has_port = rest
+                .rsplit_once(':')
+                .is_some_and(|(_, port)| port.chars().all(|c| c.is_ascii_digit()) && !rest.ends_with(']'));
+            if has_port {
+                format!("{scheme}://{rest}")
+            } else {
+                let port = if scheme == "https" { 443 } else { 11434 };
+                format!("{scheme}://{rest}:{port}")
+            }
+        }
+        None => DEFAULT_URL.to_string(),
+    }
+}
+
+/// Sends prompts to one Ollama model.
+pub struct OllamaBackend {
+    client: reqwest::Client,
+    endpoint: String,
+    model: String,
+    api: Api,
+    timeout: Duration,
+    options: Option<Map<String, Value>>,
+    keep_alive: Option<KeepAlive>,
+}
+
+impl OllamaBackend {
+    /// A backend for `target` at `base_url`.
+    pub fn try_new(target: &Target, base_url: &str) -> Result<Self, reqwest::Error> {
+        let timeout = target.timeout.map_or(Duration::from_secs(120), |t| t.get());
+        let client = reqwest::Client::builder()
+            .connect_timeout(timeout.min(Duration::from_secs(10)))
+            .pool_idle_timeout(Duration::from_secs(90))
+            .tcp_nodelay(true)
+            .build()?;
+        let path = match target.api {
+            Api::Chat => "/api/chat",
+            Api::Generate => "/api/generate",
+        };
+        Ok(Self {
+            client,
+            endpoint: format!("{}{path}", base_url.trim_end_matches('/')),
+            model: target.model.clone(),
+            api: target.api,
+            timeout,
+            options: target.options.clone(),
+            keep_alive: target.keep_alive.clone(),
+        })
+    }
+
+    /// The JSON body for one prompt.
+    pub fn body(&self, prompt: &Prompt) -> Value {
+        let mut body = json!({"model": self.model, "stream": true});
+        match (self.api, prompt) {
+            (Api::Generate, Prompt::Text(text)) => body["prompt"] = json!(text),
+            (Api::Generate, Prompt::WithSystem(p)) => {
+                body["prompt"] = json!(p.prompt);
+                if let Some(system) = &p.system {
+                    body["system"] = json!(system);
+                }
+            }
+            (Api::Generate, Prompt::Chat(chat)) => {
+                // Validation rejects this pairing; sending the last user turn keeps the backend total.
+                let last = chat.messages.iter().rev().find(|m| m.role == Role::User);
+                body["prompt"] = json!(last.map_or("", |m| m.content.as_str()));
+            }
+            (Api::Chat, Prompt::Text(text)) => {
+                body["messages"] = json!([{"role": "user", "content": text}]);
+            }
+            (Api::Chat, Prompt::WithSystem(p)) => {
+                let mut messages = Vec::new();
+                if let Some(system) = &p.system {
+                    messages.push(json!({"role": "system", "content": system}));
+                }
+                messages.push(json!({"role": "user", "content": p.prompt}));
+                body["messages"] = Value::Array(messages);
+            }
+            (Api::Chat, Prompt::Chat(chat)) => body["messages"] = json!(chat.messages),
+        }
+        if let Some(options) = &self.options {
+            body["options"] = Value::Object(options.clone());
+        }
+        if let Some(keep_alive) = &self.keep_alive {
+            body["keep_alive"] = json!(keep_alive);
+        }
+        body
+    }
+
+    async fn exchange(&self, body: Value, sent_at: Instant) -> Measurement {
+        let elapsed = || sent_at.elapsed();
+        let response = match self.client.post(&self.endpoint).json(&body).send().await {
+            Ok(response) => response,
+            Err(err) => return failed(elapsed(), transport_error(&err)),
+        };
+        let status = response.status().as_u16();
+        if !response.status().is_success() {
+            let text = response.text().await.unwrap_or_default();
+            let message = serde_json::from_str::<Value>(&text)
+                .ok()
+                .and_then(|v| v.get("error").map(|e| e.as_str().map_or_else(|| e.to_string(), str::to_string)))
+                .unwrap_or(text);
+            let mut m = failed(
+                elapsed(),
+                RequestError::new(ErrorKind::from_status(status), format!("HTTP {status}: {message}")),
+            );
+            m.status = Some(status);
+            return m;
+        }
+        let mut stream = OllamaStream::new();
+        let mut body = response.bytes_stream();
+        while let Some(read) = body.next().await {
+            let at = elapsed();
+            match read {
+                Ok(bytes) => stream.feed(at, &bytes),
+                Err(err) => {
+                    let mut m = stream.fail(at, RequestError::new(ErrorKind::Disconnected, err.to_string()));
+                    m.status = Some(status);
+                    return m;
+                }
+            }
+            if stream.is_finished() {
+                break;
+            }
+        }
+        let mut m = stream.finish(elapsed());
+        m.status = Some(status);
+        m
+    }
+}
+
+fn failed(at: Duration, error: RequestError) -> Measurement {
+    Measurement {
+        e2e: at,
+        error: Some(error),
+        ..Measurement::default()
+    }
+}
+
+/// Categorises a transport failure before any response arrived.
+fn transport_error(err: &reqwest::Error) -> RequestError {
+    let refused = std::error::Error::source(err).is_some_and(|mut source| loop {
+        if let Some(io) = source.downcast_ref::<std::io::Error>() {
+            break io.kind() == std::io::ErrorKind::ConnectionRefused;
+        }
+        match source.source() {
+            Some(next) => source = next,
+            None => break false,
+        }
+    });
+    let kind = if refused {
+        ErrorKind::Refused
+    } else if err.is_timeout() {
+        ErrorKind::Timeout
+    } else if err.is_connect() {
+        ErrorKind::Connect
+    } else {
+        ErrorKind::Disconnected
+    };
+    RequestError::new(kind, err.to_string())
+}
+
+impl Backend for OllamaBackend {
+    fn send<'a>(&'a self, prompt: &'a Prompt) -> BoxFuture<'a, Exchange> {
+        Box::pin(async move {
+            let body = self.body(prompt);
+            let sent_at = Instant::now();
+            let measurement = match tokio::time::timeout(self.timeout, self.exchange(body, sent_at)).await {
+                Ok(m) => m,
+                Err(_) => failed(
+                    sent_at.elapsed(),
+                    RequestError::new(ErrorKind::Timeout, format!("no complete answer within {:?}", self.timeout)),
+                ),
+            };
+            Exchange { sent_at, measurement }
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn url_precedence_is_cli_then_scenario_then_env_then_default() {
+        assert_eq!(resolve_ollama_url(Some("http://a:1/"), Some("http://b:2"), Some("c")), "http://a:1");
+        assert_eq!(resolve_ollama_url(None, Some("http://b:2"), Some("c")), "http://b:2");
+        assert_eq!(resolve_ollama_url(None, None, Some("c")), "http://c:11434");
+        assert_eq!(resolve_ollama_url(None, None, None), DEFAULT_URL);
+    }
+
+    #[test]
+    fn ollama_host_is_read_like_ollamas_client() {
+        assert_eq!(resolve_ollama_url(None, None, Some("0.0.0.0")), "http://0.0.0.0:11434");
+        assert_eq!(resolve_ollama_url(None, None, Some("127.0.0.1:9000")), "http://127.0.0.1:9000");
+        assert_eq!(resolve_ollama_url(None, None, Some("https://gpu.example")), "https://gpu.example:443");
+        assert_eq!(resolve_ollama_url(None, None, Some("http://h:8080/")), "http://h:8080");
+        assert_eq!(resolve_ollama_url(None, None, Some("  ")), DEFAULT_URL);
+    }
+}

@@ -1,0 +1,239 @@
+//! Pure fold of an Ollama NDJSON stream into one request's [`Measurement`].
+//!
+//! Input is `(offset since t0, bytes)` pairs exactly as they came off the socket; nothing here
+//! reads a clock, so every rule (what counts as the first token, which token count wins, what
+//! is a failure) is unit-tested on recorded streams. The rules follow PROTOCOLS.md §1 and §3.
+
+use std::time::Duration;
+
+use serde::Deserialize;
+use serde_json::Value;
+
+use super::ndjson::LineSplitter;
+use super::{ErrorKind, Measurement, RequestError, ServerTimings};
+
+/// One line of /api/generate or /api/chat output. Every field is optional: servers omit
+/// zero-valued metrics, and an error line has nothing but `error`.
+#[derive(Debug, Default, Deserialize)]
+struct Chunk {
+    #[serde(default)]
+    response: Option<String>,
+    #[serde(default)]
+    thinking: Option<String>,
+    #[serde(default)]
+    message: Option<ChatMessage>,
+    #[serde(default)]
+    tool_calls: Option<Vec<Value>>,
+    #[serde(default)]
+    done: bool,
+    #[serde(default)]
+    done_reason: Option<String>,
+    #[serde(default)]
+    error: Option<Value>,
+    total_duration: Option<u64>,
+    load_duration: Option<u64>,
+    prompt_eval_count: Option<u64>,
+    prompt_eval_duration: Option<u64>,
+    eval_count: Option<u64>,
+    eval_duration: Option<u64>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+struct ChatMessage {
+    #[serde(default)]
+    content: Option<String>,
+    #[serde(default)]
+    thinking: Option<String>,
+    #[serde(default)]
+    tool_calls: Option<Vec<Value>>,
+}
+
+impl Chunk {
+    /// Text carried by this line (answer and thinking), and whether it holds a tool call.
+    fn payload(&self) -> (usize, bool) {
+        let len = |s: &Option<String>| s.as_ref().map_or(0, String::len);
+        let has_tools = |t: &Option<Vec<Value>>| t.as_ref().is_some_and(|t| !t.is_empty());
+        let mut text = len(&self.response) + len(&self.thinking);
+        let mut tools = has_tools(&self.tool_calls);
+        if let Some(m) = &self.message {
+            text += len(&m.content) + len(&m.thinking);
+            tools |= has_tools(&m.tool_calls);
+        }
+        (text, tools)
+    }
+
+    fn text(&self) -> impl Iterator<Item = &str> {
+        let message = self.message.as_ref();
+        [
+            self.response.as_deref(),
+            message.and_then(|m| m.content.as_deref()),
+        ]
+        .into_iter()
+        .flatten()
+    }
+}
+
+/// Folds one streamed response.
+#[derive(Debug, Default)]
+pub struct OllamaStream {
+    lines: LineSplitter,
+    m: Measurement,
+    last_content_at: Option<Duration>,
+    finished: bool,
+}
+
+impl OllamaStream {
+    /// A fresh fold for one request.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// True once `done:true`, an error line or a malformed line was seen: later bytes are ignored.
+    pub fn is_finished(&self) -> bool {
+        self.finished
+    }
+
+    /// Feeds one network read that arrived `at` after the request was sent.
+    pub fn feed(&mut self, at: Duration, bytes: &[u8]) {
+        let mut lines = std::mem::take(&mut self.lines);
+        lines.push(bytes, |line| self.line(at, line));
+        self.lines = lines;
+    }
+
+    /// Ends the stream at EOF (`at` after sending) and returns the measurement.
+    pub fn finish(mut self, at: Duration) -> Measurement {
+        if let Some(rest) = self.lines.finish() {
+            self.line(at, &rest);
+        }
+        if !self.finished {
+            self.m.e2e = at;
+            self.m.error = Some(RequestError::new(
+                ErrorKind::Truncated,
+                "stream ended before done:true",
+            ));
+        }
+        if self.m.output_tokens == 0 {
+            self.m.output_tokens = self.m.content_chunks;
+            self.m.tokens_estimated = self.m.content_chunks > 0;
+        }
+        self.m
+    }
+
+    /// Ends the fold because the transport failed; keeps what arrived so far.
+    pub fn fail(mut self, at: Duration, error: RequestError) -> Measurement {
+        self.m.e2e = at;
+        self.m.error = Some(error);
+        self.m.output_tokens = self.m.content_chunks;
+        self.m.tokens_estimated = true;
+        self.m
+    }
+
+    fn line(&mut self, at: Duration, line: &[u8]) {
+        if self.finished || line.iter().all(u8::is_ascii_whitespace) {
+            return;
+        }
+        let chunk: Chunk = match serde_json::from_slice(line) {
+            Ok(chunk) => chunk,
+            Err(err) => {
+                self.stop(at, ErrorKind::Malformed, format!("malformed stream line: {err}"));
+                return;
+            }
+        };
+        if let Some(error) = &chunk.error {
+            let text = error.as_str().map_or_else(|| error.to_string(), str::to_string);
+            self.stop(at, ErrorKind::StreamError, text);
+            return;
+        }
+        let (text_len, has_tools) = chunk.payload();
+        if text_len > 0 || has_tools {
+            self.m.content_chunks += 1;
+            match self.last_content_at {
+                None => self.m.ttft = Some(at),
+                Some(prev) => self.m.itl.push(at.saturating_sub(prev)),
+            }
+            self.last_content_at = Some(at);
+            for piece in chunk.text() {
+                self.m.text.push_str(piece);
+            }
+        }
+        if chunk.done {
+            self.finished = true;
+            self.m.e2e = at;
+            self.m.done_reason = chunk.done_reason;
+            let nanos = |v: Option<u64>| v.map(Duration::from_nanos);
+            self.m.server = ServerTimings {
+                total: nanos(chunk.total_duration),
+                load: nanos(chunk.load_duration),
+                prompt_eval: nanos(chunk.prompt_eval_duration),
+                eval: nanos(chunk.eval_duration),
+            };
+            self.m.prompt_tokens = chunk.prompt_eval_count;
+            if let Some(n) = chunk.eval_count {
+                self.m.output_tokens = n;
+                self.m.tokens_estimated = false;
+            }
+        }
+    }
+
+    fn stop(&mut self, at: Duration, kind: ErrorKind, message: String) {
+        self.finished = true;
+        self.m.e2e = at;
+        self.m.error = Some(RequestError::new(kind, message));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ms(n: u64) -> Duration {
+        Duration::from_millis(n)
+    }
+
+    #[test]
+    fn ttft_skips_empty_lines_and_itl_pools_gaps() {
+        let mut s = OllamaStream::new();
+        s.feed(ms(5), b"{\"message\":{\"role\":\"assistant\",\"content\":\"\"},\"done\":false}\n");
+        s.feed(ms(10), b"{\"message\":{\"content\":\"a\"},\"done\":false}\n");
+        s.feed(ms(14), b"{\"message\":{\"content\":\"b\"},\"done\":false}\n");
+        s.feed(ms(20), b"{\"message\":{\"content\":\"\"},\"done\":true,\"done_reason\":\"stop\",\"eval_count\":3}\n");
+        let m = s.finish(ms(21));
+        assert_eq!(m.ttft, Some(ms(10)));
+        assert_eq!(m.itl, vec![ms(4)]);
+        assert_eq!(m.e2e, ms(20));
+        assert_eq!(m.output_tokens, 3);
+        assert!(!m.tokens_estimated);
+        assert!(m.error.is_none());
+    }
+
+    #[test]
+    fn thinking_and_tool_calls_count_as_first_token() {
+        let mut s = OllamaStream::new();
+        s.feed(ms(3), b"{\"message\":{\"content\":\"\",\"thinking\":\"hmm\"},\"done\":false}\n");
+        assert_eq!(s.m.ttft, Some(ms(3)));
+        let mut s = OllamaStream::new();
+        s.feed(ms(4), b"{\"response\":\"\",\"tool_calls\":[{\"function\":{}}],\"done\":false}\n");
+        assert_eq!(s.m.ttft, Some(ms(4)));
+    }
+
+    #[test]
+    fn eof_before_done_is_truncated_and_counts_chunks_as_estimate() {
+        let mut s = OllamaStream::new();
+        s.feed(ms(1), b"{\"response\":\"a\",\"done\":false}\n{\"response\":\"b\"");
+        let m = s.finish(ms(9));
+        assert_eq!(m.error.unwrap().kind, ErrorKind::Truncated);
+        assert_eq!(m.output_tokens, 1);
+        assert!(m.tokens_estimated);
+        assert_eq!(m.e2e, ms(9));
+    }
+
+    #[test]
+    fn garbage_line_is_malformed_and_stops_the_fold() {
+        let mut s = OllamaStream::new();
+        s.feed(ms(1), b"{\"response\":\"a\",\"done\":false}\nnot json\n{\"response\":\"b\",\"done\":true}\n");
+        assert!(s.is_finished());
+        let m = s.finish(ms(2));
+        assert_eq!(m.error.unwrap().kind, ErrorKind::Malformed);
+        assert_eq!(m.content_chunks, 1);
+    }
+}

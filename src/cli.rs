@@ -1,0 +1,179 @@
+//! The command line (clap derive). No I/O here: values are parsed and typed, nothing more.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::duration::HumanDuration;
+
+/// Load testing and SLO gates for LLM inference servers.
+#[derive(Debug, Parser)]
+#[command(name = "llm-bench", version, about, after_help = EXAMPLES)]
+pub struct Cli {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+const EXAMPLES: &str = "\
+Examples:
+  llm-bench run                                   built-in quickstart against the in-process simulator
+  llm-bench run scenarios/ollama-llama3.2-1b.yaml Ollama on localhost:11434 (or OLLAMA_HOST)
+  llm-bench run s.yaml --concurrency 1 --concurrency 8 --requests-per-level 50
+  llm-bench validate scenarios/*.yaml
+  llm-bench sim --listen 127.0.0.1:11434 --parallel 2
+
+Exit codes: 0 ok, 1 runtime error, 2 usage, 104 invalid scenario, 105 interrupted.";
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run a scenario and write results.
+    Run(RunArgs),
+    /// Check scenario files against the schema and semantic rules.
+    Validate(ValidateArgs),
+    /// Print the JSON Schema of scenario files (or of result files).
+    Schema(SchemaArgs),
+    /// Serve the built-in Ollama-compatible simulator.
+    Sim(SimArgs),
+}
+
+/// `llm-bench run`.
+#[derive(Debug, Args, Default)]
+pub struct RunArgs {
+    /// Scenario file. Default: scenarios/quickstart.yaml, or the built-in copy of it.
+    pub scenario: Option<PathBuf>,
+    /// Replace the levels of every concurrency-levels scenario (repeatable).
+    #[arg(long = "concurrency", short = 'c', value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+    pub concurrency: Vec<u32>,
+    /// Replace requests_per_level of every concurrency-levels scenario.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+    pub requests_per_level: Option<u32>,
+    /// Server base URL; beats the scenario's url and OLLAMA_HOST, and skips the simulator.
+    #[arg(long, value_name = "URL")]
+    pub target_url: Option<String>,
+    /// Model name, replacing the scenario's.
+    #[arg(long, value_name = "MODEL")]
+    pub model: Option<String>,
+    /// Where result files go.
+    #[arg(long, value_name = "DIR", default_value = "results")]
+    pub output_dir: PathBuf,
+    /// Also write one JSON line per request to <name>-<timestamp>.requests.jsonl.
+    #[arg(long)]
+    pub raw: bool,
+    /// No progress output.
+    #[arg(long, short = 'q')]
+    pub quiet: bool,
+}
+
+/// `llm-bench validate`.
+#[derive(Debug, Args)]
+pub struct ValidateArgs {
+    /// Scenario files.
+    #[arg(required = true)]
+    pub files: Vec<PathBuf>,
+}
+
+/// `llm-bench schema`.
+#[derive(Debug, Args)]
+pub struct SchemaArgs {
+    /// Print the schema of result files instead.
+    #[arg(long)]
+    pub result: bool,
+}
+
+/// `llm-bench sim`.
+#[derive(Debug, Args)]
+pub struct SimArgs {
+    /// Address to listen on.
+    #[arg(long, default_value = "127.0.0.1:11434")]
+    pub listen: SocketAddr,
+    /// Read settings from the `simulator:` section of this scenario file; flags override them.
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Slots decoding at once (OLLAMA_NUM_PARALLEL).
+    #[arg(long)]
+    pub parallel: Option<u32>,
+    /// Prefill time per prompt token, e.g. 500us.
+    #[arg(long, value_parser = parse_duration)]
+    pub prefill_per_token: Option<HumanDuration>,
+    /// Decode time per output token, e.g. 20ms.
+    #[arg(long, value_parser = parse_duration)]
+    pub decode_per_token: Option<HumanDuration>,
+    /// Shared decode bandwidth cap, tokens/s.
+    #[arg(long)]
+    pub max_decode_tokens_per_second: Option<f64>,
+    /// Cold-load delay of the first request.
+    #[arg(long, value_parser = parse_duration)]
+    pub load_time: Option<HumanDuration>,
+    /// Output tokens when a request sets no num_predict: N or MIN-MAX.
+    #[arg(long, value_parser = parse_range)]
+    pub output_tokens: Option<(u32, u32)>,
+    /// Serve only these models (repeatable); others get 404.
+    #[arg(long = "model")]
+    pub models: Vec<String>,
+    /// Seed for lengths, text and faults.
+    #[arg(long)]
+    pub seed: Option<u64>,
+    /// Inject a fault at a rate, e.g. http_503=0.05 (http_500, http_503, http_404, error_line,
+    /// malformed_line, stall, disconnect); repeatable.
+    #[arg(long = "fault", value_parser = parse_fault)]
+    pub faults: Vec<(String, f64)>,
+}
+
+fn parse_duration(text: &str) -> Result<HumanDuration, String> {
+    crate::duration::parse(text).map(HumanDuration).map_err(|e| e.to_string())
+}
+
+fn parse_range(text: &str) -> Result<(u32, u32), String> {
+    let (lo, hi) = text.split_once('-').unwrap_or((text, text));
+    let n = |s: &str| s.trim().parse::<u32>().map_err(|e| format!("{s:?}: {e}"));
+    let (lo, hi) = (n(lo)?, n(hi)?);
+    if lo == 0 || lo > hi {
+        return Err("expected N or MIN-MAX with 1 <= MIN <= MAX".into());
+    }
+    Ok((lo, hi))
+}
+
+fn parse_fault(text: &str) -> Result<(String, f64), String> {
+    let (name, rate) = text.split_once('=').ok_or("expected KIND=RATE, e.g. http_503=0.05")?;
+    let rate: f64 = rate.parse().map_err(|e| format!("rate {rate:?}: {e}"))?;
+    if !(0.0..=1.0).contains(&rate) {
+        return Err("rate must be between 0 and 1".into());
+    }
+    if !crate::sim::Faults::default().set(name, rate) {
+        return Err(format!("unknown fault {name:?}"));
+    }
+    Ok((name.to_string(), rate))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn concurrency_is_repeatable_and_positive() {
+        let cli = Cli::try_parse_from(["llm-bench", "run", "-c", "1", "--concurrency", "8"]).unwrap();
+        let Command::Run(args) = cli.command else { panic!() };
+        assert_eq!(args.concurrency, vec![1, 8]);
+        assert!(Cli::try_parse_from(["llm-bench", "run", "-c", "0"]).is_err());
+    }
+
+    #[test]
+    fn sim_value_parsers_reject_nonsense() {
+        assert_eq!(parse_range("8"), Ok((8, 8)));
+        assert_eq!(parse_range("4-16"), Ok((4, 16)));
+        assert!(parse_range("16-4").is_err());
+        assert!(parse_fault("stall=0.5").is_ok());
+        assert!(parse_fault("stall=2").is_err());
+        assert!(parse_fault("meteor=0.1").is_err());
+        assert!(parse_duration("10 sec").is_err());
+    }
+
+    #[test]
+    fn clap_definition_is_consistent() {
+        use clap::CommandFactory;
+        Cli::command().debug_assert();
+    }
+}

@@ -1,0 +1,110 @@
+//! Following a plan: VUs send requests through the [`Backend`] and report [`Event`]s. Executors
+//! never aggregate; they only decide when requests start and stop.
+//!
+//! Two tokens stop a run: `stop` ends the sending of new requests (Ctrl-C, end of a phase),
+//! `abort` cuts off requests still in flight (after a grace period), which are then counted as
+//! interrupted rather than failed.
+
+mod closed;
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+
+use tokio::sync::mpsc;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+use crate::backend::Backend;
+use crate::metrics::{Event, GroupKey, Outcome, Sample};
+use crate::plan::{PhasePlan, PlanKind};
+use crate::scenario::Prompt;
+
+/// Prompts handed out in turn to every request, across all VUs.
+#[derive(Debug)]
+pub struct PromptCycle {
+    prompts: Vec<Prompt>,
+    next: AtomicUsize,
+}
+
+impl PromptCycle {
+    /// Cycles through `prompts`, which validation guarantees are not empty.
+    pub fn new(prompts: Vec<Prompt>) -> Self {
+        Self {
+            prompts,
+            next: AtomicUsize::new(0),
+        }
+    }
+
+    fn next(&self) -> &Prompt {
+        let i = self.next.fetch_add(1, Ordering::Relaxed);
+        &self.prompts[i % self.prompts.len()]
+    }
+}
+
+/// What every executor shares.
+#[derive(Clone)]
+pub struct Runner {
+    /// The server API.
+    pub backend: Arc<dyn Backend>,
+    /// The prompts.
+    pub prompts: Arc<PromptCycle>,
+    /// Where samples go.
+    pub events: mpsc::Sender<Event>,
+    /// t = 0 of the run.
+    pub run_start: Instant,
+    /// Cancelled to stop starting requests.
+    pub stop: CancellationToken,
+    /// Cancelled to cut off requests in flight.
+    pub abort: CancellationToken,
+}
+
+impl Runner {
+    /// Sends one request and reports it; `cut` cancels it mid-flight.
+    pub async fn request(&self, key: Option<GroupKey>, cut: &CancellationToken) {
+        let prompt = self.prompts.next();
+        let at = self.run_start.elapsed();
+        // A closed channel means the recorder is gone (the run is ending); nothing to report to.
+        let _ = self.events.send(Event::Started { key: key.clone(), at }).await;
+        let (started, outcome) = tokio::select! {
+            exchange = self.backend.send(prompt) => (
+                exchange.sent_at.saturating_duration_since(self.run_start),
+                Outcome::Done(exchange.measurement),
+            ),
+            _ = cut.cancelled() => (at, Outcome::Interrupted),
+        };
+        let ended = self.run_start.elapsed();
+        let sample = Sample { key, started, ended, outcome };
+        let _ = self.events.send(Event::Finished(Box::new(sample))).await;
+    }
+
+    /// Sends `n` warm-up requests one at a time; they are reported without a group.
+    pub async fn warmup(&self, n: u32) {
+        for _ in 0..n {
+            if self.stop.is_cancelled() {
+                break;
+            }
+            self.request(None, &self.abort).await;
+        }
+    }
+
+    /// Runs one phase to its end (or until stopped).
+    pub async fn phase(&self, plan: PhasePlan) {
+        let begin = self.run_start + plan.start_time;
+        tokio::select! {
+            _ = tokio::time::sleep_until(begin) => {}
+            _ = self.stop.cancelled() => return,
+        }
+        let name: Arc<str> = plan.name.as_str().into();
+        match plan.kind {
+            PlanKind::Levels { levels, requests_per_level } => {
+                closed::levels(self, name, &levels, requests_per_level).await;
+            }
+            PlanKind::ConstantVus { vus, duration, iterations, graceful_stop } => {
+                closed::constant_vus(self, name, vus, duration, iterations, graceful_stop).await;
+            }
+            PlanKind::RampingVus { steps, stage_ends, graceful_ramp_down, graceful_stop } => {
+                closed::ramping_vus(self, name, &steps, &stage_ends, graceful_ramp_down, graceful_stop).await;
+            }
+        }
+    }
+}

@@ -1,0 +1,349 @@
+//! The single owner of every aggregate: HDR histograms per metric and group, counters, and the
+//! time series. Memory depends on the number of groups, never on the number of requests.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use hdrhistogram::Histogram;
+
+use super::sample::{Event, GroupKey, Outcome, Sample};
+use super::timeseries::TimeSeries;
+use crate::backend::{ErrorKind, Measurement};
+
+/// Highest recordable value: one hour in microseconds (also ample for token counts and rates).
+const HIGHEST: u64 = 3_600_000_000;
+
+/// Per-request distributions, each an HDR histogram.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Trend {
+    /// Time to first token, µs.
+    Ttft,
+    /// Inter-token latency (every gap between content chunks), µs.
+    Itl,
+    /// Time per output token after the first, µs.
+    Tpot,
+    /// End-to-end latency, µs.
+    E2e,
+    /// Output tokens / e2e of one request, in milli-tokens per second.
+    RequestTokensPerSecond,
+    /// Output tokens of one request.
+    OutputTokens,
+    /// Prompt tokens of one request.
+    PromptTokens,
+    /// Server queue wait (total − load − prefill − decode), µs.
+    QueueWait,
+    /// Server `load_duration`, µs.
+    Load,
+    /// Server `prompt_eval_duration`, µs.
+    Prefill,
+}
+
+impl Trend {
+    /// Every trend, in report order.
+    pub const ALL: [Trend; 10] = [
+        Trend::Ttft,
+        Trend::Itl,
+        Trend::Tpot,
+        Trend::E2e,
+        Trend::RequestTokensPerSecond,
+        Trend::OutputTokens,
+        Trend::PromptTokens,
+        Trend::QueueWait,
+        Trend::Load,
+        Trend::Prefill,
+    ];
+}
+
+/// Aggregates of one group (a level, a stage, a phase or the whole run).
+#[derive(Debug, Clone)]
+pub struct GroupStats {
+    trends: Vec<Histogram<u64>>,
+    /// Requests that completed without error.
+    pub ok: u64,
+    /// Failed requests by category.
+    pub errors: BTreeMap<ErrorKind, u64>,
+    /// Requests cut off by the end of the run.
+    pub interrupted: u64,
+    /// Output tokens of successful requests.
+    pub output_tokens: u64,
+    /// Prompt tokens of successful requests (as the server counted them).
+    pub prompt_tokens: u64,
+    /// Successful requests whose token count is a chunk count.
+    pub tokens_estimated: u64,
+    /// Earliest request start, from the run's start.
+    pub first_start: Option<Duration>,
+    /// Latest request end, from the run's start.
+    pub last_end: Option<Duration>,
+}
+
+impl Default for GroupStats {
+    fn default() -> Self {
+        Self {
+            trends: Trend::ALL.iter().map(|_| new_histogram()).collect(),
+            ok: 0,
+            errors: BTreeMap::new(),
+            interrupted: 0,
+            output_tokens: 0,
+            prompt_tokens: 0,
+            tokens_estimated: 0,
+            first_start: None,
+            last_end: None,
+        }
+    }
+}
+
+fn new_histogram() -> Histogram<u64> {
+    Histogram::new_with_bounds(1, HIGHEST, 3).expect("static histogram bounds are valid")
+}
+
+fn micros(d: Duration) -> u64 {
+    u64::try_from(d.as_micros()).unwrap_or(u64::MAX)
+}
+
+impl GroupStats {
+    /// The histogram of one trend.
+    pub fn trend(&self, trend: Trend) -> &Histogram<u64> {
+        &self.trends[trend as usize]
+    }
+
+    fn put(&mut self, trend: Trend, value: u64) {
+        self.trends[trend as usize].saturating_record(value.min(HIGHEST));
+    }
+
+    /// Failed requests of every kind.
+    pub fn error_count(&self) -> u64 {
+        self.errors.values().sum()
+    }
+
+    /// Wall time from the first start to the last end.
+    pub fn wall_time(&self) -> Duration {
+        match (self.first_start, self.last_end) {
+            (Some(a), Some(b)) => b.saturating_sub(a),
+            _ => Duration::ZERO,
+        }
+    }
+
+    /// Folds one finished request in.
+    pub fn record(&mut self, sample: &Sample) {
+        self.first_start = Some(self.first_start.map_or(sample.started, |t| t.min(sample.started)));
+        self.last_end = Some(self.last_end.map_or(sample.ended, |t| t.max(sample.ended)));
+        match &sample.outcome {
+            Outcome::Interrupted => self.interrupted += 1,
+            Outcome::Done(m) => match &m.error {
+                Some(error) => *self.errors.entry(error.kind).or_default() += 1,
+                None => self.record_success(m),
+            },
+        }
+    }
+
+    fn record_success(&mut self, m: &Measurement) {
+        self.ok += 1;
+        self.output_tokens += m.output_tokens;
+        self.tokens_estimated += u64::from(m.tokens_estimated);
+        self.put(Trend::E2e, micros(m.e2e));
+        self.put(Trend::OutputTokens, m.output_tokens);
+        if let Some(ttft) = m.ttft {
+            self.put(Trend::Ttft, micros(ttft));
+            if m.output_tokens > 1 {
+                let decode = m.e2e.saturating_sub(ttft);
+                self.put(Trend::Tpot, micros(decode) / (m.output_tokens - 1));
+            }
+        }
+        for gap in &m.itl {
+            self.put(Trend::Itl, micros(*gap));
+        }
+        if !m.e2e.is_zero() && m.output_tokens > 0 {
+            let rate = m.output_tokens as f64 / m.e2e.as_secs_f64();
+            self.put(Trend::RequestTokensPerSecond, (rate * 1000.0).round() as u64);
+        }
+        if let Some(p) = m.prompt_tokens {
+            self.prompt_tokens += p;
+            self.put(Trend::PromptTokens, p);
+        }
+        let server = &m.server;
+        if let Some(q) = server.queue_wait() {
+            self.put(Trend::QueueWait, micros(q));
+        }
+        if let Some(load) = server.load {
+            self.put(Trend::Load, micros(load));
+        }
+        if let Some(prefill) = server.prompt_eval {
+            self.put(Trend::Prefill, micros(prefill));
+        }
+    }
+
+    /// Adds another group's aggregates (for phase and run totals).
+    pub fn merge(&mut self, other: &GroupStats) {
+        for (mine, theirs) in self.trends.iter_mut().zip(&other.trends) {
+            // Both were built with the same bounds, so `add` cannot fail.
+            let _ = mine.add(theirs);
+        }
+        self.ok += other.ok;
+        for (kind, n) in &other.errors {
+            *self.errors.entry(*kind).or_default() += n;
+        }
+        self.interrupted += other.interrupted;
+        self.output_tokens += other.output_tokens;
+        self.prompt_tokens += other.prompt_tokens;
+        self.tokens_estimated += other.tokens_estimated;
+        self.first_start = match (self.first_start, other.first_start) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+        self.last_end = match (self.last_end, other.last_end) {
+            (Some(a), Some(b)) => Some(a.max(b)),
+            (a, b) => a.or(b),
+        };
+    }
+}
+
+/// Warm-up requests: counted apart, in no metric.
+#[derive(Debug, Clone, Default)]
+pub struct WarmupStats {
+    /// Warm-up requests that ended.
+    pub requests: u64,
+    /// Of which failed, by category.
+    pub errors: BTreeMap<ErrorKind, u64>,
+}
+
+/// Folds events into per-group aggregates and the time series.
+#[derive(Debug, Default)]
+pub struct Recorder {
+    groups: BTreeMap<GroupKey, GroupStats>,
+    /// Warm-up counts.
+    pub warmup: WarmupStats,
+    /// Per-second series.
+    pub series: TimeSeries,
+    in_flight: u64,
+}
+
+impl Recorder {
+    /// An empty recorder.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Folds one event in.
+    pub fn record(&mut self, event: &Event) {
+        match event {
+            Event::Started { key, at } => {
+                self.in_flight += 1;
+                if key.is_some() {
+                    self.series.started(*at, self.in_flight);
+                }
+            }
+            Event::Finished(sample) => {
+                self.in_flight = self.in_flight.saturating_sub(1);
+                match &sample.key {
+                    None => {
+                        self.warmup.requests += 1;
+                        if let Outcome::Done(Measurement { error: Some(e), .. }) = &sample.outcome {
+                            *self.warmup.errors.entry(e.kind).or_default() += 1;
+                        }
+                    }
+                    Some(key) => {
+                        self.groups.entry(key.clone()).or_default().record(sample);
+                        self.series.finished(sample);
+                    }
+                }
+            }
+            Event::GroupDone(_) => {}
+        }
+    }
+
+    /// Every group, ordered by scenario then group.
+    pub fn groups(&self) -> &BTreeMap<GroupKey, GroupStats> {
+        &self.groups
+    }
+
+    /// The group of `key`, if it recorded anything.
+    pub fn group(&self, key: &GroupKey) -> Option<&GroupStats> {
+        self.groups.get(key)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::backend::{RequestError, ServerTimings};
+    use crate::metrics::sample::Group;
+
+    fn ms(n: u64) -> Duration {
+        Duration::from_millis(n)
+    }
+
+    fn key() -> GroupKey {
+        GroupKey { scenario: "s".into(), group: Group::Level(1) }
+    }
+
+    fn ok(ttft: u64, e2e: u64, tokens: u64) -> Box<Sample> {
+        Box::new(Sample {
+            key: Some(key()),
+            started: ms(0),
+            ended: ms(e2e),
+            outcome: Outcome::Done(Measurement {
+                ttft: Some(ms(ttft)),
+                e2e: ms(e2e),
+                itl: vec![ms(10); tokens.saturating_sub(1) as usize],
+                output_tokens: tokens,
+                prompt_tokens: Some(7),
+                server: ServerTimings { total: Some(ms(e2e - 1)), load: Some(ms(1)), prompt_eval: Some(ms(2)), eval: Some(ms(3)) },
+                ..Measurement::default()
+            }),
+        })
+    }
+
+    #[test]
+    fn records_trends_in_microseconds_and_derives_tpot() {
+        let mut r = Recorder::new();
+        r.record(&Event::Finished(ok(100, 1100, 11)));
+        let g = r.group(&key()).unwrap();
+        assert_eq!(g.ok, 1);
+        assert_eq!(g.trend(Trend::Ttft).max(), g.trend(Trend::Ttft).highest_equivalent(100_000));
+        // (1100 - 100) ms over 10 tokens after the first = 100 ms.
+        assert_eq!(g.trend(Trend::Tpot).value_at_quantile(0.5), g.trend(Trend::Tpot).highest_equivalent(100_000));
+        assert_eq!(g.trend(Trend::Itl).len(), 10);
+        assert_eq!(g.trend(Trend::QueueWait).value_at_quantile(0.5), g.trend(Trend::QueueWait).highest_equivalent(1_093_000));
+        assert_eq!(g.prompt_tokens, 7);
+    }
+
+    #[test]
+    fn warmup_is_counted_apart_from_every_metric() {
+        let mut r = Recorder::new();
+        let mut warm = ok(5, 10, 2);
+        warm.key = None;
+        r.record(&Event::Finished(warm));
+        assert_eq!(r.warmup.requests, 1);
+        assert!(r.groups().is_empty());
+    }
+
+    #[test]
+    fn errors_and_interruptions_are_counted_not_measured() {
+        let mut r = Recorder::new();
+        let mut failed = ok(5, 10, 2);
+        failed.outcome = Outcome::Done(Measurement { error: Some(RequestError::new(ErrorKind::Timeout, "t")), ..Measurement::default() });
+        r.record(&Event::Finished(failed));
+        let mut cut = ok(5, 10, 2);
+        cut.outcome = Outcome::Interrupted;
+        r.record(&Event::Finished(cut));
+        let g = r.group(&key()).unwrap();
+        assert_eq!(g.errors[&ErrorKind::Timeout], 1);
+        assert_eq!(g.interrupted, 1);
+        assert_eq!(g.ok, 0);
+        assert!(g.trend(Trend::E2e).is_empty());
+    }
+
+    #[test]
+    fn merge_adds_counts_and_widens_the_window() {
+        let mut a = GroupStats::default();
+        a.record(&ok(1, 10, 2));
+        let mut b = GroupStats::default();
+        let mut late = ok(1, 50, 2);
+        late.started = ms(30);
+        b.record(&late);
+        a.merge(&b);
+        assert_eq!(a.ok, 2);
+        assert_eq!(a.trend(Trend::E2e).len(), 2);
+        assert_eq!(a.wall_time(), ms(50));
+    }
+}

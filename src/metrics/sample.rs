@@ -1,0 +1,77 @@
+//! What workers tell the recorder: a request started, a request finished, a group ended.
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::backend::Measurement;
+
+/// Which aggregate a request belongs to.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct GroupKey {
+    /// The scenario (phase) name.
+    pub scenario: Arc<str>,
+    /// The level, stage or whole phase within it.
+    pub group: Group,
+}
+
+/// The unit metrics are kept for within a scenario.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Group {
+    /// A concurrency level of `concurrency-levels`.
+    Level(u32),
+    /// A stage (0-based) of `ramping-vus`.
+    Stage(usize),
+    /// The whole of a `constant-vus` phase.
+    All,
+}
+
+impl fmt::Display for Group {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Group::Level(n) => write!(f, "level {n}"),
+            Group::Stage(i) => write!(f, "stage {}", i + 1),
+            Group::All => f.write_str("all"),
+        }
+    }
+}
+
+/// How a request ended.
+// Samples travel boxed inside `Event::Finished`, so the size difference costs nothing.
+#[allow(clippy::large_enum_variant)]
+#[derive(Debug, Clone)]
+pub enum Outcome {
+    /// It completed or failed; the measurement says which.
+    Done(Measurement),
+    /// The run stopped (Ctrl-C, end of graceful stop) while it was in flight; not a server error.
+    Interrupted,
+}
+
+/// One finished request.
+#[derive(Debug, Clone)]
+pub struct Sample {
+    /// Its aggregate; `None` for warm-up requests, which no metric includes.
+    pub key: Option<GroupKey>,
+    /// Offset of t0 from the run's start.
+    pub started: Duration,
+    /// Offset of its end from the run's start.
+    pub ended: Duration,
+    /// How it ended.
+    pub outcome: Outcome,
+}
+
+/// A message to the recorder.
+#[derive(Debug, Clone)]
+pub enum Event {
+    /// A request is about to be sent (for in-flight counts and progress).
+    Started {
+        /// Its aggregate; `None` for warm-up.
+        key: Option<GroupKey>,
+        /// Offset from the run's start.
+        at: Duration,
+    },
+    /// A request ended.
+    Finished(Box<Sample>),
+    /// A level or stage sent its last request and all of them ended.
+    GroupDone(GroupKey),
+}

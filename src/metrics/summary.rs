@@ -1,0 +1,173 @@
+//! Aggregates -> the statistics users read: counts, rates and percentiles, in milliseconds and
+//! tokens, serialisable for the result file.
+
+use std::collections::BTreeMap;
+
+use hdrhistogram::Histogram;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use super::recorder::{GroupStats, Trend};
+use crate::backend::ErrorKind;
+
+/// Distribution statistics of one metric.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct Stats {
+    /// Samples.
+    pub count: u64,
+    /// Smallest.
+    pub min: f64,
+    /// Arithmetic mean.
+    pub mean: f64,
+    /// Standard deviation.
+    pub stddev: f64,
+    /// Median.
+    pub p50: f64,
+    /// 90th percentile.
+    pub p90: f64,
+    /// 95th percentile.
+    pub p95: f64,
+    /// 99th percentile.
+    pub p99: f64,
+    /// 99.9th percentile.
+    pub p99_9: f64,
+    /// Largest.
+    pub max: f64,
+}
+
+impl Stats {
+    /// Statistics of `h`, each value divided by `scale` (1000 turns µs into ms). `None` when empty.
+    pub fn from_histogram(h: &Histogram<u64>, scale: f64) -> Option<Stats> {
+        if h.is_empty() {
+            return None;
+        }
+        let q = |q: f64| h.value_at_quantile(q) as f64 / scale;
+        Some(Stats {
+            count: h.len(),
+            min: h.min() as f64 / scale,
+            mean: h.mean() / scale,
+            stddev: h.stdev() / scale,
+            p50: q(0.5),
+            p90: q(0.9),
+            p95: q(0.95),
+            p99: q(0.99),
+            p99_9: q(0.999),
+            max: h.max() as f64 / scale,
+        })
+    }
+}
+
+/// Everything measured for one group (a level, stage, phase or the whole run).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct GroupSummary {
+    /// Requests that ended (succeeded + failed; interrupted ones are apart).
+    pub requests: u64,
+    /// Requests that completed without error.
+    pub successes: u64,
+    /// Requests that failed.
+    pub errors: u64,
+    /// errors / requests.
+    pub error_rate: f64,
+    /// Failed requests by category.
+    pub errors_by_kind: BTreeMap<ErrorKind, u64>,
+    /// Requests cut off when the run stopped (not server errors).
+    pub interrupted: u64,
+    /// From the first request's start to the last one's end, seconds.
+    pub wall_time_secs: f64,
+    /// Successful requests per second of wall time.
+    pub requests_per_second: f64,
+    /// Output tokens of successful requests per second of wall time: the capacity figure.
+    pub output_tokens_per_second: f64,
+    /// Prompt tokens per second of wall time.
+    pub prompt_tokens_per_second: f64,
+    /// Output tokens of successful requests.
+    pub output_tokens_total: u64,
+    /// Prompt tokens of successful requests (server counts).
+    pub prompt_tokens_total: u64,
+    /// Successful requests whose output tokens are a chunk count (no server count).
+    pub tokens_estimated_requests: u64,
+    /// Time to first token, ms.
+    pub ttft_ms: Option<Stats>,
+    /// Inter-token latency: every gap between content chunks, pooled, ms.
+    pub itl_ms: Option<Stats>,
+    /// Time per output token: (e2e − ttft) / (output tokens − 1), ms.
+    pub tpot_ms: Option<Stats>,
+    /// End-to-end latency, ms.
+    pub e2e_latency_ms: Option<Stats>,
+    /// Output tokens / e2e latency of each request, tokens per second.
+    pub request_tokens_per_second: Option<Stats>,
+    /// Output tokens per request.
+    pub output_tokens: Option<Stats>,
+    /// Prompt tokens per request.
+    pub prompt_tokens: Option<Stats>,
+    /// Server-side queue wait (total − load − prefill − decode), ms.
+    pub queue_wait_ms: Option<Stats>,
+    /// Server-side model load / scheduler wait, ms.
+    pub load_ms: Option<Stats>,
+    /// Server-side prefill (prompt evaluation), ms.
+    pub prefill_ms: Option<Stats>,
+}
+
+/// Summarises one group.
+pub fn summarize(g: &GroupStats) -> GroupSummary {
+    let errors = g.error_count();
+    let requests = g.ok + errors;
+    let wall = g.wall_time().as_secs_f64();
+    let per_second = |n: u64| if wall > 0.0 { n as f64 / wall } else { 0.0 };
+    let ms = |t: Trend| Stats::from_histogram(g.trend(t), 1000.0);
+    let count = |t: Trend| Stats::from_histogram(g.trend(t), 1.0);
+    GroupSummary {
+        requests,
+        successes: g.ok,
+        errors,
+        error_rate: if requests > 0 { errors as f64 / requests as f64 } else { 0.0 },
+        errors_by_kind: g.errors.clone(),
+        interrupted: g.interrupted,
+        wall_time_secs: wall,
+        requests_per_second: per_second(g.ok),
+        output_tokens_per_second: per_second(g.output_tokens),
+        prompt_tokens_per_second: per_second(g.prompt_tokens),
+        output_tokens_total: g.output_tokens,
+        prompt_tokens_total: g.prompt_tokens,
+        tokens_estimated_requests: g.tokens_estimated,
+        ttft_ms: ms(Trend::Ttft),
+        itl_ms: ms(Trend::Itl),
+        tpot_ms: ms(Trend::Tpot),
+        e2e_latency_ms: ms(Trend::E2e),
+        request_tokens_per_second: Stats::from_histogram(g.trend(Trend::RequestTokensPerSecond), 1000.0),
+        output_tokens: count(Trend::OutputTokens),
+        prompt_tokens: count(Trend::PromptTokens),
+        queue_wait_ms: ms(Trend::QueueWait),
+        load_ms: ms(Trend::Load),
+        prefill_ms: ms(Trend::Prefill),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stats_of_a_known_histogram() {
+        let mut h = Histogram::<u64>::new_with_bounds(1, 3_600_000_000, 3).unwrap();
+        for v in 1..=100u64 {
+            h.record(v * 1000).unwrap();
+        }
+        let s = Stats::from_histogram(&h, 1000.0).unwrap();
+        assert_eq!(s.count, 100);
+        assert!((s.p50 - 50.0).abs() < 0.1, "{s:?}");
+        assert!((s.p95 - 95.0).abs() < 0.1, "{s:?}");
+        assert!((s.p99 - 99.0).abs() < 0.1, "{s:?}");
+        assert!((s.mean - 50.5).abs() < 0.1);
+        assert!((s.min - 1.0).abs() < 0.01 && (s.max - 100.0).abs() < 0.1);
+    }
+
+    #[test]
+    fn empty_histogram_has_no_stats_and_rates_need_wall_time() {
+        let g = GroupStats::default();
+        let s = summarize(&g);
+        assert_eq!(s.ttft_ms, None);
+        assert_eq!(s.requests_per_second, 0.0);
+        assert_eq!(s.error_rate, 0.0);
+    }
+}

@@ -1,0 +1,213 @@
+//! A per-second time series of the run in bounded memory: at most [`MAX_BUCKETS`] buckets; past
+//! that, neighbouring buckets merge and the width doubles, so a day-long soak costs the same as
+//! an hour. TTFT percentiles are exact while a bucket is recent and merged conservatively after.
+
+use std::time::Duration;
+
+use hdrhistogram::Histogram;
+use schemars::JsonSchema;
+use serde::Serialize;
+
+use super::sample::{Outcome, Sample};
+
+/// The most buckets kept before merging.
+pub const MAX_BUCKETS: usize = 3600;
+/// Buckets this far behind the newest keep their histogram; older ones keep only percentiles.
+const OPEN_BUCKETS: usize = 8;
+
+/// One bucket of the series.
+#[derive(Debug, Clone, Default, Serialize, JsonSchema)]
+pub struct SeriesPoint {
+    /// Start of the bucket, seconds from the run's start.
+    pub t_secs: u64,
+    /// Bucket width in seconds (1 unless the run was long enough to merge buckets).
+    pub width_secs: u64,
+    /// Most requests in flight at once (a closed-model VU has at most one).
+    pub active_vus: u64,
+    /// Requests sent.
+    pub started: u64,
+    /// Requests that completed without error.
+    pub completed: u64,
+    /// Requests that failed.
+    pub errors: u64,
+    /// Output tokens of requests completed in the bucket.
+    pub output_tokens: u64,
+    /// Median TTFT of requests completed in the bucket, ms.
+    pub ttft_p50_ms: Option<f64>,
+    /// 95th percentile TTFT of requests completed in the bucket, ms (after merging: the larger
+    /// of the merged buckets' values).
+    pub ttft_p95_ms: Option<f64>,
+}
+
+#[derive(Debug, Clone, Default)]
+struct Bucket {
+    point: SeriesPoint,
+    ttft: Option<Histogram<u64>>,
+}
+
+impl Bucket {
+    fn close(&mut self) {
+        if let Some(h) = self.ttft.take() {
+            if !h.is_empty() {
+                self.point.ttft_p50_ms = Some(h.value_at_quantile(0.5) as f64 / 1000.0);
+                self.point.ttft_p95_ms = Some(h.value_at_quantile(0.95) as f64 / 1000.0);
+            }
+        }
+    }
+}
+
+/// The series.
+#[derive(Debug, Clone)]
+pub struct TimeSeries {
+    width_secs: u64,
+    buckets: Vec<Bucket>,
+}
+
+impl Default for TimeSeries {
+    fn default() -> Self {
+        Self {
+            width_secs: 1,
+            buckets: Vec::new(),
+        }
+    }
+}
+
+impl TimeSeries {
+    fn bucket(&mut self, at: Duration) -> &mut Bucket {
+        let mut index = (at.as_secs() / self.width_secs) as usize;
+        while index >= MAX_BUCKETS {
+            self.coarsen();
+            index = (at.as_secs() / self.width_secs) as usize;
+        }
+        while self.buckets.len() <= index {
+            let t_secs = self.buckets.len() as u64 * self.width_secs;
+            self.buckets.push(Bucket {
+                point: SeriesPoint { t_secs, width_secs: self.width_secs, ..SeriesPoint::default() },
+                ttft: None,
+            });
+            let newest = self.buckets.len();
+            if newest > OPEN_BUCKETS {
+                self.buckets[newest - 1 - OPEN_BUCKETS].close();
+            }
+        }
+        &mut self.buckets[index]
+    }
+
+    fn coarsen(&mut self) {
+        self.width_secs *= 2;
+        let old = std::mem::take(&mut self.buckets);
+        let mut merged: Vec<Bucket> = Vec::with_capacity(old.len() / 2 + 1);
+        for pair in old.chunks(2) {
+            let mut b = pair[0].clone();
+            b.point.width_secs = self.width_secs;
+            b.point.t_secs = merged.len() as u64 * self.width_secs;
+            if let Some(second) = pair.get(1) {
+                let (x, y) = (&mut b.point, &second.point);
+                x.active_vus = x.active_vus.max(y.active_vus);
+                let total = (x.completed + y.completed).max(1) as f64;
+                x.ttft_p50_ms = match (x.ttft_p50_ms, y.ttft_p50_ms) {
+                    (Some(a), Some(c)) => Some((a * x.completed as f64 + c * y.completed as f64) / total),
+                    (a, c) => a.or(c),
+                };
+                x.ttft_p95_ms = match (x.ttft_p95_ms, y.ttft_p95_ms) {
+                    (Some(a), Some(c)) => Some(a.max(c)),
+                    (a, c) => a.or(c),
+                };
+                x.started += y.started;
+                x.completed += y.completed;
+                x.errors += y.errors;
+                x.output_tokens += y.output_tokens;
+                b.ttft = match (b.ttft.take(), &second.ttft) {
+                    (Some(mut h), Some(other)) => {
+                        let _ = h.add(other);
+                        Some(h)
+                    }
+                    (h, other) => h.or_else(|| other.clone()),
+                };
+            }
+            merged.push(b);
+        }
+        self.buckets = merged;
+    }
+
+    /// A request was sent at `at` with `in_flight` requests now in flight.
+    pub fn started(&mut self, at: Duration, in_flight: u64) {
+        let b = &mut self.bucket(at).point;
+        b.started += 1;
+        b.active_vus = b.active_vus.max(in_flight);
+    }
+
+    /// A request ended.
+    pub fn finished(&mut self, sample: &Sample) {
+        let bucket = self.bucket(sample.ended);
+        let Outcome::Done(m) = &sample.outcome else { return };
+        if m.error.is_some() {
+            bucket.point.errors += 1;
+            return;
+        }
+        bucket.point.completed += 1;
+        bucket.point.output_tokens += m.output_tokens;
+        if let Some(ttft) = m.ttft {
+            let h = bucket.ttft.get_or_insert_with(|| {
+                Histogram::new_with_bounds(1, 3_600_000_000, 2).expect("static bounds are valid")
+            });
+            h.saturating_record(u64::try_from(ttft.as_micros()).unwrap_or(u64::MAX).min(3_600_000_000));
+        }
+    }
+
+    /// The finished series.
+    pub fn points(&self) -> Vec<SeriesPoint> {
+        self.buckets
+            .iter()
+            .map(|b| {
+                let mut b = b.clone();
+                b.close();
+                b.point
+            })
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::backend::Measurement;
+
+    fn done(ended_ms: u64, ttft_ms: u64) -> Sample {
+        Sample {
+            key: None,
+            started: Duration::ZERO,
+            ended: Duration::from_millis(ended_ms),
+            outcome: Outcome::Done(Measurement {
+                ttft: Some(Duration::from_millis(ttft_ms)),
+                output_tokens: 3,
+                ..Measurement::default()
+            }),
+        }
+    }
+
+    #[test]
+    fn buckets_by_second_with_percentiles() {
+        let mut s = TimeSeries::default();
+        s.started(Duration::from_millis(10), 2);
+        s.finished(&done(500, 100));
+        s.finished(&done(1500, 300));
+        let p = s.points();
+        assert_eq!(p.len(), 2);
+        assert_eq!((p[0].started, p[0].active_vus, p[0].completed, p[0].output_tokens), (1, 2, 1, 3));
+        assert!((p[1].ttft_p50_ms.unwrap() - 300.0).abs() < 3.0);
+    }
+
+    #[test]
+    fn stays_bounded_by_merging_buckets() {
+        let mut s = TimeSeries::default();
+        for sec in 0..(3 * MAX_BUCKETS as u64) {
+            s.finished(&done(sec * 1000 + 1, 10));
+        }
+        let p = s.points();
+        assert!(p.len() <= MAX_BUCKETS, "{}", p.len());
+        assert_eq!(p[0].width_secs, 4);
+        assert_eq!(p.iter().map(|b| b.completed).sum::<u64>(), 3 * MAX_BUCKETS as u64);
+        assert!((p[0].ttft_p95_ms.unwrap() - 10.0).abs() < 0.5);
+    }
+}

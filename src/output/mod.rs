@@ -1,0 +1,7 @@
+//! Everything the run writes: the result document, the raw per-request log, the terminal table
+//! and live progress.
+
+pub mod progress;
+pub mod raw;
+pub mod result;
+pub mod table;

@@ -1,0 +1,77 @@
+//! `--raw`: one JSON line per request, streamed to disk as requests end, never held in memory.
+
+use std::io::Write;
+
+use serde::Serialize;
+
+use crate::metrics::{Outcome, Sample};
+
+#[derive(Serialize)]
+struct RawLine<'a> {
+    scenario: Option<&'a str>,
+    group: Option<String>,
+    warmup: bool,
+    started_ms: f64,
+    ended_ms: f64,
+    interrupted: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    status: Option<u16>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    ttft_ms: Option<f64>,
+    e2e_ms: Option<f64>,
+    output_tokens: Option<u64>,
+    tokens_estimated: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    prompt_tokens: Option<u64>,
+    chunks: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    done_reason: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    server_total_ms: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    server_load_ms: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    server_prefill_ms: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    server_decode_ms: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    error_kind: Option<&'static str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    error: Option<&'a str>,
+}
+
+fn ms(d: std::time::Duration) -> f64 {
+    d.as_secs_f64() * 1000.0
+}
+
+/// Appends one line for `sample` to `out`.
+pub fn write_line(out: &mut impl Write, sample: &Sample) -> std::io::Result<()> {
+    let m = match &sample.outcome {
+        Outcome::Done(m) => Some(m),
+        Outcome::Interrupted => None,
+    };
+    let line = RawLine {
+        scenario: sample.key.as_ref().map(|k| &*k.scenario),
+        group: sample.key.as_ref().map(|k| k.group.to_string()),
+        warmup: sample.key.is_none(),
+        started_ms: ms(sample.started),
+        ended_ms: ms(sample.ended),
+        interrupted: m.is_none(),
+        status: m.and_then(|m| m.status),
+        ttft_ms: m.and_then(|m| m.ttft).map(ms),
+        e2e_ms: m.map(|m| ms(m.e2e)),
+        output_tokens: m.map(|m| m.output_tokens),
+        tokens_estimated: m.map(|m| m.tokens_estimated),
+        prompt_tokens: m.and_then(|m| m.prompt_tokens),
+        chunks: m.map(|m| m.content_chunks),
+        done_reason: m.and_then(|m| m.done_reason.as_deref()),
+        server_total_ms: m.and_then(|m| m.server.total).map(ms),
+        server_load_ms: m.and_then(|m| m.server.load).map(ms),
+        server_prefill_ms: m.and_then(|m| m.server.prompt_eval).map(ms),
+        server_decode_ms: m.and_then(|m| m.server.eval).map(ms),
+        error_kind: m.and_then(|m| m.error.as_ref()).map(|e| e.kind.as_str()),
+        error: m.and_then(|m| m.error.as_ref()).map(|e| e.message.as_str()),
+    };
+    serde_json::to_writer(&mut *out, &line)?;
+    out.write_all(b"\n")
+}

@@ -1,0 +1,224 @@
+//! The result document (`results/<name>-<timestamp>.json`), described by
+//! `schemas/result.schema.json`, which is generated from these types.
+
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use schemars::JsonSchema;
+use serde::Serialize;
+
+use crate::backend::ErrorKind;
+use crate::metrics::recorder::{GroupStats, Recorder};
+use crate::metrics::summary::{summarize, GroupSummary};
+use crate::metrics::timeseries::SeriesPoint;
+use crate::metrics::Group;
+
+/// Bumped whenever a field changes meaning or disappears.
+pub const FORMAT_VERSION: u32 = 1;
+
+/// A whole run.
+#[derive(Debug, Clone, Serialize, JsonSchema)]
+pub struct RunResult {
+    /// Version of this document's layout.
+    pub format_version: u32,
+    /// The tool that wrote it.
+    pub tool: ToolInfo,
+    /// The scenario that ran.
+    pub scenario: ScenarioInfo,
+    /// What was benchmarked.
+    pub target: TargetInfo,
+    /// Start of the run, RFC 3339 UTC.
+    pub started_at: String,
+    /// End of the run, RFC 3339 UTC.
+    pub ended_at: String,
+    /// Wall time of the whole run including warm-up, seconds.
+    pub duration_secs: f64,
+    /// The machine that generated the load.
+    pub host: HostInfo,
+    /// True when the run was stopped early (Ctrl-C) and the results are partial.
+    pub interrupted: bool,
+    /// Warm-up requests, excluded from every metric.
+    pub warmup: WarmupSummary,
+    /// Each load phase with its levels or stages.
+    pub scenarios: Vec<ScenarioResult>,
+    /// All phases together.
+    pub total: GroupSummary,
+    /// Per-second series over the run.
+    pub timeseries: Vec<SeriesPoint>,
+}
+
+/// The tool.
+#[derive(Debug, Clone, Serialize, JsonSchema)]
+pub struct ToolInfo {
+    /// "llm-bench".
+    pub name: String,
+    /// Its version.
+    pub version: String,
+}
+
+/// The scenario.
+#[derive(Debug, Clone, Serialize, JsonSchema)]
+pub struct ScenarioInfo {
+    /// `name` from the file.
+    pub name: String,
+    /// `description` from the file.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    /// The file path, or `<built-in quickstart>`.
+    pub source: String,
+    /// SHA-256 of the file text: two results with the same hash ran the same scenario.
+    pub content_sha256: String,
+}
+
+/// The server under test.
+#[derive(Debug, Clone, Serialize, JsonSchema)]
+pub struct TargetInfo {
+    /// API family (`ollama`).
+    pub backend: String,
+    /// Base URL called.
+    pub url: String,
+    /// Model name.
+    pub model: String,
+    /// Endpoint family (`chat` or `generate`).
+    pub api: String,
+    /// True when the target was the built-in simulator.
+    pub simulated: bool,
+}
+
+/// The load generator's machine.
+#[derive(Debug, Clone, Serialize, JsonSchema)]
+pub struct HostInfo {
+    /// Logical CPUs available.
+    pub cores: usize,
+    /// Operating system.
+    pub os: String,
+    /// CPU architecture.
+    pub arch: String,
+}
+
+impl HostInfo {
+    /// This machine.
+    pub fn current() -> Self {
+        Self {
+            cores: std::thread::available_parallelism().map_or(1, |n| n.get()),
+            os: std::env::consts::OS.to_string(),
+            arch: std::env::consts::ARCH.to_string(),
+        }
+    }
+}
+
+/// Warm-up counts.
+#[derive(Debug, Clone, Serialize, JsonSchema)]
+pub struct WarmupSummary {
+    /// Warm-up requests sent.
+    pub requests: u64,
+    /// Of which failed.
+    pub errors: u64,
+    /// Failures by category.
+    pub errors_by_kind: BTreeMap<ErrorKind, u64>,
+}
+
+/// One load phase.
+#[derive(Debug, Clone, Serialize, JsonSchema)]
+pub struct ScenarioResult {
+    /// Its name in the file.
+    pub name: String,
+    /// Its executor.
+    pub executor: String,
+    /// Its levels (concurrency-levels), stages (ramping-vus) or single group (constant-vus).
+    pub groups: Vec<GroupResult>,
+    /// The phase as a whole.
+    pub total: GroupSummary,
+}
+
+/// One level or stage.
+#[derive(Debug, Clone, Serialize, JsonSchema)]
+pub struct GroupResult {
+    /// "level 5", "stage 2" or "all".
+    pub label: String,
+    /// The concurrency level, for concurrency-levels.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub level: Option<u32>,
+    /// The 1-based stage, for ramping-vus.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub stage: Option<usize>,
+    /// Its metrics.
+    #[serde(flatten)]
+    pub summary: GroupSummary,
+}
+
+/// Builds per-phase and total summaries from the recorder; `phases` gives each phase's name and
+/// executor in display order (phases that recorded nothing still appear).
+pub fn summarize_phases(recorder: &Recorder, phases: &[(String, String)]) -> (Vec<ScenarioResult>, GroupSummary) {
+    let mut run_total = GroupStats::default();
+    let mut scenarios = Vec::new();
+    for (name, executor) in phases {
+        let mut phase_total = GroupStats::default();
+        let mut groups = Vec::new();
+        for (key, stats) in recorder.groups().iter().filter(|(k, _)| &*k.scenario == name) {
+            phase_total.merge(stats);
+            let (level, stage) = match key.group {
+                Group::Level(n) => (Some(n), None),
+                Group::Stage(i) => (None, Some(i + 1)),
+                Group::All => (None, None),
+            };
+            groups.push(GroupResult { label: key.group.to_string(), level, stage, summary: summarize(stats) });
+        }
+        run_total.merge(&phase_total);
+        scenarios.push(ScenarioResult {
+            name: name.clone(),
+            executor: executor.clone(),
+            groups,
+            total: summarize(&phase_total),
+        });
+    }
+    (scenarios, summarize(&run_total))
+}
+
+/// The JSON Schema of [`RunResult`] as committed in `schemas/result.schema.json`.
+pub fn result_schema_json() -> String {
+    crate::scenario::schema::pretty(&schemars::schema_for!(RunResult))
+}
+
+/// `name` made safe for a file name.
+pub fn file_stem(name: &str) -> String {
+    let stem: String = name
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '_' || c == '.' { c } else { '-' })
+        .collect();
+    if stem.is_empty() { "run".into() } else { stem }
+}
+
+/// `2026-11-28T08:05:03Z` -> `20261128T080503Z`, for file names.
+pub fn compact_timestamp(rfc3339: &str) -> String {
+    rfc3339.chars().filter(|c| c.is_ascii_alphanumeric()).collect()
+}
+
+/// Writes the result as pretty JSON.
+pub fn write_json(result: &RunResult, out: impl Write) -> serde_json::Result<()> {
+    let mut out = std::io::BufWriter::new(out);
+    serde_json::to_writer_pretty(&mut out, result)?;
+    out.write_all(b"\n").map_err(serde_json::Error::io)
+}
+
+/// Writes `<dir>/<stem>-<timestamp>.json` and `<dir>/benchmark_latest.json`; returns the first.
+pub fn save(result: &RunResult, dir: &Path, stem: &str) -> std::io::Result<PathBuf> {
+    std::fs::create_dir_all(dir)?;
+    let path = dir.join(format!("{stem}.json"));
+    write_json(result, std::fs::File::create(&path)?)?;
+    std::fs::copy(&path, dir.join("benchmark_latest.json"))?;
+    Ok(path)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn file_names_are_safe() {
+        assert_eq!(file_stem("llama3.2:1b sweep"), "llama3.2-1b-sweep");
+        assert_eq!(file_stem(""), "run");
+        assert_eq!(compact_timestamp("2026-11-28T08:05:03Z"), "20261128T080503Z");
+    }
+}

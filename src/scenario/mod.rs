@@ -1,0 +1,261 @@
+//! The scenario file: serde + schemars types that define the YAML users write.
+//!
+//! Field doc comments become the JSON Schema's descriptions, which editors show as hover help
+//! through yaml-language-server, so they are written for users, not for maintainers.
+
+pub mod load;
+pub mod schema;
+pub mod validate;
+
+use std::collections::BTreeMap;
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+
+use crate::duration::HumanDuration;
+use crate::sim::SimConfig;
+
+pub use load::{load_file, load_str, LoadError, Loaded};
+pub use validate::Problem;
+
+/// A benchmark scenario: what to call, with which prompts, under which load.
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Scenario {
+    /// Short name; used in result file names and reports.
+    pub name: String,
+    /// What this scenario measures and why.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    /// The server and model under test.
+    pub target: Target,
+    /// The prompts sent, in turn, by every request.
+    pub prompts: Vec<Prompt>,
+    /// Requests sent one at a time before measuring, excluded from every metric.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub warmup: Option<Warmup>,
+    /// Named load phases (k6 scenarios). They start together, each after its own `start_time`.
+    pub scenarios: BTreeMap<String, Phase>,
+    /// Start the built-in Ollama simulator in-process and benchmark it, unless a target URL is
+    /// given on the command line.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub simulator: Option<SimConfig>,
+}
+
+/// Which server to call and how.
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Target {
+    /// The API family the server speaks.
+    #[serde(default)]
+    pub backend: BackendKind,
+    /// Base URL of the server. Default: `OLLAMA_HOST` if set (as Ollama's own clients read it),
+    /// else http://localhost:11434. `--target-url` overrides both.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub url: Option<String>,
+    /// Model name as the server knows it, e.g. `llama3.2:1b`.
+    pub model: String,
+    /// `chat` uses /api/chat with messages; `generate` uses /api/generate with a prompt.
+    #[serde(default)]
+    pub api: Api,
+    /// Time allowed for one request, from sending to the last byte. Default 120s.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeout: Option<HumanDuration>,
+    /// Passed through as Ollama `options` (num_predict, temperature, seed, num_ctx, ...).
+    /// Keep num_ctx constant across runs: a change forces a model reload.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub options: Option<Map<String, Value>>,
+    /// Passed through as Ollama `keep_alive`: a duration string ("5m") or seconds; negative keeps
+    /// the model loaded forever.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub keep_alive: Option<KeepAlive>,
+}
+
+/// Ollama's `keep_alive`: a Go duration string or a number of seconds.
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+#[serde(untagged)]
+pub enum KeepAlive {
+    /// Seconds; negative means forever, 0 unloads after the request.
+    Seconds(i64),
+    /// A Go duration such as "5m" or "-1s".
+    Text(String),
+}
+
+/// The wire protocol family of the target.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum BackendKind {
+    /// Ollama's native streaming NDJSON API.
+    #[default]
+    Ollama,
+}
+
+/// Which Ollama endpoint to call.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum Api {
+    /// POST /api/chat with `messages`.
+    #[default]
+    Chat,
+    /// POST /api/generate with `prompt` and `system`.
+    Generate,
+}
+
+/// One prompt: a plain string, a prompt with a system message, or a whole chat.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize, JsonSchema)]
+#[serde(untagged)]
+pub enum Prompt {
+    /// A user message.
+    Text(String),
+    /// A user message with an optional system message.
+    WithSystem(PromptWithSystem),
+    /// A whole chat history; the model answers the last message.
+    Chat(ChatPrompt),
+}
+
+/// `{prompt, system}`.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PromptWithSystem {
+    /// The user message.
+    pub prompt: String,
+    /// The system message.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub system: Option<String>,
+}
+
+/// `{messages: [...]}`.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ChatPrompt {
+    /// Chat messages in order.
+    pub messages: Vec<Message>,
+}
+
+/// One chat message.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Message {
+    /// Who speaks.
+    pub role: Role,
+    /// What is said.
+    pub content: String,
+}
+
+/// A chat role.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    /// System instructions.
+    System,
+    /// The user.
+    User,
+    /// An earlier model reply.
+    Assistant,
+}
+
+/// Warm-up requests.
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Warmup {
+    /// How many requests to send, one at a time, before measuring.
+    pub requests: u32,
+}
+
+/// A load phase and its executor, with k6's semantics and option names.
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+#[serde(tag = "executor", rename_all = "kebab-case")]
+pub enum Phase {
+    /// Closed-model sweep: at each level exactly N requests are in flight until the level's
+    /// requests are done; levels run one after another.
+    ConcurrencyLevels(ConcurrencyLevels),
+    /// A fixed number of virtual users, each sending its next request as soon as its last ends.
+    ConstantVus(ConstantVus),
+    /// Virtual users following linear stages, as k6's ramping-vus.
+    RampingVus(RampingVus),
+}
+
+impl Phase {
+    /// The delay after the run's start before this phase begins.
+    pub fn start_time(&self) -> Option<HumanDuration> {
+        match self {
+            Phase::ConcurrencyLevels(p) => p.start_time,
+            Phase::ConstantVus(p) => p.start_time,
+            Phase::RampingVus(p) => p.start_time,
+        }
+    }
+
+    /// The executor's name as written in the file.
+    pub fn executor_name(&self) -> &'static str {
+        match self {
+            Phase::ConcurrencyLevels(_) => "concurrency-levels",
+            Phase::ConstantVus(_) => "constant-vus",
+            Phase::RampingVus(_) => "ramping-vus",
+        }
+    }
+}
+
+/// `executor: concurrency-levels`.
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ConcurrencyLevels {
+    /// Concurrency levels, run in order, e.g. [1, 5, 10, 20].
+    pub levels: Vec<u32>,
+    /// Requests completed at each level.
+    pub requests_per_level: u32,
+    /// Delay from the start of the run before this phase begins.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub start_time: Option<HumanDuration>,
+}
+
+/// `executor: constant-vus`.
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ConstantVus {
+    /// Number of virtual users, each with one request in flight.
+    pub vus: u32,
+    /// How long to keep sending. Give `duration` or `iterations`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub duration: Option<HumanDuration>,
+    /// Total requests shared by all VUs. Give `duration` or `iterations`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub iterations: Option<u64>,
+    /// How long requests still in flight at the end may finish. Default 30s.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub graceful_stop: Option<HumanDuration>,
+    /// Delay from the start of the run before this phase begins.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub start_time: Option<HumanDuration>,
+}
+
+/// `executor: ramping-vus`.
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RampingVus {
+    /// VUs at the start. Default 1, as in k6.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub start_vus: Option<u32>,
+    /// The VU count moves linearly to each stage's target over its duration.
+    pub stages: Vec<Stage>,
+    /// How long a VU above the target may finish its current request before it is stopped.
+    /// Default 30s.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub graceful_ramp_down: Option<HumanDuration>,
+    /// How long requests still in flight at the end may finish. Default 30s.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub graceful_stop: Option<HumanDuration>,
+    /// Delay from the start of the run before this phase begins.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub start_time: Option<HumanDuration>,
+}
+
+/// One ramping stage.
+#[derive(Debug, Clone, Copy, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Stage {
+    /// How long the stage lasts.
+    pub duration: HumanDuration,
+    /// VUs at the end of the stage.
+    pub target: u32,
+}

@@ -1,0 +1,145 @@
+//! Semantic checks the schema cannot express, and the [`Problem`] every check reports.
+
+use std::fmt;
+
+use super::{Api, Phase, Prompt, Scenario};
+
+/// One thing wrong with a scenario file, located for the user.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Problem {
+    /// The file.
+    pub file: String,
+    /// 1-based line.
+    pub line: usize,
+    /// 1-based column.
+    pub col: usize,
+    /// Dotted field path, e.g. `scenarios.sweep.levels[2]`.
+    pub field: String,
+    /// What is wrong.
+    pub message: String,
+}
+
+impl Problem {
+    pub(crate) fn in_file(mut self, file: &str) -> Self {
+        self.file = file.to_string();
+        self
+    }
+}
+
+impl fmt::Display for Problem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}:{}:{}: ", self.file, self.line, self.col)?;
+        if !self.field.is_empty() {
+            write!(f, "{}: ", self.field)?;
+        }
+        f.write_str(&self.message)
+    }
+}
+
+/// JSON pointer `/scenarios/sweep/levels/2` -> `scenarios.sweep.levels[2]`.
+pub fn pointer_to_field(pointer: &str) -> String {
+    let mut out = String::new();
+    for segment in pointer.split('/').skip(1) {
+        let segment = segment.replace("~1", "/").replace("~0", "~");
+        if segment.chars().all(|c| c.is_ascii_digit()) && !segment.is_empty() {
+            out.push_str(&format!("[{segment}]"));
+        } else {
+            if !out.is_empty() {
+                out.push('.');
+            }
+            out.push_str(&segment);
+        }
+    }
+    out
+}
+
+/// Every semantic problem of a schema-valid scenario, as (JSON pointer, message).
+pub fn check(scenario: &Scenario) -> Vec<(String, String)> {
+    let mut problems = Vec::new();
+    let mut problem = |pointer: String, message: &str| problems.push((pointer, message.to_string()));
+    if scenario.name.trim().is_empty() {
+        problem("/name".into(), "must not be empty");
+    }
+    if scenario.target.model.trim().is_empty() {
+        problem("/target/model".into(), "a model must be set");
+    }
+    if let Some(timeout) = scenario.target.timeout {
+        if timeout.get().is_zero() {
+            problem("/target/timeout".into(), "must be longer than 0s");
+        }
+    }
+    if scenario.prompts.is_empty() {
+        problem("/prompts".into(), "at least one prompt is needed");
+    }
+    for (i, prompt) in scenario.prompts.iter().enumerate() {
+        if let Prompt::Chat(chat) = prompt {
+            if chat.messages.is_empty() {
+                problem(format!("/prompts/{i}/messages"), "at least one message is needed");
+            }
+            if scenario.target.api == Api::Generate {
+                problem(
+                    format!("/prompts/{i}"),
+                    "a `messages` prompt needs `api: chat` (/api/generate takes a prompt and a system message)",
+                );
+            }
+        }
+    }
+    if scenario.scenarios.is_empty() {
+        problem("/scenarios".into(), "at least one scenario is needed");
+    }
+    for (name, phase) in &scenario.scenarios {
+        let at = |field: &str| format!("/scenarios/{name}{field}");
+        match phase {
+            Phase::ConcurrencyLevels(p) => {
+                if p.levels.is_empty() {
+                    problem(at("/levels"), "at least one level is needed");
+                }
+                for (i, level) in p.levels.iter().enumerate() {
+                    if *level == 0 {
+                        problem(at(&format!("/levels/{i}")), "a level must be at least 1");
+                    }
+                }
+                if p.requests_per_level == 0 {
+                    problem(at("/requests_per_level"), "must be at least 1");
+                }
+            }
+            Phase::ConstantVus(p) => {
+                if p.vus == 0 {
+                    problem(at("/vus"), "must be at least 1");
+                }
+                match (p.duration, p.iterations) {
+                    (None, None) => problem(at(""), "give `duration` or `iterations`"),
+                    (Some(_), Some(_)) => {
+                        problem(at("/iterations"), "give `duration` or `iterations`, not both")
+                    }
+                    (Some(d), None) if d.get().is_zero() => {
+                        problem(at("/duration"), "must be longer than 0s")
+                    }
+                    (None, Some(0)) => problem(at("/iterations"), "must be at least 1"),
+                    _ => {}
+                }
+            }
+            Phase::RampingVus(p) => {
+                if p.stages.is_empty() {
+                    problem(at("/stages"), "at least one stage is needed");
+                }
+                if p.stages.iter().all(|s| s.duration.get().is_zero()) && !p.stages.is_empty() {
+                    problem(at("/stages"), "the stages must last longer than 0s in total");
+                }
+            }
+        }
+    }
+    problems
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pointer_becomes_dotted_field() {
+        assert_eq!(pointer_to_field("/scenarios/sweep/levels/2"), "scenarios.sweep.levels[2]");
+        assert_eq!(pointer_to_field(""), "");
+        assert_eq!(pointer_to_field("/a~1b"), "a/b");
+    }
+}

@@ -1,0 +1,207 @@
+//! The built-in Ollama-compatible simulator: a loopback server with a small, explainable model of
+//! one loaded model (slots, FIFO queue, prefill and decode rates, cold load, faults).
+//!
+//! It serves /api/generate and /api/chat (streaming and not), /api/tags, /api/ps, /api/version
+//! and `/`. It reads time through tokio, so tests can run it under a paused clock.
+
+pub mod model;
+mod server;
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use crate::duration::HumanDuration;
+
+pub use server::{start, SimServer};
+
+/// Simulator settings (the `simulator:` section of a scenario, or `llm-bench sim` flags).
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields, default)]
+pub struct SimConfig {
+    /// Requests decoded at once (OLLAMA_NUM_PARALLEL). More wait in a FIFO queue.
+    pub parallel: u32,
+    /// Prefill time per prompt token (prompt tokens ≈ characters / 4).
+    pub prefill_per_token: HumanDuration,
+    /// Decode time per output token of one stream alone.
+    pub decode_per_token: HumanDuration,
+    /// Shared decode bandwidth in tokens/s across all slots; unset = no cap.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_decode_tokens_per_second: Option<f64>,
+    /// Cold model load paid by the first request (and those arriving during it).
+    pub load_time: HumanDuration,
+    /// Output length when the request sets no num_predict: uniform in [min, max].
+    pub output_tokens: OutputTokens,
+    /// Models served; empty serves any name. Other names get 404 as in Ollama.
+    pub models: Vec<String>,
+    /// Seed for output lengths, text and faults.
+    pub seed: u64,
+    /// Fault injection rates.
+    pub faults: Faults,
+}
+
+impl Default for SimConfig {
+    fn default() -> Self {
+        Self {
+            parallel: 1,
+            prefill_per_token: HumanDuration(Duration::from_micros(500)),
+            decode_per_token: HumanDuration(Duration::from_millis(20)),
+            max_decode_tokens_per_second: None,
+            load_time: HumanDuration(Duration::from_millis(500)),
+            output_tokens: OutputTokens::default(),
+            models: Vec::new(),
+            seed: 1,
+            faults: Faults::default(),
+        }
+    }
+}
+
+/// Output-length range.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct OutputTokens {
+    /// Fewest tokens.
+    pub min: u32,
+    /// Most tokens.
+    pub max: u32,
+}
+
+impl Default for OutputTokens {
+    fn default() -> Self {
+        Self { min: 16, max: 64 }
+    }
+}
+
+/// Probability of each fault per request (0 to 1; they add up, in this order).
+#[derive(Debug, Clone, PartialEq, Default, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields, default)]
+pub struct Faults {
+    /// HTTP 500 before streaming.
+    pub http_500: f64,
+    /// HTTP 503 "server busy" before streaming.
+    pub http_503: f64,
+    /// HTTP 404 "model not found" before streaming.
+    pub http_404: f64,
+    /// An `{"error": ...}` line halfway through the stream.
+    pub error_line: f64,
+    /// A line that is not JSON halfway through the stream, then the connection closes.
+    pub malformed_line: f64,
+    /// The stream stops halfway for `stall_duration`, then goes on.
+    pub stall: f64,
+    /// The connection is cut halfway through the stream.
+    pub disconnect: f64,
+    /// How long a stall lasts. Default 1h (longer than any sane timeout).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub stall_duration: Option<HumanDuration>,
+}
+
+/// An injected fault.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Fault {
+    /// HTTP 500.
+    Http500,
+    /// HTTP 503.
+    Http503,
+    /// HTTP 404.
+    Http404,
+    /// Error line mid-stream.
+    ErrorLine,
+    /// Garbage line mid-stream.
+    MalformedLine,
+    /// Stall mid-stream.
+    Stall,
+    /// Connection cut mid-stream.
+    Disconnect,
+}
+
+impl Fault {
+    /// Every fault, in the order rates accumulate.
+    pub const ALL: [Fault; 7] = [
+        Fault::Http500,
+        Fault::Http503,
+        Fault::Http404,
+        Fault::ErrorLine,
+        Fault::MalformedLine,
+        Fault::Stall,
+        Fault::Disconnect,
+    ];
+
+    /// The flag/field name.
+    pub fn name(self) -> &'static str {
+        match self {
+            Fault::Http500 => "http_500",
+            Fault::Http503 => "http_503",
+            Fault::Http404 => "http_404",
+            Fault::ErrorLine => "error_line",
+            Fault::MalformedLine => "malformed_line",
+            Fault::Stall => "stall",
+            Fault::Disconnect => "disconnect",
+        }
+    }
+
+    fn index(self) -> usize {
+        Fault::ALL.iter().position(|f| *f == self).unwrap_or(0)
+    }
+}
+
+impl Faults {
+    /// The rate of one fault.
+    pub fn rate(&self, fault: Fault) -> f64 {
+        match fault {
+            Fault::Http500 => self.http_500,
+            Fault::Http503 => self.http_503,
+            Fault::Http404 => self.http_404,
+            Fault::ErrorLine => self.error_line,
+            Fault::MalformedLine => self.malformed_line,
+            Fault::Stall => self.stall,
+            Fault::Disconnect => self.disconnect,
+        }
+    }
+
+    /// Sets one fault's rate by name; false for an unknown name.
+    pub fn set(&mut self, name: &str, rate: f64) -> bool {
+        let slot = match name {
+            "http_500" => &mut self.http_500,
+            "http_503" => &mut self.http_503,
+            "http_404" => &mut self.http_404,
+            "error_line" => &mut self.error_line,
+            "malformed_line" => &mut self.malformed_line,
+            "stall" => &mut self.stall,
+            "disconnect" => &mut self.disconnect,
+            _ => return false,
+        };
+        *slot = rate;
+        true
+    }
+}
+
+/// What the simulator saw, for tests and for `llm-bench sim`'s exit line.
+#[derive(Debug, Default)]
+pub struct SimStats {
+    /// Generation requests received.
+    pub requests: AtomicU64,
+    /// Generation requests being handled now (queued or streaming).
+    pub in_flight: AtomicU64,
+    /// The most generation requests handled at once since the last reset.
+    pub max_in_flight: AtomicU64,
+    faults: [AtomicU64; 7],
+}
+
+impl SimStats {
+    /// How many times `fault` was injected.
+    pub fn faults(&self, fault: Fault) -> u64 {
+        self.faults[fault.index()].load(Ordering::Relaxed)
+    }
+
+    /// Clears the high-water mark of in-flight requests.
+    pub fn reset_max_in_flight(&self) {
+        self.max_in_flight
+            .store(self.in_flight.load(Ordering::Relaxed), Ordering::Relaxed);
+    }
+
+    fn count_fault(&self, fault: Fault) {
+        self.faults[fault.index()].fetch_add(1, Ordering::Relaxed);
+    }
+}
