@@ -96,14 +96,16 @@ impl OllamaStream {
     /// Feeds one network read that arrived `at` after the request was sent.
     pub fn feed(&mut self, at: Duration, bytes: &[u8]) {
         let mut lines = std::mem::take(&mut self.lines);
-        lines.push(bytes, |line| self.line(at, line));
+        lines.push(bytes, |line| self.line(at, line, ErrorKind::Malformed));
         self.lines = lines;
     }
 
     /// Ends the stream at EOF (`at` after sending) and returns the measurement.
     pub fn finish(mut self, at: Duration) -> Measurement {
         if let Some(rest) = self.lines.finish() {
-            self.line(at, &rest);
+            // A non-streaming answer is one object without a newline; anything else left over
+            // is a line the connection cut short, so a parse failure here is a truncation.
+            self.line(at, &rest, ErrorKind::Truncated);
         }
         if !self.finished {
             self.m.e2e = at;
@@ -128,14 +130,14 @@ impl OllamaStream {
         self.m
     }
 
-    fn line(&mut self, at: Duration, line: &[u8]) {
+    fn line(&mut self, at: Duration, line: &[u8], unparsable: ErrorKind) {
         if self.finished || line.iter().all(u8::is_ascii_whitespace) {
             return;
         }
         let chunk: Chunk = match serde_json::from_slice(line) {
             Ok(chunk) => chunk,
             Err(err) => {
-                self.stop(at, ErrorKind::Malformed, format!("malformed stream line: {err}"));
+                self.stop(at, unparsable, format!("unparsable stream line: {err}"));
                 return;
             }
         };

@@ -31,6 +31,7 @@ pub struct Scenario {
     /// The server and model under test.
     pub target: Target,
     /// The prompts sent, in turn, by every request.
+    #[schemars(length(min = 1))]
     pub prompts: Vec<Prompt>,
     /// Requests sent one at a time before measuring, excluded from every metric.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -201,8 +202,10 @@ impl Phase {
 #[serde(deny_unknown_fields)]
 pub struct ConcurrencyLevels {
     /// Concurrency levels, run in order, e.g. [1, 5, 10, 20].
+    #[schemars(length(min = 1), inner(range(min = 1)))]
     pub levels: Vec<u32>,
     /// Requests completed at each level.
+    #[schemars(range(min = 1))]
     pub requests_per_level: u32,
     /// Delay from the start of the run before this phase begins.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -214,12 +217,14 @@ pub struct ConcurrencyLevels {
 #[serde(deny_unknown_fields)]
 pub struct ConstantVus {
     /// Number of virtual users, each with one request in flight.
+    #[schemars(range(min = 1))]
     pub vus: u32,
     /// How long to keep sending. Give `duration` or `iterations`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub duration: Option<HumanDuration>,
     /// Total requests shared by all VUs. Give `duration` or `iterations`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1))]
     pub iterations: Option<u64>,
     /// How long requests still in flight at the end may finish. Default 30s.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -237,6 +242,7 @@ pub struct RampingVus {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub start_vus: Option<u32>,
     /// The VU count moves linearly to each stage's target over its duration.
+    #[schemars(length(min = 1))]
     pub stages: Vec<Stage>,
     /// How long a VU above the target may finish its current request before it is stopped.
     /// Default 30s.

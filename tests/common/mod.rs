@@ -1,0 +1,52 @@
+//! Shared helpers for integration tests: scenarios from text, run options, a simulator.
+#![allow(dead_code)]
+
+use std::net::SocketAddr;
+use std::path::Path;
+
+use llm_bench::app::{self, RunOptions, RunOutcome};
+use llm_bench::output::progress::ProgressMode;
+use llm_bench::scenario::{self, Loaded};
+use llm_bench::sim::{self, SimConfig, SimServer};
+use tokio_util::sync::CancellationToken;
+
+/// A scenario from YAML text; panics with every problem if it is invalid.
+pub fn scenario(yaml: &str) -> Loaded {
+    match scenario::load_str(yaml, "test.yaml") {
+        Ok(loaded) => loaded,
+        Err(scenario::LoadError::Invalid { problems, .. }) => {
+            panic!("invalid test scenario:\n{}", problems.iter().map(ToString::to_string).collect::<Vec<_>>().join("\n"))
+        }
+        Err(e) => panic!("{e}"),
+    }
+}
+
+/// Quiet options writing into `dir`, calling `url` when given.
+pub fn options(dir: &Path, url: Option<String>) -> RunOptions {
+    RunOptions {
+        concurrency: Vec::new(),
+        requests_per_level: None,
+        target_url: url,
+        model: None,
+        output_dir: dir.to_path_buf(),
+        raw: false,
+        progress: ProgressMode::Quiet,
+    }
+}
+
+/// A simulator on a free loopback port.
+pub async fn start_sim(cfg: SimConfig) -> SimServer {
+    sim::start(cfg, SocketAddr::from(([127, 0, 0, 1], 0))).await.expect("simulator starts")
+}
+
+/// Runs `loaded` to its end.
+pub async fn run(loaded: Loaded, opts: &RunOptions) -> RunOutcome {
+    app::execute(loaded, opts, CancellationToken::new()).await.expect("run succeeds")
+}
+
+/// A scenario header with the given load section, for a target given on the command line.
+pub fn with_load(load: &str) -> String {
+    format!(
+        "name: t\ntarget:\n  model: m\n  timeout: 60s\nprompts:\n  - Say something about queues.\n{load}"
+    )
+}

@@ -1,0 +1,233 @@
+//! Runs over real loopback HTTP against the built-in simulator, under tokio's paused clock: the
+//! simulator's sleeps advance virtual time, so latencies are exact and the tests never flake on
+//! a busy machine.
+
+mod common;
+
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use common::{options, run, scenario, start_sim, with_load};
+use llm_bench::backend::ErrorKind;
+use llm_bench::duration::HumanDuration;
+use llm_bench::sim::model::service_time;
+use llm_bench::sim::{Fault, OutputTokens, SimConfig};
+
+fn ms(n: u64) -> HumanDuration {
+    HumanDuration(Duration::from_millis(n))
+}
+
+/// Fixed-length outputs, no cold load, no bandwidth cap.
+fn steady(parallel: u32, tokens: u32) -> SimConfig {
+    SimConfig {
+        parallel,
+        prefill_per_token: HumanDuration(Duration::from_micros(500)),
+        decode_per_token: ms(10),
+        load_time: ms(0),
+        output_tokens: OutputTokens { min: tokens, max: tokens },
+        ..SimConfig::default()
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn closed_model_concurrency_is_exact_at_every_level() {
+    let sim = start_sim(steady(64, 8)).await;
+    let dir = tempfile::tempdir().unwrap();
+    for level in [1u32, 3, 7, 20] {
+        sim.stats.reset_max_in_flight();
+        let load = format!("scenarios:\n  sweep:\n    executor: concurrency-levels\n    levels: [{level}]\n    requests_per_level: {}\n", level * 3);
+        let out = run(scenario(&with_load(&load)), &options(dir.path(), Some(sim.url()))).await;
+        assert_eq!(sim.stats.max_in_flight.load(Ordering::SeqCst), u64::from(level), "level {level}");
+        let g = &out.result.scenarios[0].groups[0];
+        assert_eq!((g.level, g.summary.requests, g.summary.errors), (Some(level), u64::from(level * 3), 0));
+        // The per-second series saw the same concurrency from the client side.
+        assert_eq!(out.result.timeseries.iter().map(|p| p.active_vus).max(), Some(u64::from(level)));
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn warmup_is_sent_first_and_excluded_from_every_metric() {
+    let mut cfg = steady(1, 4);
+    cfg.load_time = ms(2000); // paid by the first (warm-up) request only
+    let sim = start_sim(cfg).await;
+    let dir = tempfile::tempdir().unwrap();
+    let yaml = with_load("warmup: {requests: 3}\nscenarios:\n  s:\n    executor: concurrency-levels\n    levels: [2]\n    requests_per_level: 10\n");
+    let out = run(scenario(&yaml), &options(dir.path(), Some(sim.url()))).await;
+    assert_eq!(sim.stats.requests.load(Ordering::SeqCst), 13);
+    assert_eq!(out.result.warmup.requests, 3);
+    assert_eq!(out.result.total.requests, 10);
+    let ttft = out.result.total.ttft_ms.as_ref().unwrap();
+    assert!(ttft.max < 1000.0, "the cold load leaked into the measured TTFT: {ttft:?}");
+    assert!(out.result.total.load_ms.as_ref().unwrap().max < 1.0);
+}
+
+#[tokio::test(start_paused = true)]
+async fn every_injected_fault_is_counted_in_its_category_and_the_run_completes() {
+    let mut cfg = steady(4, 6);
+    for fault in Fault::ALL {
+        cfg.faults.set(fault.name(), 0.1);
+    }
+    cfg.faults.stall_duration = Some(ms(600_000));
+    let sim = start_sim(cfg).await;
+    let dir = tempfile::tempdir().unwrap();
+    let yaml = "name: faults\ntarget:\n  model: m\n  timeout: 5s\nprompts: [hello]\nscenarios:\n  s:\n    executor: concurrency-levels\n    levels: [4]\n    requests_per_level: 300\n";
+    let out = run(scenario(yaml), &options(dir.path(), Some(sim.url()))).await;
+    let by_kind = &out.result.total.errors_by_kind;
+    let expect = [
+        (Fault::Http500, ErrorKind::Http5xx),
+        (Fault::Http503, ErrorKind::ServerBusy),
+        (Fault::Http404, ErrorKind::ModelNotFound),
+        (Fault::ErrorLine, ErrorKind::StreamError),
+        (Fault::MalformedLine, ErrorKind::Malformed),
+        (Fault::Stall, ErrorKind::Timeout),
+        (Fault::Disconnect, ErrorKind::Disconnected),
+    ];
+    let mut injected = 0;
+    for (fault, kind) in expect {
+        let n = sim.stats.faults(fault);
+        assert!(n > 0, "{fault:?} was never injected; raise the request count");
+        assert_eq!(by_kind.get(&kind).copied().unwrap_or(0), n, "{fault:?} -> {kind:?}: {by_kind:?}");
+        injected += n;
+    }
+    assert_eq!(out.result.total.errors, injected);
+    assert_eq!(out.result.total.requests, 300);
+    assert_eq!(out.result.total.successes, 300 - injected);
+}
+
+#[tokio::test(start_paused = true)]
+async fn refused_connections_are_counted_not_fatal() {
+    // Bind and drop a listener to find a port where nothing listens.
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let dir = tempfile::tempdir().unwrap();
+    let yaml = with_load("scenarios:\n  s:\n    executor: concurrency-levels\n    levels: [2]\n    requests_per_level: 6\n");
+    let out = run(scenario(&yaml), &options(dir.path(), Some(format!("http://127.0.0.1:{port}")))).await;
+    assert_eq!(out.result.total.errors_by_kind.get(&ErrorKind::Refused), Some(&6));
+    assert!(out.result_path.exists());
+}
+
+/// With one slot and `c` closed-loop users, every request after the first `c` waits for the
+/// `c − 1` ahead of it: TTFT ≈ (c − 1) × service + prefill, e2e ≈ c × service.
+#[tokio::test(start_paused = true)]
+async fn ttft_grows_linearly_with_concurrency_on_one_slot() {
+    let cfg = steady(1, 21);
+    let sim = start_sim(cfg.clone()).await;
+    let dir = tempfile::tempdir().unwrap();
+    let prompt = "Say something about queues."; // 27 chars -> 7 prompt tokens
+    let yaml = with_load("scenarios:\n  sweep:\n    executor: concurrency-levels\n    levels: [1, 2, 4, 8]\n    requests_per_level: 40\n");
+    let out = run(scenario(&yaml), &options(dir.path(), Some(sim.url()))).await;
+    let prompt_tokens = llm_bench::sim::model::estimate_prompt_tokens(prompt.len());
+    let service = service_time(&cfg, prompt_tokens, 21).as_secs_f64() * 1000.0; // 203.5 ms
+    let prefill = cfg.prefill_per_token.get().as_secs_f64() * 1000.0 * prompt_tokens as f64;
+    for g in &out.result.scenarios[0].groups {
+        let c = f64::from(g.level.unwrap());
+        let ttft = g.summary.ttft_ms.as_ref().unwrap().p50;
+        let e2e = g.summary.e2e_latency_ms.as_ref().unwrap().p50;
+        let want_ttft = (c - 1.0) * service + prefill;
+        let want_e2e = c * service;
+        // 2% covers HDR's 0.1% bucket width and per-request HTTP overhead in virtual time.
+        assert!((ttft - want_ttft).abs() <= want_ttft * 0.02 + 1.0, "c={c}: ttft p50 {ttft} vs {want_ttft}");
+        assert!((e2e - want_e2e).abs() <= want_e2e * 0.02 + 1.0, "c={c}: e2e p50 {e2e} vs {want_e2e}");
+        // Throughput is flat: one slot serves one request per service time whatever c is.
+        let rps = g.summary.requests_per_second;
+        assert!((rps - 1000.0 / service).abs() < 0.1 * 1000.0 / service, "c={c}: {rps} req/s");
+        // The server's own view attributes the growth to queueing, not to prefill or decode.
+        let queue = g.summary.queue_wait_ms.as_ref().unwrap().p50;
+        assert!((queue - (want_ttft - prefill)).abs() <= want_ttft * 0.02 + 1.0, "c={c}: queue p50 {queue}");
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn decode_metrics_follow_the_simulator_rates() {
+    let mut cfg = steady(4, 11);
+    cfg.max_decode_tokens_per_second = Some(200.0); // 4 streams share 200 tok/s: 20 ms per step
+    let sim = start_sim(cfg).await;
+    let dir = tempfile::tempdir().unwrap();
+    let yaml = with_load("scenarios:\n  s:\n    executor: concurrency-levels\n    levels: [1, 4]\n    requests_per_level: 12\n");
+    let out = run(scenario(&yaml), &options(dir.path(), Some(sim.url()))).await;
+    let groups = &out.result.scenarios[0].groups;
+    let (one, four) = (&groups[0].summary, &groups[1].summary);
+    assert!((one.itl_ms.as_ref().unwrap().p50 - 10.0).abs() < 0.1);
+    assert!((one.tpot_ms.as_ref().unwrap().p50 - 10.0).abs() < 0.1);
+    assert!((four.itl_ms.as_ref().unwrap().p50 - 20.0).abs() < 0.1);
+    assert_eq!(one.output_tokens.as_ref().unwrap().p50, 11.0);
+    assert_eq!(one.tokens_estimated_requests, 0);
+    // The cap binds decode steps: 4 requests × 11 tokens per (3.5 ms prefill + 10 steps × 20 ms),
+    // since prefill yields each request's first token.
+    let want = 4.0 * 11.0 / 0.2035;
+    let got = four.output_tokens_per_second;
+    assert!((got - want).abs() < want * 0.02, "{got} vs {want} tok/s");
+}
+
+#[tokio::test(start_paused = true)]
+async fn constant_vus_honours_iterations_and_duration() {
+    let sim = start_sim(steady(8, 5)).await;
+    let dir = tempfile::tempdir().unwrap();
+    let yaml = with_load("scenarios:\n  n:\n    executor: constant-vus\n    vus: 3\n    iterations: 10\n");
+    let out = run(scenario(&yaml), &options(dir.path(), Some(sim.url()))).await;
+    assert_eq!(out.result.total.requests, 10);
+    assert_eq!(sim.stats.max_in_flight.load(Ordering::SeqCst), 3);
+
+    let yaml = with_load("scenarios:\n  d:\n    executor: constant-vus\n    vus: 2\n    duration: 3s\n");
+    let out = run(scenario(&yaml), &options(dir.path(), Some(sim.url()))).await;
+    // Each request takes 40 ms of decode + 3.5 ms prefill: 2 VUs finish ~2 × 3000 / 43.5 ≈ 138.
+    let n = out.result.total.requests;
+    assert!((130..=142).contains(&n), "{n}");
+    assert_eq!(out.result.total.interrupted, 0);
+}
+
+#[tokio::test(start_paused = true)]
+async fn ramping_vus_follow_the_stages_and_keep_metrics_per_stage() {
+    let sim = start_sim(steady(64, 5)).await;
+    let dir = tempfile::tempdir().unwrap();
+    let yaml = with_load("scenarios:\n  r:\n    executor: ramping-vus\n    start_vus: 0\n    stages:\n      - {duration: 4s, target: 8}\n      - {duration: 4s, target: 8}\n      - {duration: 4s, target: 0}\n");
+    let out = run(scenario(&yaml), &options(dir.path(), Some(sim.url()))).await;
+    let phase = &out.result.scenarios[0];
+    let labels: Vec<_> = phase.groups.iter().map(|g| g.stage).collect();
+    assert_eq!(labels, vec![Some(1), Some(2), Some(3)]);
+    assert_eq!(sim.stats.max_in_flight.load(Ordering::SeqCst), 8);
+    let series = &out.result.timeseries;
+    // Seconds 5-7 are the plateau: 8 VUs; the ramps average fewer.
+    for p in &series[5..8] {
+        assert_eq!(p.active_vus, 8, "{p:?}");
+    }
+    assert!(series[0].active_vus <= 2, "{:?}", series[0]);
+    let plateau = phase.groups[1].summary.requests as f64;
+    let ramp = phase.groups[0].summary.requests as f64;
+    assert!(ramp < plateau * 0.7, "ramp {ramp} vs plateau {plateau}");
+}
+
+#[tokio::test(start_paused = true)]
+async fn phases_run_in_parallel_after_their_start_time() {
+    let sim = start_sim(steady(64, 5)).await;
+    let dir = tempfile::tempdir().unwrap();
+    let yaml = with_load("scenarios:\n  a:\n    executor: constant-vus\n    vus: 1\n    duration: 2s\n  b:\n    executor: constant-vus\n    vus: 1\n    duration: 2s\n    start_time: 1s\n");
+    let out = run(scenario(&yaml), &options(dir.path(), Some(sim.url()))).await;
+    let s = &out.result.scenarios;
+    assert_eq!(sim.stats.max_in_flight.load(Ordering::SeqCst), 2);
+    assert!(out.result.duration_secs < 3.2, "not parallel: {}", out.result.duration_secs);
+    assert!(s[0].total.requests > 40 && s[1].total.requests > 40);
+}
+
+#[tokio::test(start_paused = true)]
+async fn interrupting_a_run_writes_the_partial_results() {
+    let sim = start_sim(steady(1, 20)).await;
+    let dir = tempfile::tempdir().unwrap();
+    let yaml = with_load("scenarios:\n  long:\n    executor: concurrency-levels\n    levels: [2, 4]\n    requests_per_level: 1000\n");
+    let stop = tokio_util::sync::CancellationToken::new();
+    let trigger = stop.clone();
+    tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_secs(10)).await;
+        trigger.cancel();
+    });
+    let mut opts = options(dir.path(), Some(sim.url()));
+    opts.raw = true;
+    let out = llm_bench::app::execute(scenario(&yaml), &opts, stop).await.unwrap();
+    assert!(out.result.interrupted);
+    let t = &out.result.total;
+    assert!(t.requests > 20 && t.requests < 1000, "{}", t.requests);
+    let saved: serde_json::Value = serde_json::from_slice(&std::fs::read(&out.result_path).unwrap()).unwrap();
+    assert_eq!(saved["interrupted"], true);
+    assert_eq!(saved["total"]["requests"], t.requests);
+    let raw = std::fs::read_to_string(out.raw_path.unwrap()).unwrap();
+    assert_eq!(raw.lines().count() as u64, t.requests + t.interrupted);
+}

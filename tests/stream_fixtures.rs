@@ -1,0 +1,119 @@
+//! The Ollama stream parser on every recorded real stream (tests/data/streams, copied from
+//! ../shared/fixtures/streams), fed whole, split at every byte offset, and one byte at a time.
+//! Expected values come from the fixtures' README.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use llm_bench::backend::ollama_stream::OllamaStream;
+use llm_bench::backend::{ErrorKind, Measurement, ServerTimings};
+
+fn data_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/streams")
+}
+
+struct Expected {
+    file: &'static str,
+    text: &'static str,
+    content_chunks: u64,
+    output_tokens: u64,
+    tokens_estimated: bool,
+    done_reason: Option<&'static str>,
+    error: Option<ErrorKind>,
+    prompt_tokens: Option<u64>,
+    server: [Option<u64>; 4],
+}
+
+const NONE4: [Option<u64>; 4] = [None; 4];
+
+fn expectations() -> Vec<Expected> {
+    vec![
+        Expected { file: "ollama-generate-docs-streaming.ndjson", text: "That's a fantastic question!", content_chunks: 7, output_tokens: 7, tokens_estimated: true, done_reason: Some("stop"), error: None, prompt_tokens: None, server: NONE4 },
+        Expected { file: "ollama-generate-error-midstream.ndjson", text: " Yes.Ican", content_chunks: 4, output_tokens: 4, tokens_estimated: true, done_reason: None, error: Some(ErrorKind::StreamError), prompt_tokens: None, server: NONE4 },
+        Expected { file: "ollama-generate-docs-api-md.ndjson", text: "The", content_chunks: 1, output_tokens: 259, tokens_estimated: false, done_reason: None, error: None, prompt_tokens: Some(26), server: [Some(10706818083), Some(6338219291), Some(130079000), Some(4232710000)] },
+        Expected { file: "ollama-chat-docs-streaming.ndjson", text: "The", content_chunks: 1, output_tokens: 282, tokens_estimated: false, done_reason: None, error: None, prompt_tokens: Some(26), server: [Some(4883583458), Some(1334875), Some(342546000), Some(4535599000)] },
+        // The tool call is the only content: it counts as the first token, with no text.
+        Expected { file: "ollama-chat-docs-tool-calls.ndjson", text: "", content_chunks: 1, output_tokens: 15, tokens_estimated: false, done_reason: Some("stop"), error: None, prompt_tokens: Some(169), server: [Some(182242375), Some(41295167), Some(24573166), Some(115959084)] },
+        Expected { file: "ollama-generate-granite-full-metrics.ndjson", text: "Fluffy Burrower.", content_chunks: 7, output_tokens: 8, tokens_estimated: false, done_reason: Some("stop"), error: None, prompt_tokens: Some(50), server: [Some(269377500), Some(24999375), Some(82861916), Some(160765500)] },
+        Expected { file: "ollama-generate-nonstream-length.json", text: "Once upon a time, in a small village nestled", content_chunks: 1, output_tokens: 10, tokens_estimated: false, done_reason: Some("length"), error: None, prompt_tokens: Some(14), server: [Some(195361027), Some(25814720), Some(14601000), Some(96146000)] },
+    ]
+}
+
+/// Feeds `reads` with increasing arrival offsets (1 ms apart) and finishes.
+fn parse(reads: &[&[u8]]) -> Measurement {
+    let mut stream = OllamaStream::new();
+    for (i, read) in reads.iter().enumerate() {
+        stream.feed(Duration::from_millis(i as u64 + 1), read);
+    }
+    stream.finish(Duration::from_millis(reads.len() as u64 + 1))
+}
+
+fn check(e: &Expected, m: &Measurement, how: &str) {
+    let ctx = format!("{} ({how})", e.file);
+    assert_eq!(m.text, e.text, "{ctx}");
+    assert_eq!(m.content_chunks, e.content_chunks, "{ctx}");
+    assert_eq!(m.output_tokens, e.output_tokens, "{ctx}");
+    assert_eq!(m.tokens_estimated, e.tokens_estimated, "{ctx}");
+    assert_eq!(m.done_reason.as_deref(), e.done_reason, "{ctx}");
+    assert_eq!(m.error.as_ref().map(|e| e.kind), e.error, "{ctx}");
+    assert_eq!(m.prompt_tokens, e.prompt_tokens, "{ctx}");
+    let ns = |d: Option<u64>| d.map(Duration::from_nanos);
+    let want = ServerTimings { total: ns(e.server[0]), load: ns(e.server[1]), prompt_eval: ns(e.server[2]), eval: ns(e.server[3]) };
+    assert_eq!(m.server, want, "{ctx}");
+    assert_eq!(m.ttft.is_some(), e.content_chunks > 0, "{ctx}");
+    assert_eq!(m.itl.len() as u64, e.content_chunks.saturating_sub(1), "{ctx}");
+}
+
+#[test]
+fn every_ollama_stream_parses_whole() {
+    for e in expectations() {
+        let bytes = std::fs::read(data_dir().join(e.file)).unwrap();
+        check(&e, &parse(&[&bytes]), "whole");
+    }
+}
+
+#[test]
+fn every_ollama_stream_parses_the_same_split_at_every_offset() {
+    for e in expectations() {
+        let bytes = std::fs::read(data_dir().join(e.file)).unwrap();
+        for cut in 0..=bytes.len() {
+            let (a, b) = bytes.split_at(cut);
+            check(&e, &parse(&[a, b]), &format!("split at {cut}"));
+        }
+        let singles: Vec<&[u8]> = bytes.chunks(1).collect();
+        check(&e, &parse(&singles), "one byte per read");
+    }
+}
+
+#[test]
+fn ttft_is_the_arrival_of_the_first_content_line_not_of_the_first_byte() {
+    let bytes = std::fs::read(data_dir().join("ollama-chat-docs-tool-calls.ndjson")).unwrap();
+    let first_newline = bytes.iter().position(|&b| b == b'\n').unwrap();
+    let mut stream = OllamaStream::new();
+    stream.feed(Duration::from_millis(10), &bytes[..first_newline]);
+    stream.feed(Duration::from_millis(30), &bytes[first_newline..]);
+    let m = stream.finish(Duration::from_millis(31));
+    assert_eq!(m.ttft, Some(Duration::from_millis(30)));
+    assert_eq!(m.e2e, Duration::from_millis(30));
+}
+
+/// Every recorded stream is accounted for: Ollama-native ones above, SSE ones belong to the
+/// OpenAI-compatible parser (issue 6). A new shared fixture fails this test until it is copied
+/// here and given an expectation.
+#[test]
+fn every_shared_fixture_is_covered() {
+    let ours: Vec<String> = std::fs::read_dir(data_dir()).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
+    let shared = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/fixtures/streams");
+    if let Ok(entries) = std::fs::read_dir(&shared) {
+        for entry in entries {
+            let name = entry.unwrap().file_name().to_string_lossy().into_owned();
+            assert!(ours.contains(&name), "shared fixture {name} is missing from tests/data/streams");
+            let ours_bytes = std::fs::read(data_dir().join(&name)).unwrap();
+            assert_eq!(ours_bytes, std::fs::read(shared.join(&name)).unwrap(), "{name} differs from the shared copy");
+        }
+    }
+    let expected: Vec<&str> = expectations().iter().map(|e| e.file).collect();
+    for name in ours.iter().filter(|n| n.starts_with("ollama-") && !n.ends_with(".sse")) {
+        assert!(expected.contains(&name.as_str()), "no expectation for {name}");
+    }
+}
