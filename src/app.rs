@@ -18,7 +18,9 @@ use crate::executor::{PromptCycle, Runner};
 use crate::metrics::summary::summarize;
 use crate::metrics::{Event, Group, GroupKey, Recorder};
 use crate::output::progress::{Progress, ProgressMode};
-use crate::output::result::{self, HostInfo, RunResult, ScenarioInfo, TargetInfo, ToolInfo, WarmupSummary};
+use crate::output::result::{
+    self, HostInfo, RunResult, ScenarioInfo, TargetInfo, ToolInfo, WarmupSummary,
+};
 use crate::output::{raw, table};
 use crate::plan::{self, PlanKind};
 use crate::scenario::{self, Loaded, Phase, Scenario};
@@ -55,7 +57,11 @@ pub async fn run(cli: Cli) -> Result<Status, Error> {
         Command::Run(args) => cmd_run(args).await,
         Command::Validate(args) => validate(&args.files).map(|()| Status::Success),
         Command::Schema(args) => {
-            let text = if args.result { result::result_schema_json() } else { scenario::schema::scenario_schema_json() };
+            let text = if args.result {
+                result::result_schema_json()
+            } else {
+                scenario::schema::scenario_schema_json()
+            };
             print!("{text}");
             Ok(Status::Success)
         }
@@ -72,14 +78,20 @@ fn validate(files: &[PathBuf]) -> Result<(), Error> {
             Err(read) => return Err(read.into()),
         }
     }
-    if problems.is_empty() { Ok(()) } else { Err(Error::InvalidScenario(problems)) }
+    if problems.is_empty() {
+        Ok(())
+    } else {
+        Err(Error::InvalidScenario(problems))
+    }
 }
 
 /// The scenario named on the command line, or the quickstart.
 pub fn load_scenario(path: Option<&Path>) -> Result<Loaded, Error> {
     match path {
         Some(path) => Ok(scenario::load_file(path)?),
-        None if Path::new(QUICKSTART_PATH).exists() => Ok(scenario::load_file(Path::new(QUICKSTART_PATH))?),
+        None if Path::new(QUICKSTART_PATH).exists() => {
+            Ok(scenario::load_file(Path::new(QUICKSTART_PATH))?)
+        }
         None => Ok(scenario::load_str(QUICKSTART, "<built-in quickstart>")?),
     }
 }
@@ -143,13 +155,28 @@ async fn cmd_run(args: RunArgs) -> Result<Status, Error> {
     let outcome = execute(loaded, &opts, stop).await?;
     let r = &outcome.result;
     let mut out = std::io::stdout().lock();
-    let _ = writeln!(out, "\n{} — {} on {} ({})", r.scenario.name, r.target.model, r.target.url, if r.target.simulated { "built-in simulator" } else { r.target.backend.as_str() });
+    let _ = writeln!(
+        out,
+        "\n{} — {} on {} ({})",
+        r.scenario.name,
+        r.target.model,
+        r.target.url,
+        if r.target.simulated {
+            "built-in simulator"
+        } else {
+            r.target.backend.as_str()
+        }
+    );
     let _ = write!(out, "{}", table::render(r));
     let _ = writeln!(out, "results: {}", outcome.result_path.display());
     if let Some(raw) = &outcome.raw_path {
         let _ = writeln!(out, "raw log: {}", raw.display());
     }
-    Ok(if r.interrupted { Status::Interrupted } else { Status::Success })
+    Ok(if r.interrupted {
+        Status::Interrupted
+    } else {
+        Status::Success
+    })
 }
 
 /// Applies command-line overrides to the scenario.
@@ -176,7 +203,11 @@ fn apply_overrides(scenario: &mut Scenario, opts: &RunOptions) -> Result<(), Err
 }
 
 /// Runs a loaded scenario to its end or until `stop` is cancelled, and writes the results.
-pub async fn execute(mut loaded: Loaded, opts: &RunOptions, stop: CancellationToken) -> Result<RunOutcome, Error> {
+pub async fn execute(
+    mut loaded: Loaded,
+    opts: &RunOptions,
+    stop: CancellationToken,
+) -> Result<RunOutcome, Error> {
     apply_overrides(&mut loaded.scenario, opts)?;
     let scenario = &loaded.scenario;
     let simulator = match (&scenario.simulator, &opts.target_url) {
@@ -189,23 +220,47 @@ pub async fn execute(mut loaded: Loaded, opts: &RunOptions, stop: CancellationTo
     };
     let url = match &simulator {
         Some(s) => s.url(),
-        None => resolve_ollama_url(opts.target_url.as_deref(), scenario.target.url.as_deref(), std::env::var("OLLAMA_HOST").ok().as_deref()),
+        None => resolve_ollama_url(
+            opts.target_url.as_deref(),
+            scenario.target.url.as_deref(),
+            std::env::var("OLLAMA_HOST").ok().as_deref(),
+        ),
     };
     let backend: Arc<dyn Backend> = Arc::new(OllamaBackend::try_new(&scenario.target, &url)?);
-    let plans: Vec<_> = scenario.scenarios.iter().map(|(name, phase)| plan::build(name, phase)).collect();
+    let plans: Vec<_> = scenario
+        .scenarios
+        .iter()
+        .map(|(name, phase)| plan::build(name, phase))
+        .collect();
 
     let started_at = SystemTime::now();
     let stamp = humantime::format_rfc3339_seconds(started_at).to_string();
-    let stem = format!("{}-{}", result::file_stem(&scenario.name), result::compact_timestamp(&stamp));
-    std::fs::create_dir_all(&opts.output_dir).map_err(Error::io(format!("cannot create {}", opts.output_dir.display())))?;
-    let raw_path = opts.raw.then(|| opts.output_dir.join(format!("{stem}.requests.jsonl")));
+    let stem = format!(
+        "{}-{}",
+        result::file_stem(&scenario.name),
+        result::compact_timestamp(&stamp)
+    );
+    std::fs::create_dir_all(&opts.output_dir).map_err(Error::io(format!(
+        "cannot create {}",
+        opts.output_dir.display()
+    )))?;
+    let raw_path = opts
+        .raw
+        .then(|| opts.output_dir.join(format!("{stem}.requests.jsonl")));
     let raw_file = match &raw_path {
-        Some(p) => Some(std::io::BufWriter::new(std::fs::File::create(p).map_err(Error::io(format!("cannot create {}", p.display())))?)),
+        Some(p) => Some(std::io::BufWriter::new(
+            std::fs::File::create(p)
+                .map_err(Error::io(format!("cannot create {}", p.display())))?,
+        )),
         None => None,
     };
 
     let (tx, rx) = mpsc::channel(4096);
-    let collector = tokio::spawn(collect(rx, Progress::new(opts.progress, expected_totals(&plans)), raw_file));
+    let collector = tokio::spawn(collect(
+        rx,
+        Progress::new(opts.progress, expected_totals(&plans)),
+        raw_file,
+    ));
     let abort = CancellationToken::new();
     let finished = CancellationToken::new();
     arm_interrupt_grace(stop.clone(), abort.clone(), finished.clone());
@@ -218,30 +273,47 @@ pub async fn execute(mut loaded: Loaded, opts: &RunOptions, stop: CancellationTo
         abort,
     };
     let clock = Instant::now();
-    runner.warmup(scenario.warmup.as_ref().map_or(0, |w| w.requests)).await;
+    runner
+        .warmup(scenario.warmup.as_ref().map_or(0, |w| w.requests))
+        .await;
     // Phase start times count from the end of warm-up, so warm-up never overlaps measurement.
-    let measured = Runner { run_start: runner.run_start, ..runner.clone() };
+    let measured = Runner {
+        run_start: runner.run_start,
+        ..runner.clone()
+    };
     let phases = plans.iter().cloned().map(|p| {
         let r = measured.clone();
         async move {
             let offset = r.run_start.elapsed();
-            let p = plan::PhasePlan { start_time: p.start_time + offset, ..p };
+            let p = plan::PhasePlan {
+                start_time: p.start_time + offset,
+                ..p
+            };
             r.phase(p).await
         }
     });
     futures_util::future::join_all(phases).await;
     drop((runner, measured));
     finished.cancel();
-    let recorder = collector.await.map_err(|e| Error::io("recorder task failed")(std::io::Error::other(e)))?;
+    let recorder = collector
+        .await
+        .map_err(|e| Error::io("recorder task failed")(std::io::Error::other(e)))?;
     let duration = clock.elapsed();
     drop(simulator);
 
-    let phase_names: Vec<(String, String)> = scenario.scenarios.iter().map(|(n, p)| (n.clone(), p.executor_name().to_string())).collect();
+    let phase_names: Vec<(String, String)> = scenario
+        .scenarios
+        .iter()
+        .map(|(n, p)| (n.clone(), p.executor_name().to_string()))
+        .collect();
     let (scenarios, total) = result::summarize_phases(&recorder, &phase_names);
     let warmup_errors = recorder.warmup.errors.values().sum();
     let result = RunResult {
         format_version: result::FORMAT_VERSION,
-        tool: ToolInfo { name: env!("CARGO_PKG_NAME").into(), version: env!("CARGO_PKG_VERSION").into() },
+        tool: ToolInfo {
+            name: env!("CARGO_PKG_NAME").into(),
+            version: env!("CARGO_PKG_VERSION").into(),
+        },
         scenario: ScenarioInfo {
             name: scenario.name.clone(),
             description: scenario.description.clone(),
@@ -252,7 +324,10 @@ pub async fn execute(mut loaded: Loaded, opts: &RunOptions, stop: CancellationTo
             backend: "ollama".into(),
             url,
             model: scenario.target.model.clone(),
-            api: serde_json::to_value(scenario.target.api).ok().and_then(|v| v.as_str().map(String::from)).unwrap_or_default(),
+            api: serde_json::to_value(scenario.target.api)
+                .ok()
+                .and_then(|v| v.as_str().map(String::from))
+                .unwrap_or_default(),
             simulated: scenario.simulator.is_some() && opts.target_url.is_none(),
         },
         started_at: stamp,
@@ -260,17 +335,31 @@ pub async fn execute(mut loaded: Loaded, opts: &RunOptions, stop: CancellationTo
         duration_secs: duration.as_secs_f64(),
         host: HostInfo::current(),
         interrupted: stop.is_cancelled(),
-        warmup: WarmupSummary { requests: recorder.warmup.requests, errors: warmup_errors, errors_by_kind: recorder.warmup.errors.clone() },
+        warmup: WarmupSummary {
+            requests: recorder.warmup.requests,
+            errors: warmup_errors,
+            errors_by_kind: recorder.warmup.errors.clone(),
+        },
         scenarios,
         total,
         timeseries: recorder.series.points(),
     };
-    let result_path = result::save(&result, &opts.output_dir, &stem).map_err(Error::io(format!("cannot write results to {}", opts.output_dir.display())))?;
-    Ok(RunOutcome { result, result_path, raw_path })
+    let result_path = result::save(&result, &opts.output_dir, &stem).map_err(Error::io(
+        format!("cannot write results to {}", opts.output_dir.display()),
+    ))?;
+    Ok(RunOutcome {
+        result,
+        result_path,
+        raw_path,
+    })
 }
 
 /// After Ctrl-C, requests in flight get [`INTERRUPT_GRACE`] to finish, then they are cut off.
-fn arm_interrupt_grace(stop: CancellationToken, abort: CancellationToken, finished: CancellationToken) {
+fn arm_interrupt_grace(
+    stop: CancellationToken,
+    abort: CancellationToken,
+    finished: CancellationToken,
+) {
     tokio::spawn(async move {
         tokio::select! {
             _ = stop.cancelled() => {}
@@ -288,13 +377,31 @@ fn expected_totals(plans: &[plan::PhasePlan]) -> HashMap<GroupKey, u64> {
     for p in plans {
         let scenario: Arc<str> = p.name.as_str().into();
         match &p.kind {
-            PlanKind::Levels { levels, requests_per_level } => {
+            PlanKind::Levels {
+                levels,
+                requests_per_level,
+            } => {
                 for level in levels {
-                    totals.insert(GroupKey { scenario: scenario.clone(), group: Group::Level(*level) }, *requests_per_level);
+                    totals.insert(
+                        GroupKey {
+                            scenario: scenario.clone(),
+                            group: Group::Level(*level),
+                        },
+                        *requests_per_level,
+                    );
                 }
             }
-            PlanKind::ConstantVus { iterations: Some(n), .. } => {
-                totals.insert(GroupKey { scenario, group: Group::All }, *n);
+            PlanKind::ConstantVus {
+                iterations: Some(n),
+                ..
+            } => {
+                totals.insert(
+                    GroupKey {
+                        scenario,
+                        group: Group::All,
+                    },
+                    *n,
+                );
             }
             _ => {}
         }
@@ -303,7 +410,11 @@ fn expected_totals(plans: &[plan::PhasePlan]) -> HashMap<GroupKey, u64> {
 }
 
 /// The recorder task: the only owner of the aggregates, the raw log and the progress display.
-async fn collect(mut rx: mpsc::Receiver<Event>, mut progress: Progress, mut raw: Option<std::io::BufWriter<std::fs::File>>) -> Recorder {
+async fn collect(
+    mut rx: mpsc::Receiver<Event>,
+    mut progress: Progress,
+    mut raw: Option<std::io::BufWriter<std::fs::File>>,
+) -> Recorder {
     let mut recorder = Recorder::new();
     while let Some(event) = rx.recv().await {
         recorder.record(&event);
@@ -338,7 +449,10 @@ async fn collect(mut rx: mpsc::Receiver<Event>, mut progress: Progress, mut raw:
 
 async fn cmd_sim(args: SimArgs) -> Result<Status, Error> {
     let mut cfg = match &args.config {
-        Some(path) => scenario::load_file(path)?.scenario.simulator.unwrap_or_default(),
+        Some(path) => scenario::load_file(path)?
+            .scenario
+            .simulator
+            .unwrap_or_default(),
         None => SimConfig::default(),
     };
     if let Some(n) = args.parallel {
@@ -368,7 +482,9 @@ async fn cmd_sim(args: SimArgs) -> Result<Status, Error> {
     for (name, rate) in &args.faults {
         cfg.faults.set(name, *rate);
     }
-    let server = sim::start(cfg.clone(), args.listen).await.map_err(Error::io(format!("cannot listen on {}", args.listen)))?;
+    let server = sim::start(cfg.clone(), args.listen)
+        .await
+        .map_err(Error::io(format!("cannot listen on {}", args.listen)))?;
     eprintln!(
         "llm-bench sim: Ollama-compatible simulator on {} (parallel {}, prefill {}/token, decode {}/token, models: {}); Ctrl-C stops",
         server.url(),
@@ -381,6 +497,12 @@ async fn cmd_sim(args: SimArgs) -> Result<Status, Error> {
         _ = tokio::signal::ctrl_c() => {}
         _ = server.stopped() => {}
     }
-    eprintln!("llm-bench sim: served {} generation request(s)", server.stats.requests.load(std::sync::atomic::Ordering::Relaxed));
+    eprintln!(
+        "llm-bench sim: served {} generation request(s)",
+        server
+            .stats
+            .requests
+            .load(std::sync::atomic::Ordering::Relaxed)
+    );
     Ok(Status::Success)
 }

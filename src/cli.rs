@@ -123,7 +123,9 @@ pub struct SimArgs {
 }
 
 fn parse_duration(text: &str) -> Result<HumanDuration, String> {
-    crate::duration::parse(text).map(HumanDuration).map_err(|e| e.to_string())
+    crate::duration::parse(text)
+        .map(HumanDuration)
+        .map_err(|e| e.to_string())
 }
 
 fn parse_range(text: &str) -> Result<(u32, u32), String> {
@@ -137,7 +139,9 @@ fn parse_range(text: &str) -> Result<(u32, u32), String> {
 }
 
 fn parse_fault(text: &str) -> Result<(String, f64), String> {
-    let (name, rate) = text.split_once('=').ok_or("expected KIND=RATE, e.g. http_503=0.05")?;
+    let (name, rate) = text
+        .split_once('=')
+        .ok_or("expected KIND=RATE, e.g. http_503=0.05")?;
     let rate: f64 = rate.parse().map_err(|e| format!("rate {rate:?}: {e}"))?;
     if !(0.0..=1.0).contains(&rate) {
         return Err("rate must be between 0 and 1".into());
@@ -154,8 +158,11 @@ mod tests {
 
     #[test]
     fn concurrency_is_repeatable_and_positive() {
-        let cli = Cli::try_parse_from(["llm-bench", "run", "-c", "1", "--concurrency", "8"]).unwrap();
-        let Command::Run(args) = cli.command else { panic!() };
+        let cli =
+            Cli::try_parse_from(["llm-bench", "run", "-c", "1", "--concurrency", "8"]).unwrap();
+        let Command::Run(args) = cli.command else {
+            panic!()
+        };
         assert_eq!(args.concurrency, vec![1, 8]);
         assert!(Cli::try_parse_from(["llm-bench", "run", "-c", "0"]).is_err());
     }

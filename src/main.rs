@@ -7,7 +7,10 @@ use llm_bench::{error::EXIT_RUNTIME, Cli, Error};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(err) => {
             eprintln!("error: cannot start the async runtime: {err}");
@@ -16,7 +19,9 @@ fn main() -> ExitCode {
     };
     match runtime.block_on(llm_bench::run(cli)) {
         Ok(status) => ExitCode::from(status.exit_code()),
-        Err(Error::Io { source, .. }) if source.kind() == std::io::ErrorKind::BrokenPipe => ExitCode::SUCCESS,
+        Err(Error::Io { source, .. }) if source.kind() == std::io::ErrorKind::BrokenPipe => {
+            ExitCode::SUCCESS
+        }
         Err(err) => {
             match &err {
                 Error::InvalidScenario(problems) => {

@@ -65,7 +65,8 @@ pub struct VuStep {
 /// Builds a plan for one scenario phase.
 pub fn build(name: &str, phase: &Phase) -> PhasePlan {
     let start_time = phase.start_time().map_or(Duration::ZERO, |d| d.get());
-    let grace = |d: Option<crate::duration::HumanDuration>| d.map_or(DEFAULT_GRACEFUL_STOP, |d| d.get());
+    let grace =
+        |d: Option<crate::duration::HumanDuration>| d.map_or(DEFAULT_GRACEFUL_STOP, |d| d.get());
     let kind = match phase {
         Phase::ConcurrencyLevels(p) => PlanKind::Levels {
             levels: p.levels.clone(),
@@ -179,9 +180,27 @@ mod tests {
     fn ramp_up_adds_one_vu_per_interval() {
         let steps = ramping_steps(0, &[stage(10, 5)]);
         assert_eq!(steps.len(), 6);
-        assert_eq!(steps[0], VuStep { at: Duration::ZERO, vus: 0 });
-        assert_eq!(steps[1], VuStep { at: Duration::from_secs(2), vus: 1 });
-        assert_eq!(steps[5], VuStep { at: Duration::from_secs(10), vus: 5 });
+        assert_eq!(
+            steps[0],
+            VuStep {
+                at: Duration::ZERO,
+                vus: 0
+            }
+        );
+        assert_eq!(
+            steps[1],
+            VuStep {
+                at: Duration::from_secs(2),
+                vus: 1
+            }
+        );
+        assert_eq!(
+            steps[5],
+            VuStep {
+                at: Duration::from_secs(10),
+                vus: 5
+            }
+        );
     }
 
     #[test]
@@ -195,7 +214,13 @@ mod tests {
     #[test]
     fn zero_length_stage_jumps_at_once() {
         let steps = ramping_steps(1, &[stage(0, 8), stage(2, 8)]);
-        assert_eq!(steps, vec![VuStep { at: Duration::ZERO, vus: 8 }]);
+        assert_eq!(
+            steps,
+            vec![VuStep {
+                at: Duration::ZERO,
+                vus: 8
+            }]
+        );
     }
 
     #[test]

@@ -10,7 +10,10 @@ fn bin() -> Command {
 }
 
 fn repo(path: &str) -> String {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join(path).display().to_string()
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join(path)
+        .display()
+        .to_string()
 }
 
 const BROKEN: &str = "\
@@ -42,11 +45,19 @@ fn validate_lists_every_problem_with_its_line_and_exits_104() {
         format!("{f}:4:3: target.timeout: invalid duration \"10 sec\""),
         format!("{f}:5:3: target.temprature: unknown field `temprature`"),
         format!("{f}:11:17: scenarios.sweep.levels[1]: -5 is less than the minimum of 1"),
-        format!("{f}:12:5: scenarios.sweep.requests_per_level: \"many\" is not of type \"integer\""),
+        format!(
+            "{f}:12:5: scenarios.sweep.requests_per_level: \"many\" is not of type \"integer\""
+        ),
     ] {
-        assert!(stderr.contains(&expected), "missing {expected:?} in:\n{stderr}");
+        assert!(
+            stderr.contains(&expected),
+            "missing {expected:?} in:\n{stderr}"
+        );
     }
-    assert!(stderr.contains("invalid scenario (5 problem(s))"), "{stderr}");
+    assert!(
+        stderr.contains("invalid scenario (5 problem(s))"),
+        "{stderr}"
+    );
 }
 
 #[test]
@@ -54,21 +65,42 @@ fn run_refuses_an_invalid_scenario_before_sending_anything() {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("broken.yaml");
     std::fs::write(&file, BROKEN).unwrap();
-    let out = bin().arg("run").arg(&file).arg("--output-dir").arg(dir.path().join("r")).output().unwrap();
+    let out = bin()
+        .arg("run")
+        .arg(&file)
+        .arg("--output-dir")
+        .arg(dir.path().join("r"))
+        .output()
+        .unwrap();
     assert_eq!(out.status.code(), Some(104));
-    assert!(!dir.path().join("r").exists(), "results written for an invalid scenario");
+    assert!(
+        !dir.path().join("r").exists(),
+        "results written for an invalid scenario"
+    );
 }
 
 #[test]
 fn every_shipped_scenario_is_valid() {
-    let mut files: Vec<_> = std::fs::read_dir(repo("scenarios")).unwrap().map(|e| e.unwrap().path()).filter(|p| p.extension().is_some_and(|e| e == "yaml")).collect();
+    let mut files: Vec<_> = std::fs::read_dir(repo("scenarios"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "yaml"))
+        .collect();
     files.sort();
     assert!(files.len() >= 4);
     let out = bin().arg("validate").args(&files).output().unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     for f in &files {
         let head = std::fs::read_to_string(f).unwrap();
-        assert!(head.starts_with("# yaml-language-server: $schema=../schemas/scenario.schema.json"), "{} lacks the schema line", f.display());
+        assert!(
+            head.starts_with("# yaml-language-server: $schema=../schemas/scenario.schema.json"),
+            "{} lacks the schema line",
+            f.display()
+        );
     }
 }
 
@@ -85,12 +117,28 @@ fn missing_file_and_bad_flags_are_usage_errors() {
 fn run_without_arguments_benchmarks_the_built_in_quickstart_from_any_directory() {
     let dir = tempfile::tempdir().unwrap();
     let out = bin().arg("run").current_dir(dir.path()).output().unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let stdout = String::from_utf8_lossy(&out.stdout);
-    for needle in ["level 1", "level 8", "ttft p95", "out tok/s", "results: results/quickstart-"] {
-        assert!(stdout.contains(needle), "{needle:?} missing from:\n{stdout}");
+    for needle in [
+        "level 1",
+        "level 8",
+        "ttft p95",
+        "out tok/s",
+        "results: results/quickstart-",
+    ] {
+        assert!(
+            stdout.contains(needle),
+            "{needle:?} missing from:\n{stdout}"
+        );
     }
-    let latest: serde_json::Value = serde_json::from_slice(&std::fs::read(dir.path().join("results/benchmark_latest.json")).unwrap()).unwrap();
+    let latest: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(dir.path().join("results/benchmark_latest.json")).unwrap(),
+    )
+    .unwrap();
     assert_eq!(latest["scenario"]["source"], "<built-in quickstart>");
     assert_eq!(latest["total"]["requests"], 64);
     assert_eq!(latest["warmup"]["requests"], 2);
@@ -101,24 +149,48 @@ fn ctrl_c_stops_the_run_writes_partial_results_and_exits_105() {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("long.yaml");
     std::fs::write(&file, "name: long\ntarget: {model: m}\nprompts: [hi]\nscenarios:\n  s: {executor: concurrency-levels, levels: [2], requests_per_level: 100000}\nsimulator: {parallel: 2, decode_per_token: 5ms, load_time: 0s, output_tokens: {min: 10, max: 10}}\n").unwrap();
-    let child = bin().arg("run").arg(&file).arg("--raw").current_dir(dir.path()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+    let child = bin()
+        .arg("run")
+        .arg(&file)
+        .arg("--raw")
+        .current_dir(dir.path())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
     // Wait until requests flow (the raw log grows), then interrupt.
     let started = Instant::now();
     let results = dir.path().join("results");
     loop {
-        let grown = std::fs::read_dir(&results).ok().into_iter().flatten().flatten().any(|e| e.metadata().map(|m| m.len() > 4096).unwrap_or(false));
+        let grown = std::fs::read_dir(&results)
+            .ok()
+            .into_iter()
+            .flatten()
+            .flatten()
+            .any(|e| e.metadata().map(|m| m.len() > 4096).unwrap_or(false));
         if grown || started.elapsed() > Duration::from_secs(30) {
             break;
         }
         std::thread::sleep(Duration::from_millis(100));
     }
-    let status = Command::new("kill").args(["-INT", &child.id().to_string()]).status().unwrap();
+    let status = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
     assert!(status.success());
     let out = child.wait_with_output().unwrap();
-    assert_eq!(out.status.code(), Some(105), "{}", String::from_utf8_lossy(&out.stderr));
-    let latest: serde_json::Value = serde_json::from_slice(&std::fs::read(results.join("benchmark_latest.json")).unwrap()).unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(105),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let latest: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(results.join("benchmark_latest.json")).unwrap())
+            .unwrap();
     assert_eq!(latest["interrupted"], true);
     let requests = latest["total"]["requests"].as_u64().unwrap();
     assert!(requests > 0 && requests < 100_000, "{requests}");
-    assert!(String::from_utf8_lossy(&out.stdout).contains("the run was interrupted: these results are partial"));
+    assert!(String::from_utf8_lossy(&out.stdout)
+        .contains("the run was interrupted: these results are partial"));
 }

@@ -9,7 +9,12 @@ use llm_bench::output::result::result_schema_json;
 use llm_bench::scenario::schema::scenario_schema_json;
 
 fn committed(name: &str) -> String {
-    std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("schemas").join(name)).unwrap()
+    std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("schemas")
+            .join(name),
+    )
+    .unwrap()
 }
 
 #[test]
@@ -24,16 +29,29 @@ fn committed_result_schema_is_current() {
 
 #[tokio::test(start_paused = true)]
 async fn a_real_result_validates_against_the_result_schema() {
-    let loaded = llm_bench::app::load_scenario(Some(&Path::new(env!("CARGO_MANIFEST_DIR")).join("scenarios/quickstart.yaml"))).unwrap();
+    let loaded = llm_bench::app::load_scenario(Some(
+        &Path::new(env!("CARGO_MANIFEST_DIR")).join("scenarios/quickstart.yaml"),
+    ))
+    .unwrap();
     let dir = tempfile::tempdir().unwrap();
     let out = common::run(loaded, &common::options(dir.path(), None)).await;
-    let written: serde_json::Value = serde_json::from_slice(&std::fs::read(&out.result_path).unwrap()).unwrap();
+    let written: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&out.result_path).unwrap()).unwrap();
     let schema: serde_json::Value = serde_json::from_str(&committed("result.schema.json")).unwrap();
     let validator = jsonschema::validator_for(&schema).unwrap();
-    let errors: Vec<String> = validator.iter_errors(&written).map(|e| format!("{}: {e}", e.instance_path())).collect();
+    let errors: Vec<String> = validator
+        .iter_errors(&written)
+        .map(|e| format!("{}: {e}", e.instance_path()))
+        .collect();
     assert!(errors.is_empty(), "{errors:#?}");
     assert_eq!(written["format_version"], 1);
     assert_eq!(written["target"]["simulated"], true);
-    assert!(written["scenario"]["content_sha256"].as_str().unwrap().len() == 64);
+    assert!(
+        written["scenario"]["content_sha256"]
+            .as_str()
+            .unwrap()
+            .len()
+            == 64
+    );
     assert!(!written["timeseries"].as_array().unwrap().is_empty());
 }

@@ -24,7 +24,10 @@ fn steady(parallel: u32, tokens: u32) -> SimConfig {
         prefill_per_token: HumanDuration(Duration::from_micros(500)),
         decode_per_token: ms(10),
         load_time: ms(0),
-        output_tokens: OutputTokens { min: tokens, max: tokens },
+        output_tokens: OutputTokens {
+            min: tokens,
+            max: tokens,
+        },
         ..SimConfig::default()
     }
 }
@@ -36,12 +39,26 @@ async fn closed_model_concurrency_is_exact_at_every_level() {
     for level in [1u32, 3, 7, 20] {
         sim.stats.reset_max_in_flight();
         let load = format!("scenarios:\n  sweep:\n    executor: concurrency-levels\n    levels: [{level}]\n    requests_per_level: {}\n", level * 3);
-        let out = run(scenario(&with_load(&load)), &options(dir.path(), Some(sim.url()))).await;
-        assert_eq!(sim.stats.max_in_flight.load(Ordering::SeqCst), u64::from(level), "level {level}");
+        let out = run(
+            scenario(&with_load(&load)),
+            &options(dir.path(), Some(sim.url())),
+        )
+        .await;
+        assert_eq!(
+            sim.stats.max_in_flight.load(Ordering::SeqCst),
+            u64::from(level),
+            "level {level}"
+        );
         let g = &out.result.scenarios[0].groups[0];
-        assert_eq!((g.level, g.summary.requests, g.summary.errors), (Some(level), u64::from(level * 3), 0));
+        assert_eq!(
+            (g.level, g.summary.requests, g.summary.errors),
+            (Some(level), u64::from(level * 3), 0)
+        );
         // The per-second series saw the same concurrency from the client side.
-        assert_eq!(out.result.timeseries.iter().map(|p| p.active_vus).max(), Some(u64::from(level)));
+        assert_eq!(
+            out.result.timeseries.iter().map(|p| p.active_vus).max(),
+            Some(u64::from(level))
+        );
     }
 }
 
@@ -57,7 +74,10 @@ async fn warmup_is_sent_first_and_excluded_from_every_metric() {
     assert_eq!(out.result.warmup.requests, 3);
     assert_eq!(out.result.total.requests, 10);
     let ttft = out.result.total.ttft_ms.as_ref().unwrap();
-    assert!(ttft.max < 1000.0, "the cold load leaked into the measured TTFT: {ttft:?}");
+    assert!(
+        ttft.max < 1000.0,
+        "the cold load leaked into the measured TTFT: {ttft:?}"
+    );
     assert!(out.result.total.load_ms.as_ref().unwrap().max < 1.0);
 }
 
@@ -85,8 +105,15 @@ async fn every_injected_fault_is_counted_in_its_category_and_the_run_completes()
     let mut injected = 0;
     for (fault, kind) in expect {
         let n = sim.stats.faults(fault);
-        assert!(n > 0, "{fault:?} was never injected; raise the request count");
-        assert_eq!(by_kind.get(&kind).copied().unwrap_or(0), n, "{fault:?} -> {kind:?}: {by_kind:?}");
+        assert!(
+            n > 0,
+            "{fault:?} was never injected; raise the request count"
+        );
+        assert_eq!(
+            by_kind.get(&kind).copied().unwrap_or(0),
+            n,
+            "{fault:?} -> {kind:?}: {by_kind:?}"
+        );
         injected += n;
     }
     assert_eq!(out.result.total.errors, injected);
@@ -97,11 +124,22 @@ async fn every_injected_fault_is_counted_in_its_category_and_the_run_completes()
 #[tokio::test(start_paused = true)]
 async fn refused_connections_are_counted_not_fatal() {
     // Bind and drop a listener to find a port where nothing listens.
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
     let dir = tempfile::tempdir().unwrap();
     let yaml = with_load("scenarios:\n  s:\n    executor: concurrency-levels\n    levels: [2]\n    requests_per_level: 6\n");
-    let out = run(scenario(&yaml), &options(dir.path(), Some(format!("http://127.0.0.1:{port}")))).await;
-    assert_eq!(out.result.total.errors_by_kind.get(&ErrorKind::Refused), Some(&6));
+    let out = run(
+        scenario(&yaml),
+        &options(dir.path(), Some(format!("http://127.0.0.1:{port}"))),
+    )
+    .await;
+    assert_eq!(
+        out.result.total.errors_by_kind.get(&ErrorKind::Refused),
+        Some(&6)
+    );
     assert!(out.result_path.exists());
 }
 
@@ -125,14 +163,26 @@ async fn ttft_grows_linearly_with_concurrency_on_one_slot() {
         let want_ttft = (c - 1.0) * service + prefill;
         let want_e2e = c * service;
         // 2% covers HDR's 0.1% bucket width and per-request HTTP overhead in virtual time.
-        assert!((ttft - want_ttft).abs() <= want_ttft * 0.02 + 1.0, "c={c}: ttft p50 {ttft} vs {want_ttft}");
-        assert!((e2e - want_e2e).abs() <= want_e2e * 0.02 + 1.0, "c={c}: e2e p50 {e2e} vs {want_e2e}");
+        assert!(
+            (ttft - want_ttft).abs() <= want_ttft * 0.02 + 1.0,
+            "c={c}: ttft p50 {ttft} vs {want_ttft}"
+        );
+        assert!(
+            (e2e - want_e2e).abs() <= want_e2e * 0.02 + 1.0,
+            "c={c}: e2e p50 {e2e} vs {want_e2e}"
+        );
         // Throughput is flat: one slot serves one request per service time whatever c is.
         let rps = g.summary.requests_per_second;
-        assert!((rps - 1000.0 / service).abs() < 0.1 * 1000.0 / service, "c={c}: {rps} req/s");
+        assert!(
+            (rps - 1000.0 / service).abs() < 0.1 * 1000.0 / service,
+            "c={c}: {rps} req/s"
+        );
         // The server's own view attributes the growth to queueing, not to prefill or decode.
         let queue = g.summary.queue_wait_ms.as_ref().unwrap().p50;
-        assert!((queue - (want_ttft - prefill)).abs() <= want_ttft * 0.02 + 1.0, "c={c}: queue p50 {queue}");
+        assert!(
+            (queue - (want_ttft - prefill)).abs() <= want_ttft * 0.02 + 1.0,
+            "c={c}: queue p50 {queue}"
+        );
     }
 }
 
@@ -162,12 +212,14 @@ async fn decode_metrics_follow_the_simulator_rates() {
 async fn constant_vus_honours_iterations_and_duration() {
     let sim = start_sim(steady(8, 5)).await;
     let dir = tempfile::tempdir().unwrap();
-    let yaml = with_load("scenarios:\n  n:\n    executor: constant-vus\n    vus: 3\n    iterations: 10\n");
+    let yaml =
+        with_load("scenarios:\n  n:\n    executor: constant-vus\n    vus: 3\n    iterations: 10\n");
     let out = run(scenario(&yaml), &options(dir.path(), Some(sim.url()))).await;
     assert_eq!(out.result.total.requests, 10);
     assert_eq!(sim.stats.max_in_flight.load(Ordering::SeqCst), 3);
 
-    let yaml = with_load("scenarios:\n  d:\n    executor: constant-vus\n    vus: 2\n    duration: 3s\n");
+    let yaml =
+        with_load("scenarios:\n  d:\n    executor: constant-vus\n    vus: 2\n    duration: 3s\n");
     let out = run(scenario(&yaml), &options(dir.path(), Some(sim.url()))).await;
     // Each request takes 40 ms of decode + 3.5 ms prefill: 2 VUs finish ~2 × 3000 / 43.5 ≈ 138.
     let n = out.result.total.requests;
@@ -204,7 +256,11 @@ async fn phases_run_in_parallel_after_their_start_time() {
     let out = run(scenario(&yaml), &options(dir.path(), Some(sim.url()))).await;
     let s = &out.result.scenarios;
     assert_eq!(sim.stats.max_in_flight.load(Ordering::SeqCst), 2);
-    assert!(out.result.duration_secs < 3.2, "not parallel: {}", out.result.duration_secs);
+    assert!(
+        out.result.duration_secs < 3.2,
+        "not parallel: {}",
+        out.result.duration_secs
+    );
     assert!(s[0].total.requests > 40 && s[1].total.requests > 40);
 }
 
@@ -221,13 +277,62 @@ async fn interrupting_a_run_writes_the_partial_results() {
     });
     let mut opts = options(dir.path(), Some(sim.url()));
     opts.raw = true;
-    let out = llm_bench::app::execute(scenario(&yaml), &opts, stop).await.unwrap();
+    let out = llm_bench::app::execute(scenario(&yaml), &opts, stop)
+        .await
+        .unwrap();
     assert!(out.result.interrupted);
     let t = &out.result.total;
     assert!(t.requests > 20 && t.requests < 1000, "{}", t.requests);
-    let saved: serde_json::Value = serde_json::from_slice(&std::fs::read(&out.result_path).unwrap()).unwrap();
+    let saved: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&out.result_path).unwrap()).unwrap();
     assert_eq!(saved["interrupted"], true);
     assert_eq!(saved["total"]["requests"], t.requests);
     let raw = std::fs::read_to_string(out.raw_path.unwrap()).unwrap();
     assert_eq!(raw.lines().count() as u64, t.requests + t.interrupted);
+}
+
+#[tokio::test(start_paused = true)]
+async fn command_line_overrides_replace_levels_requests_and_model() {
+    let mut cfg = steady(8, 3);
+    cfg.models = vec!["big:70b".into()];
+    let sim = start_sim(cfg).await;
+    let dir = tempfile::tempdir().unwrap();
+    let yaml = with_load("scenarios:\n  s:\n    executor: concurrency-levels\n    levels: [1]\n    requests_per_level: 2\n");
+    let mut opts = options(dir.path(), Some(sim.url()));
+    opts.concurrency = vec![2, 3];
+    opts.requests_per_level = Some(9);
+    opts.model = Some("big:70b".into());
+    let out = run(scenario(&yaml), &opts).await;
+    let groups = &out.result.scenarios[0].groups;
+    assert_eq!(
+        groups.iter().map(|g| g.level).collect::<Vec<_>>(),
+        vec![Some(2), Some(3)]
+    );
+    assert!(groups
+        .iter()
+        .all(|g| g.summary.requests == 9 && g.summary.errors == 0));
+    assert_eq!(out.result.target.model, "big:70b");
+    // Without the override the simulator's model list answers 404, as Ollama does.
+    let out = run(scenario(&yaml), &options(dir.path(), Some(sim.url()))).await;
+    assert_eq!(
+        out.result
+            .total
+            .errors_by_kind
+            .get(&ErrorKind::ModelNotFound),
+        Some(&2)
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_generate_api_streams_and_reports_server_counts() {
+    let sim = start_sim(steady(2, 6)).await;
+    let dir = tempfile::tempdir().unwrap();
+    let yaml = "name: g\ntarget:\n  model: m\n  api: generate\n  options: {num_predict: 4}\nprompts:\n  - {prompt: Hello there, system: Be brief.}\nscenarios:\n  s: {executor: concurrency-levels, levels: [2], requests_per_level: 4}\n";
+    let out = run(scenario(yaml), &options(dir.path(), Some(sim.url()))).await;
+    let t = &out.result.total;
+    assert_eq!((t.requests, t.errors), (4, 0));
+    // num_predict reaches the server: 4 tokens, not the configured 6.
+    assert_eq!(t.output_tokens.as_ref().unwrap().max, 4.0);
+    // "Hello there" + "Be brief." = 20 characters = 5 prompt tokens.
+    assert_eq!(t.prompt_tokens.as_ref().unwrap().p50, 5.0);
 }

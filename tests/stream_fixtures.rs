@@ -28,14 +28,109 @@ const NONE4: [Option<u64>; 4] = [None; 4];
 
 fn expectations() -> Vec<Expected> {
     vec![
-        Expected { file: "ollama-generate-docs-streaming.ndjson", text: "That's a fantastic question!", content_chunks: 7, output_tokens: 7, tokens_estimated: true, done_reason: Some("stop"), error: None, prompt_tokens: None, server: NONE4 },
-        Expected { file: "ollama-generate-error-midstream.ndjson", text: " Yes.Ican", content_chunks: 4, output_tokens: 4, tokens_estimated: true, done_reason: None, error: Some(ErrorKind::StreamError), prompt_tokens: None, server: NONE4 },
-        Expected { file: "ollama-generate-docs-api-md.ndjson", text: "The", content_chunks: 1, output_tokens: 259, tokens_estimated: false, done_reason: None, error: None, prompt_tokens: Some(26), server: [Some(10706818083), Some(6338219291), Some(130079000), Some(4232710000)] },
-        Expected { file: "ollama-chat-docs-streaming.ndjson", text: "The", content_chunks: 1, output_tokens: 282, tokens_estimated: false, done_reason: None, error: None, prompt_tokens: Some(26), server: [Some(4883583458), Some(1334875), Some(342546000), Some(4535599000)] },
+        Expected {
+            file: "ollama-generate-docs-streaming.ndjson",
+            text: "That's a fantastic question!",
+            content_chunks: 7,
+            output_tokens: 7,
+            tokens_estimated: true,
+            done_reason: Some("stop"),
+            error: None,
+            prompt_tokens: None,
+            server: NONE4,
+        },
+        Expected {
+            file: "ollama-generate-error-midstream.ndjson",
+            text: " Yes.Ican",
+            content_chunks: 4,
+            output_tokens: 4,
+            tokens_estimated: true,
+            done_reason: None,
+            error: Some(ErrorKind::StreamError),
+            prompt_tokens: None,
+            server: NONE4,
+        },
+        Expected {
+            file: "ollama-generate-docs-api-md.ndjson",
+            text: "The",
+            content_chunks: 1,
+            output_tokens: 259,
+            tokens_estimated: false,
+            done_reason: None,
+            error: None,
+            prompt_tokens: Some(26),
+            server: [
+                Some(10706818083),
+                Some(6338219291),
+                Some(130079000),
+                Some(4232710000),
+            ],
+        },
+        Expected {
+            file: "ollama-chat-docs-streaming.ndjson",
+            text: "The",
+            content_chunks: 1,
+            output_tokens: 282,
+            tokens_estimated: false,
+            done_reason: None,
+            error: None,
+            prompt_tokens: Some(26),
+            server: [
+                Some(4883583458),
+                Some(1334875),
+                Some(342546000),
+                Some(4535599000),
+            ],
+        },
         // The tool call is the only content: it counts as the first token, with no text.
-        Expected { file: "ollama-chat-docs-tool-calls.ndjson", text: "", content_chunks: 1, output_tokens: 15, tokens_estimated: false, done_reason: Some("stop"), error: None, prompt_tokens: Some(169), server: [Some(182242375), Some(41295167), Some(24573166), Some(115959084)] },
-        Expected { file: "ollama-generate-granite-full-metrics.ndjson", text: "Fluffy Burrower.", content_chunks: 7, output_tokens: 8, tokens_estimated: false, done_reason: Some("stop"), error: None, prompt_tokens: Some(50), server: [Some(269377500), Some(24999375), Some(82861916), Some(160765500)] },
-        Expected { file: "ollama-generate-nonstream-length.json", text: "Once upon a time, in a small village nestled", content_chunks: 1, output_tokens: 10, tokens_estimated: false, done_reason: Some("length"), error: None, prompt_tokens: Some(14), server: [Some(195361027), Some(25814720), Some(14601000), Some(96146000)] },
+        Expected {
+            file: "ollama-chat-docs-tool-calls.ndjson",
+            text: "",
+            content_chunks: 1,
+            output_tokens: 15,
+            tokens_estimated: false,
+            done_reason: Some("stop"),
+            error: None,
+            prompt_tokens: Some(169),
+            server: [
+                Some(182242375),
+                Some(41295167),
+                Some(24573166),
+                Some(115959084),
+            ],
+        },
+        Expected {
+            file: "ollama-generate-granite-full-metrics.ndjson",
+            text: "Fluffy Burrower.",
+            content_chunks: 7,
+            output_tokens: 8,
+            tokens_estimated: false,
+            done_reason: Some("stop"),
+            error: None,
+            prompt_tokens: Some(50),
+            server: [
+                Some(269377500),
+                Some(24999375),
+                Some(82861916),
+                Some(160765500),
+            ],
+        },
+        Expected {
+            file: "ollama-generate-nonstream-length.json",
+            text: "Once upon a time, in a small village nestled",
+            content_chunks: 1,
+            output_tokens: 10,
+            tokens_estimated: false,
+            done_reason: Some("length"),
+            error: None,
+            prompt_tokens: Some(14),
+            server: [
+                Some(195361027),
+                Some(25814720),
+                Some(14601000),
+                Some(96146000),
+            ],
+        },
     ]
 }
 
@@ -58,10 +153,19 @@ fn check(e: &Expected, m: &Measurement, how: &str) {
     assert_eq!(m.error.as_ref().map(|e| e.kind), e.error, "{ctx}");
     assert_eq!(m.prompt_tokens, e.prompt_tokens, "{ctx}");
     let ns = |d: Option<u64>| d.map(Duration::from_nanos);
-    let want = ServerTimings { total: ns(e.server[0]), load: ns(e.server[1]), prompt_eval: ns(e.server[2]), eval: ns(e.server[3]) };
+    let want = ServerTimings {
+        total: ns(e.server[0]),
+        load: ns(e.server[1]),
+        prompt_eval: ns(e.server[2]),
+        eval: ns(e.server[3]),
+    };
     assert_eq!(m.server, want, "{ctx}");
     assert_eq!(m.ttft.is_some(), e.content_chunks > 0, "{ctx}");
-    assert_eq!(m.itl.len() as u64, e.content_chunks.saturating_sub(1), "{ctx}");
+    assert_eq!(
+        m.itl.len() as u64,
+        e.content_chunks.saturating_sub(1),
+        "{ctx}"
+    );
 }
 
 #[test]
@@ -102,18 +206,34 @@ fn ttft_is_the_arrival_of_the_first_content_line_not_of_the_first_byte() {
 /// here and given an expectation.
 #[test]
 fn every_shared_fixture_is_covered() {
-    let ours: Vec<String> = std::fs::read_dir(data_dir()).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
+    let ours: Vec<String> = std::fs::read_dir(data_dir())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
     let shared = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/fixtures/streams");
     if let Ok(entries) = std::fs::read_dir(&shared) {
         for entry in entries {
             let name = entry.unwrap().file_name().to_string_lossy().into_owned();
-            assert!(ours.contains(&name), "shared fixture {name} is missing from tests/data/streams");
+            assert!(
+                ours.contains(&name),
+                "shared fixture {name} is missing from tests/data/streams"
+            );
             let ours_bytes = std::fs::read(data_dir().join(&name)).unwrap();
-            assert_eq!(ours_bytes, std::fs::read(shared.join(&name)).unwrap(), "{name} differs from the shared copy");
+            assert_eq!(
+                ours_bytes,
+                std::fs::read(shared.join(&name)).unwrap(),
+                "{name} differs from the shared copy"
+            );
         }
     }
     let expected: Vec<&str> = expectations().iter().map(|e| e.file).collect();
-    for name in ours.iter().filter(|n| n.starts_with("ollama-") && !n.ends_with(".sse")) {
-        assert!(expected.contains(&name.as_str()), "no expectation for {name}");
+    for name in ours
+        .iter()
+        .filter(|n| n.starts_with("ollama-") && !n.ends_with(".sse"))
+    {
+        assert!(
+            expected.contains(&name.as_str()),
+            "no expectation for {name}"
+        );
     }
 }

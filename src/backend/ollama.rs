@@ -32,9 +32,9 @@ pub fn resolve_ollama_url(
                 None => ("http", host),
             };
             let rest = rest.trim_end_matches('/');
-            let has_port = rest
-                .rsplit_once(':')
-                .is_some_and(|(_, port)| port.chars().all(|c| c.is_ascii_digit()) && !rest.ends_with(']'));
+            let has_port = rest.rsplit_once(':').is_some_and(|(_, port)| {
+                port.chars().all(|c| c.is_ascii_digit()) && !rest.ends_with(']')
+            });
             if has_port {
                 format!("{scheme}://{rest}")
             } else {
@@ -119,9 +119,14 @@ impl OllamaBackend {
         body
     }
 
-    async fn exchange(&self, body: Value, sent_at: Instant) -> Measurement {
+    async fn exchange(&self, body: Vec<u8>, sent_at: Instant) -> Measurement {
         let elapsed = || sent_at.elapsed();
-        let response = match self.client.post(&self.endpoint).json(&body).send().await {
+        let request = self
+            .client
+            .post(&self.endpoint)
+            .header(reqwest::header::CONTENT_TYPE, "application/json")
+            .body(body);
+        let response = match request.send().await {
             Ok(response) => response,
             Err(err) => return failed(elapsed(), transport_error(&err)),
         };
@@ -130,11 +135,17 @@ impl OllamaBackend {
             let text = response.text().await.unwrap_or_default();
             let message = serde_json::from_str::<Value>(&text)
                 .ok()
-                .and_then(|v| v.get("error").map(|e| e.as_str().map_or_else(|| e.to_string(), str::to_string)))
+                .and_then(|v| {
+                    v.get("error")
+                        .map(|e| e.as_str().map_or_else(|| e.to_string(), str::to_string))
+                })
                 .unwrap_or(text);
             let mut m = failed(
                 elapsed(),
-                RequestError::new(ErrorKind::from_status(status), format!("HTTP {status}: {message}")),
+                RequestError::new(
+                    ErrorKind::from_status(status),
+                    format!("HTTP {status}: {message}"),
+                ),
             );
             m.status = Some(status);
             return m;
@@ -146,7 +157,10 @@ impl OllamaBackend {
             match read {
                 Ok(bytes) => stream.feed(at, &bytes),
                 Err(err) => {
-                    let mut m = stream.fail(at, RequestError::new(ErrorKind::Disconnected, err.to_string()));
+                    let mut m = stream.fail(
+                        at,
+                        RequestError::new(ErrorKind::Disconnected, err.to_string()),
+                    );
                     m.status = Some(status);
                     return m;
                 }
@@ -195,16 +209,24 @@ fn transport_error(err: &reqwest::Error) -> RequestError {
 impl Backend for OllamaBackend {
     fn send<'a>(&'a self, prompt: &'a Prompt) -> BoxFuture<'a, Exchange> {
         Box::pin(async move {
-            let body = self.body(prompt);
+            // Serialised before t0 so that building the request is not counted as latency.
+            let body = serde_json::to_vec(&self.body(prompt)).unwrap_or_default();
             let sent_at = Instant::now();
-            let measurement = match tokio::time::timeout(self.timeout, self.exchange(body, sent_at)).await {
-                Ok(m) => m,
-                Err(_) => failed(
-                    sent_at.elapsed(),
-                    RequestError::new(ErrorKind::Timeout, format!("no complete answer within {:?}", self.timeout)),
-                ),
-            };
-            Exchange { sent_at, measurement }
+            let measurement =
+                match tokio::time::timeout(self.timeout, self.exchange(body, sent_at)).await {
+                    Ok(m) => m,
+                    Err(_) => failed(
+                        sent_at.elapsed(),
+                        RequestError::new(
+                            ErrorKind::Timeout,
+                            format!("no complete answer within {:?}", self.timeout),
+                        ),
+                    ),
+                };
+            Exchange {
+                sent_at,
+                measurement,
+            }
         })
     }
 }
@@ -215,18 +237,36 @@ mod tests {
 
     #[test]
     fn url_precedence_is_cli_then_scenario_then_env_then_default() {
-        assert_eq!(resolve_ollama_url(Some("http://a:1/"), Some("http://b:2"), Some("c")), "http://a:1");
-        assert_eq!(resolve_ollama_url(None, Some("http://b:2"), Some("c")), "http://b:2");
+        assert_eq!(
+            resolve_ollama_url(Some("http://a:1/"), Some("http://b:2"), Some("c")),
+            "http://a:1"
+        );
+        assert_eq!(
+            resolve_ollama_url(None, Some("http://b:2"), Some("c")),
+            "http://b:2"
+        );
         assert_eq!(resolve_ollama_url(None, None, Some("c")), "http://c:11434");
         assert_eq!(resolve_ollama_url(None, None, None), DEFAULT_URL);
     }
 
     #[test]
     fn ollama_host_is_read_like_ollamas_client() {
-        assert_eq!(resolve_ollama_url(None, None, Some("0.0.0.0")), "http://0.0.0.0:11434");
-        assert_eq!(resolve_ollama_url(None, None, Some("127.0.0.1:9000")), "http://127.0.0.1:9000");
-        assert_eq!(resolve_ollama_url(None, None, Some("https://gpu.example")), "https://gpu.example:443");
-        assert_eq!(resolve_ollama_url(None, None, Some("http://h:8080/")), "http://h:8080");
+        assert_eq!(
+            resolve_ollama_url(None, None, Some("0.0.0.0")),
+            "http://0.0.0.0:11434"
+        );
+        assert_eq!(
+            resolve_ollama_url(None, None, Some("127.0.0.1:9000")),
+            "http://127.0.0.1:9000"
+        );
+        assert_eq!(
+            resolve_ollama_url(None, None, Some("https://gpu.example")),
+            "https://gpu.example:443"
+        );
+        assert_eq!(
+            resolve_ollama_url(None, None, Some("http://h:8080/")),
+            "http://h:8080"
+        );
         assert_eq!(resolve_ollama_url(None, None, Some("  ")), DEFAULT_URL);
     }
 }

@@ -142,7 +142,9 @@ impl OllamaStream {
             }
         };
         if let Some(error) = &chunk.error {
-            let text = error.as_str().map_or_else(|| error.to_string(), str::to_string);
+            let text = error
+                .as_str()
+                .map_or_else(|| error.to_string(), str::to_string);
             self.stop(at, ErrorKind::StreamError, text);
             return;
         }
@@ -195,9 +197,18 @@ mod tests {
     #[test]
     fn ttft_skips_empty_lines_and_itl_pools_gaps() {
         let mut s = OllamaStream::new();
-        s.feed(ms(5), b"{\"message\":{\"role\":\"assistant\",\"content\":\"\"},\"done\":false}\n");
-        s.feed(ms(10), b"{\"message\":{\"content\":\"a\"},\"done\":false}\n");
-        s.feed(ms(14), b"{\"message\":{\"content\":\"b\"},\"done\":false}\n");
+        s.feed(
+            ms(5),
+            b"{\"message\":{\"role\":\"assistant\",\"content\":\"\"},\"done\":false}\n",
+        );
+        s.feed(
+            ms(10),
+            b"{\"message\":{\"content\":\"a\"},\"done\":false}\n",
+        );
+        s.feed(
+            ms(14),
+            b"{\"message\":{\"content\":\"b\"},\"done\":false}\n",
+        );
         s.feed(ms(20), b"{\"message\":{\"content\":\"\"},\"done\":true,\"done_reason\":\"stop\",\"eval_count\":3}\n");
         let m = s.finish(ms(21));
         assert_eq!(m.ttft, Some(ms(10)));
@@ -211,17 +222,26 @@ mod tests {
     #[test]
     fn thinking_and_tool_calls_count_as_first_token() {
         let mut s = OllamaStream::new();
-        s.feed(ms(3), b"{\"message\":{\"content\":\"\",\"thinking\":\"hmm\"},\"done\":false}\n");
+        s.feed(
+            ms(3),
+            b"{\"message\":{\"content\":\"\",\"thinking\":\"hmm\"},\"done\":false}\n",
+        );
         assert_eq!(s.m.ttft, Some(ms(3)));
         let mut s = OllamaStream::new();
-        s.feed(ms(4), b"{\"response\":\"\",\"tool_calls\":[{\"function\":{}}],\"done\":false}\n");
+        s.feed(
+            ms(4),
+            b"{\"response\":\"\",\"tool_calls\":[{\"function\":{}}],\"done\":false}\n",
+        );
         assert_eq!(s.m.ttft, Some(ms(4)));
     }
 
     #[test]
     fn eof_before_done_is_truncated_and_counts_chunks_as_estimate() {
         let mut s = OllamaStream::new();
-        s.feed(ms(1), b"{\"response\":\"a\",\"done\":false}\n{\"response\":\"b\"");
+        s.feed(
+            ms(1),
+            b"{\"response\":\"a\",\"done\":false}\n{\"response\":\"b\"",
+        );
         let m = s.finish(ms(9));
         assert_eq!(m.error.unwrap().kind, ErrorKind::Truncated);
         assert_eq!(m.output_tokens, 1);
@@ -232,7 +252,10 @@ mod tests {
     #[test]
     fn garbage_line_is_malformed_and_stops_the_fold() {
         let mut s = OllamaStream::new();
-        s.feed(ms(1), b"{\"response\":\"a\",\"done\":false}\nnot json\n{\"response\":\"b\",\"done\":true}\n");
+        s.feed(
+            ms(1),
+            b"{\"response\":\"a\",\"done\":false}\nnot json\n{\"response\":\"b\",\"done\":true}\n",
+        );
         assert!(s.is_finished());
         let m = s.finish(ms(2));
         assert_eq!(m.error.unwrap().kind, ErrorKind::Malformed);

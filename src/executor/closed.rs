@@ -13,7 +13,12 @@ use crate::metrics::{Event, Group, GroupKey};
 use crate::plan::{stage_at, VuStep};
 
 /// Cancels `hard` once `grace` has passed after `soft` was cancelled, unless `done` first.
-fn arm_grace(soft: CancellationToken, hard: CancellationToken, grace: Duration, done: CancellationToken) {
+fn arm_grace(
+    soft: CancellationToken,
+    hard: CancellationToken,
+    grace: Duration,
+    done: CancellationToken,
+) {
     tokio::spawn(async move {
         tokio::select! {
             _ = soft.cancelled() => {}
@@ -34,7 +39,10 @@ struct Tickets {
 
 impl Tickets {
     fn new(limit: u64) -> Self {
-        Self { taken: AtomicU64::new(0), limit }
+        Self {
+            taken: AtomicU64::new(0),
+            limit,
+        }
     }
 
     fn take(&self) -> bool {
@@ -48,7 +56,10 @@ pub async fn levels(runner: &Runner, name: Arc<str>, levels: &[u32], per_level: 
         if runner.stop.is_cancelled() {
             break;
         }
-        let key = GroupKey { scenario: name.clone(), group: Group::Level(level) };
+        let key = GroupKey {
+            scenario: name.clone(),
+            group: Group::Level(level),
+        };
         let tickets = Arc::new(Tickets::new(per_level));
         let mut vus = JoinSet::new();
         for _ in 0..level {
@@ -73,7 +84,10 @@ pub async fn constant_vus(
     iterations: Option<u64>,
     graceful_stop: Duration,
 ) {
-    let key = GroupKey { scenario: name, group: Group::All };
+    let key = GroupKey {
+        scenario: name,
+        group: Group::All,
+    };
     let soft = runner.stop.child_token();
     let hard = runner.abort.child_token();
     let done = CancellationToken::new();
@@ -90,7 +104,13 @@ pub async fn constant_vus(
     let tickets = Arc::new(Tickets::new(iterations.unwrap_or(u64::MAX)));
     let mut set = JoinSet::new();
     for _ in 0..vus {
-        let (runner, key, tickets, soft, hard) = (runner.clone(), key.clone(), tickets.clone(), soft.clone(), hard.clone());
+        let (runner, key, tickets, soft, hard) = (
+            runner.clone(),
+            key.clone(),
+            tickets.clone(),
+            soft.clone(),
+            hard.clone(),
+        );
         set.spawn(async move {
             while !soft.is_cancelled() && tickets.take() {
                 runner.request(Some(key.clone()), &hard).await;
@@ -121,7 +141,12 @@ pub async fn ramping_vus(
     let phase_soft = runner.stop.child_token();
     let phase_hard = runner.abort.child_token();
     let done = CancellationToken::new();
-    arm_grace(phase_soft.clone(), phase_hard.clone(), graceful_stop, done.clone());
+    arm_grace(
+        phase_soft.clone(),
+        phase_hard.clone(),
+        graceful_stop,
+        done.clone(),
+    );
     let stage_ends: Arc<[Duration]> = stage_ends.into();
     let mut active: Vec<Vu> = Vec::new();
     let mut set = JoinSet::new();
@@ -132,12 +157,24 @@ pub async fn ramping_vus(
             _ = phase_soft.cancelled() => break,
         }
         while active.len() < step.vus as usize {
-            let vu = Vu { soft: phase_soft.child_token(), hard: phase_hard.child_token() };
-            let (runner, name, ends, soft, hard) = (runner.clone(), name.clone(), stage_ends.clone(), vu.soft.clone(), vu.hard.clone());
+            let vu = Vu {
+                soft: phase_soft.child_token(),
+                hard: phase_hard.child_token(),
+            };
+            let (runner, name, ends, soft, hard) = (
+                runner.clone(),
+                name.clone(),
+                stage_ends.clone(),
+                vu.soft.clone(),
+                vu.hard.clone(),
+            );
             set.spawn(async move {
                 while !soft.is_cancelled() && Instant::now() < end {
                     let stage = stage_at(&ends, phase_start.elapsed());
-                    let key = GroupKey { scenario: name.clone(), group: Group::Stage(stage) };
+                    let key = GroupKey {
+                        scenario: name.clone(),
+                        group: Group::Stage(stage),
+                    };
                     runner.request(Some(key), &hard).await;
                 }
             });
@@ -158,7 +195,10 @@ pub async fn ramping_vus(
     set.join_all().await;
     done.cancel();
     for stage in 0..stage_ends.len() {
-        let key = GroupKey { scenario: name.clone(), group: Group::Stage(stage) };
+        let key = GroupKey {
+            scenario: name.clone(),
+            group: Group::Stage(stage),
+        };
         let _ = runner.events.send(Event::GroupDone(key)).await;
     }
 }

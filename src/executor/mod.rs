@@ -64,7 +64,13 @@ impl Runner {
         let prompt = self.prompts.next();
         let at = self.run_start.elapsed();
         // A closed channel means the recorder is gone (the run is ending); nothing to report to.
-        let _ = self.events.send(Event::Started { key: key.clone(), at }).await;
+        let _ = self
+            .events
+            .send(Event::Started {
+                key: key.clone(),
+                at,
+            })
+            .await;
         let (started, outcome) = tokio::select! {
             exchange = self.backend.send(prompt) => (
                 exchange.sent_at.saturating_duration_since(self.run_start),
@@ -73,7 +79,12 @@ impl Runner {
             _ = cut.cancelled() => (at, Outcome::Interrupted),
         };
         let ended = self.run_start.elapsed();
-        let sample = Sample { key, started, ended, outcome };
+        let sample = Sample {
+            key,
+            started,
+            ended,
+            outcome,
+        };
         let _ = self.events.send(Event::Finished(Box::new(sample))).await;
     }
 
@@ -96,14 +107,35 @@ impl Runner {
         }
         let name: Arc<str> = plan.name.as_str().into();
         match plan.kind {
-            PlanKind::Levels { levels, requests_per_level } => {
+            PlanKind::Levels {
+                levels,
+                requests_per_level,
+            } => {
                 closed::levels(self, name, &levels, requests_per_level).await;
             }
-            PlanKind::ConstantVus { vus, duration, iterations, graceful_stop } => {
+            PlanKind::ConstantVus {
+                vus,
+                duration,
+                iterations,
+                graceful_stop,
+            } => {
                 closed::constant_vus(self, name, vus, duration, iterations, graceful_stop).await;
             }
-            PlanKind::RampingVus { steps, stage_ends, graceful_ramp_down, graceful_stop } => {
-                closed::ramping_vus(self, name, &steps, &stage_ends, graceful_ramp_down, graceful_stop).await;
+            PlanKind::RampingVus {
+                steps,
+                stage_ends,
+                graceful_ramp_down,
+                graceful_stop,
+            } => {
+                closed::ramping_vus(
+                    self,
+                    name,
+                    &steps,
+                    &stage_ends,
+                    graceful_ramp_down,
+                    graceful_stop,
+                )
+                .await;
             }
         }
     }

@@ -125,7 +125,10 @@ impl GroupStats {
 
     /// Folds one finished request in.
     pub fn record(&mut self, sample: &Sample) {
-        self.first_start = Some(self.first_start.map_or(sample.started, |t| t.min(sample.started)));
+        self.first_start = Some(
+            self.first_start
+                .map_or(sample.started, |t| t.min(sample.started)),
+        );
         self.last_end = Some(self.last_end.map_or(sample.ended, |t| t.max(sample.ended)));
         match &sample.outcome {
             Outcome::Interrupted => self.interrupted += 1,
@@ -154,7 +157,10 @@ impl GroupStats {
         }
         if !m.e2e.is_zero() && m.output_tokens > 0 {
             let rate = m.output_tokens as f64 / m.e2e.as_secs_f64();
-            self.put(Trend::RequestTokensPerSecond, (rate * 1000.0).round() as u64);
+            self.put(
+                Trend::RequestTokensPerSecond,
+                (rate * 1000.0).round() as u64,
+            );
         }
         if let Some(p) = m.prompt_tokens {
             self.prompt_tokens += p;
@@ -273,7 +279,10 @@ mod tests {
     }
 
     fn key() -> GroupKey {
-        GroupKey { scenario: "s".into(), group: Group::Level(1) }
+        GroupKey {
+            scenario: "s".into(),
+            group: Group::Level(1),
+        }
     }
 
     fn ok(ttft: u64, e2e: u64, tokens: u64) -> Box<Sample> {
@@ -287,7 +296,12 @@ mod tests {
                 itl: vec![ms(10); tokens.saturating_sub(1) as usize],
                 output_tokens: tokens,
                 prompt_tokens: Some(7),
-                server: ServerTimings { total: Some(ms(e2e - 1)), load: Some(ms(1)), prompt_eval: Some(ms(2)), eval: Some(ms(3)) },
+                server: ServerTimings {
+                    total: Some(ms(e2e - 1)),
+                    load: Some(ms(1)),
+                    prompt_eval: Some(ms(2)),
+                    eval: Some(ms(3)),
+                },
                 ..Measurement::default()
             }),
         })
@@ -299,11 +313,20 @@ mod tests {
         r.record(&Event::Finished(ok(100, 1100, 11)));
         let g = r.group(&key()).unwrap();
         assert_eq!(g.ok, 1);
-        assert_eq!(g.trend(Trend::Ttft).max(), g.trend(Trend::Ttft).highest_equivalent(100_000));
+        assert_eq!(
+            g.trend(Trend::Ttft).max(),
+            g.trend(Trend::Ttft).highest_equivalent(100_000)
+        );
         // (1100 - 100) ms over 10 tokens after the first = 100 ms.
-        assert_eq!(g.trend(Trend::Tpot).value_at_quantile(0.5), g.trend(Trend::Tpot).highest_equivalent(100_000));
+        assert_eq!(
+            g.trend(Trend::Tpot).value_at_quantile(0.5),
+            g.trend(Trend::Tpot).highest_equivalent(100_000)
+        );
         assert_eq!(g.trend(Trend::Itl).len(), 10);
-        assert_eq!(g.trend(Trend::QueueWait).value_at_quantile(0.5), g.trend(Trend::QueueWait).highest_equivalent(1_093_000));
+        assert_eq!(
+            g.trend(Trend::QueueWait).value_at_quantile(0.5),
+            g.trend(Trend::QueueWait).highest_equivalent(1_093_000)
+        );
         assert_eq!(g.prompt_tokens, 7);
     }
 
@@ -321,7 +344,10 @@ mod tests {
     fn errors_and_interruptions_are_counted_not_measured() {
         let mut r = Recorder::new();
         let mut failed = ok(5, 10, 2);
-        failed.outcome = Outcome::Done(Measurement { error: Some(RequestError::new(ErrorKind::Timeout, "t")), ..Measurement::default() });
+        failed.outcome = Outcome::Done(Measurement {
+            error: Some(RequestError::new(ErrorKind::Timeout, "t")),
+            ..Measurement::default()
+        });
         r.record(&Event::Finished(failed));
         let mut cut = ok(5, 10, 2);
         cut.outcome = Outcome::Interrupted;

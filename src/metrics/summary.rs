@@ -120,7 +120,11 @@ pub fn summarize(g: &GroupStats) -> GroupSummary {
         requests,
         successes: g.ok,
         errors,
-        error_rate: if requests > 0 { errors as f64 / requests as f64 } else { 0.0 },
+        error_rate: if requests > 0 {
+            errors as f64 / requests as f64
+        } else {
+            0.0
+        },
         errors_by_kind: g.errors.clone(),
         interrupted: g.interrupted,
         wall_time_secs: wall,
@@ -134,7 +138,10 @@ pub fn summarize(g: &GroupStats) -> GroupSummary {
         itl_ms: ms(Trend::Itl),
         tpot_ms: ms(Trend::Tpot),
         e2e_latency_ms: ms(Trend::E2e),
-        request_tokens_per_second: Stats::from_histogram(g.trend(Trend::RequestTokensPerSecond), 1000.0),
+        request_tokens_per_second: Stats::from_histogram(
+            g.trend(Trend::RequestTokensPerSecond),
+            1000.0,
+        ),
         output_tokens: count(Trend::OutputTokens),
         prompt_tokens: count(Trend::PromptTokens),
         queue_wait_ms: ms(Trend::QueueWait),

@@ -82,7 +82,11 @@ impl TimeSeries {
         while self.buckets.len() <= index {
             let t_secs = self.buckets.len() as u64 * self.width_secs;
             self.buckets.push(Bucket {
-                point: SeriesPoint { t_secs, width_secs: self.width_secs, ..SeriesPoint::default() },
+                point: SeriesPoint {
+                    t_secs,
+                    width_secs: self.width_secs,
+                    ..SeriesPoint::default()
+                },
                 ttft: None,
             });
             let newest = self.buckets.len();
@@ -106,7 +110,9 @@ impl TimeSeries {
                 x.active_vus = x.active_vus.max(y.active_vus);
                 let total = (x.completed + y.completed).max(1) as f64;
                 x.ttft_p50_ms = match (x.ttft_p50_ms, y.ttft_p50_ms) {
-                    (Some(a), Some(c)) => Some((a * x.completed as f64 + c * y.completed as f64) / total),
+                    (Some(a), Some(c)) => {
+                        Some((a * x.completed as f64 + c * y.completed as f64) / total)
+                    }
                     (a, c) => a.or(c),
                 };
                 x.ttft_p95_ms = match (x.ttft_p95_ms, y.ttft_p95_ms) {
@@ -140,7 +146,9 @@ impl TimeSeries {
     /// A request ended.
     pub fn finished(&mut self, sample: &Sample) {
         let bucket = self.bucket(sample.ended);
-        let Outcome::Done(m) = &sample.outcome else { return };
+        let Outcome::Done(m) = &sample.outcome else {
+            return;
+        };
         if m.error.is_some() {
             bucket.point.errors += 1;
             return;
@@ -151,7 +159,11 @@ impl TimeSeries {
             let h = bucket.ttft.get_or_insert_with(|| {
                 Histogram::new_with_bounds(1, 3_600_000_000, 2).expect("static bounds are valid")
             });
-            h.saturating_record(u64::try_from(ttft.as_micros()).unwrap_or(u64::MAX).min(3_600_000_000));
+            h.saturating_record(
+                u64::try_from(ttft.as_micros())
+                    .unwrap_or(u64::MAX)
+                    .min(3_600_000_000),
+            );
         }
     }
 
@@ -194,7 +206,15 @@ mod tests {
         s.finished(&done(1500, 300));
         let p = s.points();
         assert_eq!(p.len(), 2);
-        assert_eq!((p[0].started, p[0].active_vus, p[0].completed, p[0].output_tokens), (1, 2, 1, 3));
+        assert_eq!(
+            (
+                p[0].started,
+                p[0].active_vus,
+                p[0].completed,
+                p[0].output_tokens
+            ),
+            (1, 2, 1, 3)
+        );
         assert!((p[1].ttft_p50_ms.unwrap() - 300.0).abs() < 3.0);
     }
 
@@ -207,7 +227,10 @@ mod tests {
         let p = s.points();
         assert!(p.len() <= MAX_BUCKETS, "{}", p.len());
         assert_eq!(p[0].width_secs, 4);
-        assert_eq!(p.iter().map(|b| b.completed).sum::<u64>(), 3 * MAX_BUCKETS as u64);
+        assert_eq!(
+            p.iter().map(|b| b.completed).sum::<u64>(),
+            3 * MAX_BUCKETS as u64
+        );
         assert!((p[0].ttft_p95_ms.unwrap() - 10.0).abs() < 0.5);
     }
 }

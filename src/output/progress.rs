@@ -51,7 +51,12 @@ impl Progress {
         } else {
             ProgressDrawTarget::hidden()
         });
-        Self { mode, multi, bars: HashMap::new(), totals }
+        Self {
+            mode,
+            multi,
+            bars: HashMap::new(),
+            totals,
+        }
     }
 
     fn bar(&mut self, key: &GroupKey) -> Option<&ProgressBar> {
@@ -61,13 +66,17 @@ impl Progress {
         if !self.bars.contains_key(key) {
             let bar = match self.totals.get(key) {
                 Some(&n) => ProgressBar::new(n).with_style(
-                    ProgressStyle::with_template("{prefix:>24} [{bar:30}] {pos}/{len} {msg} ({elapsed})")
-                        .unwrap_or_else(|_| ProgressStyle::default_bar())
-                        .progress_chars("=> "),
+                    ProgressStyle::with_template(
+                        "{prefix:>24} [{bar:30}] {pos}/{len} {msg} ({elapsed})",
+                    )
+                    .unwrap_or_else(|_| ProgressStyle::default_bar())
+                    .progress_chars("=> "),
                 ),
                 None => ProgressBar::new_spinner().with_style(
-                    ProgressStyle::with_template("{prefix:>24} {spinner} {pos} done {msg} ({elapsed})")
-                        .unwrap_or_else(|_| ProgressStyle::default_spinner()),
+                    ProgressStyle::with_template(
+                        "{prefix:>24} {spinner} {pos} done {msg} ({elapsed})",
+                    )
+                    .unwrap_or_else(|_| ProgressStyle::default_spinner()),
                 ),
             };
             let bar = self.multi.add(bar);
@@ -98,10 +107,18 @@ impl Progress {
             }
             ProgressMode::Lines => {
                 let Some(s) = summary else { return };
-                let p95 = |s: &Option<crate::metrics::Stats>| s.as_ref().map_or("-".to_string(), |s| fmt_ms(s.p95));
+                let p95 = |s: &Option<crate::metrics::Stats>| {
+                    s.as_ref().map_or("-".to_string(), |s| fmt_ms(s.p95))
+                };
                 eprintln!(
                     "{} {}: {} requests, {} errors, e2e p95 {}, ttft p95 {}, {:.1} output tok/s",
-                    key.scenario, key.group, s.requests, s.errors, p95(&s.e2e_latency_ms), p95(&s.ttft_ms), s.output_tokens_per_second
+                    key.scenario,
+                    key.group,
+                    s.requests,
+                    s.errors,
+                    p95(&s.e2e_latency_ms),
+                    p95(&s.ttft_ms),
+                    s.output_tokens_per_second
                 );
             }
             ProgressMode::Quiet => {}

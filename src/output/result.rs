@@ -150,20 +150,32 @@ pub struct GroupResult {
 
 /// Builds per-phase and total summaries from the recorder; `phases` gives each phase's name and
 /// executor in display order (phases that recorded nothing still appear).
-pub fn summarize_phases(recorder: &Recorder, phases: &[(String, String)]) -> (Vec<ScenarioResult>, GroupSummary) {
+pub fn summarize_phases(
+    recorder: &Recorder,
+    phases: &[(String, String)],
+) -> (Vec<ScenarioResult>, GroupSummary) {
     let mut run_total = GroupStats::default();
     let mut scenarios = Vec::new();
     for (name, executor) in phases {
         let mut phase_total = GroupStats::default();
         let mut groups = Vec::new();
-        for (key, stats) in recorder.groups().iter().filter(|(k, _)| &*k.scenario == name) {
+        for (key, stats) in recorder
+            .groups()
+            .iter()
+            .filter(|(k, _)| &*k.scenario == name)
+        {
             phase_total.merge(stats);
             let (level, stage) = match key.group {
                 Group::Level(n) => (Some(n), None),
                 Group::Stage(i) => (None, Some(i + 1)),
                 Group::All => (None, None),
             };
-            groups.push(GroupResult { label: key.group.to_string(), level, stage, summary: summarize(stats) });
+            groups.push(GroupResult {
+                label: key.group.to_string(),
+                level,
+                stage,
+                summary: summarize(stats),
+            });
         }
         run_total.merge(&phase_total);
         scenarios.push(ScenarioResult {
@@ -185,14 +197,27 @@ pub fn result_schema_json() -> String {
 pub fn file_stem(name: &str) -> String {
     let stem: String = name
         .chars()
-        .map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '_' || c == '.' { c } else { '-' })
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' || c == '_' || c == '.' {
+                c
+            } else {
+                '-'
+            }
+        })
         .collect();
-    if stem.is_empty() { "run".into() } else { stem }
+    if stem.is_empty() {
+        "run".into()
+    } else {
+        stem
+    }
 }
 
 /// `2026-11-28T08:05:03Z` -> `20261128T080503Z`, for file names.
 pub fn compact_timestamp(rfc3339: &str) -> String {
-    rfc3339.chars().filter(|c| c.is_ascii_alphanumeric()).collect()
+    rfc3339
+        .chars()
+        .filter(|c| c.is_ascii_alphanumeric())
+        .collect()
 }
 
 /// Writes the result as pretty JSON.
@@ -219,6 +244,9 @@ mod tests {
     fn file_names_are_safe() {
         assert_eq!(file_stem("llama3.2:1b sweep"), "llama3.2-1b-sweep");
         assert_eq!(file_stem(""), "run");
-        assert_eq!(compact_timestamp("2026-11-28T08:05:03Z"), "20261128T080503Z");
+        assert_eq!(
+            compact_timestamp("2026-11-28T08:05:03Z"),
+            "20261128T080503Z"
+        );
     }
 }

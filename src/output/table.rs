@@ -20,11 +20,23 @@ pub fn fmt_ms(ms: f64) -> String {
 }
 
 fn stat(s: &Option<Stats>, pick: fn(&Stats) -> f64) -> String {
-    s.as_ref().map_or_else(|| "-".to_string(), |s| fmt_ms(pick(s)))
+    s.as_ref()
+        .map_or_else(|| "-".to_string(), |s| fmt_ms(pick(s)))
 }
 
 const HEADER: [&str; 12] = [
-    "scenario", "group", "reqs", "errors", "e2e p50", "e2e p95", "e2e p99", "ttft p50", "ttft p95", "itl p50", "out tok/s", "req/s",
+    "scenario",
+    "group",
+    "reqs",
+    "errors",
+    "e2e p50",
+    "e2e p95",
+    "e2e p99",
+    "ttft p50",
+    "ttft p95",
+    "itl p50",
+    "out tok/s",
+    "req/s",
 ];
 
 fn row(scenario: &str, group: &str, s: &GroupSummary) -> [String; 12] {
@@ -32,7 +44,11 @@ fn row(scenario: &str, group: &str, s: &GroupSummary) -> [String; 12] {
         scenario.to_string(),
         group.to_string(),
         s.requests.to_string(),
-        if s.errors == 0 { "0".into() } else { format!("{} ({:.1}%)", s.errors, s.error_rate * 100.0) },
+        if s.errors == 0 {
+            "0".into()
+        } else {
+            format!("{} ({:.1}%)", s.errors, s.error_rate * 100.0)
+        },
         stat(&s.e2e_latency_ms, |s| s.p50),
         stat(&s.e2e_latency_ms, |s| s.p95),
         stat(&s.e2e_latency_ms, |s| s.p99),
@@ -65,27 +81,57 @@ pub fn render(result: &RunResult) -> String {
             .iter()
             .zip(&widths)
             .enumerate()
-            .map(|(c, (cell, w))| if c < 2 { format!("{cell:<w$}") } else { format!("{cell:>w$}") })
+            .map(|(c, (cell, w))| {
+                if c < 2 {
+                    format!("{cell:<w$}")
+                } else {
+                    format!("{cell:>w$}")
+                }
+            })
             .collect();
         let _ = writeln!(out, "{}", cells.join("  ").trim_end());
         if i == 0 {
-            let _ = writeln!(out, "{}", widths.iter().map(|w| "-".repeat(*w)).collect::<Vec<_>>().join("  "));
+            let _ = writeln!(
+                out,
+                "{}",
+                widths
+                    .iter()
+                    .map(|w| "-".repeat(*w))
+                    .collect::<Vec<_>>()
+                    .join("  ")
+            );
         }
     }
     let t = &result.total;
     if !t.errors_by_kind.is_empty() {
-        let kinds: Vec<String> = t.errors_by_kind.iter().map(|(k, n)| format!("{k}={n}")).collect();
+        let kinds: Vec<String> = t
+            .errors_by_kind
+            .iter()
+            .map(|(k, n)| format!("{k}={n}"))
+            .collect();
         let _ = writeln!(out, "errors by kind: {}", kinds.join(", "));
     }
     if t.tokens_estimated_requests > 0 {
-        let _ = writeln!(out, "note: {} request(s) had no server token count; their tokens are chunk counts", t.tokens_estimated_requests);
+        let _ = writeln!(
+            out,
+            "note: {} request(s) had no server token count; their tokens are chunk counts",
+            t.tokens_estimated_requests
+        );
     }
     let w = &result.warmup;
     if w.requests > 0 {
-        let _ = writeln!(out, "warm-up: {} request(s), {} error(s), excluded from all metrics", w.requests, w.errors);
+        let _ = writeln!(
+            out,
+            "warm-up: {} request(s), {} error(s), excluded from all metrics",
+            w.requests, w.errors
+        );
     }
     if t.interrupted > 0 {
-        let _ = writeln!(out, "interrupted: {} request(s) cut off when the run stopped", t.interrupted);
+        let _ = writeln!(
+            out,
+            "interrupted: {} request(s) cut off when the run stopped",
+            t.interrupted
+        );
     }
     if result.interrupted {
         let _ = writeln!(out, "the run was interrupted: these results are partial");

@@ -267,10 +267,7 @@ impl Builder<'_> {
             };
             let child = format!("{pointer}/{}", escape_pointer(&key));
             if map.contains_key(&key) {
-                return Err(syntax_problem(
-                    key_marker,
-                    format!("duplicate key `{key}`"),
-                ));
+                return Err(syntax_problem(key_marker, format!("duplicate key `{key}`")));
             }
             // Report problems about a field where its key is written, which is where the user looks.
             self.positions

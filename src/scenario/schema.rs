@@ -53,15 +53,20 @@ fn explain(error: &ValidationError<'_>, out: &mut Vec<(String, String)>) {
                 .collect();
             match relevant.iter().min_by_key(|branch| branch.len()) {
                 Some(branch) => branch.iter().for_each(|e| explain(e, out)),
-                None => out.push((pointer, no_branch_message(error, context))),
+                None => {
+                    // Point at the discriminator (`executor:`) when that is what matched nothing.
+                    let at = context
+                        .iter()
+                        .flatten()
+                        .find(|e| matches!(e.kind(), ValidationErrorKind::Constant { .. }))
+                        .map_or(pointer.clone(), |e| e.instance_path().as_str().to_string());
+                    out.push((at, no_branch_message(error, context)));
+                }
             }
         }
         ValidationErrorKind::AdditionalProperties { unexpected } => {
             for key in unexpected {
-                out.push((
-                    format!("{pointer}/{key}"),
-                    format!("unknown field `{key}`"),
-                ));
+                out.push((format!("{pointer}/{key}"), format!("unknown field `{key}`")));
             }
         }
         ValidationErrorKind::Required { property } => {
@@ -90,7 +95,9 @@ fn is_mismatch(error: &ValidationError<'_>, branch_pointer: &str) -> bool {
         .is_some_and(|rest| rest.starts_with('/') && !rest[1..].contains('/'));
     match error.kind() {
         ValidationErrorKind::Type { .. } => is_self,
-        ValidationErrorKind::Constant { .. } | ValidationErrorKind::Enum { .. } => is_self || is_child,
+        ValidationErrorKind::Constant { .. } | ValidationErrorKind::Enum { .. } => {
+            is_self || is_child
+        }
         _ => false,
     }
 }
@@ -115,7 +122,10 @@ fn no_branch_message(error: &ValidationError<'_>, context: &[Vec<ValidationError
         .find(|e| matches!(e.kind(), ValidationErrorKind::Constant { .. }))
         .map(|e| e.instance().to_string())
         .unwrap_or_default();
-    format!("unknown value {given}; expected one of: {}", expected.join(", "))
+    format!(
+        "unknown value {given}; expected one of: {}",
+        expected.join(", ")
+    )
 }
 
 #[cfg(test)]
@@ -140,7 +150,8 @@ mod tests {
     #[test]
     fn typo_inside_an_executor_names_the_key() {
         let mut v = base();
-        v["scenarios"]["sweep"] = json!({"executor": "concurrency-levels", "levls": [1], "requests_per_level": 2});
+        v["scenarios"]["sweep"] =
+            json!({"executor": "concurrency-levels", "levls": [1], "requests_per_level": 2});
         let problems = check(&v);
         assert!(problems.contains(&(
             "/scenarios/sweep/levls".into(),
@@ -159,6 +170,7 @@ mod tests {
         v["scenarios"]["sweep"]["executor"] = json!("constant-rate");
         let problems = check(&v);
         assert_eq!(problems.len(), 1, "{problems:?}");
+        assert_eq!(problems[0].0, "/scenarios/sweep/executor");
         assert!(problems[0].1.contains("concurrency-levels"), "{problems:?}");
         assert!(problems[0].1.contains("ramping-vus"), "{problems:?}");
     }
@@ -179,6 +191,9 @@ mod tests {
         v["target"]["timeout"] = json!("10 sec");
         let problems = check(&v);
         assert_eq!(problems.len(), 1);
-        assert!(problems[0].1.starts_with("invalid duration \"10 sec\""), "{problems:?}");
+        assert!(
+            problems[0].1.starts_with("invalid duration \"10 sec\""),
+            "{problems:?}"
+        );
     }
 }

@@ -56,7 +56,8 @@ pub fn pointer_to_field(pointer: &str) -> String {
 /// Every semantic problem of a schema-valid scenario, as (JSON pointer, message).
 pub fn check(scenario: &Scenario) -> Vec<(String, String)> {
     let mut problems = Vec::new();
-    let mut problem = |pointer: String, message: &str| problems.push((pointer, message.to_string()));
+    let mut problem =
+        |pointer: String, message: &str| problems.push((pointer, message.to_string()));
     if scenario.name.trim().is_empty() {
         problem("/name".into(), "must not be empty");
     }
@@ -71,7 +72,10 @@ pub fn check(scenario: &Scenario) -> Vec<(String, String)> {
     for (i, prompt) in scenario.prompts.iter().enumerate() {
         if let Prompt::Chat(chat) = prompt {
             if chat.messages.is_empty() {
-                problem(format!("/prompts/{i}/messages"), "at least one message is needed");
+                problem(
+                    format!("/prompts/{i}/messages"),
+                    "at least one message is needed",
+                );
             }
             if scenario.target.api == Api::Generate {
                 problem(
@@ -89,21 +93,23 @@ pub fn check(scenario: &Scenario) -> Vec<(String, String)> {
         match phase {
             // Minimums and non-empty lists are in the schema; what is left needs two fields at once.
             Phase::ConcurrencyLevels(_) => {}
-            Phase::ConstantVus(p) => {
-                match (p.duration, p.iterations) {
-                    (None, None) => problem(at(""), "give `duration` or `iterations`"),
-                    (Some(_), Some(_)) => {
-                        problem(at("/iterations"), "give `duration` or `iterations`, not both")
-                    }
-                    (Some(d), None) if d.get().is_zero() => {
-                        problem(at("/duration"), "must be longer than 0s")
-                    }
-                    _ => {}
+            Phase::ConstantVus(p) => match (p.duration, p.iterations) {
+                (None, None) => problem(at(""), "give `duration` or `iterations`"),
+                (Some(_), Some(_)) => problem(
+                    at("/iterations"),
+                    "give `duration` or `iterations`, not both",
+                ),
+                (Some(d), None) if d.get().is_zero() => {
+                    problem(at("/duration"), "must be longer than 0s")
                 }
-            }
+                _ => {}
+            },
             Phase::RampingVus(p) => {
                 if p.stages.iter().all(|s| s.duration.get().is_zero()) {
-                    problem(at("/stages"), "the stages must last longer than 0s in total");
+                    problem(
+                        at("/stages"),
+                        "the stages must last longer than 0s in total",
+                    );
                 }
             }
         }
@@ -117,7 +123,10 @@ mod tests {
 
     #[test]
     fn pointer_becomes_dotted_field() {
-        assert_eq!(pointer_to_field("/scenarios/sweep/levels/2"), "scenarios.sweep.levels[2]");
+        assert_eq!(
+            pointer_to_field("/scenarios/sweep/levels/2"),
+            "scenarios.sweep.levels[2]"
+        );
         assert_eq!(pointer_to_field(""), "");
         assert_eq!(pointer_to_field("/a~1b"), "a/b");
     }

@@ -31,7 +31,11 @@ pub fn decode_step(cfg: &SimConfig, active: usize) -> Duration {
 
 /// Tokens to emit: `num_predict` when the request sets a positive one (done_reason `length`),
 /// else a seeded draw from the configured range (done_reason `stop`).
-pub fn output_tokens(cfg: &SimConfig, num_predict: Option<i64>, rng: &mut impl Rng) -> (u64, &'static str) {
+pub fn output_tokens(
+    cfg: &SimConfig,
+    num_predict: Option<i64>,
+    rng: &mut impl Rng,
+) -> (u64, &'static str) {
     match num_predict {
         Some(n) if n > 0 => (n as u64, "length"),
         _ => {
@@ -57,7 +61,8 @@ pub fn pick_fault(cfg: &SimConfig, u: f64) -> Option<Fault> {
 /// prefill yields the first token). With one slot and `c` closed-loop users, each request waits
 /// for the `c - 1` ahead of it, so TTFT ≈ (c − 1) × service + prefill.
 pub fn service_time(cfg: &SimConfig, prompt_tokens: u64, tokens: u64) -> Duration {
-    prefill_time(cfg, prompt_tokens) + decode_step(cfg, 1) * u32::try_from(tokens.saturating_sub(1)).unwrap_or(u32::MAX)
+    prefill_time(cfg, prompt_tokens)
+        + decode_step(cfg, 1) * u32::try_from(tokens.saturating_sub(1)).unwrap_or(u32::MAX)
 }
 
 #[cfg(test)]

@@ -73,7 +73,12 @@ pub async fn start(cfg: SimConfig, addr: SocketAddr) -> std::io::Result<SimServe
     });
     let app = Router::new()
         .route("/", get(|| async { "Ollama is running" }))
-        .route("/api/version", get(|| async { Json(json!({"version": concat!("0.0.0-llm-bench-sim-", env!("CARGO_PKG_VERSION"))})) }))
+        .route(
+            "/api/version",
+            get(|| async {
+                Json(json!({"version": concat!("0.0.0-llm-bench-sim-", env!("CARGO_PKG_VERSION"))}))
+            }),
+        )
         .route("/api/tags", get(tags))
         .route("/api/ps", get(ps))
         .route("/api/generate", post(generate))
@@ -87,7 +92,8 @@ pub async fn start(cfg: SimConfig, addr: SocketAddr) -> std::io::Result<SimServe
         let listener = listener.tap_io(|tcp| {
             let _ = tcp.set_nodelay(true);
         });
-        let serve = axum::serve(listener, app).with_graceful_shutdown(async move { shutdown.cancelled().await });
+        let serve = axum::serve(listener, app)
+            .with_graceful_shutdown(async move { shutdown.cancelled().await });
         // Serving ends only on shutdown or a listener failure; neither needs reporting.
         let _ = serve.await;
     });
@@ -141,10 +147,16 @@ struct Job {
 }
 
 fn parse_job(body: &[u8], chat: bool) -> Result<Job, String> {
-    let v: Value = serde_json::from_slice(body).map_err(|e| format!("invalid request body: {e}"))?;
+    let v: Value =
+        serde_json::from_slice(body).map_err(|e| format!("invalid request body: {e}"))?;
     let model = v["model"].as_str().ok_or("model is required")?.to_string();
     let prompt_chars = if chat {
-        v["messages"].as_array().ok_or("messages is required")?.iter().map(|m| m["content"].as_str().map_or(0, str::len)).sum()
+        v["messages"]
+            .as_array()
+            .ok_or("messages is required")?
+            .iter()
+            .map(|m| m["content"].as_str().map_or(0, str::len))
+            .sum()
     } else {
         v["prompt"].as_str().map_or(0, str::len) + v["system"].as_str().map_or(0, str::len)
     };
@@ -163,7 +175,10 @@ async fn handle(sim: Arc<Sim>, body: Bytes, chat: bool) -> Response {
         Err(message) => return error(StatusCode::BAD_REQUEST, &message),
     };
     if !sim.cfg.models.is_empty() && !sim.cfg.models.contains(&job.model) {
-        return error(StatusCode::NOT_FOUND, &format!("model \"{}\" not found, try pulling it first", job.model));
+        return error(
+            StatusCode::NOT_FOUND,
+            &format!("model \"{}\" not found, try pulling it first", job.model),
+        );
     }
     let index = sim.next_request.fetch_add(1, Ordering::Relaxed);
     let mut rng = SmallRng::seed_from_u64(sim.cfg.seed ^ index.wrapping_mul(0x9E37_79B9_7F4A_7C15));
@@ -172,9 +187,24 @@ async fn handle(sim: Arc<Sim>, body: Bytes, chat: bool) -> Response {
     if let Some(fault) = fault {
         sim.stats.count_fault(fault);
         match fault {
-            Fault::Http500 => return error(StatusCode::INTERNAL_SERVER_ERROR, "simulated internal error"),
-            Fault::Http503 => return error(StatusCode::SERVICE_UNAVAILABLE, "server busy, please try again.  maximum pending requests exceeded"),
-            Fault::Http404 => return error(StatusCode::NOT_FOUND, &format!("model \"{}\" not found, try pulling it first", job.model)),
+            Fault::Http500 => {
+                return error(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "simulated internal error",
+                )
+            }
+            Fault::Http503 => {
+                return error(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "server busy, please try again.  maximum pending requests exceeded",
+                )
+            }
+            Fault::Http404 => {
+                return error(
+                    StatusCode::NOT_FOUND,
+                    &format!("model \"{}\" not found, try pulling it first", job.model),
+                )
+            }
             _ => {}
         }
     }
@@ -182,7 +212,9 @@ async fn handle(sim: Arc<Sim>, body: Bytes, chat: bool) -> Response {
     let stream_mode = job.stream;
     tokio::spawn(produce(sim, job, fault, rng, tx));
     if stream_mode {
-        let stream = futures_util::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|item| (item, rx)) });
+        let stream = futures_util::stream::unfold(rx, |mut rx| async move {
+            rx.recv().await.map(|item| (item, rx))
+        });
         Response::builder()
             .header(header::CONTENT_TYPE, "application/x-ndjson")
             .body(Body::from_stream(stream))
@@ -201,7 +233,10 @@ async fn collect_whole(mut rx: mpsc::Receiver<Result<Bytes, std::io::Error>>) ->
             return error(StatusCode::INTERNAL_SERVER_ERROR, "simulated disconnect");
         };
         let Ok(line) = serde_json::from_slice::<Value>(&bytes) else {
-            return error(StatusCode::INTERNAL_SERVER_ERROR, "simulated malformed output");
+            return error(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "simulated malformed output",
+            );
         };
         if let Some(e) = line.get("error").and_then(Value::as_str) {
             return error(StatusCode::INTERNAL_SERVER_ERROR, e);
@@ -219,7 +254,10 @@ async fn collect_whole(mut rx: mpsc::Receiver<Result<Bytes, std::io::Error>>) ->
     Json(last).into_response()
 }
 
-const WORDS: [&str; 16] = [" the", " model", " answers", " quickly", " and", " tokens", " flow", " through", " a", " queue", " of", " slots", " while", " latency", " grows", "."];
+const WORDS: [&str; 16] = [
+    " the", " model", " answers", " quickly", " and", " tokens", " flow", " through", " a",
+    " queue", " of", " slots", " while", " latency", " grows", ".",
+];
 
 struct InFlight(Arc<SimStats>);
 
@@ -253,12 +291,22 @@ async fn pause(d: Duration) {
 
 /// Runs one request through load, queue, prefill and decode, sending NDJSON lines to `tx`.
 /// Returns early (freeing the slot) as soon as the client goes away.
-async fn produce(sim: Arc<Sim>, job: Job, fault: Option<Fault>, mut rng: SmallRng, tx: mpsc::Sender<Result<Bytes, std::io::Error>>) {
+async fn produce(
+    sim: Arc<Sim>,
+    job: Job,
+    fault: Option<Fault>,
+    mut rng: SmallRng,
+    tx: mpsc::Sender<Result<Bytes, std::io::Error>>,
+) {
     let _in_flight = InFlight::enter(&sim.stats);
     let arrived = Instant::now();
-    sim.loaded.get_or_init(|| pause(sim.cfg.load_time.get())).await;
+    sim.loaded
+        .get_or_init(|| pause(sim.cfg.load_time.get()))
+        .await;
     let load = arrived.elapsed();
-    let Ok(_slot) = sim.slots.acquire().await else { return };
+    let Ok(_slot) = sim.slots.acquire().await else {
+        return;
+    };
     let prompt_tokens = estimate_prompt_tokens(job.prompt_chars);
     let prefill = prefill_time(&sim.cfg, prompt_tokens);
     pause(prefill).await;
@@ -291,19 +339,29 @@ async fn produce(sim: Arc<Sim>, job: Job, fault: Option<Fault>, mut rng: SmallRn
         if i == fault_at {
             match fault {
                 Some(Fault::ErrorLine) => {
-                    let _ = send(json!({"error": "an error was encountered while running the model"})).await;
+                    let _ =
+                        send(json!({"error": "an error was encountered while running the model"}))
+                            .await;
                     return;
                 }
                 Some(Fault::MalformedLine) => {
-                    let _ = tx.send(Ok(Bytes::from_static(b"{\"model\":\"garbage\n"))).await;
+                    let _ = tx
+                        .send(Ok(Bytes::from_static(b"{\"model\":\"garbage\n")))
+                        .await;
                     return;
                 }
                 Some(Fault::Disconnect) => {
-                    let _ = tx.send(Err(std::io::Error::other("simulated disconnect"))).await;
+                    let _ = tx
+                        .send(Err(std::io::Error::other("simulated disconnect")))
+                        .await;
                     return;
                 }
                 Some(Fault::Stall) => {
-                    let stall = sim.cfg.faults.stall_duration.map_or(Duration::from_secs(3600), |d| d.get());
+                    let stall = sim
+                        .cfg
+                        .faults
+                        .stall_duration
+                        .map_or(Duration::from_secs(3600), |d| d.get());
                     tokio::select! {
                         _ = sleep(stall) => {}
                         _ = tx.closed() => return,
@@ -328,4 +386,3 @@ async fn produce(sim: Arc<Sim>, job: Job, fault: Option<Fault>, mut rng: SmallRn
     last["eval_duration"] = json!(nanos(eval).max(1));
     let _ = send(last).await;
 }
-

@@ -15,7 +15,14 @@ pub fn scenario(yaml: &str) -> Loaded {
     match scenario::load_str(yaml, "test.yaml") {
         Ok(loaded) => loaded,
         Err(scenario::LoadError::Invalid { problems, .. }) => {
-            panic!("invalid test scenario:\n{}", problems.iter().map(ToString::to_string).collect::<Vec<_>>().join("\n"))
+            panic!(
+                "invalid test scenario:\n{}",
+                problems
+                    .iter()
+                    .map(ToString::to_string)
+                    .collect::<Vec<_>>()
+                    .join("\n")
+            )
         }
         Err(e) => panic!("{e}"),
     }
@@ -36,12 +43,16 @@ pub fn options(dir: &Path, url: Option<String>) -> RunOptions {
 
 /// A simulator on a free loopback port.
 pub async fn start_sim(cfg: SimConfig) -> SimServer {
-    sim::start(cfg, SocketAddr::from(([127, 0, 0, 1], 0))).await.expect("simulator starts")
+    sim::start(cfg, SocketAddr::from(([127, 0, 0, 1], 0)))
+        .await
+        .expect("simulator starts")
 }
 
 /// Runs `loaded` to its end.
 pub async fn run(loaded: Loaded, opts: &RunOptions) -> RunOutcome {
-    app::execute(loaded, opts, CancellationToken::new()).await.expect("run succeeds")
+    app::execute(loaded, opts, CancellationToken::new())
+        .await
+        .expect("run succeeds")
 }
 
 /// A scenario header with the given load section, for a target given on the command line.
