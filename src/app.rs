@@ -13,7 +13,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::backend::{resolve_ollama_url, Backend, OllamaBackend};
 use crate::cli::{Cli, Command, RunArgs, SimArgs};
-use crate::error::{Error, EXIT_INTERRUPTED};
+use crate::error::{Error, EXIT_INTERRUPTED, EXIT_THRESHOLDS_FAILED};
 use crate::executor::{PromptCycle, Runner};
 use crate::metrics::summary::summarize;
 use crate::metrics::{Event, Group, GroupKey, Recorder};
@@ -21,16 +21,20 @@ use crate::output::progress::{Progress, ProgressMode};
 use crate::output::result::{
     self, HostInfo, RunResult, ScenarioInfo, TargetInfo, ToolInfo, WarmupSummary,
 };
-use crate::output::{raw, table};
+use crate::output::{ci, raw, table};
 use crate::plan::{self, PlanKind};
 use crate::scenario::{self, Loaded, Phase, Scenario};
 use crate::sim::{self, SimConfig};
+use crate::thresholds::eval::evaluate_all;
+use crate::thresholds::{self, Threshold};
 
 /// The quickstart scenario, built in so `llm-bench run` works from any directory.
 pub const QUICKSTART: &str = include_str!("../scenarios/quickstart.yaml");
 const QUICKSTART_PATH: &str = "scenarios/quickstart.yaml";
 /// How long requests in flight may finish after Ctrl-C before they are cut off.
 const INTERRUPT_GRACE: Duration = Duration::from_secs(5);
+/// How often thresholds are evaluated during the run (k6's interval).
+const THRESHOLD_INTERVAL: Duration = Duration::from_secs(2);
 
 /// How a command ended when it did not fail.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -39,6 +43,8 @@ pub enum Status {
     Success,
     /// Ctrl-C stopped the run; partial results were written.
     Interrupted,
+    /// A threshold failed; all outputs were written.
+    ThresholdsFailed,
 }
 
 impl Status {
@@ -47,6 +53,7 @@ impl Status {
         match self {
             Status::Success => 0,
             Status::Interrupted => EXIT_INTERRUPTED,
+            Status::ThresholdsFailed => EXIT_THRESHOLDS_FAILED,
         }
     }
 }
@@ -125,7 +132,24 @@ impl RunOptions {
             model: args.model.clone(),
             output_dir: args.output_dir.clone(),
             raw: args.raw,
-            progress: ProgressMode::detect(args.quiet),
+            progress: if args.ci && !args.quiet {
+                ProgressMode::Lines
+            } else {
+                ProgressMode::detect(args.quiet)
+            },
+        }
+    }
+}
+
+impl RunOutcome {
+    /// Interrupted beats failed thresholds, as in k6.
+    pub fn status(&self) -> Status {
+        if self.result.interrupted {
+            Status::Interrupted
+        } else if self.result.thresholds.iter().any(|t| !t.passed) {
+            Status::ThresholdsFailed
+        } else {
+            Status::Success
         }
     }
 }
@@ -172,11 +196,18 @@ async fn cmd_run(args: RunArgs) -> Result<Status, Error> {
     if let Some(raw) = &outcome.raw_path {
         let _ = writeln!(out, "raw log: {}", raw.display());
     }
-    Ok(if r.interrupted {
-        Status::Interrupted
-    } else {
-        Status::Success
-    })
+    if args.ci {
+        let written = ci::write_outputs(
+            r,
+            &opts.output_dir,
+            std::env::var_os("GITHUB_STEP_SUMMARY").as_deref(),
+        )
+        .map_err(Error::io("cannot write CI outputs"))?;
+        for path in written {
+            let _ = writeln!(out, "ci: {}", path.display());
+        }
+    }
+    Ok(outcome.status())
 }
 
 /// Applies command-line overrides to the scenario.
@@ -227,6 +258,15 @@ pub async fn execute(
         ),
     };
     let backend: Arc<dyn Backend> = Arc::new(OllamaBackend::try_new(&scenario.target, &url)?);
+    let thresholds = thresholds::compile(scenario).map_err(|problems| {
+        Error::Usage(
+            problems
+                .into_iter()
+                .map(|(at, m)| format!("{at}: {m}"))
+                .collect::<Vec<_>>()
+                .join("\n"),
+        )
+    })?;
     let plans: Vec<_> = scenario
         .scenarios
         .iter()
@@ -256,20 +296,30 @@ pub async fn execute(
     };
 
     let (tx, rx) = mpsc::channel(4096);
-    let collector = tokio::spawn(collect(
-        rx,
-        Progress::new(opts.progress, expected_totals(&plans)),
-        raw_file,
-    ));
+    // Ctrl-C cancels `stop`; a failed abort_on_fail threshold cancels only `run_stop`, so the two
+    // stay distinguishable in the result and the exit code.
+    let run_stop = stop.child_token();
+    let run_start = Instant::now();
+    let watch = ThresholdWatch {
+        thresholds: thresholds
+            .iter()
+            .filter(|t| t.abort_on_fail)
+            .cloned()
+            .collect(),
+        run_stop: run_stop.clone(),
+        run_start,
+    };
+    let progress = Progress::new(opts.progress, expected_totals(&plans));
+    let collector = tokio::spawn(collect(rx, progress, raw_file, watch));
     let abort = CancellationToken::new();
     let finished = CancellationToken::new();
-    arm_interrupt_grace(stop.clone(), abort.clone(), finished.clone());
+    arm_interrupt_grace(run_stop.clone(), abort.clone(), finished.clone());
     let runner = Runner {
         backend,
         prompts: Arc::new(PromptCycle::new(scenario.prompts.clone())),
         events: tx,
-        run_start: Instant::now(),
-        stop: stop.clone(),
+        run_start,
+        stop: run_stop,
         abort,
     };
     let clock = Instant::now();
@@ -295,7 +345,7 @@ pub async fn execute(
     futures_util::future::join_all(phases).await;
     drop((runner, measured));
     finished.cancel();
-    let recorder = collector
+    let (recorder, aborted_by) = collector
         .await
         .map_err(|e| Error::io("recorder task failed")(std::io::Error::other(e)))?;
     let duration = clock.elapsed();
@@ -343,6 +393,8 @@ pub async fn execute(
         scenarios,
         total,
         timeseries: recorder.series.points(),
+        thresholds: evaluate_all(&thresholds, &recorder),
+        aborted_by_threshold: aborted_by,
     };
     let result_path = result::save(&result, &opts.output_dir, &stem).map_err(Error::io(
         format!("cannot write results to {}", opts.output_dir.display()),
@@ -409,14 +461,57 @@ fn expected_totals(plans: &[plan::PhasePlan]) -> HashMap<GroupKey, u64> {
     totals
 }
 
+/// `abort_on_fail` thresholds watched during the run.
+struct ThresholdWatch {
+    thresholds: Vec<Threshold>,
+    run_stop: CancellationToken,
+    run_start: Instant,
+}
+
+impl ThresholdWatch {
+    /// The first abort_on_fail threshold failing past its delay; it stops the run.
+    fn check(&self, recorder: &Recorder) -> Option<String> {
+        let elapsed = self.run_start.elapsed();
+        let due: Vec<Threshold> = self
+            .thresholds
+            .iter()
+            .filter(|t| elapsed >= t.delay_abort_eval)
+            .cloned()
+            .collect();
+        let failed = evaluate_all(&due, recorder)
+            .into_iter()
+            .find(|o| !o.passed)?;
+        self.run_stop.cancel();
+        Some(failed.label())
+    }
+}
+
 /// The recorder task: the only owner of the aggregates, the raw log and the progress display.
+/// Returns the aggregates and the threshold that aborted the run, if one did.
 async fn collect(
     mut rx: mpsc::Receiver<Event>,
     mut progress: Progress,
     mut raw: Option<std::io::BufWriter<std::fs::File>>,
-) -> Recorder {
+    watch: ThresholdWatch,
+) -> (Recorder, Option<String>) {
     let mut recorder = Recorder::new();
-    while let Some(event) = rx.recv().await {
+    let mut aborted_by = None;
+    let mut tick =
+        tokio::time::interval_at(watch.run_start + THRESHOLD_INTERVAL, THRESHOLD_INTERVAL);
+    loop {
+        let event = tokio::select! {
+            event = rx.recv() => match event {
+                Some(event) => event,
+                None => break,
+            },
+            _ = tick.tick(), if aborted_by.is_none() && !watch.thresholds.is_empty() => {
+                aborted_by = watch.check(&recorder);
+                if let Some(label) = &aborted_by {
+                    eprintln!("threshold {label} failed: stopping the run (abort_on_fail)");
+                }
+                continue;
+            }
+        };
         recorder.record(&event);
         match &event {
             Event::Finished(sample) => {
@@ -444,7 +539,7 @@ async fn collect(
         }
     }
     progress.finish();
-    recorder
+    (recorder, aborted_by)
 }
 
 async fn cmd_sim(args: SimArgs) -> Result<Status, Error> {

@@ -21,10 +21,11 @@ Examples:
   llm-bench run                                   built-in quickstart against the in-process simulator
   llm-bench run scenarios/ollama-llama3.2-1b.yaml Ollama on localhost:11434 (or OLLAMA_HOST)
   llm-bench run s.yaml --concurrency 1 --concurrency 8 --requests-per-level 50
+  llm-bench run scenarios/ci-tinyllama.yaml --ci  gate a pipeline: exit 99 when a threshold fails
   llm-bench validate scenarios/*.yaml
   llm-bench sim --listen 127.0.0.1:11434 --parallel 2
 
-Exit codes: 0 ok, 1 runtime error, 2 usage, 104 invalid scenario, 105 interrupted.";
+Exit codes: 0 ok, 1 runtime error, 2 usage, 99 thresholds failed, 104 invalid scenario,\n105 interrupted.";
 
 /// The subcommands.
 #[derive(Debug, Subcommand)]
@@ -65,6 +66,10 @@ pub struct RunArgs {
     /// No progress output.
     #[arg(long, short = 'q')]
     pub quiet: bool,
+    /// CI mode: plain progress lines, and summary.md + junit.xml in the output folder; the
+    /// summary is appended to $GITHUB_STEP_SUMMARY when that is set.
+    #[arg(long)]
+    pub ci: bool,
 }
 
 /// `llm-bench validate`.

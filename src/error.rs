@@ -1,5 +1,6 @@
 //! The top-level error and the exit-code table, which matches k6's so CI scripts written for k6
-//! keep working: 0 passed, 1 runtime error, 2 usage, 104 invalid scenario, 105 interrupted.
+//! keep working: 0 passed, 1 runtime error, 2 usage, 99 thresholds failed, 104 invalid scenario,
+//! 105 interrupted.
 
 use crate::scenario::{LoadError, Problem};
 
@@ -7,6 +8,8 @@ use crate::scenario::{LoadError, Problem};
 pub const EXIT_RUNTIME: u8 = 1;
 /// Exit code for a usage error (clap uses it too).
 pub const EXIT_USAGE: u8 = 2;
+/// Exit code when a threshold failed (all outputs are written first).
+pub const EXIT_THRESHOLDS_FAILED: u8 = 99;
 /// Exit code for an invalid scenario.
 pub const EXIT_INVALID_SCENARIO: u8 = 104;
 /// Exit code for a run stopped by Ctrl-C (results gathered so far are written).

@@ -14,6 +14,7 @@ pub mod output;
 pub mod plan;
 pub mod scenario;
 pub mod sim;
+pub mod thresholds;
 
 pub use app::run;
 pub use cli::Cli;

@@ -194,3 +194,91 @@ fn ctrl_c_stops_the_run_writes_partial_results_and_exits_105() {
     assert!(String::from_utf8_lossy(&out.stdout)
         .contains("the run was interrupted: these results are partial"));
 }
+
+fn write_sim_scenario(dir: &Path, thresholds: &str) -> std::path::PathBuf {
+    let file = dir.join("gate.yaml");
+    std::fs::write(
+        &file,
+        format!("name: gate\ntarget: {{model: m}}\nprompts: [hi]\nscenarios:\n  s: {{executor: concurrency-levels, levels: [1, 2], requests_per_level: 6}}\nsimulator: {{parallel: 1, decode_per_token: 2ms, load_time: 0s, output_tokens: {{min: 5, max: 5}}}}\n{thresholds}"),
+    )
+    .unwrap();
+    file
+}
+
+#[test]
+fn thresholds_gate_the_exit_code_after_writing_every_output() {
+    let dir = tempfile::tempdir().unwrap();
+    let pass = write_sim_scenario(
+        dir.path(),
+        "thresholds:\n  errors: [\"rate<0.01\"]\n  ttft: [\"p(95)<10s\"]\n",
+    );
+    let out = bin()
+        .arg("run")
+        .arg(&pass)
+        .args(["--ci", "--output-dir"])
+        .arg(dir.path().join("pass"))
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("✓ errors rate<0.01"));
+
+    let fail = write_sim_scenario(
+        dir.path(),
+        "thresholds:\n  \"e2e_latency{level:2}\": [\"p(95)<1ms\"]\n",
+    );
+    let results = dir.path().join("fail");
+    let out = bin()
+        .arg("run")
+        .arg(&fail)
+        .args(["--ci", "--output-dir"])
+        .arg(&results)
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(99),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.contains("✗ e2e_latency{level:2} p(95)<1ms"),
+        "{stdout}"
+    );
+    for file in ["benchmark_latest.json", "summary.md", "junit.xml"] {
+        assert!(
+            results.join(file).exists(),
+            "{file} not written on a failed gate"
+        );
+    }
+}
+
+#[test]
+fn a_bad_threshold_is_a_scenario_error_with_its_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = write_sim_scenario(
+        dir.path(),
+        "thresholds:\n  ttft: [\"p(95)<500ms\"]\n  ttfb: [\"p(95)<1s\"]\n  errors: [\"avg<0.1\"]\n",
+    );
+    let out = bin().arg("run").arg(&file).output().unwrap();
+    assert_eq!(out.status.code(), Some(104));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let f = file.display();
+    assert!(
+        stderr.contains(&format!(
+            "{f}:9:3: thresholds.ttfb: unknown metric \"ttfb\"; valid metrics: ttft,"
+        )),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains(&format!(
+            "{f}:10:12: thresholds.errors[0]: avg does not apply to this metric; use rate, count"
+        )),
+        "{stderr}"
+    );
+}

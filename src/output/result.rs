@@ -13,6 +13,7 @@ use crate::metrics::recorder::{GroupStats, Recorder};
 use crate::metrics::summary::{summarize, GroupSummary};
 use crate::metrics::timeseries::SeriesPoint;
 use crate::metrics::Group;
+use crate::thresholds::eval::ThresholdOutcome;
 
 /// Bumped whenever a field changes meaning or disappears.
 pub const FORMAT_VERSION: u32 = 1;
@@ -46,6 +47,10 @@ pub struct RunResult {
     pub total: GroupSummary,
     /// Per-second series over the run.
     pub timeseries: Vec<SeriesPoint>,
+    /// Every threshold with its measured value, evaluated at the end of the run.
+    pub thresholds: Vec<ThresholdOutcome>,
+    /// The `abort_on_fail` threshold that stopped the run early, if one did.
+    pub aborted_by_threshold: Option<String>,
 }
 
 /// The tool.

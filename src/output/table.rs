@@ -136,6 +136,31 @@ pub fn render(result: &RunResult) -> String {
     if result.interrupted {
         let _ = writeln!(out, "the run was interrupted: these results are partial");
     }
+    if let Some(label) = &result.aborted_by_threshold {
+        let _ = writeln!(
+            out,
+            "stopped early: threshold {label} failed (abort_on_fail)"
+        );
+    }
+    if !result.thresholds.is_empty() {
+        let _ = writeln!(out, "\nthresholds:");
+        let labels: Vec<String> = result.thresholds.iter().map(|t| t.label()).collect();
+        let width = labels.iter().map(|l| l.chars().count()).max().unwrap_or(0);
+        for (t, label) in result.thresholds.iter().zip(&labels) {
+            let mark = if !t.passed { '✗' } else { '✓' };
+            let measured = match t.observed {
+                None => "no data".to_string(),
+                Some(v) if t.unit == "ms" => fmt_ms(v),
+                Some(v) => super::ci::format_number(v),
+            };
+            let from = t
+                .from_slo
+                .as_deref()
+                .map(|s| format!("  (from {s})"))
+                .unwrap_or_default();
+            let _ = writeln!(out, "  {mark} {label:<width$}  {measured}{from}");
+        }
+    }
     out
 }
 

@@ -38,10 +38,57 @@ pub struct Scenario {
     pub warmup: Option<Warmup>,
     /// Named load phases (k6 scenarios). They start together, each after its own `start_time`.
     pub scenarios: BTreeMap<String, Phase>,
+    /// Pass/fail criteria per metric, in k6's grammar: `ttft: ["p(95)<500ms"]`. A key may select
+    /// a sub-metric by tag: `"ttft{level:10}"` (tags: level, stage, scenario, prompt_set, check).
+    /// Any failure makes the run exit with code 99 after writing all outputs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub thresholds: Option<BTreeMap<String, Vec<ThresholdSpec>>>,
+    /// Simple SLOs, kept for older configs: sugar for the equivalent thresholds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub slo: Option<Slo>,
     /// Start the built-in Ollama simulator in-process and benchmark it, unless a target URL is
     /// given on the command line.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub simulator: Option<SimConfig>,
+}
+
+/// One threshold: an expression, or an expression with abort settings.
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+#[serde(untagged)]
+pub enum ThresholdSpec {
+    /// `aggregation operator value`, e.g. `p(95)<500ms`, `rate<0.01`, `avg>2`.
+    Expression(String),
+    /// With k6's abort options.
+    Detailed(DetailedThreshold),
+}
+
+/// A threshold with abort settings.
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct DetailedThreshold {
+    /// `aggregation operator value`, e.g. `p(99)<50ms`.
+    pub threshold: String,
+    /// Stop the run (writing the results gathered so far) as soon as this fails.
+    #[serde(default)]
+    pub abort_on_fail: bool,
+    /// Do not abort before this much of the run has passed, so early noise cannot stop it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub delay_abort_eval: Option<HumanDuration>,
+}
+
+/// The seed's SLO section; each entry becomes a threshold.
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Slo {
+    /// `e2e_latency: p(95)<N` (milliseconds).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub p95_latency_ms: Option<f64>,
+    /// `e2e_latency: p(99)<N` (milliseconds).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub p99_latency_ms: Option<f64>,
+    /// `output_tokens_per_second: value>=N`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub min_throughput_tps: Option<f64>,
 }
 
 /// Which server to call and how.

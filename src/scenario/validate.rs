@@ -114,6 +114,9 @@ pub fn check(scenario: &Scenario) -> Vec<(String, String)> {
             }
         }
     }
+    if let Err(threshold_problems) = crate::thresholds::compile(scenario) {
+        problems.extend(threshold_problems);
+    }
     problems
 }
 

@@ -1,0 +1,176 @@
+//! CI outputs: `summary.md` (rendered from the embedded tera template, also appended to
+//! `$GITHUB_STEP_SUMMARY`) and `junit.xml` (one test case per threshold expression).
+
+use std::collections::HashMap;
+use std::ffi::OsStr;
+use std::fmt::Write as _;
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+
+use tera::{Context, Tera, Value};
+
+use super::result::RunResult;
+use super::table::fmt_ms;
+
+/// The Markdown summary template, embedded so the binary works anywhere.
+pub const SUMMARY_TEMPLATE: &str = include_str!("../../templates/summary.md.tera");
+
+/// `1.24s`-style formatting of a millisecond value; `-` for a missing one.
+fn ms_filter(value: &Value, _: &HashMap<String, Value>) -> tera::Result<Value> {
+    Ok(Value::String(
+        value.as_f64().map_or_else(|| "-".into(), fmt_ms),
+    ))
+}
+
+/// A measured threshold value with its unit: milliseconds as durations, others as numbers.
+fn measure_filter(value: &Value, args: &HashMap<String, Value>) -> tera::Result<Value> {
+    let Some(v) = value.as_f64() else {
+        return Ok(Value::String("-".into()));
+    };
+    let is_time = args.get("unit").and_then(Value::as_str) == Some("ms");
+    Ok(Value::String(if is_time {
+        fmt_ms(v)
+    } else {
+        format_number(v)
+    }))
+}
+
+/// Escapes text for a Markdown table cell.
+fn cell_filter(value: &Value, _: &HashMap<String, Value>) -> tera::Result<Value> {
+    let text = value
+        .as_str()
+        .map_or_else(|| value.to_string(), str::to_string);
+    Ok(Value::String(
+        text.replace('|', "\\|").replace(['\n', '\r'], " "),
+    ))
+}
+
+/// Four significant digits, no trailing zeros: 0.01818, 108, 2.5.
+pub fn format_number(v: f64) -> String {
+    if v == v.trunc() && v.abs() < 1e15 {
+        return format!("{v:.0}");
+    }
+    let digits = (3 - v.abs().log10().floor() as i32).clamp(0, 8) as usize;
+    let text = format!("{v:.digits$}");
+    text.trim_end_matches('0').trim_end_matches('.').to_string()
+}
+
+/// Renders the Markdown summary of a result.
+pub fn render_summary(result: &RunResult) -> tera::Result<String> {
+    let mut tera = Tera::default();
+    tera.register_filter("ms", ms_filter);
+    tera.register_filter("measure", measure_filter);
+    tera.register_filter("cell", cell_filter);
+    tera.add_raw_template("summary.md", SUMMARY_TEMPLATE)?;
+    let mut context = Context::from_serialize(result)?;
+    context.insert(
+        "failed_thresholds",
+        &result.thresholds.iter().filter(|t| !t.passed).count(),
+    );
+    tera.render("summary.md", &context)
+}
+
+fn xml_escape(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&apos;"),
+            c if (c as u32) < 0x20 && !matches!(c, '\t' | '\n' | '\r') => {}
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// JUnit XML: one test case per threshold expression; a failure carries measured vs limit.
+pub fn render_junit(result: &RunResult) -> String {
+    let failures = result.thresholds.iter().filter(|t| !t.passed).count();
+    let tests = result.thresholds.len();
+    let suite = xml_escape(&format!("llm-bench thresholds: {}", result.scenario.name));
+    let mut xml = String::from("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n");
+    let _ = writeln!(xml, "<testsuites name=\"llm-bench\" tests=\"{tests}\" failures=\"{failures}\" errors=\"0\" time=\"{:.3}\">", result.duration_secs);
+    let _ = writeln!(xml, "  <testsuite name=\"{suite}\" tests=\"{tests}\" failures=\"{failures}\" errors=\"0\" skipped=\"0\" time=\"{:.3}\" timestamp=\"{}\">", result.duration_secs, xml_escape(&result.started_at));
+    for t in &result.thresholds {
+        let name = xml_escape(&t.label());
+        let measured = match t.observed {
+            Some(v) if t.unit == "ms" => fmt_ms(v),
+            Some(v) => format_number(v),
+            None => "no data".into(),
+        };
+        let limit = if t.unit == "ms" {
+            fmt_ms(t.limit)
+        } else {
+            format_number(t.limit)
+        };
+        let _ = write!(
+            xml,
+            "    <testcase classname=\"llm-bench.thresholds\" name=\"{name}\" time=\"0\">"
+        );
+        if !t.passed {
+            let message = xml_escape(&format!(
+                "{}: measured {measured}, limit {} {limit}",
+                t.label(),
+                t.operator
+            ));
+            let _ = write!(xml, "\n      <failure type=\"threshold\" message=\"{message}\">{message}</failure>\n    ");
+        } else if t.no_data {
+            let _ = write!(
+                xml,
+                "\n      <system-out>no data: passes, as in k6</system-out>\n    "
+            );
+        }
+        xml.push_str("</testcase>\n");
+    }
+    xml.push_str("  </testsuite>\n</testsuites>\n");
+    xml
+}
+
+/// Writes `summary.md` and `junit.xml` into `dir` and appends the summary to `step_summary`
+/// (GitHub's `$GITHUB_STEP_SUMMARY`) when given. Returns the files written.
+pub fn write_outputs(
+    result: &RunResult,
+    dir: &Path,
+    step_summary: Option<&OsStr>,
+) -> std::io::Result<Vec<PathBuf>> {
+    let summary = render_summary(result)
+        .map_err(|e| std::io::Error::other(format!("summary.md template: {e:?}")))?;
+    let summary_path = dir.join("summary.md");
+    std::fs::write(&summary_path, &summary)?;
+    let junit_path = dir.join("junit.xml");
+    std::fs::write(&junit_path, render_junit(result))?;
+    let mut written = vec![summary_path, junit_path];
+    if let Some(path) = step_summary.filter(|p| !p.is_empty()) {
+        let mut file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)?;
+        writeln!(file, "{summary}")?;
+        written.push(PathBuf::from(path));
+    }
+    Ok(written)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn numbers_keep_four_significant_digits() {
+        assert_eq!(format_number(108.0), "108");
+        assert_eq!(format_number(2.0 / 110.0), "0.01818");
+        assert_eq!(format_number(2.5), "2.5");
+        assert_eq!(format_number(1234.5678), "1235");
+    }
+
+    #[test]
+    fn xml_escaping_covers_markup_and_control_characters() {
+        assert_eq!(
+            xml_escape("p(95)<5 & \"x\"\u{1}"),
+            "p(95)&lt;5 &amp; &quot;x&quot;"
+        );
+    }
+}

@@ -1,0 +1,257 @@
+//! Pure evaluation of thresholds against the recorder: select the groups a key's tags name,
+//! merge them, reduce to one number, compare.
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use super::parse::{Aggregation, TagKey};
+use super::{Metric, Threshold};
+use crate::metrics::recorder::{GroupStats, Recorder, Trend};
+use crate::metrics::{Group, GroupKey};
+
+/// The outcome of one threshold.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct ThresholdOutcome {
+    /// The metric key as written, e.g. `ttft{level:10}`.
+    pub metric: String,
+    /// The expression as written, e.g. `p(95)<500ms`.
+    pub expression: String,
+    /// The `slo:` entry it came from, when it is sugar.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub from_slo: Option<String>,
+    /// True when it holds, or when there was no data (as in k6).
+    pub passed: bool,
+    /// True when no sample matched.
+    pub no_data: bool,
+    /// The measured value in the metric's unit (ms for times), when there was data.
+    pub observed: Option<f64>,
+    /// The comparison, e.g. `<`.
+    pub operator: String,
+    /// The limit in the same unit.
+    pub limit: f64,
+    /// "ms" for time metrics, "" otherwise.
+    pub unit: String,
+    /// Whether a failure stops the run.
+    pub abort_on_fail: bool,
+}
+
+impl ThresholdOutcome {
+    /// `ttft p(95)<500ms`.
+    pub fn label(&self) -> String {
+        format!("{} {}", self.metric, self.expression)
+    }
+}
+
+fn matches(key: &GroupKey, tags: &[(TagKey, String)]) -> bool {
+    tags.iter().all(|(tag, value)| match (tag, key.group) {
+        (TagKey::Scenario, _) => &*key.scenario == value.as_str(),
+        (TagKey::Level, Group::Level(n)) => value.parse() == Ok(n),
+        (TagKey::Stage, Group::Stage(i)) => value.parse() == Ok(i + 1),
+        _ => false,
+    })
+}
+
+/// The merged aggregates of every group the tags select.
+fn selected(recorder: &Recorder, tags: &[(TagKey, String)]) -> GroupStats {
+    let mut merged = GroupStats::default();
+    for (_, stats) in recorder.groups().iter().filter(|(k, _)| matches(k, tags)) {
+        merged.merge(stats);
+    }
+    merged
+}
+
+/// The measured value of `aggregation` over `g`, or `None` when there is no data.
+pub fn observe(metric: Metric, aggregation: Aggregation, g: &GroupStats) -> Option<f64> {
+    let requests = g.ok + g.error_count();
+    let wall = g.wall_time().as_secs_f64();
+    let per_second = |n: f64| if wall > 0.0 { n / wall } else { 0.0 };
+    match metric {
+        Metric::Trend(trend) => {
+            let h = g.trend(trend);
+            if h.is_empty() {
+                return None;
+            }
+            let scale = match trend {
+                Trend::OutputTokens | Trend::PromptTokens => 1.0,
+                _ => 1000.0, // µs -> ms, and milli-tokens/s -> tokens/s
+            };
+            Some(match aggregation {
+                Aggregation::Count if trend == Trend::OutputTokens => g.output_tokens as f64,
+                Aggregation::Rate => per_second(g.output_tokens as f64),
+                Aggregation::Count => h.len() as f64,
+                Aggregation::Avg => h.mean() / scale,
+                Aggregation::Min => h.min() as f64 / scale,
+                Aggregation::Max => h.max() as f64 / scale,
+                Aggregation::Med => h.value_at_quantile(0.5) as f64 / scale,
+                Aggregation::Percentile(p) => h.value_at_quantile(p / 100.0) as f64 / scale,
+                Aggregation::Value => return None,
+            })
+        }
+        _ if requests == 0 => None,
+        Metric::Requests => Some(if aggregation == Aggregation::Rate {
+            per_second(requests as f64)
+        } else {
+            requests as f64
+        }),
+        Metric::OutputTokensPerSecond => (g.ok > 0).then(|| per_second(g.output_tokens as f64)),
+        Metric::Errors => Some(if aggregation == Aggregation::Count {
+            g.error_count() as f64
+        } else {
+            g.error_count() as f64 / requests as f64
+        }),
+        // No executor drops iterations yet, so the count is a true zero.
+        Metric::DroppedIterations => Some(0.0),
+        Metric::Checks => None,
+    }
+}
+
+/// Evaluates one threshold.
+pub fn evaluate(threshold: &Threshold, recorder: &Recorder) -> ThresholdOutcome {
+    let g = selected(recorder, &threshold.key.tags);
+    let observed = observe(threshold.metric, threshold.expression.aggregation, &g);
+    let limit = threshold.expression.limit();
+    ThresholdOutcome {
+        metric: threshold.key_text.clone(),
+        expression: threshold.expression_text.clone(),
+        from_slo: threshold.from_slo.map(String::from),
+        passed: observed.is_none_or(|v| threshold.expression.operator.holds(v, limit)),
+        no_data: observed.is_none(),
+        observed,
+        operator: threshold.expression.operator.to_string(),
+        limit,
+        unit: if threshold.metric.is_time() {
+            "ms".into()
+        } else {
+            String::new()
+        },
+        abort_on_fail: threshold.abort_on_fail,
+    }
+}
+
+/// Evaluates every threshold.
+pub fn evaluate_all(thresholds: &[Threshold], recorder: &Recorder) -> Vec<ThresholdOutcome> {
+    thresholds.iter().map(|t| evaluate(t, recorder)).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+    use crate::backend::{ErrorKind, Measurement, RequestError};
+    use crate::metrics::{Event, Outcome, Sample};
+    use crate::thresholds::parse::{parse_expression, parse_metric_key};
+
+    fn threshold(key: &str, expr: &str) -> Threshold {
+        let key = parse_metric_key(key).unwrap();
+        Threshold {
+            key_text: key.name.clone(),
+            metric: Metric::by_name(&key.name).unwrap(),
+            key,
+            expression_text: expr.into(),
+            expression: parse_expression(expr).unwrap(),
+            abort_on_fail: false,
+            delay_abort_eval: Duration::ZERO,
+            from_slo: None,
+        }
+    }
+
+    /// Level 1: ttft 1..=100 ms, 10 tokens each, over 10 s. Level 8: ttft 1000 ms, 2 errors.
+    fn recorder() -> Recorder {
+        let mut r = Recorder::new();
+        let mut push = |level: u32, ttft_ms: u64, end_s: u64, error: Option<ErrorKind>| {
+            let m = Measurement {
+                ttft: Some(Duration::from_millis(ttft_ms)),
+                e2e: Duration::from_millis(ttft_ms * 2),
+                output_tokens: 10,
+                error: error.map(|k| RequestError::new(k, "x")),
+                ..Measurement::default()
+            };
+            let key = GroupKey {
+                scenario: "sweep".into(),
+                group: Group::Level(level),
+            };
+            let sample = Sample {
+                key: Some(key),
+                started: Duration::ZERO,
+                ended: Duration::from_secs(end_s),
+                outcome: Outcome::Done(m),
+            };
+            r.record(&Event::Finished(Box::new(sample)));
+        };
+        for i in 1..=100 {
+            push(1, i, 10, None);
+        }
+        for _ in 0..8 {
+            push(8, 1000, 10, None);
+        }
+        push(8, 1000, 10, Some(ErrorKind::Timeout));
+        push(8, 1000, 10, Some(ErrorKind::Refused));
+        r
+    }
+
+    #[test]
+    fn trend_aggregations_read_the_histogram() {
+        let r = recorder();
+        let level1 = |expr: &str| evaluate(&threshold("ttft{level:1}", expr), &r);
+        assert!((level1("p(95)<1").observed.unwrap() - 95.0).abs() < 0.1);
+        assert!((level1("med<1").observed.unwrap() - 50.0).abs() < 0.1);
+        assert!((level1("avg<1").observed.unwrap() - 50.5).abs() < 0.1);
+        assert_eq!(level1("count<1").observed, Some(100.0));
+        assert!(level1("p(95)<96").passed);
+        assert!(!level1("p(95)<94").passed);
+        assert!(level1("max<=100.1").passed);
+    }
+
+    #[test]
+    fn tags_select_the_right_level_and_no_tags_merge_all() {
+        let r = recorder();
+        assert!(
+            (evaluate(&threshold("ttft{level:8}", "min>1"), &r)
+                .observed
+                .unwrap()
+                - 1000.0)
+                .abs()
+                < 1.0
+        );
+        assert_eq!(
+            evaluate(&threshold("ttft", "count>1"), &r).observed,
+            Some(108.0)
+        );
+        assert_eq!(
+            evaluate(&threshold("ttft{scenario:sweep,level:1}", "count>1"), &r).observed,
+            Some(100.0)
+        );
+    }
+
+    #[test]
+    fn counters_rates_and_values() {
+        let r = recorder();
+        let obs = |key: &str, expr: &str| evaluate(&threshold(key, expr), &r).observed.unwrap();
+        assert_eq!(obs("errors", "rate<0.01"), 2.0 / 110.0);
+        assert_eq!(obs("errors{level:8}", "count<1"), 2.0);
+        assert_eq!(obs("requests", "count>1"), 110.0);
+        assert_eq!(obs("requests", "rate>1"), 11.0); // over 10 s
+        assert_eq!(obs("output_tokens_per_second", "value>1"), 108.0); // 1080 tokens / 10 s
+        assert_eq!(obs("output_tokens", "count>1"), 1080.0);
+        assert_eq!(obs("output_tokens", "rate>1"), 108.0);
+        assert_eq!(obs("output_tokens", "avg>1"), 10.0);
+    }
+
+    #[test]
+    fn no_data_passes_and_says_so() {
+        let r = recorder();
+        for (key, expr) in [
+            ("ttft{level:99}", "p(95)<1"),
+            ("checks", "rate>0.99"),
+            ("ttft{stage:1}", "avg<1"),
+            ("queue_wait", "p(95)<1"),
+        ] {
+            let o = evaluate(&threshold(key, expr), &r);
+            assert!(
+                o.passed && o.no_data && o.observed.is_none(),
+                "{key} {expr}: {o:?}"
+            );
+        }
+    }
+}

