@@ -11,7 +11,7 @@ use tokio::sync::mpsc;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-use crate::backend::{resolve_ollama_url, Backend, OllamaBackend};
+use crate::backend::{openai, resolve_ollama_url, Backend, OllamaBackend, OpenAiBackend};
 use crate::cli::{Cli, Command, RunArgs, SimArgs};
 use crate::error::{Error, EXIT_INTERRUPTED, EXIT_THRESHOLDS_FAILED};
 use crate::executor::{PromptCycle, Runner};
@@ -23,7 +23,7 @@ use crate::output::result::{
 };
 use crate::output::{ci, raw, table};
 use crate::plan::{self, PlanKind};
-use crate::scenario::{self, Loaded, Phase, Scenario};
+use crate::scenario::{self, BackendKind, Loaded, Phase, Scenario, Target};
 use crate::sim::{self, SimConfig};
 use crate::thresholds::eval::evaluate_all;
 use crate::thresholds::{self, Threshold};
@@ -249,15 +249,20 @@ pub async fn execute(
         ),
         _ => None,
     };
-    let url = match &simulator {
-        Some(s) => s.url(),
-        None => resolve_ollama_url(
+    let url = match (&simulator, scenario.target.backend) {
+        (Some(s), _) => s.url(),
+        (None, BackendKind::Ollama) => resolve_ollama_url(
             opts.target_url.as_deref(),
             scenario.target.url.as_deref(),
             std::env::var("OLLAMA_HOST").ok().as_deref(),
         ),
+        (None, BackendKind::Openai) => opts
+            .target_url
+            .clone()
+            .or_else(|| scenario.target.url.clone())
+            .unwrap_or_else(|| openai::DEFAULT_URL.to_string()),
     };
-    let backend: Arc<dyn Backend> = Arc::new(OllamaBackend::try_new(&scenario.target, &url)?);
+    let backend = build_backend(&scenario.target, &url)?;
     let thresholds = thresholds::compile(scenario).map_err(|problems| {
         Error::Usage(
             problems
@@ -371,13 +376,10 @@ pub async fn execute(
             content_sha256: loaded.content_sha256.clone(),
         },
         target: TargetInfo {
-            backend: "ollama".into(),
+            backend: enum_name(scenario.target.backend),
             url,
             model: scenario.target.model.clone(),
-            api: serde_json::to_value(scenario.target.api)
-                .ok()
-                .and_then(|v| v.as_str().map(String::from))
-                .unwrap_or_default(),
+            api: enum_name(scenario.target.api),
             simulated: scenario.simulator.is_some() && opts.target_url.is_none(),
         },
         started_at: stamp,
@@ -404,6 +406,32 @@ pub async fn execute(
         result_path,
         raw_path,
     })
+}
+
+/// The backend for `target` at `url`; the OpenAI key is read from the environment here, once.
+fn build_backend(target: &Target, url: &str) -> Result<Arc<dyn Backend>, Error> {
+    Ok(match target.backend {
+        BackendKind::Ollama => Arc::new(OllamaBackend::try_new(target, url)?),
+        BackendKind::Openai => {
+            let api_key = match &target.api_key_env {
+                Some(var) => Some(std::env::var(var).map_err(|_| {
+                    Error::Usage(format!(
+                        "environment variable {var} (target.api_key_env) is not set"
+                    ))
+                })?),
+                None => None,
+            };
+            Arc::new(OpenAiBackend::try_new(target, url, api_key)?)
+        }
+    })
+}
+
+/// The name a unit enum variant has in scenario files.
+fn enum_name(value: impl serde::Serialize) -> String {
+    serde_json::to_value(value)
+        .ok()
+        .and_then(|v| v.as_str().map(String::from))
+        .unwrap_or_default()
 }
 
 /// After Ctrl-C, requests in flight get [`INTERRUPT_GRACE`] to finish, then they are cut off.

@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use llm_bench::backend::ollama_stream::OllamaStream;
+use llm_bench::backend::openai_stream::OpenAiStream;
 use llm_bench::backend::{ErrorKind, Measurement, ServerTimings};
 
 fn data_dir() -> PathBuf {
@@ -202,7 +203,7 @@ fn ttft_is_the_arrival_of_the_first_content_line_not_of_the_first_byte() {
 }
 
 /// Every recorded stream is accounted for: Ollama-native ones above, SSE ones belong to the
-/// OpenAI-compatible parser (issue 6). A new shared fixture fails this test until it is copied
+/// OpenAI-compatible parser. A new shared fixture fails this test until it is copied
 /// here and given an expectation.
 #[test]
 fn every_shared_fixture_is_covered() {
@@ -226,14 +227,197 @@ fn every_shared_fixture_is_covered() {
             );
         }
     }
-    let expected: Vec<&str> = expectations().iter().map(|e| e.file).collect();
-    for name in ours
+    let expected: Vec<&str> = expectations()
         .iter()
-        .filter(|n| n.starts_with("ollama-") && !n.ends_with(".sse"))
-    {
+        .map(|e| e.file)
+        .chain(sse_expectations().iter().map(|e| e.file))
+        .collect();
+    for name in ours.iter().filter(|n| *n != "README.md") {
         assert!(
             expected.contains(&name.as_str()),
             "no expectation for {name}"
         );
     }
+}
+
+/// Expected results of the SSE recordings (fixtures README), for the OpenAI-compatible parser.
+struct SseExpected {
+    file: &'static str,
+    text: &'static str,
+    /// Chunks with content, reasoning or a tool call.
+    content_chunks: u64,
+    output_tokens: u64,
+    tokens_estimated: bool,
+    prompt_tokens: Option<u64>,
+    finish: Option<&'static str>,
+    /// EOF before `[DONE]`: the request counts as truncated.
+    truncated: bool,
+    /// llama.cpp `timings`: prompt_ms, predicted_ms.
+    server_ms: Option<(f64, f64)>,
+}
+
+fn sse_expectations() -> Vec<SseExpected> {
+    vec![
+        SseExpected {
+            file: "ollama-v1-chat-legacy-empty-finish-reason-truncated.sse",
+            text: " if you have any questions",
+            content_chunks: 5,
+            output_tokens: 5,
+            tokens_estimated: true,
+            prompt_tokens: None,
+            finish: None,
+            truncated: true,
+            server_ms: None,
+        },
+        SseExpected {
+            file: "openai-chat-content-usage.sse",
+            text: "",
+            content_chunks: 30,
+            output_tokens: 30,
+            tokens_estimated: false,
+            prompt_tokens: Some(14),
+            finish: Some("stop"),
+            truncated: false,
+            server_ms: None,
+        },
+        SseExpected {
+            file: "openai-chat-length-usage.sse",
+            text: "{\"",
+            content_chunks: 1,
+            output_tokens: 1,
+            tokens_estimated: false,
+            prompt_tokens: Some(79),
+            finish: Some("length"),
+            truncated: false,
+            server_ms: None,
+        },
+        SseExpected {
+            file: "openai-chat-tool-calls-usage.sse",
+            text: "",
+            content_chunks: 8,
+            output_tokens: 16,
+            tokens_estimated: false,
+            prompt_tokens: Some(44),
+            finish: Some("tool_calls"),
+            truncated: false,
+            server_ms: None,
+        },
+        SseExpected {
+            file: "vllm-completions-length-usage-null.sse",
+            text: " city in the state of California,",
+            content_chunks: 7,
+            output_tokens: 7,
+            tokens_estimated: true,
+            prompt_tokens: None,
+            finish: Some("length"),
+            truncated: false,
+            server_ms: None,
+        },
+        SseExpected {
+            file: "llamacpp-chat-timings-tail-b6925.sse",
+            text: "!",
+            content_chunks: 1,
+            output_tokens: 2188,
+            tokens_estimated: false,
+            prompt_tokens: Some(147),
+            finish: Some("stop"),
+            truncated: false,
+            server_ms: Some((23.467, 13095.01)),
+        },
+        SseExpected {
+            file: "llamacpp-chat-final-usage-timings-b4764.sse",
+            text: "",
+            content_chunks: 0,
+            output_tokens: 1,
+            tokens_estimated: false,
+            prompt_tokens: Some(43),
+            finish: Some("length"),
+            truncated: true,
+            server_ms: Some((246.082, 0.028)),
+        },
+        SseExpected {
+            file: "openrouter-chat-comment-keepalive-truncated.sse",
+            text: "The next day",
+            content_chunks: 3,
+            output_tokens: 3,
+            tokens_estimated: true,
+            prompt_tokens: None,
+            finish: None,
+            truncated: true,
+            server_ms: None,
+        },
+    ]
+}
+
+fn parse_sse(reads: &[&[u8]]) -> Measurement {
+    let mut stream = OpenAiStream::new();
+    for (i, read) in reads.iter().enumerate() {
+        stream.feed(Duration::from_millis(i as u64 + 1), read);
+    }
+    stream.finish(Duration::from_millis(reads.len() as u64 + 1))
+}
+
+fn check_sse(e: &SseExpected, m: &Measurement, how: &str) {
+    let ctx = format!("{} ({how})", e.file);
+    if e.file == "openai-chat-content-usage.sse" {
+        assert_eq!(m.text.chars().count(), 159, "{ctx}");
+    } else {
+        assert_eq!(m.text, e.text, "{ctx}");
+    }
+    assert_eq!(m.content_chunks, e.content_chunks, "{ctx}");
+    assert_eq!(m.output_tokens, e.output_tokens, "{ctx}");
+    assert_eq!(m.tokens_estimated, e.tokens_estimated, "{ctx}");
+    assert_eq!(m.prompt_tokens, e.prompt_tokens, "{ctx}");
+    assert_eq!(m.done_reason.as_deref(), e.finish, "{ctx}");
+    let kind = m.error.as_ref().map(|e| e.kind);
+    assert_eq!(
+        kind,
+        e.truncated.then_some(ErrorKind::Truncated),
+        "{ctx}: {:?}",
+        m.error
+    );
+    let server = m
+        .server
+        .prompt_eval
+        .zip(m.server.eval)
+        .map(|(p, d)| (p.as_secs_f64() * 1000.0, d.as_secs_f64() * 1000.0));
+    match (server, e.server_ms) {
+        (Some((p, d)), Some((wp, wd))) => assert!(
+            (p - wp).abs() < 1e-6 && (d - wd).abs() < 1e-6,
+            "{ctx}: {p} {d}"
+        ),
+        (got, want) => assert_eq!(got.is_some(), want.is_some(), "{ctx}"),
+    }
+    assert_eq!(m.ttft.is_some(), e.content_chunks > 0, "{ctx}");
+    assert_eq!(
+        m.itl.len() as u64,
+        e.content_chunks.saturating_sub(1),
+        "{ctx}"
+    );
+}
+
+#[test]
+fn every_sse_stream_parses_whole_split_at_every_offset_and_byte_by_byte() {
+    for e in sse_expectations() {
+        let bytes = std::fs::read(data_dir().join(e.file)).unwrap();
+        check_sse(&e, &parse_sse(&[&bytes]), "whole");
+        for cut in 0..=bytes.len() {
+            let (a, b) = bytes.split_at(cut);
+            check_sse(&e, &parse_sse(&[a, b]), &format!("split at {cut}"));
+        }
+        let singles: Vec<&[u8]> = bytes.chunks(1).collect();
+        check_sse(&e, &parse_sse(&singles), "one byte per read");
+    }
+}
+
+#[test]
+fn the_empty_first_delta_is_not_the_first_token() {
+    let bytes = std::fs::read(data_dir().join("openai-chat-content-usage.sse")).unwrap();
+    let first_event_end = bytes.windows(2).position(|w| w == b"\n\n").unwrap() + 2;
+    let mut stream = OpenAiStream::new();
+    stream.feed(Duration::from_millis(10), &bytes[..first_event_end]);
+    stream.feed(Duration::from_millis(50), &bytes[first_event_end..]);
+    let m = stream.finish(Duration::from_millis(51));
+    assert_eq!(m.ttft, Some(Duration::from_millis(50)));
+    assert_eq!(m.ttfa, Some(Duration::from_millis(50)));
 }

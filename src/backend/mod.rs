@@ -4,6 +4,9 @@
 pub mod ndjson;
 pub mod ollama;
 pub mod ollama_stream;
+pub mod openai;
+pub mod openai_stream;
+pub mod sse;
 
 use std::fmt;
 use std::time::Duration;
@@ -16,6 +19,7 @@ use tokio::time::Instant;
 use crate::scenario::Prompt;
 
 pub use ollama::{resolve_ollama_url, OllamaBackend};
+pub use openai::OpenAiBackend;
 
 /// Why a request failed, in the categories the summary counts.
 #[derive(
@@ -128,6 +132,9 @@ impl ServerTimings {
 pub struct Measurement {
     /// Offset of the first line carrying text, thinking or a tool call.
     pub ttft: Option<Duration>,
+    /// Offset of the first answer token: text or a tool call, not thinking. Equals `ttft` for
+    /// models that do not reason.
+    pub ttfa: Option<Duration>,
     /// Offset of the last byte (the `done` line), or of the failure.
     pub e2e: Duration,
     /// Gaps between consecutive content lines.

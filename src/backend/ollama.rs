@@ -66,9 +66,10 @@ impl OllamaBackend {
             .pool_idle_timeout(Duration::from_secs(90))
             .tcp_nodelay(true)
             .build()?;
+        // Validation rejects `completions` for Ollama; its nearest endpoint keeps this total.
         let path = match target.api {
             Api::Chat => "/api/chat",
-            Api::Generate => "/api/generate",
+            Api::Generate | Api::Completions => "/api/generate",
         };
         Ok(Self {
             client,
@@ -85,14 +86,14 @@ impl OllamaBackend {
     pub fn body(&self, prompt: &Prompt) -> Value {
         let mut body = json!({"model": self.model, "stream": true});
         match (self.api, prompt) {
-            (Api::Generate, Prompt::Text(text)) => body["prompt"] = json!(text),
-            (Api::Generate, Prompt::WithSystem(p)) => {
+            (Api::Generate | Api::Completions, Prompt::Text(text)) => body["prompt"] = json!(text),
+            (Api::Generate | Api::Completions, Prompt::WithSystem(p)) => {
                 body["prompt"] = json!(p.prompt);
                 if let Some(system) = &p.system {
                     body["system"] = json!(system);
                 }
             }
-            (Api::Generate, Prompt::Chat(chat)) => {
+            (Api::Generate | Api::Completions, Prompt::Chat(chat)) => {
                 // Validation rejects this pairing; sending the last user turn keeps the backend total.
                 let last = chat.messages.iter().rev().find(|m| m.role == Role::User);
                 body["prompt"] = json!(last.map_or("", |m| m.content.as_str()));
@@ -175,7 +176,8 @@ impl OllamaBackend {
     }
 }
 
-fn failed(at: Duration, error: RequestError) -> Measurement {
+/// A measurement of a request that failed before any answer.
+pub(crate) fn failed(at: Duration, error: RequestError) -> Measurement {
     Measurement {
         e2e: at,
         error: Some(error),
@@ -184,7 +186,7 @@ fn failed(at: Duration, error: RequestError) -> Measurement {
 }
 
 /// Categorises a transport failure before any response arrived.
-fn transport_error(err: &reqwest::Error) -> RequestError {
+pub(crate) fn transport_error(err: &reqwest::Error) -> RequestError {
     let refused = std::error::Error::source(err).is_some_and(|mut source| loop {
         if let Some(io) = source.downcast_ref::<std::io::Error>() {
             break io.kind() == std::io::ErrorKind::ConnectionRefused;

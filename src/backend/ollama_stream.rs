@@ -49,17 +49,17 @@ struct ChatMessage {
 }
 
 impl Chunk {
-    /// Text carried by this line (answer and thinking), and whether it holds a tool call.
-    fn payload(&self) -> (usize, bool) {
-        let len = |s: &Option<String>| s.as_ref().map_or(0, String::len);
+    /// Whether this line carries an answer (text or a tool call) and whether it carries thinking.
+    fn payload(&self) -> (bool, bool) {
+        let some = |s: &Option<String>| s.as_ref().is_some_and(|s| !s.is_empty());
         let has_tools = |t: &Option<Vec<Value>>| t.as_ref().is_some_and(|t| !t.is_empty());
-        let mut text = len(&self.response) + len(&self.thinking);
-        let mut tools = has_tools(&self.tool_calls);
+        let mut answer = some(&self.response) || has_tools(&self.tool_calls);
+        let mut thinking = some(&self.thinking);
         if let Some(m) = &self.message {
-            text += len(&m.content) + len(&m.thinking);
-            tools |= has_tools(&m.tool_calls);
+            answer |= some(&m.content) || has_tools(&m.tool_calls);
+            thinking |= some(&m.thinking);
         }
-        (text, tools)
+        (answer, thinking)
     }
 
     fn text(&self) -> impl Iterator<Item = &str> {
@@ -148,8 +148,11 @@ impl OllamaStream {
             self.stop(at, ErrorKind::StreamError, text);
             return;
         }
-        let (text_len, has_tools) = chunk.payload();
-        if text_len > 0 || has_tools {
+        let (answer, thinking) = chunk.payload();
+        if answer && self.m.ttfa.is_none() {
+            self.m.ttfa = Some(at);
+        }
+        if answer || thinking {
             self.m.content_chunks += 1;
             match self.last_content_at {
                 None => self.m.ttft = Some(at),

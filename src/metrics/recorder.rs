@@ -18,6 +18,8 @@ const HIGHEST: u64 = 3_600_000_000;
 pub enum Trend {
     /// Time to first token, µs.
     Ttft,
+    /// Time to first answer token (not reasoning), µs.
+    Ttfa,
     /// Inter-token latency (every gap between content chunks), µs.
     Itl,
     /// Time per output token after the first, µs.
@@ -40,8 +42,9 @@ pub enum Trend {
 
 impl Trend {
     /// Every trend, in report order.
-    pub const ALL: [Trend; 10] = [
+    pub const ALL: [Trend; 11] = [
         Trend::Ttft,
+        Trend::Ttfa,
         Trend::Itl,
         Trend::Tpot,
         Trend::E2e,
@@ -145,6 +148,9 @@ impl GroupStats {
         self.tokens_estimated += u64::from(m.tokens_estimated);
         self.put(Trend::E2e, micros(m.e2e));
         self.put(Trend::OutputTokens, m.output_tokens);
+        if let Some(ttfa) = m.ttfa {
+            self.put(Trend::Ttfa, micros(ttfa));
+        }
         if let Some(ttft) = m.ttft {
             self.put(Trend::Ttft, micros(ttft));
             if m.output_tokens > 1 {

@@ -88,6 +88,8 @@ pub struct GroupSummary {
     pub tokens_estimated_requests: u64,
     /// Time to first token, ms.
     pub ttft_ms: Option<Stats>,
+    /// Time to first answer token (text or tool call, not reasoning), ms.
+    pub ttfa_ms: Option<Stats>,
     /// Inter-token latency: every gap between content chunks, pooled, ms.
     pub itl_ms: Option<Stats>,
     /// Time per output token: (e2e − ttft) / (output tokens − 1), ms.
@@ -135,6 +137,7 @@ pub fn summarize(g: &GroupStats) -> GroupSummary {
         prompt_tokens_total: g.prompt_tokens,
         tokens_estimated_requests: g.tokens_estimated,
         ttft_ms: ms(Trend::Ttft),
+        ttfa_ms: ms(Trend::Ttfa),
         itl_ms: ms(Trend::Itl),
         tpot_ms: ms(Trend::Tpot),
         e2e_latency_ms: ms(Trend::E2e),

@@ -98,20 +98,27 @@ pub struct Target {
     /// The API family the server speaks.
     #[serde(default)]
     pub backend: BackendKind,
-    /// Base URL of the server. Default: `OLLAMA_HOST` if set (as Ollama's own clients read it),
-    /// else http://localhost:11434. `--target-url` overrides both.
+    /// Base URL of the server. Ollama default: `OLLAMA_HOST` if set (as Ollama's own clients read
+    /// it), else http://localhost:11434. OpenAI default: http://localhost:8000 (with or without
+    /// `/v1`). `--target-url` overrides both.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub url: Option<String>,
     /// Model name as the server knows it, e.g. `llama3.2:1b`.
     pub model: String,
-    /// `chat` uses /api/chat with messages; `generate` uses /api/generate with a prompt.
+    /// Ollama: `chat` (/api/chat, default) or `generate` (/api/generate). OpenAI: `chat`
+    /// (/v1/chat/completions, default) or `completions` (/v1/completions).
     #[serde(default)]
     pub api: Api,
+    /// OpenAI backend: the environment variable holding the API key, sent as a bearer token.
+    /// The key itself is never written to results, logs or reports.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub api_key_env: Option<String>,
     /// Time allowed for one request, from sending to the last byte. Default 120s.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub timeout: Option<HumanDuration>,
-    /// Passed through as Ollama `options` (num_predict, temperature, seed, num_ctx, ...).
-    /// Keep num_ctx constant across runs: a change forces a model reload.
+    /// Ollama: passed through as `options` (num_predict, temperature, seed, num_ctx, ...); keep
+    /// num_ctx constant across runs, a change forces a model reload. OpenAI: merged into the
+    /// request body (max_tokens, temperature, seed, ...).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub options: Option<Map<String, Value>>,
     /// Passed through as Ollama `keep_alive`: a duration string ("5m") or seconds; negative keeps
@@ -137,6 +144,8 @@ pub enum BackendKind {
     /// Ollama's native streaming NDJSON API.
     #[default]
     Ollama,
+    /// The OpenAI-compatible SSE API (vLLM, llama-server, TGI, SGLang, LM Studio, Ollama /v1).
+    Openai,
 }
 
 /// Which Ollama endpoint to call.
@@ -146,8 +155,10 @@ pub enum Api {
     /// POST /api/chat with `messages`.
     #[default]
     Chat,
-    /// POST /api/generate with `prompt` and `system`.
+    /// POST /api/generate with `prompt` and `system` (Ollama).
     Generate,
+    /// POST /v1/completions with a plain `prompt` (OpenAI).
+    Completions,
 }
 
 /// One prompt: a plain string, a prompt with a system message, or a whole chat.

@@ -2,7 +2,7 @@
 
 use std::fmt;
 
-use super::{Api, Phase, Prompt, Scenario};
+use super::{Api, BackendKind, Phase, Prompt, Scenario};
 
 /// One thing wrong with a scenario file, located for the user.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -63,6 +63,23 @@ pub fn check(scenario: &Scenario) -> Vec<(String, String)> {
     }
     if scenario.target.model.trim().is_empty() {
         problem("/target/model".into(), "a model must be set");
+    }
+    match (scenario.target.backend, scenario.target.api) {
+        (BackendKind::Ollama, Api::Completions) => problem(
+            "/target/api".into(),
+            "`completions` is an OpenAI endpoint; Ollama's are `chat` and `generate`",
+        ),
+        (BackendKind::Openai, Api::Generate) => problem(
+            "/target/api".into(),
+            "`generate` is an Ollama endpoint; OpenAI's are `chat` and `completions`",
+        ),
+        _ => {}
+    }
+    if scenario.target.backend == BackendKind::Ollama && scenario.target.api_key_env.is_some() {
+        problem(
+            "/target/api_key_env".into(),
+            "only the openai backend sends an API key",
+        );
     }
     if let Some(timeout) = scenario.target.timeout {
         if timeout.get().is_zero() {

@@ -1,11 +1,13 @@
 //! The built-in Ollama-compatible simulator: a loopback server with a small, explainable model of
 //! one loaded model (slots, FIFO queue, prefill and decode rates, cold load, faults).
 //!
-//! It serves /api/generate and /api/chat (streaming and not), /api/tags, /api/ps, /api/version
-//! and `/`. It reads time through tokio, so tests can run it under a paused clock.
+//! It serves Ollama's /api/generate and /api/chat and the OpenAI-compatible
+//! /v1/chat/completions and /v1/completions (streaming and not), plus /api/tags, /api/ps,
+//! /api/version, /v1/models and `/`. It reads time through tokio, so tests can run it under a paused clock.
 
 pub mod model;
 mod server;
+pub mod wire;
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
@@ -40,6 +42,9 @@ pub struct SimConfig {
     pub seed: u64,
     /// Fault injection rates.
     pub faults: Faults,
+    /// Require this bearer token on the OpenAI endpoints (401 otherwise); unset = no check.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub api_key: Option<String>,
 }
 
 impl Default for SimConfig {
@@ -54,6 +59,7 @@ impl Default for SimConfig {
             models: Vec::new(),
             seed: 1,
             faults: Faults::default(),
+            api_key: None,
         }
     }
 }

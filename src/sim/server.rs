@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use axum::body::{Body, Bytes};
 use axum::extract::State;
-use axum::http::{header, StatusCode};
+use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::serve::ListenerExt;
@@ -20,6 +20,7 @@ use tokio::time::{sleep, Instant};
 use tokio_util::sync::CancellationToken;
 
 use super::model::{decode_step, estimate_prompt_tokens, output_tokens, pick_fault, prefill_time};
+use super::wire::{Done, Frames, Wire};
 use super::{Fault, SimConfig, SimStats};
 
 /// A running simulator; dropping it stops the server.
@@ -83,6 +84,9 @@ pub async fn start(cfg: SimConfig, addr: SocketAddr) -> std::io::Result<SimServe
         .route("/api/ps", get(ps))
         .route("/api/generate", post(generate))
         .route("/api/chat", post(chat))
+        .route("/v1/chat/completions", post(openai_chat))
+        .route("/v1/completions", post(openai_completions))
+        .route("/v1/models", get(openai_models))
         .with_state(sim);
     let stop = CancellationToken::new();
     let shutdown = stop.clone();
@@ -116,6 +120,14 @@ async fn tags(State(sim): State<Arc<Sim>>) -> Json<Value> {
     Json(json!({"models": models}))
 }
 
+async fn openai_models(State(sim): State<Arc<Sim>>) -> Json<Value> {
+    let data: Vec<Value> = model_names(&sim)
+        .into_iter()
+        .map(|id| json!({"id": id, "object": "model", "created": 0, "owned_by": "llm-bench-sim"}))
+        .collect();
+    Json(json!({"object": "list", "data": data}))
+}
+
 async fn ps(State(sim): State<Arc<Sim>>) -> Json<Value> {
     let models: Vec<Value> = if sim.loaded.initialized() {
         model_names(&sim).into_iter().map(|name| json!({"name": name, "model": name, "size": 0, "size_vram": 0, "digest": "sim", "expires_at": "2099-01-01T00:00:00Z", "context_length": 4096})).collect()
@@ -125,60 +137,147 @@ async fn ps(State(sim): State<Arc<Sim>>) -> Json<Value> {
     Json(json!({"models": models}))
 }
 
-fn error(status: StatusCode, message: &str) -> Response {
-    (status, Json(json!({"error": message}))).into_response()
+fn error(status: StatusCode, body: Value) -> Response {
+    (status, Json(body)).into_response()
 }
 
-async fn generate(State(sim): State<Arc<Sim>>, body: Bytes) -> Response {
-    handle(sim, body, false).await
+async fn generate(State(sim): State<Arc<Sim>>, headers: HeaderMap, body: Bytes) -> Response {
+    handle(sim, headers, body, Api::OllamaGenerate).await
 }
 
-async fn chat(State(sim): State<Arc<Sim>>, body: Bytes) -> Response {
-    handle(sim, body, true).await
+async fn chat(State(sim): State<Arc<Sim>>, headers: HeaderMap, body: Bytes) -> Response {
+    handle(sim, headers, body, Api::OllamaChat).await
+}
+
+async fn openai_chat(State(sim): State<Arc<Sim>>, headers: HeaderMap, body: Bytes) -> Response {
+    handle(sim, headers, body, Api::OpenAiChat).await
+}
+
+async fn openai_completions(
+    State(sim): State<Arc<Sim>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    handle(sim, headers, body, Api::OpenAiCompletions).await
+}
+
+/// The endpoint a request came in on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Api {
+    OllamaChat,
+    OllamaGenerate,
+    OpenAiChat,
+    OpenAiCompletions,
 }
 
 /// What the simulator needs from a request body.
 struct Job {
-    model: String,
-    chat: bool,
     prompt_chars: usize,
     num_predict: Option<i64>,
     stream: bool,
+    frames: Frames,
 }
 
-fn parse_job(body: &[u8], chat: bool) -> Result<Job, String> {
+fn parse_job(body: &[u8], api: Api) -> Result<Job, String> {
     let v: Value =
         serde_json::from_slice(body).map_err(|e| format!("invalid request body: {e}"))?;
     let model = v["model"].as_str().ok_or("model is required")?.to_string();
-    let prompt_chars = if chat {
-        v["messages"]
+    let content_len = |messages: &Value| -> Result<usize, String> {
+        Ok(messages
             .as_array()
             .ok_or("messages is required")?
             .iter()
             .map(|m| m["content"].as_str().map_or(0, str::len))
-            .sum()
-    } else {
-        v["prompt"].as_str().map_or(0, str::len) + v["system"].as_str().map_or(0, str::len)
+            .sum())
     };
+    let include_usage = v["stream_options"]["include_usage"]
+        .as_bool()
+        .unwrap_or(false);
+    let (prompt_chars, num_predict, wire, stream_default) = match api {
+        Api::OllamaChat => (
+            content_len(&v["messages"])?,
+            v["options"]["num_predict"].as_i64(),
+            Wire::OllamaChat,
+            true,
+        ),
+        Api::OllamaGenerate => (
+            v["prompt"].as_str().map_or(0, str::len) + v["system"].as_str().map_or(0, str::len),
+            v["options"]["num_predict"].as_i64(),
+            Wire::OllamaGenerate,
+            true,
+        ),
+        Api::OpenAiChat => (
+            content_len(&v["messages"])?,
+            v["max_tokens"]
+                .as_i64()
+                .or(v["max_completion_tokens"].as_i64()),
+            Wire::OpenAiChat { include_usage },
+            false,
+        ),
+        Api::OpenAiCompletions => (
+            v["prompt"].as_str().ok_or("prompt is required")?.len(),
+            v["max_tokens"].as_i64(),
+            Wire::OpenAiCompletions { include_usage },
+            false,
+        ),
+    };
+    let now = std::time::SystemTime::now();
     Ok(Job {
-        model,
-        chat,
         prompt_chars,
-        num_predict: v["options"]["num_predict"].as_i64(),
-        stream: v["stream"].as_bool().unwrap_or(true),
+        num_predict,
+        stream: v["stream"].as_bool().unwrap_or(stream_default),
+        frames: Frames {
+            wire,
+            model,
+            created_at: humantime::format_rfc3339_micros(now).to_string(),
+            created: now
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_secs()),
+        },
     })
 }
 
-async fn handle(sim: Arc<Sim>, body: Bytes, chat: bool) -> Response {
-    let job = match parse_job(&body, chat) {
+fn authorized(sim: &Sim, headers: &HeaderMap) -> bool {
+    match &sim.cfg.api_key {
+        None => true,
+        Some(key) => headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .is_some_and(|given| given == key),
+    }
+}
+
+async fn handle(sim: Arc<Sim>, headers: HeaderMap, body: Bytes, api: Api) -> Response {
+    let openai = matches!(api, Api::OpenAiChat | Api::OpenAiCompletions);
+    let job = match parse_job(&body, api) {
         Ok(job) => job,
-        Err(message) => return error(StatusCode::BAD_REQUEST, &message),
+        Err(message) if openai => {
+            return error(
+                StatusCode::BAD_REQUEST,
+                json!({"error": {"message": message, "type": "invalid_request_error"}}),
+            )
+        }
+        Err(message) => return error(StatusCode::BAD_REQUEST, json!({"error": message})),
     };
-    if !sim.cfg.models.is_empty() && !sim.cfg.models.contains(&job.model) {
+    let f = &job.frames;
+    if openai && !authorized(&sim, &headers) {
         return error(
-            StatusCode::NOT_FOUND,
-            &format!("model \"{}\" not found, try pulling it first", job.model),
+            StatusCode::UNAUTHORIZED,
+            f.error_body("invalid or missing API key", "invalid_request_error"),
         );
+    }
+    let not_found = || {
+        error(
+            StatusCode::NOT_FOUND,
+            f.error_body(
+                &format!("model \"{}\" not found, try pulling it first", f.model),
+                "not_found_error",
+            ),
+        )
+    };
+    if !sim.cfg.models.is_empty() && !sim.cfg.models.contains(&f.model) {
+        return not_found();
     }
     let index = sim.next_request.fetch_add(1, Ordering::Relaxed);
     let mut rng = SmallRng::seed_from_u64(sim.cfg.seed ^ index.wrapping_mul(0x9E37_79B9_7F4A_7C15));
@@ -190,68 +289,73 @@ async fn handle(sim: Arc<Sim>, body: Bytes, chat: bool) -> Response {
             Fault::Http500 => {
                 return error(
                     StatusCode::INTERNAL_SERVER_ERROR,
-                    "simulated internal error",
+                    f.error_body("simulated internal error", "api_error"),
                 )
             }
             Fault::Http503 => {
                 return error(
                     StatusCode::SERVICE_UNAVAILABLE,
-                    "server busy, please try again.  maximum pending requests exceeded",
+                    f.error_body(
+                        "server busy, please try again.  maximum pending requests exceeded",
+                        "api_error",
+                    ),
                 )
             }
-            Fault::Http404 => {
-                return error(
-                    StatusCode::NOT_FOUND,
-                    &format!("model \"{}\" not found, try pulling it first", job.model),
-                )
-            }
+            Fault::Http404 => return not_found(),
             _ => {}
         }
     }
     let (tx, rx) = mpsc::channel::<Result<Bytes, std::io::Error>>(64);
-    let stream_mode = job.stream;
-    tokio::spawn(produce(sim, job, fault, rng, tx));
-    if stream_mode {
+    let content_type = f.content_type();
+    if job.stream {
+        tokio::spawn(produce(sim, job, fault, rng, tx));
         let stream = futures_util::stream::unfold(rx, |mut rx| async move {
             rx.recv().await.map(|item| (item, rx))
         });
         Response::builder()
-            .header(header::CONTENT_TYPE, "application/x-ndjson")
+            .header(header::CONTENT_TYPE, content_type)
             .body(Body::from_stream(stream))
-            .unwrap_or_else(|_| error(StatusCode::INTERNAL_SERVER_ERROR, "response build failed"))
+            .unwrap_or_else(|_| {
+                error(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    json!({"error": "response build failed"}),
+                )
+            })
     } else {
-        collect_whole(rx).await
+        let frames = job.frames.clone();
+        let whole = Arc::new(std::sync::Mutex::new(None));
+        let slot = whole.clone();
+        let (done_tx, done_rx) = tokio::sync::oneshot::channel();
+        tokio::spawn(async move {
+            let result = produce(sim, job, fault, rng, tx).await;
+            *slot.lock().unwrap_or_else(|e| e.into_inner()) = result;
+            let _ = done_tx.send(());
+        });
+        collect_whole(rx, done_rx, whole, frames).await
     }
 }
 
-/// `stream: false`: one object with the whole text and the final line's metrics.
-async fn collect_whole(mut rx: mpsc::Receiver<Result<Bytes, std::io::Error>>) -> Response {
-    let mut text = String::new();
-    let mut last = Value::Null;
-    while let Some(item) = rx.recv().await {
-        let Ok(bytes) = item else {
-            return error(StatusCode::INTERNAL_SERVER_ERROR, "simulated disconnect");
-        };
-        let Ok(line) = serde_json::from_slice::<Value>(&bytes) else {
-            return error(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "simulated malformed output",
-            );
-        };
-        if let Some(e) = line.get("error").and_then(Value::as_str) {
-            return error(StatusCode::INTERNAL_SERVER_ERROR, e);
-        }
-        for piece in [&line["response"], &line["message"]["content"]] {
-            text.push_str(piece.as_str().unwrap_or_default());
-        }
-        last = line;
+/// `stream: false`: waits for the whole answer and sends it as one object.
+async fn collect_whole(
+    mut rx: mpsc::Receiver<Result<Bytes, std::io::Error>>,
+    done_rx: tokio::sync::oneshot::Receiver<()>,
+    whole: Arc<std::sync::Mutex<Option<(String, Done)>>>,
+    frames: Frames,
+) -> Response {
+    // Drain the frames (they are for streaming) so the producer runs to its end.
+    while rx.recv().await.is_some() {}
+    let _ = done_rx.await;
+    let result = whole.lock().unwrap_or_else(|e| e.into_inner()).take();
+    match result {
+        Some((text, done)) => Json(frames.whole(&text, &done)).into_response(),
+        None => error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            frames.error_body(
+                "an error was encountered while running the model",
+                "api_error",
+            ),
+        ),
     }
-    if last.get("message").is_some() {
-        last["message"]["content"] = json!(text);
-    } else {
-        last["response"] = json!(text);
-    }
-    Json(last).into_response()
 }
 
 const WORDS: [&str; 16] = [
@@ -289,49 +393,37 @@ async fn pause(d: Duration) {
     }
 }
 
-/// Runs one request through load, queue, prefill and decode, sending NDJSON lines to `tx`.
-/// Returns early (freeing the slot) as soon as the client goes away.
+/// Runs one request through load, queue, prefill and decode, sending frames to `tx`. Returns
+/// the text and final numbers when the answer completed; returns early (freeing the slot) as
+/// soon as the client goes away.
 async fn produce(
     sim: Arc<Sim>,
     job: Job,
     fault: Option<Fault>,
     mut rng: SmallRng,
     tx: mpsc::Sender<Result<Bytes, std::io::Error>>,
-) {
+) -> Option<(String, Done)> {
     let _in_flight = InFlight::enter(&sim.stats);
     let arrived = Instant::now();
     sim.loaded
         .get_or_init(|| pause(sim.cfg.load_time.get()))
         .await;
     let load = arrived.elapsed();
-    let Ok(_slot) = sim.slots.acquire().await else {
-        return;
-    };
+    let _slot = sim.slots.acquire().await.ok()?;
     let prompt_tokens = estimate_prompt_tokens(job.prompt_chars);
     let prefill = prefill_time(&sim.cfg, prompt_tokens);
     pause(prefill).await;
-    let (tokens, done_reason) = output_tokens(&sim.cfg, job.num_predict, &mut rng);
+    let (tokens, reason) = output_tokens(&sim.cfg, job.num_predict, &mut rng);
     let fault_at = tokens / 2;
     let decode_start = Instant::now();
     sim.decoding.fetch_add(1, Ordering::SeqCst);
     let _decoding = Decoding(&sim.decoding);
-    let created_at = humantime::format_rfc3339_micros(std::time::SystemTime::now()).to_string();
-    let line = |text: &str, done: bool| {
-        let mut v = if job.chat {
-            json!({"model": job.model, "created_at": created_at, "message": {"role": "assistant", "content": text}, "done": done})
-        } else {
-            json!({"model": job.model, "created_at": created_at, "response": text, "done": done})
-        };
-        if done {
-            v["done_reason"] = json!(done_reason);
-        }
-        v
-    };
-    let send = |v: Value| {
-        let mut bytes = serde_json::to_vec(&v).unwrap_or_default();
-        bytes.push(b'\n');
-        tx.send(Ok(Bytes::from(bytes)))
-    };
+    let f = &job.frames;
+    let send = |bytes: Vec<u8>| tx.send(Ok(Bytes::from(bytes)));
+    if let Some(start) = f.start() {
+        send(start).await.ok()?;
+    }
+    let mut text = String::new();
     for i in 0..tokens {
         if i > 0 {
             pause(decode_step(&sim.cfg, sim.decoding.load(Ordering::SeqCst))).await;
@@ -339,22 +431,18 @@ async fn produce(
         if i == fault_at {
             match fault {
                 Some(Fault::ErrorLine) => {
-                    let _ =
-                        send(json!({"error": "an error was encountered while running the model"}))
-                            .await;
-                    return;
+                    let _ = send(f.error("an error was encountered while running the model")).await;
+                    return None;
                 }
                 Some(Fault::MalformedLine) => {
-                    let _ = tx
-                        .send(Ok(Bytes::from_static(b"{\"model\":\"garbage\n")))
-                        .await;
-                    return;
+                    let _ = send(f.malformed()).await;
+                    return None;
                 }
                 Some(Fault::Disconnect) => {
                     let _ = tx
                         .send(Err(std::io::Error::other("simulated disconnect")))
                         .await;
-                    return;
+                    return None;
                 }
                 Some(Fault::Stall) => {
                     let stall = sim
@@ -364,25 +452,25 @@ async fn produce(
                         .map_or(Duration::from_secs(3600), |d| d.get());
                     tokio::select! {
                         _ = sleep(stall) => {}
-                        _ = tx.closed() => return,
+                        _ = tx.closed() => return None,
                     }
                 }
                 _ => {}
             }
         }
         let word = WORDS[rng.random_range(0..WORDS.len())];
-        if send(line(word, false)).await.is_err() {
-            return;
-        }
+        text.push_str(word);
+        send(f.token(word)).await.ok()?;
     }
-    let eval = decode_start.elapsed();
-    let mut last = line("", true);
-    let nanos = |d: Duration| d.as_nanos() as u64;
-    last["total_duration"] = json!(nanos(arrived.elapsed()));
-    last["load_duration"] = json!(nanos(load).max(1));
-    last["prompt_eval_count"] = json!(prompt_tokens);
-    last["prompt_eval_duration"] = json!(nanos(prefill).max(1));
-    last["eval_count"] = json!(tokens);
-    last["eval_duration"] = json!(nanos(eval).max(1));
-    let _ = send(last).await;
+    let done = Done {
+        reason,
+        prompt_tokens,
+        tokens,
+        total: arrived.elapsed(),
+        load,
+        prefill,
+        eval: decode_start.elapsed(),
+    };
+    let _ = send(f.end(&done)).await;
+    Some((text, done))
 }

@@ -30,8 +30,9 @@ pub enum Metric {
 }
 
 /// Every metric name thresholds accept.
-pub const METRICS: [(&str, Metric); 15] = [
+pub const METRICS: [(&str, Metric); 16] = [
     ("ttft", Metric::Trend(Trend::Ttft)),
+    ("ttfa", Metric::Trend(Trend::Ttfa)),
     ("itl", Metric::Trend(Trend::Itl)),
     ("tpot", Metric::Trend(Trend::Tpot)),
     ("e2e_latency", Metric::Trend(Trend::E2e)),
@@ -316,9 +317,8 @@ mod tests {
                 .map(|(_, m)| m.as_str())
                 .unwrap_or_else(|| panic!("no problem at {p}: {problems:?}"))
         };
-        assert!(
-            find("/thresholds/ttfb").contains("unknown metric \"ttfb\"; valid metrics: ttft, itl")
-        );
+        assert!(find("/thresholds/ttfb")
+            .contains("unknown metric \"ttfb\"; valid metrics: ttft, ttfa, itl"));
         assert!(find("/thresholds/errors/0")
             .contains("avg does not apply to this metric; use rate, count"));
         assert!(find("/thresholds/errors/1").contains("unit \"ms\" on a metric that is not a time"));

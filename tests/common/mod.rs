@@ -56,6 +56,13 @@ pub async fn run(loaded: Loaded, opts: &RunOptions) -> RunOutcome {
 }
 
 /// A scenario header with the given load section, for a target given on the command line.
+pub fn with_backend(backend: &str, load: &str) -> String {
+    format!(
+        "name: t\ntarget:\n  backend: {backend}\n  model: m\n  timeout: 60s\nprompts:\n  - Say something about queues.\n{load}"
+    )
+}
+
+/// [`with_backend`] for Ollama.
 pub fn with_load(load: &str) -> String {
     format!(
         "name: t\ntarget:\n  model: m\n  timeout: 60s\nprompts:\n  - Say something about queues.\n{load}"

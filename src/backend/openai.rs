@@ -1,0 +1,218 @@
+//! OpenAI-compatible servers (vLLM, llama.cpp's llama-server, TGI, SGLang, LM Studio, Ollama's
+//! /v1): POST /v1/chat/completions or /v1/completions with `stream: true` and
+//! `stream_options.include_usage`. Timestamps are read as each read comes off the socket.
+
+use std::time::Duration;
+
+use futures_util::future::BoxFuture;
+use futures_util::StreamExt;
+use serde_json::{json, Map, Value};
+use tokio::time::Instant;
+
+use super::openai_stream::OpenAiStream;
+use super::{Backend, ErrorKind, Exchange, Measurement, RequestError};
+use crate::scenario::{Api, Prompt, Target};
+
+/// vLLM's default address, used when the scenario gives no `url`.
+pub const DEFAULT_URL: &str = "http://localhost:8000";
+
+/// The endpoint for `api` under a base URL given with or without its `/v1`.
+pub fn endpoint(base_url: &str, api: Api) -> String {
+    let base = base_url.trim_end_matches('/');
+    let base = base.strip_suffix("/v1").unwrap_or(base);
+    let path = if api == Api::Completions {
+        "completions"
+    } else {
+        "chat/completions"
+    };
+    format!("{base}/v1/{path}")
+}
+
+/// Sends prompts to one model behind an OpenAI-compatible API.
+pub struct OpenAiBackend {
+    client: reqwest::Client,
+    endpoint: String,
+    model: String,
+    api: Api,
+    timeout: Duration,
+    options: Option<Map<String, Value>>,
+    /// Sent as a bearer token; never logged or written anywhere.
+    api_key: Option<String>,
+}
+
+impl OpenAiBackend {
+    /// A backend for `target` at `base_url`, with the key read from `target.api_key_env`.
+    pub fn try_new(
+        target: &Target,
+        base_url: &str,
+        api_key: Option<String>,
+    ) -> Result<Self, reqwest::Error> {
+        let timeout = target.timeout.map_or(Duration::from_secs(120), |t| t.get());
+        let client = reqwest::Client::builder()
+            .connect_timeout(timeout.min(Duration::from_secs(10)))
+            .pool_idle_timeout(Duration::from_secs(90))
+            .tcp_nodelay(true)
+            .build()?;
+        Ok(Self {
+            client,
+            endpoint: endpoint(base_url, target.api),
+            model: target.model.clone(),
+            api: target.api,
+            timeout,
+            options: target.options.clone(),
+            api_key,
+        })
+    }
+
+    /// The JSON body for one prompt. `options` are merged in at the top level (max_tokens,
+    /// temperature, seed, ...), as OpenAI-compatible servers read them.
+    pub fn body(&self, prompt: &Prompt) -> Value {
+        let mut body = json!({
+            "model": self.model,
+            "stream": true,
+            "stream_options": {"include_usage": true},
+        });
+        if self.api == Api::Completions {
+            body["prompt"] = json!(match prompt {
+                Prompt::Text(text) => text.clone(),
+                Prompt::WithSystem(p) => match &p.system {
+                    Some(system) => format!("{system}\n\n{}", p.prompt),
+                    None => p.prompt.clone(),
+                },
+                Prompt::Chat(chat) => chat
+                    .messages
+                    .iter()
+                    .map(|m| m.content.as_str())
+                    .collect::<Vec<_>>()
+                    .join("\n\n"),
+            });
+        } else {
+            body["messages"] = match prompt {
+                Prompt::Text(text) => json!([{"role": "user", "content": text}]),
+                Prompt::WithSystem(p) => {
+                    let mut messages = Vec::new();
+                    if let Some(system) = &p.system {
+                        messages.push(json!({"role": "system", "content": system}));
+                    }
+                    messages.push(json!({"role": "user", "content": p.prompt}));
+                    Value::Array(messages)
+                }
+                Prompt::Chat(chat) => json!(chat.messages),
+            };
+        }
+        for (key, value) in self.options.iter().flatten() {
+            body[key] = value.clone();
+        }
+        body
+    }
+
+    async fn exchange(&self, body: Vec<u8>, sent_at: Instant) -> Measurement {
+        let elapsed = || sent_at.elapsed();
+        let mut request = self
+            .client
+            .post(&self.endpoint)
+            .header(reqwest::header::CONTENT_TYPE, "application/json")
+            .header(reqwest::header::ACCEPT, "text/event-stream")
+            .body(body);
+        if let Some(key) = &self.api_key {
+            request = request.bearer_auth(key);
+        }
+        let response = match request.send().await {
+            Ok(response) => response,
+            Err(err) => {
+                return super::ollama::failed(elapsed(), super::ollama::transport_error(&err))
+            }
+        };
+        let status = response.status().as_u16();
+        if !response.status().is_success() {
+            let text = response.text().await.unwrap_or_default();
+            let message = serde_json::from_str::<Value>(&text)
+                .ok()
+                .and_then(|v| {
+                    let e = v.get("error").filter(|e| !e.is_null()).unwrap_or(&v);
+                    e["message"]
+                        .as_str()
+                        .or_else(|| e.as_str())
+                        .map(str::to_string)
+                })
+                .unwrap_or(text);
+            let mut m = super::ollama::failed(
+                elapsed(),
+                RequestError::new(
+                    ErrorKind::from_status(status),
+                    format!("HTTP {status}: {message}"),
+                ),
+            );
+            m.status = Some(status);
+            return m;
+        }
+        let mut stream = OpenAiStream::new();
+        let mut body = response.bytes_stream();
+        while let Some(read) = body.next().await {
+            let at = elapsed();
+            match read {
+                Ok(bytes) => stream.feed(at, &bytes),
+                Err(err) => {
+                    let mut m = stream.fail(
+                        at,
+                        RequestError::new(ErrorKind::Disconnected, err.to_string()),
+                    );
+                    m.status = Some(status);
+                    return m;
+                }
+            }
+            if stream.is_finished() {
+                break;
+            }
+        }
+        let mut m = stream.finish(elapsed());
+        m.status = Some(status);
+        m
+    }
+}
+
+impl Backend for OpenAiBackend {
+    fn send<'a>(&'a self, prompt: &'a Prompt) -> BoxFuture<'a, Exchange> {
+        Box::pin(async move {
+            // Serialised before t0 so that building the request is not counted as latency.
+            let body = serde_json::to_vec(&self.body(prompt)).unwrap_or_default();
+            let sent_at = Instant::now();
+            let measurement =
+                match tokio::time::timeout(self.timeout, self.exchange(body, sent_at)).await {
+                    Ok(m) => m,
+                    Err(_) => super::ollama::failed(
+                        sent_at.elapsed(),
+                        RequestError::new(
+                            ErrorKind::Timeout,
+                            format!("no complete answer within {:?}", self.timeout),
+                        ),
+                    ),
+                };
+            Exchange {
+                sent_at,
+                measurement,
+            }
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn endpoints_accept_a_base_with_or_without_v1() {
+        assert_eq!(
+            endpoint("http://h:8000", Api::Chat),
+            "http://h:8000/v1/chat/completions"
+        );
+        assert_eq!(
+            endpoint("http://h:8000/v1/", Api::Chat),
+            "http://h:8000/v1/chat/completions"
+        );
+        assert_eq!(
+            endpoint("http://h:8000/", Api::Completions),
+            "http://h:8000/v1/completions"
+        );
+    }
+}

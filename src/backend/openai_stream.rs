@@ -1,0 +1,254 @@
+//! Pure fold of an OpenAI-compatible SSE stream (`/v1/chat/completions` or `/v1/completions`)
+//! into one request's [`Measurement`], following PROTOCOLS.md §2 and §3.
+//!
+//! - First token: the first non-empty `content`, `reasoning_content`/`reasoning`, tool-call
+//!   delta, or completions `text`. Role-only and empty-string chunks do not count.
+//! - First answer token (`ttfa`): the same without reasoning, for thinking models.
+//! - Output tokens: the last `usage.completion_tokens`, else llama.cpp `timings.predicted_n`,
+//!   else the number of content chunks (marked estimated).
+//! - Failure: `data` JSON with `error` or `object: "error"`, an `error:` SSE field, malformed
+//!   JSON, or EOF without `[DONE]` (truncated).
+
+use std::time::Duration;
+
+use serde_json::Value;
+
+use super::sse::{SseItem, SseParser};
+use super::{ErrorKind, Measurement, RequestError};
+
+/// Folds one streamed response.
+#[derive(Debug, Default)]
+pub struct OpenAiStream {
+    sse: SseParser,
+    m: Measurement,
+    last_content_at: Option<Duration>,
+    done: bool,
+    failed: bool,
+    completion_tokens: Option<u64>,
+    predicted_n: Option<u64>,
+    prompt_from_usage: Option<u64>,
+    prompt_from_timings: Option<u64>,
+}
+
+fn non_empty_str(v: &Value) -> Option<&str> {
+    v.as_str().filter(|s| !s.is_empty())
+}
+
+fn as_u64(v: &Value) -> Option<u64> {
+    v.as_u64().or_else(|| v.as_f64().map(|f| f as u64))
+}
+
+fn millis(v: &Value) -> Option<Duration> {
+    v.as_f64()
+        .and_then(|ms| Duration::try_from_secs_f64(ms / 1000.0).ok())
+}
+
+impl OpenAiStream {
+    /// A fresh fold for one request.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// True once `[DONE]` or a failure was seen.
+    pub fn is_finished(&self) -> bool {
+        self.done || self.failed
+    }
+
+    /// Feeds one network read that arrived `at` after the request was sent.
+    pub fn feed(&mut self, at: Duration, bytes: &[u8]) {
+        let mut sse = std::mem::take(&mut self.sse);
+        sse.push(bytes, |item| self.item(at, item));
+        self.sse = sse;
+    }
+
+    /// Ends the stream at EOF and returns the measurement.
+    pub fn finish(mut self, at: Duration) -> Measurement {
+        let mut sse = std::mem::take(&mut self.sse);
+        sse.finish(|item| self.item(at, item));
+        if !self.done && !self.failed {
+            self.m.e2e = at;
+            self.m.error = Some(RequestError::new(
+                ErrorKind::Truncated,
+                "stream ended without data: [DONE]",
+            ));
+        }
+        self.settle_counts();
+        self.m
+    }
+
+    /// Ends the fold because the transport failed; keeps what arrived so far.
+    pub fn fail(mut self, at: Duration, error: RequestError) -> Measurement {
+        self.m.e2e = at;
+        self.m.error = Some(error);
+        self.settle_counts();
+        self.m
+    }
+
+    fn settle_counts(&mut self) {
+        match self.completion_tokens.or(self.predicted_n) {
+            Some(n) => self.m.output_tokens = n,
+            None => {
+                self.m.output_tokens = self.m.content_chunks;
+                self.m.tokens_estimated = self.m.content_chunks > 0;
+            }
+        }
+        self.m.prompt_tokens = self.prompt_from_usage.or(self.prompt_from_timings);
+    }
+
+    fn item(&mut self, at: Duration, item: SseItem) {
+        if self.is_finished() {
+            return;
+        }
+        match item {
+            SseItem::Comment(_) => {}
+            SseItem::ErrorField(text) => self.stop(at, ErrorKind::StreamError, text),
+            SseItem::Event(data) if data.starts_with("[DONE]") => {
+                self.done = true;
+                self.m.e2e = at;
+            }
+            SseItem::Event(data) => match serde_json::from_str::<Value>(&data) {
+                Ok(chunk) => self.chunk(at, &chunk),
+                Err(err) => self.stop(
+                    at,
+                    ErrorKind::Malformed,
+                    format!("malformed SSE data: {err}"),
+                ),
+            },
+        }
+    }
+
+    fn chunk(&mut self, at: Duration, chunk: &Value) {
+        if chunk.get("error").is_some_and(|e| !e.is_null()) || chunk["object"] == "error" {
+            let error = chunk.get("error").filter(|e| !e.is_null()).unwrap_or(chunk);
+            let message = error["message"]
+                .as_str()
+                .map_or_else(|| error.to_string(), str::to_string);
+            self.stop(at, ErrorKind::StreamError, message);
+            return;
+        }
+        // Until [DONE] arrives, the last chunk is the end of the answer.
+        self.m.e2e = at;
+        let (mut answer, mut reasoning) = (false, false);
+        for choice in chunk["choices"].as_array().into_iter().flatten() {
+            let delta = &choice["delta"];
+            if let Some(text) =
+                non_empty_str(&delta["content"]).or_else(|| non_empty_str(&choice["text"]))
+            {
+                self.m.text.push_str(text);
+                answer = true;
+            }
+            if delta["tool_calls"]
+                .as_array()
+                .is_some_and(|t| !t.is_empty())
+            {
+                answer = true;
+            }
+            if non_empty_str(&delta["reasoning_content"])
+                .or_else(|| non_empty_str(&delta["reasoning"]))
+                .is_some()
+            {
+                reasoning = true;
+            }
+            if let Some(reason) = non_empty_str(&choice["finish_reason"]) {
+                self.m.done_reason = Some(reason.to_string());
+            }
+        }
+        if answer || reasoning {
+            self.m.content_chunks += 1;
+            match self.last_content_at {
+                None => self.m.ttft = Some(at),
+                Some(prev) => self.m.itl.push(at.saturating_sub(prev)),
+            }
+            self.last_content_at = Some(at);
+        }
+        if answer && self.m.ttfa.is_none() {
+            self.m.ttfa = Some(at);
+        }
+        let usage = &chunk["usage"];
+        if let Some(n) = as_u64(&usage["completion_tokens"]) {
+            // vLLM's continuous usage is cumulative and Ollama's /v1/completions sends zeros on
+            // every chunk before the real one: the last non-zero count is the answer.
+            if n > 0 || self.completion_tokens.is_none() {
+                self.completion_tokens = Some(n);
+            }
+            self.prompt_from_usage = as_u64(&usage["prompt_tokens"])
+                .filter(|&p| p > 0)
+                .or(self.prompt_from_usage);
+        }
+        let timings = &chunk["timings"];
+        if timings.is_object() {
+            self.predicted_n = as_u64(&timings["predicted_n"]).or(self.predicted_n);
+            let prompt_n = as_u64(&timings["prompt_n"]);
+            let cache_n = as_u64(&timings["cache_n"]).unwrap_or(0);
+            self.prompt_from_timings = prompt_n.map(|p| p + cache_n).or(self.prompt_from_timings);
+            self.m.server.prompt_eval = millis(&timings["prompt_ms"]).or(self.m.server.prompt_eval);
+            self.m.server.eval = millis(&timings["predicted_ms"]).or(self.m.server.eval);
+        }
+    }
+
+    fn stop(&mut self, at: Duration, kind: ErrorKind, message: String) {
+        self.failed = true;
+        self.m.e2e = at;
+        self.m.error = Some(RequestError::new(kind, message));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ms(n: u64) -> Duration {
+        Duration::from_millis(n)
+    }
+
+    #[test]
+    fn reasoning_sets_ttft_and_the_first_answer_sets_ttfa() {
+        let mut s = OpenAiStream::new();
+        s.feed(
+            ms(1),
+            b"data: {\"choices\":[{\"delta\":{\"role\":\"assistant\",\"content\":\"\"}}]}\n\n",
+        );
+        s.feed(
+            ms(5),
+            b"data: {\"choices\":[{\"delta\":{\"reasoning_content\":\"hmm\"}}]}\n\n",
+        );
+        s.feed(
+            ms(9),
+            b"data: {\"choices\":[{\"delta\":{\"reasoning\":\" ok\"}}]}\n\n",
+        );
+        s.feed(ms(20), b"data: {\"choices\":[{\"delta\":{\"content\":\"Yes\"},\"finish_reason\":\"stop\"}]}\n\ndata: [DONE]\n\n");
+        let m = s.finish(ms(21));
+        assert_eq!((m.ttft, m.ttfa), (Some(ms(5)), Some(ms(20))));
+        assert_eq!(m.itl, vec![ms(4), ms(11)]);
+        assert_eq!(m.text, "Yes");
+        assert_eq!(m.e2e, ms(20));
+        assert!(m.error.is_none());
+    }
+
+    #[test]
+    fn mid_stream_error_forms_fail_the_request() {
+        for body in [
+            &b"data: {\"error\":{\"message\":\"context overflow\",\"type\":\"x\"}}\n\ndata: [DONE]\n\n"[..],
+            b"data: {\"object\":\"error\",\"message\":\"boom\"}\n\n",
+            b"error: {\"code\":500,\"message\":\"legacy\"}\n\ndata: [DONE]\n\n",
+        ] {
+            let mut s = OpenAiStream::new();
+            s.feed(ms(1), b"data: {\"choices\":[{\"delta\":{\"content\":\"a\"}}]}\n\n");
+            s.feed(ms(2), body);
+            let m = s.finish(ms(3));
+            assert_eq!(m.error.map(|e| e.kind), Some(ErrorKind::StreamError), "{}", String::from_utf8_lossy(body));
+        }
+    }
+
+    #[test]
+    fn ollama_v1_completions_zero_usage_does_not_hide_the_real_count() {
+        let mut s = OpenAiStream::new();
+        s.feed(ms(1), b"data: {\"choices\":[{\"text\":\"a\"}],\"usage\":{\"prompt_tokens\":0,\"completion_tokens\":0}}\n\n");
+        s.feed(ms(2), b"data: {\"choices\":[],\"usage\":{\"prompt_tokens\":9,\"completion_tokens\":3}}\n\ndata: [DONE]\n\n");
+        let m = s.finish(ms(3));
+        assert_eq!(
+            (m.output_tokens, m.prompt_tokens, m.tokens_estimated),
+            (3, Some(9), false)
+        );
+    }
+}

@@ -1,0 +1,309 @@
+//! Pure framing of the simulator's answers: Ollama NDJSON lines or OpenAI SSE events, with the
+//! same chunk order and quirks real servers have (PROTOCOLS.md): Ollama's metrics on the final
+//! line only; OpenAI's role-only first chunk, separate finish chunk, usage chunk with
+//! `choices: []` (with llama.cpp-style `timings`), then `data: [DONE]`.
+
+use std::time::Duration;
+
+use serde_json::{json, Value};
+
+/// The protocol a request came in on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Wire {
+    /// POST /api/chat.
+    OllamaChat,
+    /// POST /api/generate.
+    OllamaGenerate,
+    /// POST /v1/chat/completions.
+    OpenAiChat {
+        /// `stream_options.include_usage`.
+        include_usage: bool,
+    },
+    /// POST /v1/completions.
+    OpenAiCompletions {
+        /// `stream_options.include_usage`.
+        include_usage: bool,
+    },
+}
+
+/// What the final frame reports.
+#[derive(Debug, Clone, Copy)]
+pub struct Done {
+    /// `stop` or `length`.
+    pub reason: &'static str,
+    /// Prompt tokens.
+    pub prompt_tokens: u64,
+    /// Output tokens.
+    pub tokens: u64,
+    /// Since arrival.
+    pub total: Duration,
+    /// Model load and wait for it.
+    pub load: Duration,
+    /// Prefill.
+    pub prefill: Duration,
+    /// Decode.
+    pub eval: Duration,
+}
+
+/// Frames for one response.
+#[derive(Debug, Clone)]
+pub struct Frames {
+    /// The protocol.
+    pub wire: Wire,
+    /// Model name echoed back.
+    pub model: String,
+    /// Response id / timestamp text.
+    pub created_at: String,
+    /// Unix seconds for OpenAI's `created`.
+    pub created: u64,
+}
+
+fn ndjson(v: &Value) -> Vec<u8> {
+    let mut bytes = serde_json::to_vec(v).unwrap_or_default();
+    bytes.push(b'\n');
+    bytes
+}
+
+fn sse(v: &Value) -> Vec<u8> {
+    let mut bytes = b"data: ".to_vec();
+    bytes.extend(serde_json::to_vec(v).unwrap_or_default());
+    bytes.extend_from_slice(b"\n\n");
+    bytes
+}
+
+fn nanos(d: Duration) -> u64 {
+    // Ollama omits zero durations; 1 ns keeps the field present so the queue wait is computable.
+    (d.as_nanos() as u64).max(1)
+}
+
+impl Frames {
+    /// The HTTP content type.
+    pub fn content_type(&self) -> &'static str {
+        match self.wire {
+            Wire::OllamaChat | Wire::OllamaGenerate => "application/x-ndjson",
+            _ => "text/event-stream",
+        }
+    }
+
+    fn openai_chunk(&self, choices: Value) -> Value {
+        let object = if matches!(self.wire, Wire::OpenAiCompletions { .. }) {
+            "text_completion"
+        } else {
+            "chat.completion.chunk"
+        };
+        json!({"id": format!("chatcmpl-sim-{}", self.created_at), "object": object, "created": self.created, "model": self.model, "system_fingerprint": "llm-bench-sim", "choices": choices})
+    }
+
+    /// Sent before the first token: OpenAI chat's role-only chunk; nothing for the others.
+    pub fn start(&self) -> Option<Vec<u8>> {
+        match self.wire {
+            Wire::OpenAiChat { .. } => Some(sse(&self.openai_chunk(json!([{"index": 0, "delta": {"role": "assistant", "content": ""}, "finish_reason": null}])))),
+            _ => None,
+        }
+    }
+
+    /// One token.
+    pub fn token(&self, text: &str) -> Vec<u8> {
+        match self.wire {
+            Wire::OllamaChat => ndjson(
+                &json!({"model": self.model, "created_at": self.created_at, "message": {"role": "assistant", "content": text}, "done": false}),
+            ),
+            Wire::OllamaGenerate => ndjson(
+                &json!({"model": self.model, "created_at": self.created_at, "response": text, "done": false}),
+            ),
+            Wire::OpenAiChat { .. } => sse(&self.openai_chunk(
+                json!([{"index": 0, "delta": {"content": text}, "finish_reason": null}]),
+            )),
+            Wire::OpenAiCompletions { .. } => {
+                sse(&self.openai_chunk(json!([{"index": 0, "text": text, "finish_reason": null}])))
+            }
+        }
+    }
+
+    /// The end of a successful answer: Ollama's final line, or OpenAI's finish chunk, usage
+    /// chunk (when asked for) and `[DONE]`.
+    pub fn end(&self, done: &Done) -> Vec<u8> {
+        let metrics = |mut v: Value| {
+            v["done_reason"] = json!(done.reason);
+            v["total_duration"] = json!(nanos(done.total));
+            v["load_duration"] = json!(nanos(done.load));
+            v["prompt_eval_count"] = json!(done.prompt_tokens);
+            v["prompt_eval_duration"] = json!(nanos(done.prefill));
+            v["eval_count"] = json!(done.tokens);
+            v["eval_duration"] = json!(nanos(done.eval));
+            ndjson(&v)
+        };
+        let ms = |d: Duration| d.as_secs_f64() * 1000.0;
+        let openai_end = |finish: Value, include_usage: bool| {
+            let mut out = sse(&self.openai_chunk(finish));
+            if include_usage {
+                let mut usage = self.openai_chunk(json!([]));
+                usage["usage"] = json!({"prompt_tokens": done.prompt_tokens, "completion_tokens": done.tokens, "total_tokens": done.prompt_tokens + done.tokens});
+                usage["timings"] = json!({"cache_n": 0, "prompt_n": done.prompt_tokens, "prompt_ms": ms(done.prefill), "predicted_n": done.tokens, "predicted_ms": ms(done.eval)});
+                out.extend(sse(&usage));
+            }
+            out.extend_from_slice(b"data: [DONE]\n\n");
+            out
+        };
+        match self.wire {
+            Wire::OllamaChat => metrics(
+                json!({"model": self.model, "created_at": self.created_at, "message": {"role": "assistant", "content": ""}, "done": true}),
+            ),
+            Wire::OllamaGenerate => metrics(
+                json!({"model": self.model, "created_at": self.created_at, "response": "", "done": true}),
+            ),
+            Wire::OpenAiChat { include_usage } => openai_end(
+                json!([{"index": 0, "delta": {}, "finish_reason": done.reason}]),
+                include_usage,
+            ),
+            Wire::OpenAiCompletions { include_usage } => openai_end(
+                json!([{"index": 0, "text": "", "finish_reason": done.reason}]),
+                include_usage,
+            ),
+        }
+    }
+
+    /// A mid-stream error as each server family sends it (HTTP status already 200).
+    pub fn error(&self, message: &str) -> Vec<u8> {
+        match self.wire {
+            Wire::OllamaChat | Wire::OllamaGenerate => ndjson(&json!({"error": message})),
+            _ => {
+                let mut out = sse(
+                    &json!({"error": {"message": message, "type": "server_error", "param": null, "code": 500}}),
+                );
+                out.extend_from_slice(b"data: [DONE]\n\n");
+                out
+            }
+        }
+    }
+
+    /// A line that is not JSON.
+    pub fn malformed(&self) -> Vec<u8> {
+        match self.wire {
+            Wire::OllamaChat | Wire::OllamaGenerate => b"{\"model\":\"garbage\n".to_vec(),
+            _ => b"data: {\"choices\":[{\"delta\":\n\n".to_vec(),
+        }
+    }
+
+    /// A JSON error body sent before streaming, shaped as each API family shapes it.
+    pub fn error_body(&self, message: &str, kind: &str) -> Value {
+        match self.wire {
+            Wire::OllamaChat | Wire::OllamaGenerate => json!({"error": message}),
+            _ => json!({"error": {"message": message, "type": kind, "param": null, "code": null}}),
+        }
+    }
+
+    /// The `stream: false` answer.
+    pub fn whole(&self, text: &str, done: &Done) -> Value {
+        let usage = json!({"prompt_tokens": done.prompt_tokens, "completion_tokens": done.tokens, "total_tokens": done.prompt_tokens + done.tokens});
+        match self.wire {
+            Wire::OllamaChat | Wire::OllamaGenerate => {
+                let line = self.end(done);
+                let mut v: Value = serde_json::from_slice(&line).unwrap_or_default();
+                if self.wire == Wire::OllamaChat {
+                    v["message"]["content"] = json!(text);
+                } else {
+                    v["response"] = json!(text);
+                }
+                v
+            }
+            Wire::OpenAiChat { .. } => {
+                json!({"id": format!("chatcmpl-sim-{}", self.created_at), "object": "chat.completion", "created": self.created, "model": self.model, "choices": [{"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": done.reason}], "usage": usage})
+            }
+            Wire::OpenAiCompletions { .. } => {
+                json!({"id": format!("cmpl-sim-{}", self.created_at), "object": "text_completion", "created": self.created, "model": self.model, "choices": [{"index": 0, "text": text, "finish_reason": done.reason}], "usage": usage})
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::backend::ollama_stream::OllamaStream;
+    use crate::backend::openai_stream::OpenAiStream;
+    use crate::backend::Measurement;
+
+    fn frames(wire: Wire) -> Frames {
+        Frames {
+            wire,
+            model: "m".into(),
+            created_at: "t".into(),
+            created: 1,
+        }
+    }
+
+    fn done() -> Done {
+        let ms = Duration::from_millis;
+        Done {
+            reason: "stop",
+            prompt_tokens: 7,
+            tokens: 2,
+            total: ms(40),
+            load: ms(5),
+            prefill: ms(10),
+            eval: ms(20),
+        }
+    }
+
+    fn stream(f: &Frames) -> Vec<u8> {
+        let mut bytes = f.start().unwrap_or_default();
+        bytes.extend(f.token("a"));
+        bytes.extend(f.token("b"));
+        bytes.extend(f.end(&done()));
+        bytes
+    }
+
+    /// The simulator's output parses with the real parsers into what it meant to say.
+    #[test]
+    fn every_wire_round_trips_through_the_parsers() {
+        let check = |m: Measurement, wire: Wire| {
+            assert_eq!(
+                (
+                    m.text.as_str(),
+                    m.output_tokens,
+                    m.prompt_tokens,
+                    m.tokens_estimated
+                ),
+                ("ab", 2, Some(7), false),
+                "{wire:?}"
+            );
+            assert_eq!(m.done_reason.as_deref(), Some("stop"));
+            assert!(m.error.is_none(), "{wire:?}: {:?}", m.error);
+        };
+        for wire in [Wire::OllamaChat, Wire::OllamaGenerate] {
+            let mut s = OllamaStream::new();
+            s.feed(Duration::ZERO, &stream(&frames(wire)));
+            let m = s.finish(Duration::ZERO);
+            assert_eq!(m.server.queue_wait(), Some(Duration::from_millis(5)));
+            check(m, wire);
+        }
+        for wire in [
+            Wire::OpenAiChat {
+                include_usage: true,
+            },
+            Wire::OpenAiCompletions {
+                include_usage: true,
+            },
+        ] {
+            let mut s = OpenAiStream::new();
+            s.feed(Duration::ZERO, &stream(&frames(wire)));
+            check(s.finish(Duration::ZERO), wire);
+        }
+    }
+
+    #[test]
+    fn openai_errors_and_garbage_fail_the_parser() {
+        let f = frames(Wire::OpenAiChat {
+            include_usage: false,
+        });
+        for (bytes, kind) in [
+            (f.error("x"), crate::backend::ErrorKind::StreamError),
+            (f.malformed(), crate::backend::ErrorKind::Malformed),
+        ] {
+            let mut s = OpenAiStream::new();
+            s.feed(Duration::ZERO, &bytes);
+            assert_eq!(s.finish(Duration::ZERO).error.map(|e| e.kind), Some(kind));
+        }
+    }
+}

@@ -1,0 +1,111 @@
+//! OpenAI-compatible backend specifics against the simulator: /v1/completions, options merged
+//! into the body, and the API key (sent as a bearer token, never written anywhere).
+
+mod common;
+
+use std::time::Duration;
+
+use common::{options, run, scenario, start_sim};
+use llm_bench::backend::ErrorKind;
+use llm_bench::duration::HumanDuration;
+use llm_bench::sim::{OutputTokens, SimConfig};
+
+fn sim_config() -> SimConfig {
+    SimConfig {
+        parallel: 4,
+        decode_per_token: HumanDuration(Duration::from_millis(5)),
+        load_time: HumanDuration(Duration::ZERO),
+        output_tokens: OutputTokens { min: 9, max: 9 },
+        ..SimConfig::default()
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn completions_api_with_max_tokens_and_server_usage() {
+    let sim = start_sim(sim_config()).await;
+    let dir = tempfile::tempdir().unwrap();
+    let yaml = "name: c\ntarget:\n  backend: openai\n  model: m\n  api: completions\n  options: {max_tokens: 4, temperature: 0}\nprompts:\n  - {prompt: Hello there, system: Be brief.}\nscenarios:\n  s: {executor: concurrency-levels, levels: [2], requests_per_level: 6}\n";
+    let out = run(
+        scenario(yaml),
+        &options(dir.path(), Some(format!("{}/v1", sim.url()))),
+    )
+    .await;
+    let t = &out.result.total;
+    assert_eq!((t.requests, t.errors), (6, 0));
+    assert_eq!(
+        t.output_tokens.as_ref().unwrap().max,
+        4.0,
+        "max_tokens reached the server"
+    );
+    assert_eq!(t.tokens_estimated_requests, 0, "usage gave the counts");
+    // "Be brief.\n\nHello there" = 22 characters = 6 prompt tokens.
+    assert_eq!(t.prompt_tokens.as_ref().unwrap().p50, 6.0);
+    assert_eq!(out.result.target.backend, "openai");
+    assert_eq!(out.result.target.api, "completions");
+    assert!(t.ttfa_ms.is_some());
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_api_key_is_sent_and_never_written() {
+    const KEY: &str = "sk-llmbench-test-9f3a61";
+    let mut cfg = sim_config();
+    cfg.api_key = Some(KEY.into());
+    let sim = start_sim(cfg).await;
+    let dir = tempfile::tempdir().unwrap();
+    let var = "LLM_BENCH_TEST_KEY_SENT";
+    // SAFETY-free in edition 2021; the name is unique to this test.
+    std::env::set_var(var, KEY);
+    let yaml = format!("name: k\ntarget:\n  backend: openai\n  model: m\n  api_key_env: {var}\nprompts: [hi]\nscenarios:\n  s: {{executor: concurrency-levels, levels: [2], requests_per_level: 4}}\n");
+    let mut opts = options(dir.path(), Some(sim.url()));
+    opts.raw = true;
+    let out = run(scenario(&yaml), &opts).await;
+    assert_eq!((out.result.total.requests, out.result.total.errors), (4, 0));
+    for entry in std::fs::read_dir(dir.path()).unwrap() {
+        let text = std::fs::read_to_string(entry.unwrap().path()).unwrap();
+        assert!(
+            !text.contains(KEY),
+            "the API key leaked into an output file"
+        );
+    }
+
+    std::env::set_var(var, "wrong-key");
+    let out = run(scenario(&yaml), &options(dir.path(), Some(sim.url()))).await;
+    assert_eq!(
+        out.result.total.errors_by_kind.get(&ErrorKind::Http4xx),
+        Some(&4),
+        "401 without the right key"
+    );
+}
+
+#[tokio::test]
+async fn a_missing_key_variable_is_reported_before_sending() {
+    let dir = tempfile::tempdir().unwrap();
+    let yaml = "name: k\ntarget:\n  backend: openai\n  model: m\n  api_key_env: LLM_BENCH_SURELY_UNSET_VAR\nprompts: [hi]\nscenarios:\n  s: {executor: concurrency-levels, levels: [1], requests_per_level: 1}\n";
+    let err = llm_bench::app::execute(
+        scenario(yaml),
+        &options(dir.path(), Some("http://127.0.0.1:9".into())),
+        Default::default(),
+    )
+    .await
+    .unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("LLM_BENCH_SURELY_UNSET_VAR (target.api_key_env) is not set"),
+        "{err}"
+    );
+}
+
+#[test]
+fn backend_and_api_must_belong_together() {
+    let yaml = "name: k\ntarget:\n  backend: openai\n  model: m\n  api: generate\nprompts: [hi]\nscenarios:\n  s: {executor: concurrency-levels, levels: [1], requests_per_level: 1}\n";
+    let err = llm_bench::scenario::load_str(yaml, "k.yaml")
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("1 problem"), "{err}");
+    let Err(llm_bench::scenario::LoadError::Invalid { problems, .. }) =
+        llm_bench::scenario::load_str(yaml, "k.yaml")
+    else {
+        panic!()
+    };
+    assert_eq!(problems[0].to_string(), "k.yaml:5:3: target.api: `generate` is an Ollama endpoint; OpenAI's are `chat` and `completions`");
+}
