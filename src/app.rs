@@ -602,6 +602,9 @@ async fn cmd_sim(args: SimArgs) -> Result<Status, Error> {
     if let Some(seed) = args.seed {
         cfg.seed = seed;
     }
+    if let Some(key) = &args.api_key {
+        cfg.api_key = Some(key.clone());
+    }
     for (name, rate) in &args.faults {
         cfg.faults.set(name, *rate);
     }

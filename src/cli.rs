@@ -121,6 +121,9 @@ pub struct SimArgs {
     /// Seed for lengths, text and faults.
     #[arg(long)]
     pub seed: Option<u64>,
+    /// Require this bearer token on the OpenAI endpoints.
+    #[arg(long, value_name = "KEY")]
+    pub api_key: Option<String>,
     /// Inject a fault at a rate, e.g. http_503=0.05 (http_500, http_503, http_404, error_line,
     /// malformed_line, stall, disconnect); repeatable.
     #[arg(long = "fault", value_parser = parse_fault)]
