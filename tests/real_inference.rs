@@ -19,18 +19,35 @@ impl Drop for Server {
 }
 
 fn env(name: &str) -> String {
-    std::env::var(name).unwrap_or_else(|_| panic!("{name} is not set: run `eval \"$(scripts/setup_llamacpp.sh)\"` first"))
+    std::env::var(name).unwrap_or_else(|_| {
+        panic!("{name} is not set: run `eval \"$(scripts/setup_llamacpp.sh)\"` first")
+    })
 }
 
 #[tokio::test]
 #[ignore = "needs llama-server from scripts/setup_llamacpp.sh; .ci/run runs it"]
 async fn llama_server_real_inference_matches_the_servers_own_accounting() {
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
     let url = format!("http://127.0.0.1:{port}");
     let log = tempfile::NamedTempFile::new().unwrap();
     let _server = Server(
         Command::new(env("LLAMA_SERVER"))
-            .args(["-m", &env("LLAMA_MODEL"), "--host", "127.0.0.1", "--port", &port.to_string(), "-np", "4", "-c", "4096"])
+            .args([
+                "-m",
+                &env("LLAMA_MODEL"),
+                "--host",
+                "127.0.0.1",
+                "--port",
+                &port.to_string(),
+                "-np",
+                "4",
+                "-c",
+                "4096",
+            ])
             .stdout(Stdio::null())
             .stderr(log.reopen().unwrap())
             .spawn()
@@ -39,16 +56,29 @@ async fn llama_server_real_inference_matches_the_servers_own_accounting() {
     let http = reqwest::Client::new();
     let started = Instant::now();
     loop {
-        if http.get(format!("{url}/health")).send().await.is_ok_and(|r| r.status().is_success()) {
+        if http
+            .get(format!("{url}/health"))
+            .send()
+            .await
+            .is_ok_and(|r| r.status().is_success())
+        {
             break;
         }
-        assert!(started.elapsed() < Duration::from_secs(180), "llama-server not healthy: {}", std::fs::read_to_string(log.path()).unwrap_or_default());
+        assert!(
+            started.elapsed() < Duration::from_secs(180),
+            "llama-server not healthy: {}",
+            std::fs::read_to_string(log.path()).unwrap_or_default()
+        );
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
-    eprintln!("llama-server healthy after {:.1}s", started.elapsed().as_secs_f64());
+    eprintln!(
+        "llama-server healthy after {:.1}s",
+        started.elapsed().as_secs_f64()
+    );
 
     let out_dir = tempfile::tempdir().unwrap();
-    let scenario = Path::new(env!("CARGO_MANIFEST_DIR")).join("scenarios/llamacpp-gemma3-270m.yaml");
+    let scenario =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("scenarios/llamacpp-gemma3-270m.yaml");
     let run = Command::new(env!("CARGO_BIN_EXE_llm-bench"))
         .arg("run")
         .arg(&scenario)
@@ -58,28 +88,62 @@ async fn llama_server_real_inference_matches_the_servers_own_accounting() {
         .unwrap();
     let stdout = String::from_utf8_lossy(&run.stdout);
     eprintln!("{stdout}");
-    assert_eq!(run.status.code(), Some(0), "thresholds or run failed:\n{stdout}\n{}", String::from_utf8_lossy(&run.stderr));
+    assert_eq!(
+        run.status.code(),
+        Some(0),
+        "thresholds or run failed:\n{stdout}\n{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
 
-    let result: serde_json::Value = serde_json::from_slice(&std::fs::read(out_dir.path().join("benchmark_latest.json")).unwrap()).unwrap();
+    let result: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(out_dir.path().join("benchmark_latest.json")).unwrap(),
+    )
+    .unwrap();
     let total = &result["total"];
     assert_eq!(total["requests"], 24);
     assert_eq!(total["errors"], 0, "every request succeeds");
-    assert_eq!(total["tokens_estimated_requests"], 0, "the server's usage gave every count");
+    assert_eq!(
+        total["tokens_estimated_requests"], 0,
+        "the server's usage gave every count"
+    );
 
-    let raw_path = std::fs::read_dir(out_dir.path()).unwrap().flatten().map(|e| e.path()).find(|p| p.to_string_lossy().ends_with(".requests.jsonl")).unwrap();
-    let lines: Vec<serde_json::Value> = std::fs::read_to_string(raw_path).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let raw_path = std::fs::read_dir(out_dir.path())
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .find(|p| p.to_string_lossy().ends_with(".requests.jsonl"))
+        .unwrap();
+    let lines: Vec<serde_json::Value> = std::fs::read_to_string(raw_path)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
     assert_eq!(lines.len(), 26, "24 measured + 2 warm-up");
     for r in &lines {
-        let f = |k: &str| r[k].as_f64().unwrap_or_else(|| panic!("{k} missing in {r}"));
-        let (ttft, e2e, prefill, decode) = (f("ttft_ms"), f("e2e_ms"), f("server_prefill_ms"), f("server_decode_ms"));
+        let f = |k: &str| {
+            r[k].as_f64()
+                .unwrap_or_else(|| panic!("{k} missing in {r}"))
+        };
+        let (ttft, e2e, prefill, decode) = (
+            f("ttft_ms"),
+            f("e2e_ms"),
+            f("server_prefill_ms"),
+            f("server_decode_ms"),
+        );
         assert!(ttft < e2e, "{r}");
         // One token per chunk on llama-server: what the client counted is what usage says.
         assert_eq!(r["chunks"], r["output_tokens"], "{r}");
         // Prefill happens inside the client's TTFT window (plus clock granularity)...
-        assert!(prefill <= ttft + 1.0, "server prefill {prefill} ms > client TTFT {ttft} ms: {r}");
+        assert!(
+            prefill <= ttft + 1.0,
+            "server prefill {prefill} ms > client TTFT {ttft} ms: {r}"
+        );
         // ...and the server's decode time is the client's e2e − TTFT.
         let client_decode = e2e - ttft;
-        assert!((client_decode - decode).abs() <= 0.1 * decode + 50.0, "client decode {client_decode} ms vs server {decode} ms: {r}");
+        assert!(
+            (client_decode - decode).abs() <= 0.1 * decode + 50.0,
+            "client decode {client_decode} ms vs server {decode} ms: {r}"
+        );
     }
     let mut report = String::from("measured on real llama-server (gemma3 270M Q4_K_M, 4 slots):\n");
     for g in result["scenarios"][0]["groups"].as_array().unwrap() {
@@ -92,5 +156,7 @@ async fn llama_server_real_inference_matches_the_servers_own_accounting() {
         ));
     }
     eprintln!("{report}");
-    assert!(out_dir.path().join("junit.xml").exists() && out_dir.path().join("summary.md").exists());
+    assert!(
+        out_dir.path().join("junit.xml").exists() && out_dir.path().join("summary.md").exists()
+    );
 }
