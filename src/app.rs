@@ -16,6 +16,7 @@ use crate::cli::{Cli, Command, RunArgs, SimArgs};
 use crate::error::{Error, EXIT_INTERRUPTED, EXIT_THRESHOLDS_FAILED};
 use crate::executor::{PromptCycle, Runner};
 use crate::metrics::summary::summarize;
+use crate::metrics::Verdict;
 use crate::metrics::{Event, Group, GroupKey, Recorder};
 use crate::output::progress::{Progress, ProgressMode};
 use crate::output::result::{
@@ -25,7 +26,8 @@ use crate::output::{ci, raw, table};
 use crate::plan::{self, PlanKind};
 use crate::scenario::{self, BackendKind, Loaded, Phase, Scenario, Target};
 use crate::sim::{self, SimConfig};
-use crate::thresholds::eval::evaluate_all;
+use crate::thresholds::eval::{evaluate_all, evaluate_on};
+use crate::thresholds::parse::TagKey;
 use crate::thresholds::{self, Threshold};
 
 /// The quickstart scenario, built in so `llm-bench run` works from any directory.
@@ -118,6 +120,8 @@ pub struct RunOptions {
     pub output_dir: PathBuf,
     /// Write the per-request log.
     pub raw: bool,
+    /// Sub-millisecond arrival pacing (see `executor::Runner::precise_timer`).
+    pub precise_timer: bool,
     /// Progress display.
     pub progress: ProgressMode,
 }
@@ -132,6 +136,7 @@ impl RunOptions {
             model: args.model.clone(),
             output_dir: args.output_dir.clone(),
             raw: args.raw,
+            precise_timer: true,
             progress: if args.ci && !args.quiet {
                 ProgressMode::Lines
             } else {
@@ -311,6 +316,7 @@ pub async fn execute(
             .filter(|t| t.abort_on_fail)
             .cloned()
             .collect(),
+        all: thresholds.clone(),
         run_stop: run_stop.clone(),
         run_start,
     };
@@ -326,6 +332,7 @@ pub async fn execute(
         run_start,
         stop: run_stop,
         abort,
+        precise_timer: opts.precise_timer,
     };
     let clock = Instant::now();
     runner
@@ -347,7 +354,11 @@ pub async fn execute(
             r.phase(p).await
         }
     });
-    futures_util::future::join_all(phases).await;
+    let capacity: Vec<_> = futures_util::future::join_all(phases)
+        .await
+        .into_iter()
+        .flatten()
+        .collect();
     drop((runner, measured));
     finished.cancel();
     let (recorder, aborted_by) = collector
@@ -397,6 +408,7 @@ pub async fn execute(
         timeseries: recorder.series.points(),
         thresholds: evaluate_all(&thresholds, &recorder),
         aborted_by_threshold: aborted_by,
+        capacity,
     };
     let result_path = result::save(&result, &opts.output_dir, &stem).map_err(Error::io(
         format!("cannot write results to {}", opts.output_dir.display()),
@@ -492,11 +504,50 @@ fn expected_totals(plans: &[plan::PhasePlan]) -> HashMap<GroupKey, u64> {
 /// `abort_on_fail` thresholds watched during the run.
 struct ThresholdWatch {
     thresholds: Vec<Threshold>,
+    all: Vec<Threshold>,
     run_stop: CancellationToken,
     run_start: Instant,
 }
 
 impl ThresholdWatch {
+    /// Whether a capacity-search step held: it completed requests, dropped none, and every
+    /// threshold that applies to it (untagged, or tagged with its scenario) passed.
+    fn verdict(&self, recorder: &Recorder, key: &GroupKey) -> Verdict {
+        let Some(g) = recorder.group(key) else {
+            return Verdict {
+                passed: false,
+                failed: vec!["no request completed".into()],
+            };
+        };
+        let applies = |t: &&Threshold| {
+            t.key
+                .tags
+                .iter()
+                .all(|(tag, v)| *tag == TagKey::Scenario && v.as_str() == &*key.scenario)
+        };
+        let mut failed: Vec<String> = self
+            .all
+            .iter()
+            .filter(applies)
+            .map(|t| evaluate_on(t, g))
+            .filter(|o| !o.passed)
+            .map(|o| o.label())
+            .collect();
+        if g.ok == 0 {
+            failed.push("no request succeeded".into());
+        }
+        if g.dropped > 0 {
+            failed.push(format!(
+                "{} dropped iterations (max_vus reached)",
+                g.dropped
+            ));
+        }
+        Verdict {
+            passed: failed.is_empty(),
+            failed,
+        }
+    }
+
     /// The first abort_on_fail threshold failing past its delay; it stops the run.
     fn check(&self, recorder: &Recorder) -> Option<String> {
         let elapsed = self.run_start.elapsed();
@@ -522,7 +573,7 @@ async fn collect(
     mut raw: Option<std::io::BufWriter<std::fs::File>>,
     watch: ThresholdWatch,
 ) -> (Recorder, Option<String>) {
-    let mut recorder = Recorder::new();
+    let mut recorder = Recorder::with_limits(thresholds::request_limits(&watch.all));
     let mut aborted_by = None;
     let mut tick =
         tokio::time::interval_at(watch.run_start + THRESHOLD_INTERVAL, THRESHOLD_INTERVAL);
@@ -539,6 +590,13 @@ async fn collect(
                 }
                 continue;
             }
+        };
+        let event = match event {
+            Event::Evaluate { key, reply } => {
+                let _ = reply.send(watch.verdict(&recorder, &key));
+                continue;
+            }
+            event => event,
         };
         recorder.record(&event);
         match &event {
@@ -558,7 +616,7 @@ async fn collect(
                 let summary = recorder.group(key).map(summarize);
                 progress.group_done(key, summary.as_ref());
             }
-            Event::Started { .. } => {}
+            Event::Started { .. } | Event::Dropped { .. } | Event::Evaluate { .. } => {}
         }
     }
     if let Some(mut out) = raw {

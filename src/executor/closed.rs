@@ -10,10 +10,10 @@ use tokio_util::sync::CancellationToken;
 
 use super::Runner;
 use crate::metrics::{Event, Group, GroupKey};
-use crate::plan::{stage_at, VuStep};
+use crate::plan::{stage_at, VuStep, DEFAULT_GRACEFUL_STOP};
 
 /// Cancels `hard` once `grace` has passed after `soft` was cancelled, unless `done` first.
-fn arm_grace(
+pub(super) fn arm_grace(
     soft: CancellationToken,
     hard: CancellationToken,
     grace: Duration,
@@ -66,7 +66,7 @@ pub async fn levels(runner: &Runner, name: Arc<str>, levels: &[u32], per_level: 
             let (runner, key, tickets) = (runner.clone(), key.clone(), tickets.clone());
             vus.spawn(async move {
                 while !runner.stop.is_cancelled() && tickets.take() {
-                    runner.request(Some(key.clone()), &runner.abort).await;
+                    runner.request(Some(key.clone()), None, &runner.abort).await;
                 }
             });
         }
@@ -113,7 +113,7 @@ pub async fn constant_vus(
         );
         set.spawn(async move {
             while !soft.is_cancelled() && tickets.take() {
-                runner.request(Some(key.clone()), &hard).await;
+                runner.request(Some(key.clone()), None, &hard).await;
             }
         });
     }
@@ -175,7 +175,7 @@ pub async fn ramping_vus(
                         scenario: name.clone(),
                         group: Group::Stage(stage),
                     };
-                    runner.request(Some(key), &hard).await;
+                    runner.request(Some(key), None, &hard).await;
                 }
             });
             active.push(vu);
@@ -201,4 +201,37 @@ pub async fn ramping_vus(
         };
         let _ = runner.events.send(Event::GroupDone(key)).await;
     }
+}
+
+/// `vus` closed-model VUs for `duration`; requests started in the first `discard` are run but
+/// kept out of every metric (capacity search in concurrency mode).
+pub async fn constant_vus_step(
+    runner: &Runner,
+    vus: u32,
+    duration: Duration,
+    discard: Duration,
+    key: GroupKey,
+) {
+    let start = Instant::now();
+    let soft = runner.stop.child_token();
+    let hard = runner.abort.child_token();
+    let done = CancellationToken::new();
+    arm_grace(
+        soft.clone(),
+        hard.clone(),
+        DEFAULT_GRACEFUL_STOP,
+        done.clone(),
+    );
+    let mut set = JoinSet::new();
+    for _ in 0..vus.max(1) {
+        let (runner, soft, hard, key) = (runner.clone(), soft.clone(), hard.clone(), key.clone());
+        set.spawn(async move {
+            while !soft.is_cancelled() && start.elapsed() < duration {
+                let counted = (start.elapsed() >= discard).then(|| key.clone());
+                runner.request(counted, None, &hard).await;
+            }
+        });
+    }
+    set.join_all().await;
+    done.cancel();
 }

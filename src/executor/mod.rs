@@ -6,9 +6,11 @@
 //! interrupted rather than failed.
 
 mod closed;
+pub mod open;
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
+use std::time::Duration;
 
 use tokio::sync::mpsc;
 use tokio::time::Instant;
@@ -56,11 +58,20 @@ pub struct Runner {
     pub stop: CancellationToken,
     /// Cancelled to cut off requests in flight.
     pub abort: CancellationToken,
+    /// Spin the last 2 ms before each scheduled arrival for sub-millisecond dispatch (off in
+    /// tests under tokio's paused clock, where only timers advance time).
+    pub precise_timer: bool,
 }
 
 impl Runner {
-    /// Sends one request and reports it; `cut` cancels it mid-flight.
-    pub async fn request(&self, key: Option<GroupKey>, cut: &CancellationToken) {
+    /// Sends one request and reports it; `intended` is its scheduled start (open model), `cut`
+    /// cancels it mid-flight.
+    pub async fn request(
+        &self,
+        key: Option<GroupKey>,
+        intended: Option<Duration>,
+        cut: &CancellationToken,
+    ) {
         let prompt = self.prompts.next();
         let at = self.run_start.elapsed();
         // A closed channel means the recorder is gone (the run is ending); nothing to report to.
@@ -82,6 +93,7 @@ impl Runner {
         let sample = Sample {
             key,
             started,
+            intended,
             ended,
             outcome,
         };
@@ -94,16 +106,16 @@ impl Runner {
             if self.stop.is_cancelled() {
                 break;
             }
-            self.request(None, &self.abort).await;
+            self.request(None, None, &self.abort).await;
         }
     }
 
-    /// Runs one phase to its end (or until stopped).
-    pub async fn phase(&self, plan: PhasePlan) {
+    /// Runs one phase to its end (or until stopped); a capacity search returns its report.
+    pub async fn phase(&self, plan: PhasePlan) -> Option<open::CapacityReport> {
         let begin = self.run_start + plan.start_time;
         tokio::select! {
             _ = tokio::time::sleep_until(begin) => {}
-            _ = self.stop.cancelled() => return,
+            _ = self.stop.cancelled() => return None,
         }
         let name: Arc<str> = plan.name.as_str().into();
         match plan.kind {
@@ -137,6 +149,11 @@ impl Runner {
                 )
                 .await;
             }
+            PlanKind::ArrivalRate(plan) => open::arrival_rate(self, name, plan).await,
+            PlanKind::CapacitySearch(plan) => {
+                return Some(open::capacity_search(self, name, plan).await);
+            }
         }
+        None
     }
 }

@@ -38,11 +38,17 @@ pub enum Trend {
     Load,
     /// Server `prompt_eval_duration`, µs.
     Prefill,
+    /// Actual send − intended start (open-model executors), µs.
+    ScheduleLag,
+    /// First token measured from the intended start, µs.
+    TtftFromSchedule,
+    /// End-to-end latency measured from the intended start, µs.
+    E2eFromSchedule,
 }
 
 impl Trend {
     /// Every trend, in report order.
-    pub const ALL: [Trend; 11] = [
+    pub const ALL: [Trend; 14] = [
         Trend::Ttft,
         Trend::Ttfa,
         Trend::Itl,
@@ -54,6 +60,9 @@ impl Trend {
         Trend::QueueWait,
         Trend::Load,
         Trend::Prefill,
+        Trend::ScheduleLag,
+        Trend::TtftFromSchedule,
+        Trend::E2eFromSchedule,
     ];
 }
 
@@ -67,6 +76,10 @@ pub struct GroupStats {
     pub errors: BTreeMap<ErrorKind, u64>,
     /// Requests cut off by the end of the run.
     pub interrupted: u64,
+    /// Arrivals that found every VU busy and were skipped.
+    pub dropped: u64,
+    /// Successful requests that met every per-request limit (goodput).
+    pub good: u64,
     /// Output tokens of successful requests.
     pub output_tokens: u64,
     /// Prompt tokens of successful requests (as the server counted them).
@@ -86,6 +99,8 @@ impl Default for GroupStats {
             ok: 0,
             errors: BTreeMap::new(),
             interrupted: 0,
+            dropped: 0,
+            good: 0,
             output_tokens: 0,
             prompt_tokens: 0,
             tokens_estimated: 0,
@@ -126,8 +141,8 @@ impl GroupStats {
         }
     }
 
-    /// Folds one finished request in.
-    pub fn record(&mut self, sample: &Sample) {
+    /// Folds one finished request in; `limits` decides whether a success counts as good.
+    pub fn record(&mut self, sample: &Sample, limits: &Limits) {
         self.first_start = Some(
             self.first_start
                 .map_or(sample.started, |t| t.min(sample.started)),
@@ -137,7 +152,18 @@ impl GroupStats {
             Outcome::Interrupted => self.interrupted += 1,
             Outcome::Done(m) => match &m.error {
                 Some(error) => *self.errors.entry(error.kind).or_default() += 1,
-                None => self.record_success(m),
+                None => {
+                    self.record_success(m);
+                    if let Some(intended) = sample.intended {
+                        let lag = sample.started.saturating_sub(intended);
+                        self.put(Trend::ScheduleLag, micros(lag));
+                        if let Some(ttft) = m.ttft {
+                            self.put(Trend::TtftFromSchedule, micros(lag + ttft));
+                        }
+                        self.put(Trend::E2eFromSchedule, micros(lag + m.e2e));
+                    }
+                    self.good += u64::from(limits.met_by(sample));
+                }
             },
         }
     }
@@ -195,6 +221,8 @@ impl GroupStats {
             *self.errors.entry(*kind).or_default() += n;
         }
         self.interrupted += other.interrupted;
+        self.dropped += other.dropped;
+        self.good += other.good;
         self.output_tokens += other.output_tokens;
         self.prompt_tokens += other.prompt_tokens;
         self.tokens_estimated += other.tokens_estimated;
@@ -206,6 +234,53 @@ impl GroupStats {
             (Some(a), Some(b)) => Some(a.max(b)),
             (a, b) => a.or(b),
         };
+    }
+}
+
+/// Per-request limits that define a good request for goodput: each trend threshold read as a
+/// limit on one request's value (`ttft p(95)<500ms` -> this request's TTFT < 500 ms).
+#[derive(Debug, Clone, Default)]
+pub struct Limits {
+    limits: Vec<(Trend, fn(f64, f64) -> bool, f64)>,
+}
+
+impl Limits {
+    /// Adds a limit on `trend` (in ms for times, tokens otherwise).
+    pub fn push(&mut self, trend: Trend, holds: fn(f64, f64) -> bool, limit: f64) {
+        self.limits.push((trend, holds, limit));
+    }
+
+    /// True when no limit is set.
+    pub fn is_empty(&self) -> bool {
+        self.limits.is_empty()
+    }
+
+    /// Whether a successful request meets every limit.
+    pub fn met_by(&self, sample: &Sample) -> bool {
+        let Outcome::Done(m) = &sample.outcome else {
+            return false;
+        };
+        let ms = |d: Duration| d.as_secs_f64() * 1000.0;
+        let lag = sample.intended.map(|i| sample.started.saturating_sub(i));
+        self.limits.iter().all(|(trend, holds, limit)| {
+            let value = match trend {
+                Trend::Ttft => m.ttft.map(ms),
+                Trend::Ttfa => m.ttfa.map(ms),
+                Trend::E2e => Some(ms(m.e2e)),
+                Trend::Tpot => m
+                    .ttft
+                    .filter(|_| m.output_tokens > 1)
+                    .map(|t| ms(m.e2e.saturating_sub(t)) / (m.output_tokens - 1) as f64),
+                Trend::OutputTokens => Some(m.output_tokens as f64),
+                Trend::PromptTokens => m.prompt_tokens.map(|p| p as f64),
+                Trend::ScheduleLag => lag.map(ms),
+                Trend::TtftFromSchedule => lag.zip(m.ttft).map(|(l, t)| ms(l + t)),
+                Trend::E2eFromSchedule => lag.map(|l| ms(l + m.e2e)),
+                // Pooled or server-side values have no single per-request reading: not a limit.
+                _ => None,
+            };
+            value.is_none_or(|v| holds(v, *limit))
+        })
     }
 }
 
@@ -222,6 +297,7 @@ pub struct WarmupStats {
 #[derive(Debug, Default)]
 pub struct Recorder {
     groups: BTreeMap<GroupKey, GroupStats>,
+    limits: Limits,
     /// Warm-up counts.
     pub warmup: WarmupStats,
     /// Per-second series.
@@ -233,6 +309,19 @@ impl Recorder {
     /// An empty recorder.
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// An empty recorder that counts requests meeting `limits` as good (goodput).
+    pub fn with_limits(limits: Limits) -> Self {
+        Self {
+            limits,
+            ..Self::default()
+        }
+    }
+
+    /// Whether goodput is measured.
+    pub fn has_limits(&self) -> bool {
+        !self.limits.is_empty()
     }
 
     /// Folds one event in.
@@ -254,12 +343,18 @@ impl Recorder {
                         }
                     }
                     Some(key) => {
-                        self.groups.entry(key.clone()).or_default().record(sample);
+                        self.groups
+                            .entry(key.clone())
+                            .or_default()
+                            .record(sample, &self.limits);
                         self.series.finished(sample);
                     }
                 }
             }
-            Event::GroupDone(_) => {}
+            Event::Dropped { key, count, .. } => {
+                self.groups.entry(key.clone()).or_default().dropped += count;
+            }
+            Event::GroupDone(_) | Event::Evaluate { .. } => {}
         }
     }
 
@@ -295,6 +390,7 @@ mod tests {
         Box::new(Sample {
             key: Some(key()),
             started: ms(0),
+            intended: None,
             ended: ms(e2e),
             outcome: Outcome::Done(Measurement {
                 ttft: Some(ms(ttft)),
@@ -366,13 +462,41 @@ mod tests {
     }
 
     #[test]
+    fn schedule_relative_latency_adds_the_lag_and_goodput_applies_the_limits() {
+        let mut limits = Limits::default();
+        limits.push(Trend::E2eFromSchedule, |v, l| v < l, 100.0);
+        let mut r = Recorder::with_limits(limits);
+        for (intended, started) in [(0, 0), (0, 70)] {
+            let mut s = ok(5, 50, 2);
+            s.intended = Some(ms(intended));
+            s.started = ms(started);
+            r.record(&Event::Finished(s));
+        }
+        let g = r.group(&key()).unwrap();
+        assert_eq!(
+            g.trend(Trend::ScheduleLag).max(),
+            g.trend(Trend::ScheduleLag).highest_equivalent(70_000)
+        );
+        assert_eq!(
+            g.trend(Trend::E2eFromSchedule).max(),
+            g.trend(Trend::E2eFromSchedule).highest_equivalent(120_000)
+        );
+        assert_eq!(
+            g.trend(Trend::E2e).max(),
+            g.trend(Trend::E2e).highest_equivalent(50_000)
+        );
+        // 50 ms from schedule is good; 120 ms is not.
+        assert_eq!((g.ok, g.good), (2, 1));
+    }
+
+    #[test]
     fn merge_adds_counts_and_widens_the_window() {
         let mut a = GroupStats::default();
-        a.record(&ok(1, 10, 2));
+        a.record(&ok(1, 10, 2), &Limits::default());
         let mut b = GroupStats::default();
         let mut late = ok(1, 50, 2);
         late.started = ms(30);
-        b.record(&late);
+        b.record(&late, &Limits::default());
         a.merge(&b);
         assert_eq!(a.ok, 2);
         assert_eq!(a.trend(Trend::E2e).len(), 2);

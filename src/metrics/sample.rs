@@ -22,8 +22,10 @@ pub enum Group {
     Level(u32),
     /// A stage (0-based) of `ramping-vus`.
     Stage(usize),
-    /// The whole of a `constant-vus` phase.
+    /// The whole of a `constant-vus` or `constant-arrival-rate` phase.
     All,
+    /// A step (0-based) of a capacity search.
+    Step(usize),
 }
 
 impl fmt::Display for Group {
@@ -32,6 +34,7 @@ impl fmt::Display for Group {
             Group::Level(n) => write!(f, "level {n}"),
             Group::Stage(i) => write!(f, "stage {}", i + 1),
             Group::All => f.write_str("all"),
+            Group::Step(i) => write!(f, "step {}", i + 1),
         }
     }
 }
@@ -54,6 +57,8 @@ pub struct Sample {
     pub key: Option<GroupKey>,
     /// Offset of t0 from the run's start.
     pub started: Duration,
+    /// Offset of the intended start from the run's start (open-model executors only).
+    pub intended: Option<Duration>,
     /// Offset of its end from the run's start.
     pub ended: Duration,
     /// How it ended.
@@ -61,7 +66,7 @@ pub struct Sample {
 }
 
 /// A message to the recorder.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub enum Event {
     /// A request is about to be sent (for in-flight counts and progress).
     Started {
@@ -74,4 +79,30 @@ pub enum Event {
     Finished(Box<Sample>),
     /// A level or stage sent its last request and all of them ended.
     GroupDone(GroupKey),
+    /// Arrivals that could not start because every VU was busy (k6's dropped_iterations).
+    Dropped {
+        /// Their aggregate.
+        key: GroupKey,
+        /// Offset from the run's start.
+        at: Duration,
+        /// How many.
+        count: u64,
+    },
+    /// Asks the recorder for the thresholds' verdict on one group (capacity-search steps).
+    Evaluate {
+        /// The group.
+        key: GroupKey,
+        /// Where the verdict goes.
+        reply: tokio::sync::oneshot::Sender<Verdict>,
+    },
+}
+
+/// The thresholds' verdict on one group.
+#[derive(Debug, Clone)]
+pub struct Verdict {
+    /// True when every threshold holds (no data counts as failing here: a step with no
+    /// completed request has not shown that the load is sustainable).
+    pub passed: bool,
+    /// Labels of the thresholds that failed.
+    pub failed: Vec<String>,
 }

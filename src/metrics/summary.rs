@@ -72,6 +72,11 @@ pub struct GroupSummary {
     pub errors_by_kind: BTreeMap<ErrorKind, u64>,
     /// Requests cut off when the run stopped (not server errors).
     pub interrupted: u64,
+    /// Arrivals skipped because every VU was busy (open-model executors).
+    pub dropped_iterations: u64,
+    /// Successful requests per second that met every per-request limit of the thresholds; absent
+    /// when no threshold sets one.
+    pub goodput_rps: Option<f64>,
     /// From the first request's start to the last one's end, seconds.
     pub wall_time_secs: f64,
     /// Successful requests per second of wall time.
@@ -108,6 +113,26 @@ pub struct GroupSummary {
     pub load_ms: Option<Stats>,
     /// Server-side prefill (prompt evaluation), ms.
     pub prefill_ms: Option<Stats>,
+    /// Open model: actual send − intended start, ms.
+    pub schedule_lag_ms: Option<Stats>,
+    /// Open model: TTFT measured from the intended start, ms.
+    pub ttft_from_schedule_ms: Option<Stats>,
+    /// Open model: e2e latency measured from the intended start, ms.
+    pub e2e_from_schedule_ms: Option<Stats>,
+}
+
+/// Summarises one group; `goodput` says whether per-request limits were applied.
+pub fn summarize_with(g: &GroupStats, goodput: bool) -> GroupSummary {
+    let mut s = summarize(g);
+    if goodput {
+        let wall = g.wall_time().as_secs_f64();
+        s.goodput_rps = Some(if wall > 0.0 {
+            g.good as f64 / wall
+        } else {
+            0.0
+        });
+    }
+    s
 }
 
 /// Summarises one group.
@@ -129,6 +154,8 @@ pub fn summarize(g: &GroupStats) -> GroupSummary {
         },
         errors_by_kind: g.errors.clone(),
         interrupted: g.interrupted,
+        dropped_iterations: g.dropped,
+        goodput_rps: None,
         wall_time_secs: wall,
         requests_per_second: per_second(g.ok),
         output_tokens_per_second: per_second(g.output_tokens),
@@ -150,6 +177,9 @@ pub fn summarize(g: &GroupStats) -> GroupSummary {
         queue_wait_ms: ms(Trend::QueueWait),
         load_ms: ms(Trend::Load),
         prefill_ms: ms(Trend::Prefill),
+        schedule_lag_ms: ms(Trend::ScheduleLag),
+        ttft_from_schedule_ms: ms(Trend::TtftFromSchedule),
+        e2e_from_schedule_ms: ms(Trend::E2eFromSchedule),
     }
 }
 

@@ -189,6 +189,7 @@ mod tests {
         Sample {
             key: None,
             started: Duration::ZERO,
+            intended: None,
             ended: Duration::from_millis(ended_ms),
             outcome: Outcome::Done(Measurement {
                 ttft: Some(Duration::from_millis(ttft_ms)),

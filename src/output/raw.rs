@@ -12,6 +12,10 @@ struct RawLine<'a> {
     group: Option<String>,
     warmup: bool,
     started_ms: f64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    intended_ms: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    schedule_lag_ms: Option<f64>,
     ended_ms: f64,
     interrupted: bool,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -55,6 +59,10 @@ pub fn write_line(out: &mut impl Write, sample: &Sample) -> std::io::Result<()> 
         group: sample.key.as_ref().map(|k| k.group.to_string()),
         warmup: sample.key.is_none(),
         started_ms: ms(sample.started),
+        intended_ms: sample.intended.map(ms),
+        schedule_lag_ms: sample
+            .intended
+            .map(|i| ms(sample.started.saturating_sub(i))),
         ended_ms: ms(sample.ended),
         interrupted: m.is_none(),
         status: m.and_then(|m| m.status),

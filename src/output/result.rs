@@ -9,8 +9,10 @@ use schemars::JsonSchema;
 use serde::Serialize;
 
 use crate::backend::ErrorKind;
+use crate::executor::open::CapacityReport;
+use crate::metrics::knee::{self, Knee, LevelPoint};
 use crate::metrics::recorder::{GroupStats, Recorder};
-use crate::metrics::summary::{summarize, GroupSummary};
+use crate::metrics::summary::{summarize_with, GroupSummary};
 use crate::metrics::timeseries::SeriesPoint;
 use crate::metrics::Group;
 use crate::thresholds::eval::ThresholdOutcome;
@@ -51,6 +53,8 @@ pub struct RunResult {
     pub thresholds: Vec<ThresholdOutcome>,
     /// The `abort_on_fail` threshold that stopped the run early, if one did.
     pub aborted_by_threshold: Option<String>,
+    /// The outcome of each capacity-search scenario.
+    pub capacity: Vec<CapacityReport>,
 }
 
 /// The tool.
@@ -135,6 +139,9 @@ pub struct ScenarioResult {
     pub groups: Vec<GroupResult>,
     /// The phase as a whole.
     pub total: GroupSummary,
+    /// Concurrency sweeps: where queueing starts and throughput stops growing.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub knee: Option<Knee>,
 }
 
 /// One level or stage.
@@ -145,9 +152,12 @@ pub struct GroupResult {
     /// The concurrency level, for concurrency-levels.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub level: Option<u32>,
-    /// The 1-based stage, for ramping-vus.
+    /// The 1-based stage, for ramping-vus and ramping-arrival-rate.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub stage: Option<usize>,
+    /// The 1-based step, for capacity-search.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub step: Option<usize>,
     /// Its metrics.
     #[serde(flatten)]
     pub summary: GroupSummary,
@@ -170,27 +180,47 @@ pub fn summarize_phases(
             .filter(|(k, _)| &*k.scenario == name)
         {
             phase_total.merge(stats);
-            let (level, stage) = match key.group {
-                Group::Level(n) => (Some(n), None),
-                Group::Stage(i) => (None, Some(i + 1)),
-                Group::All => (None, None),
+            let (level, stage, step) = match key.group {
+                Group::Level(n) => (Some(n), None, None),
+                Group::Stage(i) => (None, Some(i + 1), None),
+                Group::Step(i) => (None, None, Some(i + 1)),
+                Group::All => (None, None, None),
             };
             groups.push(GroupResult {
                 label: key.group.to_string(),
                 level,
                 stage,
-                summary: summarize(stats),
+                step,
+                summary: summarize_with(stats, recorder.has_limits()),
             });
         }
         run_total.merge(&phase_total);
+        let knee = (executor == "concurrency-levels" && groups.len() > 1).then(|| knee_of(&groups));
         scenarios.push(ScenarioResult {
             name: name.clone(),
             executor: executor.clone(),
             groups,
-            total: summarize(&phase_total),
+            total: summarize_with(&phase_total, recorder.has_limits()),
+            knee,
         });
     }
-    (scenarios, summarize(&run_total))
+    (scenarios, summarize_with(&run_total, recorder.has_limits()))
+}
+
+fn knee_of(groups: &[GroupResult]) -> Knee {
+    let points: Vec<LevelPoint> = groups
+        .iter()
+        .filter_map(|g| {
+            let ttft = g.summary.ttft_ms.as_ref()?;
+            Some(LevelPoint {
+                level: g.level?,
+                ttft_p50: ttft.p50,
+                ttft_p95: ttft.p95,
+                throughput: g.summary.output_tokens_per_second,
+            })
+        })
+        .collect();
+    knee::find(&points)
 }
 
 /// The JSON Schema of [`RunResult`] as committed in `schemas/result.schema.json`.

@@ -36,6 +36,23 @@ impl fmt::Display for Problem {
     }
 }
 
+fn check_open(open: &super::OpenModel, problem: &mut impl FnMut(&str, &str)) {
+    if open.time_unit.is_some_and(|t| t.get().is_zero()) {
+        problem("/time_unit", "must be longer than 0s");
+    }
+    if open.burstiness.is_some_and(|b| b <= 0.0) {
+        problem("/burstiness", "must be greater than 0");
+    }
+    if open.burstiness.is_some() && open.arrivals != Some(super::Arrivals::Gamma) {
+        problem("/burstiness", "applies to `arrivals: gamma` only");
+    }
+    if let (Some(pre), Some(max)) = (open.pre_allocated_vus, open.max_vus) {
+        if pre > max {
+            problem("/pre_allocated_vus", "must not exceed max_vus");
+        }
+    }
+}
+
 /// JSON pointer `/scenarios/sweep/levels/2` -> `scenarios.sweep.levels[2]`.
 pub fn pointer_to_field(pointer: &str) -> String {
     let mut out = String::new();
@@ -121,6 +138,38 @@ pub fn check(scenario: &Scenario) -> Vec<(String, String)> {
                 }
                 _ => {}
             },
+            Phase::ConstantArrivalRate(p) => {
+                if p.duration.get().is_zero() {
+                    problem(at("/duration"), "must be longer than 0s");
+                }
+                check_open(&p.open, &mut |f, m| problem(at(f), m));
+            }
+            Phase::RampingArrivalRate(p) => {
+                if p.stages.iter().all(|s| s.duration.get().is_zero()) {
+                    problem(
+                        at("/stages"),
+                        "the stages must last longer than 0s in total",
+                    );
+                }
+                check_open(&p.open, &mut |f, m| problem(at(f), m));
+            }
+            Phase::CapacitySearch(p) => {
+                if p.start <= 0.0 {
+                    problem(at("/start"), "must be greater than 0");
+                }
+                if p.growth.is_some_and(|g| g <= 1.0) {
+                    problem(at("/growth"), "must be greater than 1");
+                }
+                if p.precision.is_some_and(|v| v <= 0.0) {
+                    problem(at("/precision"), "must be greater than 0");
+                }
+                if p.discard.is_some_and(|d| d.get() >= p.step_duration.get()) {
+                    problem(at("/discard"), "must be shorter than step_duration");
+                }
+                if scenario.thresholds.is_none() && scenario.slo.is_none() {
+                    problem(at(""), "a capacity search needs thresholds: they define what \"still holds\" means");
+                }
+            }
             Phase::RampingVus(p) => {
                 if p.stages.iter().all(|s| s.duration.get().is_zero()) {
                     problem(

@@ -87,6 +87,13 @@ pub fn observe(metric: Metric, aggregation: Aggregation, g: &GroupStats) -> Opti
                 Aggregation::Value => return None,
             })
         }
+        Metric::DroppedIterations if requests + g.dropped > 0 => {
+            Some(if aggregation == Aggregation::Rate {
+                per_second(g.dropped as f64)
+            } else {
+                g.dropped as f64
+            })
+        }
         _ if requests == 0 => None,
         Metric::Requests => Some(if aggregation == Aggregation::Rate {
             per_second(requests as f64)
@@ -99,16 +106,19 @@ pub fn observe(metric: Metric, aggregation: Aggregation, g: &GroupStats) -> Opti
         } else {
             g.error_count() as f64 / requests as f64
         }),
-        // No executor drops iterations yet, so the count is a true zero.
-        Metric::DroppedIterations => Some(0.0),
+        Metric::DroppedIterations => None,
         Metric::Checks => None,
     }
 }
 
 /// Evaluates one threshold.
 pub fn evaluate(threshold: &Threshold, recorder: &Recorder) -> ThresholdOutcome {
-    let g = selected(recorder, &threshold.key.tags);
-    let observed = observe(threshold.metric, threshold.expression.aggregation, &g);
+    evaluate_on(threshold, &selected(recorder, &threshold.key.tags))
+}
+
+/// Evaluates one threshold on given aggregates, ignoring its tags (capacity-search steps).
+pub fn evaluate_on(threshold: &Threshold, g: &GroupStats) -> ThresholdOutcome {
+    let observed = observe(threshold.metric, threshold.expression.aggregation, g);
     let limit = threshold.expression.limit();
     ThresholdOutcome {
         metric: threshold.key_text.clone(),
@@ -173,6 +183,7 @@ mod tests {
             };
             let sample = Sample {
                 key: Some(key),
+                intended: None,
                 started: Duration::ZERO,
                 ended: Duration::from_secs(end_s),
                 outcome: Outcome::Done(m),

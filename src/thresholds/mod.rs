@@ -25,12 +25,12 @@ pub enum Metric {
     Errors,
     /// Hook checks (rate); no data until hooks exist.
     Checks,
-    /// Arrival-rate iterations that could not start (counter); always 0 for closed models.
+    /// Arrival-rate iterations that could not start because every VU was busy (counter).
     DroppedIterations,
 }
 
 /// Every metric name thresholds accept.
-pub const METRICS: [(&str, Metric); 16] = [
+pub const METRICS: [(&str, Metric); 19] = [
     ("ttft", Metric::Trend(Trend::Ttft)),
     ("ttfa", Metric::Trend(Trend::Ttfa)),
     ("itl", Metric::Trend(Trend::Itl)),
@@ -45,6 +45,9 @@ pub const METRICS: [(&str, Metric); 16] = [
     ("queue_wait", Metric::Trend(Trend::QueueWait)),
     ("load", Metric::Trend(Trend::Load)),
     ("prefill", Metric::Trend(Trend::Prefill)),
+    ("schedule_lag", Metric::Trend(Trend::ScheduleLag)),
+    ("ttft_from_schedule", Metric::Trend(Trend::TtftFromSchedule)),
+    ("e2e_from_schedule", Metric::Trend(Trend::E2eFromSchedule)),
     ("requests", Metric::Requests),
     ("output_tokens_per_second", Metric::OutputTokensPerSecond),
     ("errors", Metric::Errors),
@@ -118,6 +121,35 @@ pub struct Threshold {
     pub delay_abort_eval: Duration,
     /// Where an `slo:` entry it was generated from, e.g. `slo.p95_latency_ms`.
     pub from_slo: Option<&'static str>,
+}
+
+/// The per-request limits the thresholds imply, for goodput: every trend threshold with an
+/// upper (`<`, `<=`) or lower (`>`, `>=`) bound, read as a bound on one request's value.
+pub fn request_limits(thresholds: &[Threshold]) -> crate::metrics::recorder::Limits {
+    use parse::Operator;
+    let mut limits = crate::metrics::recorder::Limits::default();
+    for t in thresholds {
+        let Metric::Trend(trend) = t.metric else {
+            continue;
+        };
+        if !t.key.tags.is_empty()
+            || matches!(
+                t.expression.aggregation,
+                Aggregation::Count | Aggregation::Rate
+            )
+        {
+            continue;
+        }
+        let holds: fn(f64, f64) -> bool = match t.expression.operator {
+            Operator::Lt => |v, l| v < l,
+            Operator::Le => |v, l| v <= l,
+            Operator::Gt => |v, l| v > l,
+            Operator::Ge => |v, l| v >= l,
+            Operator::Eq | Operator::Ne => continue,
+        };
+        limits.push(trend, holds, t.expression.limit());
+    }
+    limits
 }
 
 /// Compiles a scenario's thresholds and `slo:` sugar. Errors are (JSON pointer, message).

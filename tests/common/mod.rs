@@ -37,6 +37,7 @@ pub fn options(dir: &Path, url: Option<String>) -> RunOptions {
         model: None,
         output_dir: dir.to_path_buf(),
         raw: false,
+        precise_timer: false,
         progress: ProgressMode::Quiet,
     }
 }

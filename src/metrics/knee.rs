@@ -1,0 +1,143 @@
+//! Pure knee detection on a concurrency sweep: where queueing starts (p95 TTFT pulls away from
+//! the median) and where throughput stops growing.
+//!
+//! Rules, applied to levels in increasing order:
+//! - **Latency knee**: the first level whose TTFT p95/p50 ratio is at least 1.5 × the ratio at
+//!   the lowest level. Before the knee every request waits about as long as the others; past it,
+//!   some requests queue behind others and the tail separates from the median.
+//! - **Saturation**: the last level before throughput (output tokens/s) grows by less than 10 %
+//!   from one level to the next. Adding users past it adds waiting, not tokens.
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+/// Ratio growth that marks the latency knee.
+pub const LATENCY_RATIO_FACTOR: f64 = 1.5;
+/// Throughput growth below which the server counts as saturated.
+pub const MIN_THROUGHPUT_GAIN: f64 = 0.10;
+
+/// One level of a sweep.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct LevelPoint {
+    /// Concurrency.
+    pub level: u32,
+    /// TTFT median, ms.
+    pub ttft_p50: f64,
+    /// TTFT 95th percentile, ms.
+    pub ttft_p95: f64,
+    /// Output tokens per second.
+    pub throughput: f64,
+}
+
+/// What the sweep shows.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct Knee {
+    /// The first level where TTFT p95 diverges from p50, if any.
+    pub latency_knee_level: Option<u32>,
+    /// The last level before throughput stops growing, if it does.
+    pub saturation_level: Option<u32>,
+}
+
+/// Applies the rules to a sweep; points need not be sorted.
+pub fn find(points: &[LevelPoint]) -> Knee {
+    let mut points: Vec<LevelPoint> = points
+        .iter()
+        .copied()
+        .filter(|p| p.ttft_p50 > 0.0)
+        .collect();
+    points.sort_by_key(|p| p.level);
+    let Some(first) = points.first() else {
+        return Knee::default();
+    };
+    let base_ratio = first.ttft_p95 / first.ttft_p50;
+    let latency_knee_level = points
+        .iter()
+        .skip(1)
+        .find(|p| p.ttft_p95 / p.ttft_p50 >= LATENCY_RATIO_FACTOR * base_ratio)
+        .map(|p| p.level);
+    let saturation_level = points
+        .windows(2)
+        .find(|w| w[1].throughput < w[0].throughput * (1.0 + MIN_THROUGHPUT_GAIN))
+        .map(|w| w[0].level);
+    Knee {
+        latency_knee_level,
+        saturation_level,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn p(level: u32, p50: f64, p95: f64, throughput: f64) -> LevelPoint {
+        LevelPoint {
+            level,
+            ttft_p50: p50,
+            ttft_p95: p95,
+            throughput,
+        }
+    }
+
+    #[test]
+    fn a_two_slot_server_queues_past_two_users() {
+        // Throughput doubles to 2 users, then flattens; the TTFT tail separates at 4.
+        let sweep = [
+            p(1, 10.0, 12.0, 100.0),
+            p(2, 11.0, 14.0, 195.0),
+            p(4, 150.0, 300.0, 200.0),
+            p(8, 450.0, 640.0, 201.0),
+        ];
+        assert_eq!(
+            find(&sweep),
+            Knee {
+                latency_knee_level: Some(4),
+                saturation_level: Some(2)
+            }
+        );
+    }
+
+    #[test]
+    fn linear_scaling_has_no_knee() {
+        let sweep: Vec<_> = [1, 2, 4, 8, 16]
+            .iter()
+            .map(|&c| p(c, 20.0, 25.0, 50.0 * f64::from(c)))
+            .collect();
+        assert_eq!(find(&sweep), Knee::default());
+    }
+
+    #[test]
+    fn unsorted_input_and_empty_levels_are_handled() {
+        let sweep = [
+            p(8, 400.0, 900.0, 100.0),
+            p(1, 10.0, 11.0, 60.0),
+            p(4, 0.0, 0.0, 0.0),
+            p(2, 12.0, 13.0, 100.0),
+        ];
+        assert_eq!(
+            find(&sweep),
+            Knee {
+                latency_knee_level: Some(8),
+                saturation_level: Some(2)
+            }
+        );
+        assert_eq!(find(&[]), Knee::default());
+    }
+
+    #[test]
+    fn a_single_slot_queue_keeps_its_ratio_but_saturates_at_once() {
+        // One slot: every request after the first waits about equally long, so the tail does not
+        // separate, but throughput is flat from the first level.
+        let sweep = [
+            p(1, 30.0, 31.0, 100.0),
+            p(2, 230.0, 240.0, 101.0),
+            p(4, 630.0, 650.0, 100.0),
+        ];
+        assert_eq!(
+            find(&sweep),
+            Knee {
+                latency_knee_level: None,
+                saturation_level: Some(1)
+            }
+        );
+    }
+}
