@@ -400,6 +400,7 @@ pub async fn execute(
         interrupted: stop.is_cancelled(),
         warmup: WarmupSummary {
             requests: recorder.warmup.requests,
+            discarded: recorder.warmup.discarded,
             errors: warmup_errors,
             errors_by_kind: recorder.warmup.errors.clone(),
         },

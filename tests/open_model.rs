@@ -244,8 +244,7 @@ async fn capacity_search_finds_the_rate_the_simulator_implies() {
     let last_pass = groups
         .iter()
         .zip(&report.steps)
-        .filter(|(_, st)| st.passed)
-        .last()
+        .rfind(|(_, st)| st.passed)
         .unwrap()
         .0;
     assert!(

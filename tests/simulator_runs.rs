@@ -161,8 +161,8 @@ async fn refused_connections_are_counted_not_fatal(backend: &str) {
     assert!(out.result_path.exists());
 }
 
-/// With one slot and `c` closed-loop users, every request after the first `c` waits for the
-/// `c − 1` ahead of it: TTFT ≈ (c − 1) × service + prefill, e2e ≈ c × service.
+// With one slot and `c` closed-loop users, every request after the first `c` waits for the
+// `c − 1` ahead of it: TTFT ≈ (c − 1) × service + prefill, e2e ≈ c × service.
 both_backends!(ttft_grows_linearly_with_concurrency_on_one_slot);
 async fn ttft_grows_linearly_with_concurrency_on_one_slot(backend: &str) {
     let cfg = steady(1, 21);

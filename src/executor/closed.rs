@@ -211,6 +211,7 @@ pub async fn constant_vus_step(
     duration: Duration,
     discard: Duration,
     key: GroupKey,
+    discarded: GroupKey,
 ) {
     let start = Instant::now();
     let soft = runner.stop.child_token();
@@ -224,11 +225,21 @@ pub async fn constant_vus_step(
     );
     let mut set = JoinSet::new();
     for _ in 0..vus.max(1) {
-        let (runner, soft, hard, key) = (runner.clone(), soft.clone(), hard.clone(), key.clone());
+        let (runner, soft, hard, key, discarded) = (
+            runner.clone(),
+            soft.clone(),
+            hard.clone(),
+            key.clone(),
+            discarded.clone(),
+        );
         set.spawn(async move {
             while !soft.is_cancelled() && start.elapsed() < duration {
-                let counted = (start.elapsed() >= discard).then(|| key.clone());
-                runner.request(counted, None, &hard).await;
+                let group = if start.elapsed() >= discard {
+                    key.clone()
+                } else {
+                    discarded.clone()
+                };
+                runner.request(Some(group), None, &hard).await;
             }
         });
     }

@@ -40,8 +40,7 @@ async fn pace(target: Instant, precise: bool) {
     }
 }
 
-/// Follows `schedule` from now on. `key_for(t)` names the group of an arrival at offset `t`
-/// (`None`: run it but keep it out of every metric, as the discarded start of a capacity step).
+/// Follows `schedule` from now on. `key_for(t)` names the group of an arrival at offset `t`.
 async fn run_schedule(
     runner: &Runner,
     schedule: Schedule,
@@ -210,7 +209,17 @@ pub async fn capacity_search(
             group: Group::Step(index),
         };
         let discard = plan.discard;
-        let key_for = |t: Duration| (t >= discard).then(|| key.clone());
+        let discarded = GroupKey {
+            scenario: name.clone(),
+            group: Group::Discarded(index),
+        };
+        let key_for = |t: Duration| {
+            Some(if t >= discard {
+                key.clone()
+            } else {
+                discarded.clone()
+            })
+        };
         match plan.mode {
             SearchMode::Rate => {
                 let per_second = value / plan.time_unit_secs;
@@ -241,6 +250,7 @@ pub async fn capacity_search(
                     plan.step_duration,
                     discard,
                     key.clone(),
+                    discarded.clone(),
                 )
                 .await;
             }

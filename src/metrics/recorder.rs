@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use hdrhistogram::Histogram;
 
-use super::sample::{Event, GroupKey, Outcome, Sample};
+use super::sample::{Event, Group, GroupKey, Outcome, Sample};
 use super::timeseries::TimeSeries;
 use crate::backend::{ErrorKind, Measurement};
 
@@ -241,13 +241,25 @@ impl GroupStats {
 /// limit on one request's value (`ttft p(95)<500ms` -> this request's TTFT < 500 ms).
 #[derive(Debug, Clone, Default)]
 pub struct Limits {
-    limits: Vec<(Trend, fn(f64, f64) -> bool, f64)>,
+    limits: Vec<Limit>,
+}
+
+/// One per-request bound: `holds(value, limit)` on a trend's value for one request.
+#[derive(Debug, Clone, Copy)]
+struct Limit {
+    trend: Trend,
+    holds: fn(f64, f64) -> bool,
+    limit: f64,
 }
 
 impl Limits {
     /// Adds a limit on `trend` (in ms for times, tokens otherwise).
     pub fn push(&mut self, trend: Trend, holds: fn(f64, f64) -> bool, limit: f64) {
-        self.limits.push((trend, holds, limit));
+        self.limits.push(Limit {
+            trend,
+            holds,
+            limit,
+        });
     }
 
     /// True when no limit is set.
@@ -262,25 +274,31 @@ impl Limits {
         };
         let ms = |d: Duration| d.as_secs_f64() * 1000.0;
         let lag = sample.intended.map(|i| sample.started.saturating_sub(i));
-        self.limits.iter().all(|(trend, holds, limit)| {
-            let value = match trend {
-                Trend::Ttft => m.ttft.map(ms),
-                Trend::Ttfa => m.ttfa.map(ms),
-                Trend::E2e => Some(ms(m.e2e)),
-                Trend::Tpot => m
-                    .ttft
-                    .filter(|_| m.output_tokens > 1)
-                    .map(|t| ms(m.e2e.saturating_sub(t)) / (m.output_tokens - 1) as f64),
-                Trend::OutputTokens => Some(m.output_tokens as f64),
-                Trend::PromptTokens => m.prompt_tokens.map(|p| p as f64),
-                Trend::ScheduleLag => lag.map(ms),
-                Trend::TtftFromSchedule => lag.zip(m.ttft).map(|(l, t)| ms(l + t)),
-                Trend::E2eFromSchedule => lag.map(|l| ms(l + m.e2e)),
-                // Pooled or server-side values have no single per-request reading: not a limit.
-                _ => None,
-            };
-            value.is_none_or(|v| holds(v, *limit))
-        })
+        self.limits.iter().all(
+            |Limit {
+                 trend,
+                 holds,
+                 limit,
+             }| {
+                let value = match trend {
+                    Trend::Ttft => m.ttft.map(ms),
+                    Trend::Ttfa => m.ttfa.map(ms),
+                    Trend::E2e => Some(ms(m.e2e)),
+                    Trend::Tpot => m
+                        .ttft
+                        .filter(|_| m.output_tokens > 1)
+                        .map(|t| ms(m.e2e.saturating_sub(t)) / (m.output_tokens - 1) as f64),
+                    Trend::OutputTokens => Some(m.output_tokens as f64),
+                    Trend::PromptTokens => m.prompt_tokens.map(|p| p as f64),
+                    Trend::ScheduleLag => lag.map(ms),
+                    Trend::TtftFromSchedule => lag.zip(m.ttft).map(|(l, t)| ms(l + t)),
+                    Trend::E2eFromSchedule => lag.map(|l| ms(l + m.e2e)),
+                    // Pooled or server-side values have no single per-request reading: not a limit.
+                    _ => None,
+                };
+                value.is_none_or(|v| holds(v, *limit))
+            },
+        )
     }
 }
 
@@ -289,6 +307,8 @@ impl Limits {
 pub struct WarmupStats {
     /// Warm-up requests that ended.
     pub requests: u64,
+    /// Requests in the discarded start of capacity-search steps.
+    pub discarded: u64,
     /// Of which failed, by category.
     pub errors: BTreeMap<ErrorKind, u64>,
 }
@@ -342,6 +362,10 @@ impl Recorder {
                             *self.warmup.errors.entry(e.kind).or_default() += 1;
                         }
                     }
+                    Some(GroupKey {
+                        group: Group::Discarded(_),
+                        ..
+                    }) => self.warmup.discarded += 1,
                     Some(key) => {
                         self.groups
                             .entry(key.clone())
@@ -373,7 +397,6 @@ impl Recorder {
 mod tests {
     use super::*;
     use crate::backend::{RequestError, ServerTimings};
-    use crate::metrics::sample::Group;
 
     fn ms(n: u64) -> Duration {
         Duration::from_millis(n)

@@ -26,6 +26,8 @@ pub enum Group {
     All,
     /// A step (0-based) of a capacity search.
     Step(usize),
+    /// The discarded start of a capacity-search step: run, counted, but in no metric.
+    Discarded(usize),
 }
 
 impl fmt::Display for Group {
@@ -35,6 +37,7 @@ impl fmt::Display for Group {
             Group::Stage(i) => write!(f, "stage {}", i + 1),
             Group::All => f.write_str("all"),
             Group::Step(i) => write!(f, "step {}", i + 1),
+            Group::Discarded(i) => write!(f, "step {} (discarded start)", i + 1),
         }
     }
 }

@@ -122,6 +122,8 @@ impl HostInfo {
 pub struct WarmupSummary {
     /// Warm-up requests sent.
     pub requests: u64,
+    /// Requests in the discarded start of capacity-search steps (also in no metric).
+    pub discarded: u64,
     /// Of which failed.
     pub errors: u64,
     /// Failures by category.
@@ -183,7 +185,7 @@ pub fn summarize_phases(
             let (level, stage, step) = match key.group {
                 Group::Level(n) => (Some(n), None, None),
                 Group::Stage(i) => (None, Some(i + 1), None),
-                Group::Step(i) => (None, None, Some(i + 1)),
+                Group::Step(i) | Group::Discarded(i) => (None, None, Some(i + 1)),
                 Group::All => (None, None, None),
             };
             groups.push(GroupResult {

@@ -60,22 +60,12 @@ fn row(scenario: &str, group: &str, s: &GroupSummary) -> [String; 12] {
     ]
 }
 
-/// The table of every level/stage, each phase's total when it has several groups, and notes on
-/// warm-up, errors and interruption.
-pub fn render(result: &RunResult) -> String {
-    let mut rows = vec![HEADER.map(String::from)];
-    for phase in &result.scenarios {
-        for g in &phase.groups {
-            rows.push(row(&phase.name, &g.label, &g.summary));
-        }
-        if phase.groups.len() > 1 {
-            rows.push(row(&phase.name, "total", &phase.total));
-        }
-    }
-    let widths: Vec<usize> = (0..HEADER.len())
+/// Lays out rows under a header, first two columns left-aligned, the rest right-aligned.
+fn layout(out: &mut String, rows: &[Vec<String>]) {
+    let columns = rows.first().map_or(0, Vec::len);
+    let widths: Vec<usize> = (0..columns)
         .map(|c| rows.iter().map(|r| r[c].chars().count()).max().unwrap_or(0))
         .collect();
-    let mut out = String::new();
     for (i, r) in rows.iter().enumerate() {
         let cells: Vec<String> = r
             .iter()
@@ -102,6 +92,115 @@ pub fn render(result: &RunResult) -> String {
             );
         }
     }
+}
+
+/// Open-model groups: service latency next to latency from the intended start.
+fn open_model_rows(result: &RunResult) -> Vec<Vec<String>> {
+    let mut rows = vec![[
+        "scenario",
+        "group",
+        "sent",
+        "dropped",
+        "lag p99",
+        "ttft p95",
+        "from sched",
+        "e2e p95",
+        "from sched",
+        "goodput/s",
+    ]
+    .map(String::from)
+    .to_vec()];
+    for phase in &result.scenarios {
+        for g in phase
+            .groups
+            .iter()
+            .filter(|g| g.summary.schedule_lag_ms.is_some())
+        {
+            let s = &g.summary;
+            rows.push(vec![
+                phase.name.clone(),
+                g.label.clone(),
+                s.requests.to_string(),
+                s.dropped_iterations.to_string(),
+                stat(&s.schedule_lag_ms, |s| s.p99),
+                stat(&s.ttft_ms, |s| s.p95),
+                stat(&s.ttft_from_schedule_ms, |s| s.p95),
+                stat(&s.e2e_latency_ms, |s| s.p95),
+                stat(&s.e2e_from_schedule_ms, |s| s.p95),
+                s.goodput_rps
+                    .map_or_else(|| "-".into(), |g| format!("{g:.2}")),
+            ]);
+        }
+    }
+    rows
+}
+
+/// The table of every level/stage, each phase's total when it has several groups, and notes on
+/// warm-up, errors and interruption.
+pub fn render(result: &RunResult) -> String {
+    let mut rows = vec![HEADER.map(String::from)];
+    for phase in &result.scenarios {
+        for g in &phase.groups {
+            rows.push(row(&phase.name, &g.label, &g.summary));
+        }
+        if phase.groups.len() > 1 {
+            rows.push(row(&phase.name, "total", &phase.total));
+        }
+    }
+    let mut out = String::new();
+    layout(
+        &mut out,
+        &rows.iter().map(|r| r.to_vec()).collect::<Vec<_>>(),
+    );
+    let open = open_model_rows(result);
+    if open.len() > 1 {
+        let _ = writeln!(out, "\nopen model: latency from the actual send and from the intended start (the difference is queueing that a closed-loop tool would not see)");
+        layout(&mut out, &open);
+    }
+    for phase in &result.scenarios {
+        if let Some(knee) = &phase.knee {
+            let latency = knee
+                .latency_knee_level
+                .map_or("TTFT p95 stays with p50 at every level".to_string(), |l| {
+                    format!("TTFT p95 diverges from p50 at level {l}")
+                });
+            let saturation = knee
+                .saturation_level
+                .map_or("throughput grows at every level".to_string(), |l| {
+                    format!("throughput stops growing after level {l}")
+                });
+            let _ = writeln!(out, "knee ({}): {latency}; {saturation}", phase.name);
+        }
+    }
+    for c in &result.capacity {
+        let found = c
+            .capacity
+            .map_or("none: the first step already failed".to_string(), |v| {
+                format!("{} {}", super::ci::format_number(v), c.unit)
+            });
+        let bound = c.first_failure.map_or(String::new(), |v| {
+            format!(", first failure at {}", super::ci::format_number(v))
+        });
+        let _ = writeln!(
+            out,
+            "capacity ({}): {found}{bound} (precision {:.0}%)",
+            c.scenario,
+            c.precision * 100.0
+        );
+        for step in &c.steps {
+            let verdict = if step.passed {
+                "pass".to_string()
+            } else {
+                format!("fail: {}", step.failed.join("; "))
+            };
+            let _ = writeln!(
+                out,
+                "  step {:>2}  {:>10}  {verdict}",
+                step.step,
+                super::ci::format_number(step.value)
+            );
+        }
+    }
     let t = &result.total;
     if !t.errors_by_kind.is_empty() {
         let kinds: Vec<String> = t
@@ -119,6 +218,9 @@ pub fn render(result: &RunResult) -> String {
         );
     }
     let w = &result.warmup;
+    if w.discarded > 0 {
+        let _ = writeln!(out, "discarded: {} request(s) in the warm-up part of capacity-search steps, excluded from all metrics", w.discarded);
+    }
     if w.requests > 0 {
         let _ = writeln!(
             out,

@@ -51,10 +51,14 @@ fn matches(key: &GroupKey, tags: &[(TagKey, String)]) -> bool {
     })
 }
 
-/// The merged aggregates of every group the tags select.
+/// The merged aggregates of every group the tags select. Capacity-search steps are left out:
+/// the thresholds are the search's pass criteria there, judged per step, and its steps above
+/// capacity fail them by design.
 fn selected(recorder: &Recorder, tags: &[(TagKey, String)]) -> GroupStats {
     let mut merged = GroupStats::default();
-    for (_, stats) in recorder.groups().iter().filter(|(k, _)| matches(k, tags)) {
+    let counted =
+        |k: &GroupKey| !matches!(k.group, Group::Step(_) | Group::Discarded(_)) && matches(k, tags);
+    for (_, stats) in recorder.groups().iter().filter(|(k, _)| counted(k)) {
         merged.merge(stats);
     }
     merged
