@@ -2,17 +2,24 @@
 //! the median) and where throughput stops growing.
 //!
 //! Rules, applied to levels in increasing order:
-//! - **Latency knee**: the first level whose TTFT p95/p50 ratio is at least 1.5 × the ratio at
-//!   the lowest level. Before the knee every request waits about as long as the others; past it,
-//!   some requests queue behind others and the tail separates from the median.
+//! - **Latency knee**: the first level where the TTFT spread p95 − p50 is larger than twice the
+//!   lowest level's spread plus half its p95 (the uncontended noise: prompt lengths differ), and
+//!   also more than a quarter of that level's median. Before the knee every request waits about
+//!   as long as the others; past it, some queue behind others and the tail separates from the
+//!   median. A spread is used rather than the p95/p50 ratio, because at the lowest level both
+//!   are a few milliseconds and their ratio is noise.
 //! - **Saturation**: the last level before throughput (output tokens/s) grows by less than 10 %
 //!   from one level to the next. Adding users past it adds waiting, not tokens.
 
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-/// Ratio growth that marks the latency knee.
-pub const LATENCY_RATIO_FACTOR: f64 = 1.5;
+/// How many times the lowest level's spread the tail must exceed.
+pub const SPREAD_FACTOR: f64 = 2.0;
+/// The share of the lowest level's p95 added to that, for noise.
+pub const NOISE_SHARE: f64 = 0.5;
+/// The share of the level's own median the spread must also exceed.
+pub const MEDIAN_SHARE: f64 = 0.25;
 /// Throughput growth below which the server counts as saturated.
 pub const MIN_THROUGHPUT_GAIN: f64 = 0.10;
 
@@ -49,11 +56,14 @@ pub fn find(points: &[LevelPoint]) -> Knee {
     let Some(first) = points.first() else {
         return Knee::default();
     };
-    let base_ratio = first.ttft_p95 / first.ttft_p50;
+    let floor = SPREAD_FACTOR * (first.ttft_p95 - first.ttft_p50) + NOISE_SHARE * first.ttft_p95;
     let latency_knee_level = points
         .iter()
         .skip(1)
-        .find(|p| p.ttft_p95 / p.ttft_p50 >= LATENCY_RATIO_FACTOR * base_ratio)
+        .find(|p| {
+            let spread = p.ttft_p95 - p.ttft_p50;
+            spread > floor && spread > MEDIAN_SHARE * p.ttft_p50
+        })
         .map(|p| p.level);
     let saturation_level = points
         .windows(2)
@@ -121,6 +131,24 @@ mod tests {
             }
         );
         assert_eq!(find(&[]), Knee::default());
+    }
+
+    #[test]
+    fn a_noisy_lowest_level_does_not_hide_the_knee() {
+        // The quickstart's numbers: 6/9 ms at level 1 (prompt lengths differ), 144/297 at 4.
+        let sweep = [
+            p(1, 6.0, 9.0, 190.0),
+            p(2, 6.0, 10.0, 317.0),
+            p(4, 144.0, 297.0, 327.0),
+            p(8, 433.0, 629.0, 318.0),
+        ];
+        assert_eq!(
+            find(&sweep),
+            Knee {
+                latency_knee_level: Some(4),
+                saturation_level: Some(2)
+            }
+        );
     }
 
     #[test]
