@@ -12,7 +12,7 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use crate::backend::{openai, resolve_ollama_url, Backend, OllamaBackend, OpenAiBackend};
-use crate::cli::{Cli, Command, RunArgs, SimArgs};
+use crate::cli::{Cli, Command, ReportArgs, RunArgs, SimArgs};
 use crate::error::{Error, EXIT_INTERRUPTED, EXIT_THRESHOLDS_FAILED};
 use crate::executor::{PromptCycle, Runner};
 use crate::metrics::summary::summarize;
@@ -24,6 +24,7 @@ use crate::output::result::{
 };
 use crate::output::{ci, raw, table};
 use crate::plan::{self, PlanKind};
+use crate::report::{self, Format, Templates};
 use crate::scenario::{self, BackendKind, Loaded, Phase, Scenario, Target};
 use crate::sim::{self, SimConfig};
 use crate::thresholds::eval::{evaluate_all, evaluate_on};
@@ -75,6 +76,7 @@ pub async fn run(cli: Cli) -> Result<Status, Error> {
             Ok(Status::Success)
         }
         Command::Sim(args) => cmd_sim(args).await,
+        Command::Report(args) => cmd_report(&args),
     }
 }
 
@@ -122,6 +124,8 @@ pub struct RunOptions {
     pub raw: bool,
     /// Sub-millisecond arrival pacing (see `executor::Runner::precise_timer`).
     pub precise_timer: bool,
+    /// Report templates (embedded, or overridden by `--templates-dir`).
+    pub templates: Templates,
     /// Progress display.
     pub progress: ProgressMode,
 }
@@ -137,6 +141,7 @@ impl RunOptions {
             output_dir: args.output_dir.clone(),
             raw: args.raw,
             precise_timer: true,
+            templates: Templates::default(),
             progress: if args.ci && !args.quiet {
                 ProgressMode::Lines
             } else {
@@ -168,11 +173,15 @@ pub struct RunOutcome {
     pub result_path: PathBuf,
     /// The per-request log, with `--raw`.
     pub raw_path: Option<PathBuf>,
+    /// The HTML report.
+    pub report_path: PathBuf,
 }
 
 async fn cmd_run(args: RunArgs) -> Result<Status, Error> {
     let loaded = load_scenario(args.scenario.as_deref())?;
-    let opts = RunOptions::from_args(&args);
+    let mut opts = RunOptions::from_args(&args);
+    opts.templates = Templates::load(args.templates_dir.as_deref())
+        .map_err(Error::io("cannot read the templates directory"))?;
     let stop = CancellationToken::new();
     let on_signal = stop.clone();
     tokio::spawn(async move {
@@ -201,9 +210,11 @@ async fn cmd_run(args: RunArgs) -> Result<Status, Error> {
     if let Some(raw) = &outcome.raw_path {
         let _ = writeln!(out, "raw log: {}", raw.display());
     }
+    let _ = writeln!(out, "report: {}", outcome.report_path.display());
     if args.ci {
         let written = ci::write_outputs(
             r,
+            &opts.templates,
             &opts.output_dir,
             std::env::var_os("GITHUB_STEP_SUMMARY").as_deref(),
         )
@@ -372,7 +383,7 @@ pub async fn execute(
         .iter()
         .map(|(n, p)| (n.clone(), p.executor_name().to_string()))
         .collect();
-    let (scenarios, total) = result::summarize_phases(&recorder, &phase_names);
+    let (scenarios, total, spectrum) = result::summarize_phases(&recorder, &phase_names);
     let warmup_errors = recorder.warmup.errors.values().sum();
     let result = RunResult {
         format_version: result::FORMAT_VERSION,
@@ -410,15 +421,73 @@ pub async fn execute(
         thresholds: evaluate_all(&thresholds, &recorder),
         aborted_by_threshold: aborted_by,
         capacity,
+        spectrum,
     };
     let result_path = result::save(&result, &opts.output_dir, &stem).map_err(Error::io(
         format!("cannot write results to {}", opts.output_dir.display()),
     ))?;
+    let report_path = write_html_report(&result, &opts.templates, &opts.output_dir, &stem)?;
     Ok(RunOutcome {
         result,
         result_path,
         raw_path,
+        report_path,
     })
+}
+
+/// Writes `<dir>/report_<stem>.html` and `<dir>/report_latest.html`; returns the first.
+fn write_html_report(
+    result: &RunResult,
+    templates: &Templates,
+    dir: &Path,
+    stem: &str,
+) -> Result<PathBuf, Error> {
+    let html =
+        report::render_html(result, templates).map_err(|e| Error::Template(format!("{e:?}")))?;
+    let path = dir.join(format!("report_{stem}.html"));
+    std::fs::write(&path, &html).map_err(Error::io(format!("cannot write {}", path.display())))?;
+    std::fs::write(dir.join("report_latest.html"), &html)
+        .map_err(Error::io("cannot write report_latest.html"))?;
+    Ok(path)
+}
+
+/// `llm-bench report`: re-renders a saved result.
+fn cmd_report(args: &ReportArgs) -> Result<Status, Error> {
+    let text = std::fs::read_to_string(&args.result)
+        .map_err(Error::io(format!("cannot read {}", args.result.display())))?;
+    let result: RunResult = serde_json::from_str(&text).map_err(|e| {
+        Error::Usage(format!(
+            "{} is not an llm-bench result: {e}",
+            args.result.display()
+        ))
+    })?;
+    let mut templates = Templates::load(args.templates_dir.as_deref())
+        .map_err(Error::io("cannot read the templates directory"))?;
+    if let Some(file) = &args.template {
+        let body = std::fs::read_to_string(file)
+            .map_err(Error::io(format!("cannot read {}", file.display())))?;
+        match args.format {
+            Format::Html => templates.html = body,
+            Format::Md => templates.markdown = body,
+            Format::Json => {
+                return Err(Error::Usage(
+                    "--template applies to --format html or md".into(),
+                ))
+            }
+        }
+    }
+    let rendered = match args.format {
+        Format::Html => report::render_html(&result, &templates),
+        Format::Md => report::render_markdown(&result, &templates),
+        Format::Json => Ok(serde_json::to_string_pretty(&result).unwrap_or_default() + "\n"),
+    }
+    .map_err(|e| Error::Template(format!("{e:?}")))?;
+    match &args.out {
+        Some(path) => std::fs::write(path, rendered)
+            .map_err(Error::io(format!("cannot write {}", path.display())))?,
+        None => print!("{rendered}"),
+    }
+    Ok(Status::Success)
 }
 
 /// The backend for `target` at `url`; the OpenAI key is read from the environment here, once.

@@ -22,6 +22,7 @@ Examples:
   llm-bench run scenarios/ollama-llama3.2-1b.yaml Ollama on localhost:11434 (or OLLAMA_HOST)
   llm-bench run s.yaml --concurrency 1 --concurrency 8 --requests-per-level 50
   llm-bench run scenarios/ci-tinyllama.yaml --ci  gate a pipeline: exit 99 when a threshold fails
+  llm-bench report results/benchmark_latest.json --format md
   llm-bench validate scenarios/*.yaml
   llm-bench sim --listen 127.0.0.1:11434 --parallel 2
 
@@ -38,6 +39,27 @@ pub enum Command {
     Schema(SchemaArgs),
     /// Serve the built-in Ollama-compatible simulator.
     Sim(SimArgs),
+    /// Re-render a saved result as HTML, Markdown or JSON.
+    Report(ReportArgs),
+}
+
+/// `llm-bench report`.
+#[derive(Debug, Args)]
+pub struct ReportArgs {
+    /// A result file written by `llm-bench run` (results/*.json).
+    pub result: PathBuf,
+    /// Output format.
+    #[arg(long, value_enum, default_value = "html")]
+    pub format: crate::report::Format,
+    /// A tera template to use instead of the built-in one for this format.
+    #[arg(long, value_name = "FILE")]
+    pub template: Option<PathBuf>,
+    /// A directory whose report.html.tera / summary.md.tera replace the built-in ones.
+    #[arg(long, value_name = "DIR")]
+    pub templates_dir: Option<PathBuf>,
+    /// Write here instead of standard output.
+    #[arg(long, value_name = "FILE")]
+    pub out: Option<PathBuf>,
 }
 
 /// `llm-bench run`.
@@ -70,6 +92,9 @@ pub struct RunArgs {
     /// summary is appended to $GITHUB_STEP_SUMMARY when that is set.
     #[arg(long)]
     pub ci: bool,
+    /// A directory whose report.html.tera / summary.md.tera replace the built-in templates.
+    #[arg(long, value_name = "DIR")]
+    pub templates_dir: Option<PathBuf>,
 }
 
 /// `llm-bench validate`.

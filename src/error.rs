@@ -35,6 +35,9 @@ pub enum Error {
         /// The failure.
         source: std::io::Error,
     },
+    /// A report template failed to render.
+    #[error("template error: {0}")]
+    Template(String),
     /// The HTTP client could not be built.
     #[error("cannot create the HTTP client: {0}")]
     Client(#[from] reqwest::Error),
@@ -54,7 +57,7 @@ impl Error {
         match self {
             Error::InvalidScenario(_) => EXIT_INVALID_SCENARIO,
             Error::ReadScenario(_) | Error::Usage(_) => EXIT_USAGE,
-            Error::Io { .. } | Error::Client(_) => EXIT_RUNTIME,
+            Error::Io { .. } | Error::Client(_) | Error::Template(_) => EXIT_RUNTIME,
         }
     }
 

@@ -157,7 +157,13 @@ async fn ci_outputs_render_thresholds_and_parse_as_junit() {
     let out = run(scenario(&yaml), &options(dir.path(), Some(sim.url()))).await;
     let step = dir.path().join("step-summary.md");
     std::fs::write(&step, "earlier step\n").unwrap();
-    llm_bench::output::ci::write_outputs(&out.result, dir.path(), Some(step.as_os_str())).unwrap();
+    llm_bench::output::ci::write_outputs(
+        &out.result,
+        &Default::default(),
+        dir.path(),
+        Some(step.as_os_str()),
+    )
+    .unwrap();
 
     let md = std::fs::read_to_string(dir.path().join("summary.md")).unwrap();
     assert!(md.contains("### Thresholds: 1 of 3 failed ❌"), "{md}");

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use hdrhistogram::Histogram;
 use schemars::JsonSchema;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use super::sample::{Outcome, Sample};
 
@@ -16,7 +16,7 @@ pub const MAX_BUCKETS: usize = 3600;
 const OPEN_BUCKETS: usize = 8;
 
 /// One bucket of the series.
-#[derive(Debug, Clone, Default, Serialize, JsonSchema)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema)]
 pub struct SeriesPoint {
     /// Start of the bucket, seconds from the run's start.
     pub t_secs: u64,

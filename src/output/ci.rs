@@ -1,49 +1,13 @@
-//! CI outputs: `summary.md` (rendered from the embedded tera template, also appended to
+//! CI outputs: `summary.md` (rendered from the tera template, also appended to
 //! `$GITHUB_STEP_SUMMARY`) and `junit.xml` (one test case per threshold expression).
 
-use std::collections::HashMap;
 use std::ffi::OsStr;
 use std::fmt::Write as _;
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
 
-use tera::{Context, Tera, Value};
-
 use super::result::RunResult;
 use super::table::fmt_ms;
-
-/// The Markdown summary template, embedded so the binary works anywhere.
-pub const SUMMARY_TEMPLATE: &str = include_str!("../../templates/summary.md.tera");
-
-/// `1.24s`-style formatting of a millisecond value; `-` for a missing one.
-fn ms_filter(value: &Value, _: &HashMap<String, Value>) -> tera::Result<Value> {
-    Ok(Value::String(
-        value.as_f64().map_or_else(|| "-".into(), fmt_ms),
-    ))
-}
-
-/// A measured threshold value with its unit: milliseconds as durations, others as numbers.
-fn measure_filter(value: &Value, args: &HashMap<String, Value>) -> tera::Result<Value> {
-    let Some(v) = value.as_f64() else {
-        return Ok(Value::String("-".into()));
-    };
-    let is_time = args.get("unit").and_then(Value::as_str) == Some("ms");
-    Ok(Value::String(if is_time {
-        fmt_ms(v)
-    } else {
-        format_number(v)
-    }))
-}
-
-/// Escapes text for a Markdown table cell.
-fn cell_filter(value: &Value, _: &HashMap<String, Value>) -> tera::Result<Value> {
-    let text = value
-        .as_str()
-        .map_or_else(|| value.to_string(), str::to_string);
-    Ok(Value::String(
-        text.replace('|', "\\|").replace(['\n', '\r'], " "),
-    ))
-}
 
 /// Four significant digits, no trailing zeros: 0.01818, 108, 2.5.
 pub fn format_number(v: f64) -> String {
@@ -53,21 +17,6 @@ pub fn format_number(v: f64) -> String {
     let digits = (3 - v.abs().log10().floor() as i32).clamp(0, 8) as usize;
     let text = format!("{v:.digits$}");
     text.trim_end_matches('0').trim_end_matches('.').to_string()
-}
-
-/// Renders the Markdown summary of a result.
-pub fn render_summary(result: &RunResult) -> tera::Result<String> {
-    let mut tera = Tera::default();
-    tera.register_filter("ms", ms_filter);
-    tera.register_filter("measure", measure_filter);
-    tera.register_filter("cell", cell_filter);
-    tera.add_raw_template("summary.md", SUMMARY_TEMPLATE)?;
-    let mut context = Context::from_serialize(result)?;
-    context.insert(
-        "failed_thresholds",
-        &result.thresholds.iter().filter(|t| !t.passed).count(),
-    );
-    tera.render("summary.md", &context)
 }
 
 fn xml_escape(text: &str) -> String {
@@ -133,10 +82,11 @@ pub fn render_junit(result: &RunResult) -> String {
 /// (GitHub's `$GITHUB_STEP_SUMMARY`) when given. Returns the files written.
 pub fn write_outputs(
     result: &RunResult,
+    templates: &crate::report::Templates,
     dir: &Path,
     step_summary: Option<&OsStr>,
 ) -> std::io::Result<Vec<PathBuf>> {
-    let summary = render_summary(result)
+    let summary = crate::report::render_markdown(result, templates)
         .map_err(|e| std::io::Error::other(format!("summary.md template: {e:?}")))?;
     let summary_path = dir.join("summary.md");
     std::fs::write(&summary_path, &summary)?;

@@ -6,12 +6,12 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use schemars::JsonSchema;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::backend::ErrorKind;
 use crate::executor::open::CapacityReport;
 use crate::metrics::knee::{self, Knee, LevelPoint};
-use crate::metrics::recorder::{GroupStats, Recorder};
+use crate::metrics::recorder::{GroupStats, Recorder, Trend};
 use crate::metrics::summary::{summarize_with, GroupSummary};
 use crate::metrics::timeseries::SeriesPoint;
 use crate::metrics::Group;
@@ -21,7 +21,7 @@ use crate::thresholds::eval::ThresholdOutcome;
 pub const FORMAT_VERSION: u32 = 1;
 
 /// A whole run.
-#[derive(Debug, Clone, Serialize, JsonSchema)]
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 pub struct RunResult {
     /// Version of this document's layout.
     pub format_version: u32,
@@ -55,10 +55,50 @@ pub struct RunResult {
     pub aborted_by_threshold: Option<String>,
     /// The outcome of each capacity-search scenario.
     pub capacity: Vec<CapacityReport>,
+    /// Percentile spectra of the whole run (capacity-search steps excluded), for the
+    /// distribution chart.
+    pub spectrum: Spectrum,
+}
+
+/// HDR percentile spectra: value at percentiles 0, 50, 75, 87.5, ... (1 − 1/2^k), 100.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema)]
+pub struct Spectrum {
+    /// Time to first token.
+    pub ttft_ms: Vec<SpectrumPoint>,
+    /// End-to-end latency.
+    pub e2e_ms: Vec<SpectrumPoint>,
+}
+
+/// One point of a spectrum.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, JsonSchema)]
+pub struct SpectrumPoint {
+    /// Percentile, 0 to 100.
+    pub percentile: f64,
+    /// Value at it, ms.
+    pub value: f64,
+}
+
+/// The spectrum of one histogram in µs, as ms: 1 − 1/2^k for k = 0..=16, then the maximum.
+pub fn spectrum_of(h: &hdrhistogram::Histogram<u64>) -> Vec<SpectrumPoint> {
+    if h.is_empty() {
+        return Vec::new();
+    }
+    let mut points: Vec<SpectrumPoint> = (0..=16)
+        .map(|k| 1.0 - 0.5f64.powi(k))
+        .map(|q| SpectrumPoint {
+            percentile: q * 100.0,
+            value: h.value_at_quantile(q) as f64 / 1000.0,
+        })
+        .collect();
+    points.push(SpectrumPoint {
+        percentile: 100.0,
+        value: h.max() as f64 / 1000.0,
+    });
+    points
 }
 
 /// The tool.
-#[derive(Debug, Clone, Serialize, JsonSchema)]
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 pub struct ToolInfo {
     /// "llm-bench".
     pub name: String,
@@ -67,7 +107,7 @@ pub struct ToolInfo {
 }
 
 /// The scenario.
-#[derive(Debug, Clone, Serialize, JsonSchema)]
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 pub struct ScenarioInfo {
     /// `name` from the file.
     pub name: String,
@@ -81,7 +121,7 @@ pub struct ScenarioInfo {
 }
 
 /// The server under test.
-#[derive(Debug, Clone, Serialize, JsonSchema)]
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 pub struct TargetInfo {
     /// API family (`ollama`).
     pub backend: String,
@@ -96,7 +136,7 @@ pub struct TargetInfo {
 }
 
 /// The load generator's machine.
-#[derive(Debug, Clone, Serialize, JsonSchema)]
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 pub struct HostInfo {
     /// Logical CPUs available.
     pub cores: usize,
@@ -118,7 +158,7 @@ impl HostInfo {
 }
 
 /// Warm-up counts.
-#[derive(Debug, Clone, Serialize, JsonSchema)]
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 pub struct WarmupSummary {
     /// Warm-up requests sent.
     pub requests: u64,
@@ -131,7 +171,7 @@ pub struct WarmupSummary {
 }
 
 /// One load phase.
-#[derive(Debug, Clone, Serialize, JsonSchema)]
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 pub struct ScenarioResult {
     /// Its name in the file.
     pub name: String,
@@ -147,7 +187,7 @@ pub struct ScenarioResult {
 }
 
 /// One level or stage.
-#[derive(Debug, Clone, Serialize, JsonSchema)]
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 pub struct GroupResult {
     /// "level 5", "stage 2" or "all".
     pub label: String,
@@ -170,7 +210,7 @@ pub struct GroupResult {
 pub fn summarize_phases(
     recorder: &Recorder,
     phases: &[(String, String)],
-) -> (Vec<ScenarioResult>, GroupSummary) {
+) -> (Vec<ScenarioResult>, GroupSummary, Spectrum) {
     let mut run_total = GroupStats::default();
     let mut scenarios = Vec::new();
     for (name, executor) in phases {
@@ -206,7 +246,23 @@ pub fn summarize_phases(
             knee,
         });
     }
-    (scenarios, summarize_with(&run_total, recorder.has_limits()))
+    let mut measured = GroupStats::default();
+    for (_, stats) in recorder
+        .groups()
+        .iter()
+        .filter(|(k, _)| !matches!(k.group, Group::Step(_) | Group::Discarded(_)))
+    {
+        measured.merge(stats);
+    }
+    let spectrum = Spectrum {
+        ttft_ms: spectrum_of(measured.trend(Trend::Ttft)),
+        e2e_ms: spectrum_of(measured.trend(Trend::E2e)),
+    };
+    (
+        scenarios,
+        summarize_with(&run_total, recorder.has_limits()),
+        spectrum,
+    )
 }
 
 fn knee_of(groups: &[GroupResult]) -> Knee {

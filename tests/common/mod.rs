@@ -38,6 +38,7 @@ pub fn options(dir: &Path, url: Option<String>) -> RunOptions {
         output_dir: dir.to_path_buf(),
         raw: false,
         precise_timer: false,
+        templates: Default::default(),
         progress: ProgressMode::Quiet,
     }
 }

@@ -1,0 +1,451 @@
+//! Reports: the view model built from a [`RunResult`] (charts rendered to SVG, "how to read
+//! this" notes), and its rendering through tera templates. The templates are embedded; a
+//! directory or a file given by the user overrides them.
+
+pub mod svg;
+
+use std::collections::HashMap;
+use std::path::Path;
+
+use serde::Serialize;
+use tera::{Context, Tera, Value};
+
+use crate::output::ci::format_number;
+use crate::output::result::{RunResult, ScenarioResult};
+use crate::output::table::fmt_ms;
+use svg::{stacked_bars, LineChart, Series, XAxis};
+
+/// The embedded HTML report template.
+pub const HTML_TEMPLATE: &str = include_str!("../../templates/report.html.tera");
+/// The embedded Markdown summary template.
+pub const MARKDOWN_TEMPLATE: &str = include_str!("../../templates/summary.md.tera");
+
+/// Output formats of `llm-bench report`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Format {
+    /// Self-contained HTML with charts.
+    Html,
+    /// Markdown summary (pull-request comments, step summaries).
+    Md,
+    /// The result JSON itself, re-serialised.
+    Json,
+}
+
+/// The templates in use: embedded, or overridden.
+#[derive(Debug, Clone)]
+pub struct Templates {
+    /// `report.html.tera`.
+    pub html: String,
+    /// `summary.md.tera`.
+    pub markdown: String,
+}
+
+impl Default for Templates {
+    fn default() -> Self {
+        Self {
+            html: HTML_TEMPLATE.into(),
+            markdown: MARKDOWN_TEMPLATE.into(),
+        }
+    }
+}
+
+impl Templates {
+    /// The embedded templates, each replaced by `dir/<name>` when that file exists.
+    pub fn load(dir: Option<&Path>) -> std::io::Result<Self> {
+        let mut t = Self::default();
+        if let Some(dir) = dir {
+            for (name, slot) in [
+                ("report.html.tera", &mut t.html),
+                ("summary.md.tera", &mut t.markdown),
+            ] {
+                let path = dir.join(name);
+                if path.exists() {
+                    *slot = std::fs::read_to_string(&path)?;
+                }
+            }
+        }
+        Ok(t)
+    }
+}
+
+/// One chart of one scenario.
+#[derive(Debug, Clone, Serialize)]
+pub struct ScenarioCharts {
+    /// The scenario.
+    pub scenario: String,
+    /// p50/p95/p99 of e2e and TTFT per level, knee marked.
+    pub latency: String,
+    /// Output tokens/s per level, saturation marked.
+    pub throughput: String,
+    /// Requests/s per level.
+    pub requests: String,
+    /// Ollama: TTFT decomposed into queue wait, load and prefill per level (medians).
+    pub ttft_breakdown: Option<String>,
+}
+
+/// Charts of the whole run.
+#[derive(Debug, Clone, Serialize)]
+pub struct Charts {
+    /// Concurrency sweeps, one set per `concurrency-levels` scenario.
+    pub sweeps: Vec<ScenarioCharts>,
+    /// TTFT and e2e percentile spectra.
+    pub spectrum: String,
+    /// Active VUs, completed requests/s and errors/s over time.
+    pub load_over_time: String,
+    /// Output tokens/s and TTFT p95 per second over time.
+    pub tokens_over_time: String,
+    /// TTFT p95 per second over time.
+    pub ttft_over_time: String,
+    /// Errors by kind.
+    pub errors: String,
+}
+
+/// The render context of every template: what template authors can use.
+#[derive(Debug, Clone, Serialize)]
+pub struct ReportView {
+    /// The whole result document (every field of results/*.json).
+    pub result: RunResult,
+    /// Charts as inline SVG markup (insert with `| safe`).
+    pub charts: Charts,
+    /// Thresholds that failed.
+    pub failed_thresholds: usize,
+    /// Short "how to read this" notes that apply to this run.
+    pub notes: Vec<String>,
+}
+
+fn level_categories(s: &ScenarioResult) -> Vec<String> {
+    s.groups
+        .iter()
+        .map(|g| g.level.map_or_else(|| g.label.clone(), |l| l.to_string()))
+        .collect()
+}
+
+fn sweep_charts(s: &ScenarioResult) -> ScenarioCharts {
+    let cats = level_categories(s);
+    let at = |f: &dyn Fn(&crate::output::result::GroupResult) -> Option<f64>| -> Vec<(f64, f64)> {
+        s.groups
+            .iter()
+            .enumerate()
+            .filter_map(|(i, g)| f(g).map(|v| (i as f64, v)))
+            .collect()
+    };
+    let mut series = Vec::new();
+    for (name, pick) in [
+        ("e2e p50", 0),
+        ("e2e p95", 1),
+        ("e2e p99", 2),
+        ("TTFT p50", 3),
+        ("TTFT p95", 4),
+        ("TTFT p99", 5),
+    ] {
+        let points = at(&|g| {
+            let stats = if pick < 3 {
+                g.summary.e2e_latency_ms.as_ref()
+            } else {
+                g.summary.ttft_ms.as_ref()
+            }?;
+            Some(match pick % 3 {
+                0 => stats.p50,
+                1 => stats.p95,
+                _ => stats.p99,
+            })
+        });
+        series.push(Series {
+            name: name.into(),
+            points,
+            dashed: pick >= 3,
+        });
+    }
+    let index_of =
+        |level: Option<u32>| level.and_then(|l| s.groups.iter().position(|g| g.level == Some(l)));
+    let knee = s.knee.unwrap_or_default();
+    let latency = LineChart {
+        title: &format!("{}: latency vs concurrency", s.name),
+        y_label: "ms",
+        x: XAxis::Categories(cats.clone()),
+        series,
+        marker: index_of(knee.latency_knee_level)
+            .map(|i| (i as f64, "knee: TTFT tail separates".to_string())),
+    }
+    .render();
+    let throughput = LineChart {
+        title: &format!("{}: output tokens/s vs concurrency", s.name),
+        y_label: "output tokens/s",
+        x: XAxis::Categories(cats.clone()),
+        series: vec![Series {
+            name: "output tokens/s".into(),
+            points: at(&|g| Some(g.summary.output_tokens_per_second)),
+            dashed: false,
+        }],
+        marker: index_of(knee.saturation_level).map(|i| (i as f64, "saturation".to_string())),
+    }
+    .render();
+    let requests = LineChart {
+        title: &format!("{}: requests/s vs concurrency", s.name),
+        y_label: "requests/s",
+        x: XAxis::Categories(cats.clone()),
+        series: vec![Series {
+            name: "requests/s".into(),
+            points: at(&|g| Some(g.summary.requests_per_second)),
+            dashed: false,
+        }],
+        marker: None,
+    }
+    .render();
+    let has_server = s.groups.iter().any(|g| g.summary.queue_wait_ms.is_some());
+    let ttft_breakdown = has_server.then(|| {
+        let median = |f: fn(&crate::metrics::GroupSummary) -> Option<&crate::metrics::Stats>| {
+            s.groups
+                .iter()
+                .map(|g| f(&g.summary).map_or(0.0, |v| v.p50))
+                .collect::<Vec<_>>()
+        };
+        stacked_bars(
+            &format!("{}: where TTFT goes (server medians)", s.name),
+            "ms",
+            &cats,
+            &[
+                (
+                    "queue wait".to_string(),
+                    median(|g| g.queue_wait_ms.as_ref()),
+                ),
+                ("model load".to_string(), median(|g| g.load_ms.as_ref())),
+                ("prefill".to_string(), median(|g| g.prefill_ms.as_ref())),
+            ],
+        )
+    });
+    ScenarioCharts {
+        scenario: s.name.clone(),
+        latency,
+        throughput,
+        requests,
+        ttft_breakdown,
+    }
+}
+
+fn notes(result: &RunResult) -> Vec<String> {
+    let mut notes = Vec::new();
+    for s in result
+        .scenarios
+        .iter()
+        .filter(|s| s.executor == "concurrency-levels")
+    {
+        let points: Vec<(f64, f64)> = s
+            .groups
+            .iter()
+            .filter_map(|g| Some((f64::from(g.level?), g.summary.e2e_latency_ms.as_ref()?.p50)))
+            .collect();
+        if let (Some(first), Some(last)) = (points.first(), points.last()) {
+            let concurrency = last.0 / first.0;
+            let latency = last.1 / first.1;
+            if concurrency >= 2.0 && latency >= 0.7 * concurrency {
+                notes.push(format!(
+                    "{}: median latency grows about in proportion to concurrency ({}× users, {:.1}× latency): requests are served one after another, without batching. More parallel slots (OLLAMA_NUM_PARALLEL) or a batching server raise throughput.",
+                    s.name, format_number(concurrency), latency
+                ));
+            }
+        }
+        let widening = s.groups.windows(2).any(|w| {
+            let ratio = |g: &crate::output::result::GroupResult| {
+                g.summary.e2e_latency_ms.as_ref().map(|e| e.p99 / e.p95)
+            };
+            matches!((ratio(&w[0]), ratio(&w[1])), (Some(a), Some(b)) if b > a * 1.2 && b > 1.2)
+        });
+        if widening {
+            notes.push(format!("{}: the p99 pulls away from the p95 at higher levels: the signature of queueing, where an unlucky request waits behind several others.", s.name));
+        }
+    }
+    if result.scenarios.iter().flat_map(|s| &s.groups).any(|g| {
+        g.summary
+            .schedule_lag_ms
+            .as_ref()
+            .is_some_and(|l| l.p95 > 100.0)
+    }) {
+        notes.push("Open model: latency from the intended start is well above latency from the actual send. That gap is queueing on the client, which a closed-loop tool would not report (coordinated omission).".into());
+    }
+    notes
+}
+
+/// Builds the view model.
+pub fn view(result: &RunResult) -> ReportView {
+    let sweeps = result
+        .scenarios
+        .iter()
+        .filter(|s| s.executor == "concurrency-levels")
+        .map(sweep_charts)
+        .collect();
+    let spectrum_series = |name: &str, points: &[crate::output::result::SpectrumPoint]| Series {
+        name: name.into(),
+        points: points
+            .iter()
+            .filter(|p| p.percentile < 100.0)
+            .map(|p| (p.percentile, p.value))
+            .collect(),
+        dashed: false,
+    };
+    let spectrum = LineChart {
+        title: "Latency by percentile (HDR percentile spectrum)",
+        y_label: "ms",
+        x: XAxis::Percentile,
+        series: vec![
+            spectrum_series("TTFT", &result.spectrum.ttft_ms),
+            spectrum_series("e2e", &result.spectrum.e2e_ms),
+        ],
+        marker: None,
+    }
+    .render();
+    let ts = &result.timeseries;
+    let per_second =
+        |f: &dyn Fn(&crate::metrics::timeseries::SeriesPoint) -> f64| -> Vec<(f64, f64)> {
+            ts.iter()
+                .map(|p| (p.t_secs as f64, f(p) / p.width_secs.max(1) as f64))
+                .collect()
+        };
+    let load_over_time = LineChart {
+        title: "Load over time",
+        y_label: "per second / VUs",
+        x: XAxis::Linear("seconds since start".into()),
+        series: vec![
+            Series {
+                name: "active VUs".into(),
+                points: ts
+                    .iter()
+                    .map(|p| (p.t_secs as f64, p.active_vus as f64))
+                    .collect(),
+                dashed: false,
+            },
+            Series {
+                name: "completed/s".into(),
+                points: per_second(&|p| p.completed as f64),
+                dashed: false,
+            },
+            Series {
+                name: "errors/s".into(),
+                points: per_second(&|p| p.errors as f64),
+                dashed: true,
+            },
+        ],
+        marker: None,
+    }
+    .render();
+    let tokens_over_time = LineChart {
+        title: "Output tokens/s over time",
+        y_label: "output tokens/s",
+        x: XAxis::Linear("seconds since start".into()),
+        series: vec![Series {
+            name: "output tokens/s".into(),
+            points: per_second(&|p| p.output_tokens as f64),
+            dashed: false,
+        }],
+        marker: None,
+    }
+    .render();
+    let ttft_over_time = LineChart {
+        title: "TTFT per second over time",
+        y_label: "ms",
+        x: XAxis::Linear("seconds since start".into()),
+        series: vec![
+            Series {
+                name: "TTFT p50".into(),
+                points: ts
+                    .iter()
+                    .filter_map(|p| Some((p.t_secs as f64, p.ttft_p50_ms?)))
+                    .collect(),
+                dashed: false,
+            },
+            Series {
+                name: "TTFT p95".into(),
+                points: ts
+                    .iter()
+                    .filter_map(|p| Some((p.t_secs as f64, p.ttft_p95_ms?)))
+                    .collect(),
+                dashed: false,
+            },
+        ],
+        marker: None,
+    }
+    .render();
+    let kinds: Vec<String> = result
+        .total
+        .errors_by_kind
+        .keys()
+        .map(|k| k.to_string())
+        .collect();
+    let counts: Vec<f64> = result
+        .total
+        .errors_by_kind
+        .values()
+        .map(|n| *n as f64)
+        .collect();
+    let errors = stacked_bars(
+        "Errors by kind",
+        "requests",
+        &kinds,
+        &[("errors".to_string(), counts)],
+    );
+    ReportView {
+        result: result.clone(),
+        charts: Charts {
+            sweeps,
+            spectrum,
+            load_over_time,
+            tokens_over_time,
+            ttft_over_time,
+            errors,
+        },
+        failed_thresholds: result.thresholds.iter().filter(|t| !t.passed).count(),
+        notes: notes(result),
+    }
+}
+
+fn ms_filter(value: &Value, _: &HashMap<String, Value>) -> tera::Result<Value> {
+    Ok(Value::String(
+        value.as_f64().map_or_else(|| "-".into(), fmt_ms),
+    ))
+}
+
+fn measure_filter(value: &Value, args: &HashMap<String, Value>) -> tera::Result<Value> {
+    let Some(v) = value.as_f64() else {
+        return Ok(Value::String("-".into()));
+    };
+    let is_time = args.get("unit").and_then(Value::as_str) == Some("ms");
+    Ok(Value::String(if is_time {
+        fmt_ms(v)
+    } else {
+        format_number(v)
+    }))
+}
+
+fn cell_filter(value: &Value, _: &HashMap<String, Value>) -> tera::Result<Value> {
+    let text = value
+        .as_str()
+        .map_or_else(|| value.to_string(), str::to_string);
+    Ok(Value::String(
+        text.replace('|', "\\|").replace(['\n', '\r'], " "),
+    ))
+}
+
+/// Renders `template` (named `name`: names ending in `.html` are auto-escaped) over the view of
+/// `result`. The context has the [`ReportView`] fields at the top level, and for Markdown
+/// templates also every field of the result at the top level (as `summary.md.tera` expects).
+pub fn render(result: &RunResult, name: &str, template: &str) -> tera::Result<String> {
+    let mut tera = Tera::default();
+    tera.register_filter("ms", ms_filter);
+    tera.register_filter("measure", measure_filter);
+    tera.register_filter("cell", cell_filter);
+    tera.add_raw_template(name, template)?;
+    let view = view(result);
+    let mut context = Context::from_serialize(result)?;
+    context.extend(Context::from_serialize(&view)?);
+    tera.render(name, &context)
+}
+
+/// The HTML report.
+pub fn render_html(result: &RunResult, templates: &Templates) -> tera::Result<String> {
+    render(result, "report.html", &templates.html)
+}
+
+/// The Markdown summary.
+pub fn render_markdown(result: &RunResult, templates: &Templates) -> tera::Result<String> {
+    render(result, "summary.md", &templates.markdown)
+}
