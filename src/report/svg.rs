@@ -80,9 +80,7 @@ fn ticks(max: f64) -> Vec<f64> {
 fn fmt_tick(v: f64) -> String {
     if v == 0.0 {
         "0".into()
-    } else if v.abs() >= 1000.0 {
-        format!("{:.0}", v)
-    } else if v.fract() == 0.0 {
+    } else if v.abs() >= 1000.0 || v.fract() == 0.0 {
         format!("{v:.0}")
     } else {
         format!("{v:.2}")
