@@ -173,8 +173,8 @@ pub struct RunOutcome {
     pub result_path: PathBuf,
     /// The per-request log, with `--raw`.
     pub raw_path: Option<PathBuf>,
-    /// The HTML report.
-    pub report_path: PathBuf,
+    /// The HTML report (absent when its template failed to render).
+    pub report_path: Option<PathBuf>,
 }
 
 async fn cmd_run(args: RunArgs) -> Result<Status, Error> {
@@ -210,7 +210,9 @@ async fn cmd_run(args: RunArgs) -> Result<Status, Error> {
     if let Some(raw) = &outcome.raw_path {
         let _ = writeln!(out, "raw log: {}", raw.display());
     }
-    let _ = writeln!(out, "report: {}", outcome.report_path.display());
+    if let Some(report) = &outcome.report_path {
+        let _ = writeln!(out, "report: {}", report.display());
+    }
     if args.ci {
         let written = ci::write_outputs(
             r,
@@ -426,7 +428,14 @@ pub async fn execute(
     let result_path = result::save(&result, &opts.output_dir, &stem).map_err(Error::io(
         format!("cannot write results to {}", opts.output_dir.display()),
     ))?;
-    let report_path = write_html_report(&result, &opts.templates, &opts.output_dir, &stem)?;
+    // The results are saved: a template that fails to render is reported, not fatal.
+    let report_path = match write_html_report(&result, &opts.templates, &opts.output_dir, &stem) {
+        Ok(path) => Some(path),
+        Err(err) => {
+            eprintln!("warning: no HTML report: {err}");
+            None
+        }
+    };
     Ok(RunOutcome {
         result,
         result_path,

@@ -100,11 +100,95 @@ pub struct Charts {
     pub errors: String,
 }
 
+/// One row of the results table, formatted for display ("-" where there is no data).
+#[derive(Debug, Clone, Serialize)]
+pub struct Row {
+    /// Scenario name.
+    pub scenario: String,
+    /// "level 4", "stage 2", "step 3" or "all".
+    pub group: String,
+    /// Requests that ended.
+    pub requests: u64,
+    /// Failed requests.
+    pub errors: u64,
+    /// Arrivals skipped (open model).
+    pub dropped: u64,
+    /// Latency percentiles and rates, formatted ("850ms", "1.24s").
+    pub e2e_p50: String,
+    /// e2e p95.
+    pub e2e_p95: String,
+    /// e2e p99.
+    pub e2e_p99: String,
+    /// TTFT p50.
+    pub ttft_p50: String,
+    /// TTFT p95.
+    pub ttft_p95: String,
+    /// ITL p50.
+    pub itl_p50: String,
+    /// TPOT p50.
+    pub tpot_p50: String,
+    /// Open model: schedule lag p99.
+    pub lag_p99: String,
+    /// Open model: TTFT p95 from the intended start.
+    pub ttft_p95_from_schedule: String,
+    /// Open model: e2e p95 from the intended start.
+    pub e2e_p95_from_schedule: String,
+    /// Output tokens/s, one decimal.
+    pub output_tps: String,
+    /// Requests/s, two decimals.
+    pub rps: String,
+    /// Goodput requests/s, or "-".
+    pub goodput: String,
+    /// Whether the group has open-model (schedule) data.
+    pub open_model: bool,
+}
+
+fn rows(result: &RunResult) -> Vec<Row> {
+    let ms = |s: &Option<crate::metrics::Stats>, f: fn(&crate::metrics::Stats) -> f64| {
+        s.as_ref().map_or_else(|| "-".to_string(), |s| fmt_ms(f(s)))
+    };
+    result
+        .scenarios
+        .iter()
+        .flat_map(|sc| sc.groups.iter().map(move |g| (sc, g)))
+        .map(|(sc, g)| {
+            let s = &g.summary;
+            Row {
+                scenario: sc.name.clone(),
+                group: g.label.clone(),
+                requests: s.requests,
+                errors: s.errors,
+                dropped: s.dropped_iterations,
+                e2e_p50: ms(&s.e2e_latency_ms, |s| s.p50),
+                e2e_p95: ms(&s.e2e_latency_ms, |s| s.p95),
+                e2e_p99: ms(&s.e2e_latency_ms, |s| s.p99),
+                ttft_p50: ms(&s.ttft_ms, |s| s.p50),
+                ttft_p95: ms(&s.ttft_ms, |s| s.p95),
+                itl_p50: ms(&s.itl_ms, |s| s.p50),
+                tpot_p50: ms(&s.tpot_ms, |s| s.p50),
+                lag_p99: ms(&s.schedule_lag_ms, |s| s.p99),
+                ttft_p95_from_schedule: ms(&s.ttft_from_schedule_ms, |s| s.p95),
+                e2e_p95_from_schedule: ms(&s.e2e_from_schedule_ms, |s| s.p95),
+                output_tps: format!("{:.1}", s.output_tokens_per_second),
+                rps: format!("{:.2}", s.requests_per_second),
+                goodput: s
+                    .goodput_rps
+                    .map_or_else(|| "-".into(), |g| format!("{g:.2}")),
+                open_model: s.schedule_lag_ms.is_some(),
+            }
+        })
+        .collect()
+}
+
 /// The render context of every template: what template authors can use.
 #[derive(Debug, Clone, Serialize)]
 pub struct ReportView {
     /// The whole result document (every field of results/*.json).
     pub result: RunResult,
+    /// The results table, one row per level, stage or step, formatted for display.
+    pub rows: Vec<Row>,
+    /// True when any row has open-model data.
+    pub has_open_model: bool,
     /// Charts as inline SVG markup (insert with `| safe`).
     pub charts: Charts,
     /// Thresholds that failed.
@@ -383,7 +467,10 @@ pub fn view(result: &RunResult) -> ReportView {
         &kinds,
         &[("errors".to_string(), counts)],
     );
+    let rows = rows(result);
     ReportView {
+        has_open_model: rows.iter().any(|r| r.open_model),
+        rows,
         result: result.clone(),
         charts: Charts {
             sweeps,
