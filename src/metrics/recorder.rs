@@ -47,6 +47,14 @@ pub enum Trend {
 }
 
 impl Trend {
+    /// True for trends measured in time (µs inside, ms in results and thresholds).
+    pub fn is_time(self) -> bool {
+        !matches!(
+            self,
+            Trend::OutputTokens | Trend::PromptTokens | Trend::RequestTokensPerSecond
+        )
+    }
+
     /// Every trend, in report order.
     pub const ALL: [Trend; 14] = [
         Trend::Ttft,

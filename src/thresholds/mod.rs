@@ -63,18 +63,7 @@ impl Metric {
 
     /// True for metrics measured in time (limits in ms, units allowed).
     pub fn is_time(self) -> bool {
-        matches!(
-            self,
-            Metric::Trend(
-                Trend::Ttft
-                    | Trend::Itl
-                    | Trend::Tpot
-                    | Trend::E2e
-                    | Trend::QueueWait
-                    | Trend::Load
-                    | Trend::Prefill
-            )
-        )
+        matches!(self, Metric::Trend(trend) if trend.is_time())
     }
 
     /// The aggregations that make sense for this metric, as written in messages.
@@ -306,6 +295,21 @@ mod tests {
         let tagged = t.iter().find(|t| t.key_text == "ttft{level:10}").unwrap();
         assert_eq!(tagged.key.tags, vec![(TagKey::Level, "10".to_string())]);
         assert_eq!(tagged.expression.limit(), 1000.0);
+    }
+
+    #[test]
+    fn every_time_trend_takes_units_and_no_other_metric_does() {
+        for (name, metric) in METRICS {
+            let with_unit = check_expression("p(95)<2s", metric)
+                .or_else(|_| check_expression("count<2s", metric));
+            let timed = !matches!(
+                metric,
+                Metric::Trend(
+                    Trend::OutputTokens | Trend::PromptTokens | Trend::RequestTokensPerSecond
+                )
+            ) && matches!(metric, Metric::Trend(_));
+            assert_eq!(with_unit.is_ok(), timed, "{name}");
+        }
     }
 
     #[test]

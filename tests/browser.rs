@@ -1,0 +1,138 @@
+//! The HTML report in a real browser: Debian's Chromium, headless, driven by playwright-core
+//! through `tests/browser/check_report.cjs`. `.ci/run` installs both and sets PLAYWRIGHT_CORE;
+//! elsewhere the test says it is skipped unless CI is set.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use llm_bench::output::result::RunResult;
+
+fn tools() -> Option<(PathBuf, PathBuf)> {
+    let core = std::env::var_os("PLAYWRIGHT_CORE").map(PathBuf::from);
+    let chromium = std::env::var_os("CHROMIUM")
+        .map_or_else(|| PathBuf::from("/usr/bin/chromium"), PathBuf::from);
+    match core {
+        Some(core) if chromium.exists() => Some((core, chromium)),
+        _ => {
+            assert!(
+                std::env::var_os("CI").is_none(),
+                "CI must provide PLAYWRIGHT_CORE and Chromium (see .ci/run)"
+            );
+            eprintln!("skipped: set PLAYWRIGHT_CORE and install chromium (.ci/run does both)");
+            None
+        }
+    }
+}
+
+fn check(html: &Path, screenshot: &Path, core: &Path, chromium: &Path) -> serde_json::Value {
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/browser/check_report.cjs");
+    let out = Command::new("node")
+        .arg(script)
+        .arg(html)
+        .arg(screenshot)
+        .env("PLAYWRIGHT_CORE", core)
+        .env("CHROMIUM", chromium)
+        .output()
+        .expect("node runs");
+    assert!(
+        out.status.success(),
+        "browser check failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+fn fixture_with_probe() -> RunResult {
+    let text = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/sim-result.json"),
+    )
+    .unwrap();
+    let mut result: RunResult = serde_json::from_str(&text).unwrap();
+    result.scenario.name = "<script>window.__xss='name';document.title='pwned'</script>".into();
+    result.scenario.description =
+        Some("\"><img src=x onerror=\"window.__xss='description'\">".into());
+    result.scenarios[0].name = "<svg onload=\"window.__xss='scenario'\">".into();
+    result
+}
+
+#[test]
+fn the_report_loads_offline_without_errors_draws_every_chart_and_keeps_probes_inert() {
+    let Some((core, chromium)) = tools() else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let html = dir.path().join("report.html");
+    std::fs::write(
+        &html,
+        llm_bench::report::render_html(&fixture_with_probe(), &Default::default()).unwrap(),
+    )
+    .unwrap();
+    let artifacts = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/test-artifacts");
+    std::fs::create_dir_all(&artifacts).unwrap();
+    let screenshot = artifacts.join("report.png");
+    let report = check(&html, &screenshot, &core, &chromium);
+
+    assert_eq!(
+        report["errors"],
+        serde_json::json!([]),
+        "console or page errors"
+    );
+    assert_eq!(
+        report["requests"],
+        serde_json::json!([]),
+        "the report made network requests"
+    );
+    let probe = &report["probe"];
+    assert_eq!(
+        probe["xss"],
+        serde_json::Value::Null,
+        "an XSS probe ran: {probe}"
+    );
+    // The probe shows as the literal text it is; had it run, the title would be "pwned".
+    assert_eq!(
+        probe["title"],
+        "llm-bench: <script>window.__xss='name';document.title='pwned'</script>"
+    );
+    assert_eq!(probe["scripts"], 0);
+    let charts = report["charts"].as_array().unwrap();
+    // Sweep: latency, throughput, requests/s, TTFT breakdown; run: spectrum, load, tokens, TTFT, errors.
+    assert_eq!(charts.len(), 9, "{charts:?}");
+    for chart in charts {
+        assert!(
+            chart["drawn"].as_u64().unwrap() > 0,
+            "a chart drew nothing: {chart}"
+        );
+        assert!(
+            chart["width"].as_f64().unwrap() > 300.0,
+            "a chart is not laid out: {chart}"
+        );
+    }
+    assert!(
+        std::fs::metadata(&screenshot).unwrap().len() > 50_000,
+        "screenshot kept at {}",
+        screenshot.display()
+    );
+}
+
+/// The checker itself must see what it is looking for, or the test above proves nothing.
+#[test]
+fn the_checker_sees_requests_errors_and_scripts() {
+    let Some((core, chromium)) = tools() else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let html = dir.path().join("bad.html");
+    std::fs::write(&html, "<html><body><img src=\"http://127.0.0.1:9/x.png\"><script>window.__xss='ran'; throw new Error('boom')</script></body></html>").unwrap();
+    let report = check(&html, &dir.path().join("bad.png"), &core, &chromium);
+    assert_eq!(report["probe"]["xss"], "ran");
+    assert!(report["requests"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|r| r.as_str().unwrap().contains("127.0.0.1:9")));
+    assert!(report["errors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|e| e.as_str().unwrap().contains("boom")));
+}

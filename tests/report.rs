@@ -1,0 +1,178 @@
+//! Reports from a fixed, real simulator result (tests/data/sim-result.json, made by
+//! tests/data/report-scenario.yaml): golden Markdown and view model, the HTML's structure and
+//! escaping, and `llm-bench report` with its formats and template overrides.
+//! `UPDATE_GOLDEN=1 cargo test --test report` rewrites the golden files after a deliberate change.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use llm_bench::output::result::RunResult;
+use llm_bench::report::{self, Templates};
+
+fn data(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/data")
+        .join(name)
+}
+
+fn fixture() -> RunResult {
+    serde_json::from_str(&std::fs::read_to_string(data("sim-result.json")).unwrap()).unwrap()
+}
+
+fn golden(name: &str, actual: &str) {
+    let path = data(name);
+    if std::env::var_os("UPDATE_GOLDEN").is_some() {
+        std::fs::write(&path, actual).unwrap();
+    }
+    let expected = std::fs::read_to_string(&path).unwrap_or_default();
+    if expected != actual {
+        let diff: Vec<String> = expected
+            .lines()
+            .zip(actual.lines())
+            .enumerate()
+            .filter(|(_, (e, a))| e != a)
+            .take(5)
+            .map(|(i, (e, a))| format!("line {}:\n  expected: {e}\n  actual:   {a}", i + 1))
+            .collect();
+        panic!(
+            "{name} differs ({} vs {} lines; UPDATE_GOLDEN=1 to accept):\n{}",
+            expected.lines().count(),
+            actual.lines().count(),
+            diff.join("\n")
+        );
+    }
+}
+
+#[test]
+fn markdown_summary_matches_the_golden_file() {
+    golden(
+        "sim-summary.golden.md",
+        &report::render_markdown(&fixture(), &Templates::default()).unwrap(),
+    );
+}
+
+#[test]
+fn view_model_matches_the_golden_file() {
+    let view = report::view(&fixture());
+    let model = serde_json::json!({
+        "rows": view.rows,
+        "has_open_model": view.has_open_model,
+        "failed_thresholds": view.failed_thresholds,
+        "notes": view.notes,
+        "sweeps": view.charts.sweeps.iter().map(|c| &c.scenario).collect::<Vec<_>>(),
+    });
+    golden(
+        "sim-view.golden.json",
+        &(serde_json::to_string_pretty(&model).unwrap() + "\n"),
+    );
+}
+
+#[test]
+fn the_html_is_self_contained_and_complete() {
+    let html = report::render_html(&fixture(), &Templates::default()).unwrap();
+    for section in [
+        "id=\"thresholds\"",
+        "id=\"results\"",
+        "id=\"notes\"",
+        "id=\"sweep-1\"",
+        "id=\"distribution\"",
+        "Open model: latency from the actual send",
+    ] {
+        assert!(html.contains(section), "missing {section}");
+    }
+    assert_eq!(html.matches("<svg class=\"chart\"").count(), 9);
+    assert!(html.contains("knee: TTFT tail separates") && html.contains(">saturation<"));
+    for forbidden in ["<script", "<link", " src=", " href=", "@import", "url("] {
+        assert!(
+            !html.contains(forbidden),
+            "the report must not load anything: found {forbidden}"
+        );
+    }
+    assert!(
+        html.contains("default-src 'none'"),
+        "a CSP forbids loading anything even if a template tried"
+    );
+    assert!(html.len() < 120_000, "keep it small: {} bytes", html.len());
+}
+
+#[test]
+fn every_text_from_the_run_is_escaped() {
+    let mut result = fixture();
+    result.scenario.name = "<script>alert(1)</script>".into();
+    result.scenarios[0].name = "</td><img src=x onerror=alert(2)>".into();
+    result.thresholds[0].metric = "<b>bold</b>".into();
+    let html = report::render_html(&result, &Templates::default()).unwrap();
+    assert!(
+        !html.contains("<script>alert")
+            && !html.contains("<img src=x")
+            && !html.contains("<b>bold")
+    );
+    assert!(
+        html.contains("&lt;script&gt;alert(1)&lt;&#x2F;script&gt;")
+            || html.contains("&lt;script&gt;alert(1)&lt;/script&gt;")
+    );
+    let md = report::render_markdown(&result, &Templates::default()).unwrap();
+    assert!(
+        md.contains("## llm-bench: <script>alert(1)</script>"),
+        "Markdown keeps text; GitHub sanitises it"
+    );
+}
+
+#[test]
+fn report_command_renders_every_format_and_honours_template_overrides() {
+    let bin = env!("CARGO_BIN_EXE_llm-bench");
+    let dir = tempfile::tempdir().unwrap();
+    let run = |args: &[&str]| {
+        let out = Command::new(bin)
+            .arg("report")
+            .arg(data("sim-result.json"))
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    };
+    assert_eq!(
+        run(&["--format", "md"]),
+        std::fs::read_to_string(data("sim-summary.golden.md")).unwrap()
+    );
+    let json: serde_json::Value = serde_json::from_str(&run(&["--format", "json"])).unwrap();
+    let original: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(data("sim-result.json")).unwrap()).unwrap();
+    assert_eq!(json, original, "re-serialising a result loses nothing");
+    let out = dir.path().join("r.html");
+    run(&["--out", out.to_str().unwrap()]);
+    assert!(std::fs::read_to_string(&out)
+        .unwrap()
+        .starts_with("<!DOCTYPE html>"));
+
+    let custom = dir.path().join("mine.tera");
+    std::fs::write(&custom, "{{ result.scenario.name }}: {% for r in rows %}{{ r.group }}={{ r.ttft_p95 }} {% endfor %}").unwrap();
+    assert_eq!(
+        run(&["--format", "md", "--template", custom.to_str().unwrap()]).trim(),
+        "report-fixture: all=212ms level 1=5ms level 2=5ms level 4=278ms level 8=718ms"
+    );
+    let templates = dir.path().join("templates");
+    std::fs::create_dir(&templates).unwrap();
+    std::fs::write(
+        templates.join("report.html.tera"),
+        "<p>{{ failed_thresholds }} failed of {{ result.thresholds | length }}</p>",
+    )
+    .unwrap();
+    assert_eq!(
+        run(&["--templates-dir", templates.to_str().unwrap()]),
+        "<p>2 failed of 4</p>"
+    );
+
+    let broken = Command::new(bin)
+        .arg("report")
+        .arg(data("report-scenario.yaml"))
+        .output()
+        .unwrap();
+    assert_eq!(broken.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&broken.stderr).contains("is not an llm-bench result"));
+}
