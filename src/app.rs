@@ -19,6 +19,7 @@ use crate::metrics::summary::summarize;
 use crate::metrics::Verdict;
 use crate::metrics::{Event, Group, GroupKey, Recorder};
 use crate::output::progress::{Progress, ProgressMode};
+use crate::output::prometheus::{self, LiveMetrics};
 use crate::output::result::{
     self, HostInfo, RunResult, ScenarioInfo, TargetInfo, ToolInfo, WarmupSummary,
 };
@@ -126,6 +127,10 @@ pub struct RunOptions {
     pub precise_timer: bool,
     /// Report templates (embedded, or overridden by `--templates-dir`).
     pub templates: Templates,
+    /// Serve Prometheus metrics here (beats the scenario's `outputs.prometheus.listen`).
+    pub prometheus: Option<SocketAddr>,
+    /// Linger of the metrics endpoint after the run (beats the scenario's).
+    pub prometheus_linger: Option<Duration>,
     /// Progress display.
     pub progress: ProgressMode,
 }
@@ -142,6 +147,8 @@ impl RunOptions {
             raw: args.raw,
             precise_timer: true,
             templates: Templates::default(),
+            prometheus: args.prometheus,
+            prometheus_linger: args.prometheus_linger.map(|d| d.get()),
             progress: if args.ci && !args.quiet {
                 ProgressMode::Lines
             } else {
@@ -334,7 +341,14 @@ pub async fn execute(
         run_start,
     };
     let progress = Progress::new(opts.progress, expected_totals(&plans));
-    let collector = tokio::spawn(collect(rx, progress, raw_file, watch));
+    let live = start_live_metrics(scenario, opts).await?;
+    let collector = tokio::spawn(collect(
+        rx,
+        progress,
+        raw_file,
+        watch,
+        live.as_ref().map(|l| l.metrics.clone()),
+    ));
     let abort = CancellationToken::new();
     let finished = CancellationToken::new();
     arm_interrupt_grace(run_stop.clone(), abort.clone(), finished.clone());
@@ -428,6 +442,10 @@ pub async fn execute(
     let result_path = result::save(&result, &opts.output_dir, &stem).map_err(Error::io(
         format!("cannot write results to {}", opts.output_dir.display()),
     ))?;
+    if let Some(live) = live {
+        live.metrics.thresholds(&result.thresholds);
+        live.linger(&stop).await;
+    }
     // The results are saved: a template that fails to render is reported, not fatal.
     let report_path = match write_html_report(&result, &opts.templates, &opts.output_dir, &stem) {
         Ok(path) => Some(path),
@@ -442,6 +460,93 @@ pub async fn execute(
         raw_path,
         report_path,
     })
+}
+
+/// A running `/metrics` endpoint.
+struct Live {
+    metrics: Arc<LiveMetrics>,
+    addr: SocketAddr,
+    linger: Duration,
+    stop: CancellationToken,
+}
+
+impl Live {
+    /// Keeps `/metrics` up for the linger (or until Ctrl-C), so the final values are scraped.
+    async fn linger(self, interrupt: &CancellationToken) {
+        if !self.linger.is_zero() && !interrupt.is_cancelled() {
+            eprintln!(
+                "prometheus: final values stay at http://{}/metrics for {}",
+                self.addr,
+                crate::duration::format(self.linger)
+            );
+            tokio::select! {
+                _ = tokio::time::sleep(self.linger) => {}
+                _ = interrupt.cancelled() => {}
+            }
+        }
+        self.stop.cancel();
+    }
+}
+
+/// Starts `/metrics` when the command line or the scenario asks for it.
+async fn start_live_metrics(scenario: &Scenario, opts: &RunOptions) -> Result<Option<Live>, Error> {
+    let configured = scenario
+        .outputs
+        .as_ref()
+        .and_then(|o| o.prometheus.as_ref());
+    let addr = match (opts.prometheus, configured) {
+        (Some(addr), _) => addr,
+        (None, Some(p)) => p.listen.parse().map_err(|_| {
+            Error::Usage(format!(
+                "outputs.prometheus.listen: {:?} is not an address",
+                p.listen
+            ))
+        })?,
+        (None, None) => return Ok(None),
+    };
+    let linger = opts
+        .prometheus_linger
+        .or(configured.and_then(|p| p.linger.map(|d| d.get())))
+        .unwrap_or(Duration::from_secs(15));
+    let metrics = Arc::new(LiveMetrics::new(
+        &scenario.target.model,
+        &enum_name(scenario.target.backend),
+    ));
+    let stop = CancellationToken::new();
+    let addr = prometheus::serve(metrics.clone(), addr, stop.clone())
+        .await
+        .map_err(Error::io(format!(
+            "cannot serve Prometheus metrics on {addr}"
+        )))?;
+    eprintln!("prometheus: metrics at http://{addr}/metrics");
+    Ok(Some(Live {
+        metrics,
+        addr,
+        linger,
+        stop,
+    }))
+}
+
+/// Mirrors a recorder event into the live families (warm-up and discarded requests excluded).
+fn feed_live(live: &LiveMetrics, event: &Event) {
+    let counted = |key: &Option<GroupKey>| {
+        key.clone()
+            .filter(|k| !matches!(k.group, Group::Discarded(_)))
+    };
+    match event {
+        Event::Started { key, .. } => {
+            if let Some(key) = counted(key) {
+                live.started(&key);
+            }
+        }
+        Event::Finished(sample) => {
+            if let Some(key) = counted(&sample.key) {
+                live.finished(&key, sample);
+            }
+        }
+        Event::Dropped { key, count, .. } => live.dropped(key, *count),
+        Event::GroupDone(_) | Event::Evaluate { .. } => {}
+    }
 }
 
 /// Writes `<dir>/report_<stem>.html` and `<dir>/report_latest.html`; returns the first.
@@ -651,6 +756,7 @@ async fn collect(
     mut progress: Progress,
     mut raw: Option<std::io::BufWriter<std::fs::File>>,
     watch: ThresholdWatch,
+    live: Option<Arc<LiveMetrics>>,
 ) -> (Recorder, Option<String>) {
     let mut recorder = Recorder::with_limits(thresholds::request_limits(&watch.all));
     let mut aborted_by = None;
@@ -662,7 +768,13 @@ async fn collect(
                 Some(event) => event,
                 None => break,
             },
-            _ = tick.tick(), if aborted_by.is_none() && !watch.thresholds.is_empty() => {
+            _ = tick.tick(), if live.is_some() || (aborted_by.is_none() && !watch.thresholds.is_empty()) => {
+                if let Some(live) = &live {
+                    live.thresholds(&evaluate_all(&watch.all, &recorder));
+                }
+                if aborted_by.is_some() || watch.thresholds.is_empty() {
+                    continue;
+                }
                 aborted_by = watch.check(&recorder);
                 if let Some(label) = &aborted_by {
                     eprintln!("threshold {label} failed: stopping the run (abort_on_fail)");
@@ -678,6 +790,9 @@ async fn collect(
             event => event,
         };
         recorder.record(&event);
+        if let Some(live) = &live {
+            feed_live(live, &event);
+        }
         match &event {
             Event::Finished(sample) => {
                 if let Some(out) = raw.as_mut() {

@@ -95,6 +95,12 @@ pub struct RunArgs {
     /// A directory whose report.html.tera / summary.md.tera replace the built-in templates.
     #[arg(long, value_name = "DIR")]
     pub templates_dir: Option<PathBuf>,
+    /// Serve Prometheus metrics at http://ADDR/metrics while the run lasts.
+    #[arg(long, value_name = "ADDR")]
+    pub prometheus: Option<SocketAddr>,
+    /// How long /metrics stays up after the run, so the final values are scraped. Default 15s.
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    pub prometheus_linger: Option<HumanDuration>,
 }
 
 /// `llm-bench validate`.

@@ -3,6 +3,7 @@
 
 pub mod ci;
 pub mod progress;
+pub mod prometheus;
 pub mod raw;
 pub mod result;
 pub mod table;

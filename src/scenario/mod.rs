@@ -46,6 +46,9 @@ pub struct Scenario {
     /// Simple SLOs, kept for older configs: sugar for the equivalent thresholds.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub slo: Option<Slo>,
+    /// Where live metrics go while the run lasts.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub outputs: Option<Outputs>,
     /// Start the built-in Ollama simulator in-process and benchmark it, unless a target URL is
     /// given on the command line.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -491,4 +494,24 @@ pub struct CapacitySearch {
     /// Delay from the start of the run before this phase begins.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub start_time: Option<HumanDuration>,
+}
+
+/// Live outputs.
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Outputs {
+    /// Serve Prometheus metrics while the run lasts.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prometheus: Option<PrometheusOutput>,
+}
+
+/// `outputs.prometheus`.
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PrometheusOutput {
+    /// Address of the `/metrics` endpoint, e.g. `127.0.0.1:9464` (`--prometheus` overrides).
+    pub listen: String,
+    /// How long `/metrics` stays up after the run so the final values are scraped. Default 15s.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub linger: Option<HumanDuration>,
 }

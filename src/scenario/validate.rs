@@ -180,6 +180,18 @@ pub fn check(scenario: &Scenario) -> Vec<(String, String)> {
             }
         }
     }
+    if let Some(p) = scenario
+        .outputs
+        .as_ref()
+        .and_then(|o| o.prometheus.as_ref())
+    {
+        if p.listen.parse::<std::net::SocketAddr>().is_err() {
+            problem(
+                "/outputs/prometheus/listen".into(),
+                "expected an address such as 127.0.0.1:9464",
+            );
+        }
+    }
     if let Err(threshold_problems) = crate::thresholds::compile(scenario) {
         problems.extend(threshold_problems);
     }

@@ -39,6 +39,8 @@ pub fn options(dir: &Path, url: Option<String>) -> RunOptions {
         raw: false,
         precise_timer: false,
         templates: Default::default(),
+        prometheus: None,
+        prometheus_linger: None,
         progress: ProgressMode::Quiet,
     }
 }

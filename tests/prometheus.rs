@@ -1,0 +1,305 @@
+//! Live metrics against a real Prometheus (Debian's package, installed by `.ci/run`): it scrapes
+//! a simulator run on loopback; then the series must match the run's own result, and every
+//! PromQL expression of the Grafana dashboard must return data. Also validates the compose file.
+
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+struct Killed(Child);
+
+impl Drop for Killed {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn tool(name: &str) -> Option<String> {
+    let found = Command::new("sh")
+        .arg("-c")
+        .arg(format!("command -v {name}"))
+        .output()
+        .ok()
+        .filter(|o| o.status.success());
+    match found {
+        Some(out) => Some(String::from_utf8_lossy(&out.stdout).trim().to_string()),
+        None => {
+            assert!(
+                std::env::var_os("CI").is_none(),
+                "CI must install {name} (see .ci/run)"
+            );
+            eprintln!("skipped: {name} is not installed (.ci/run installs it)");
+            None
+        }
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+const SCENARIO: &str = "\
+name: live
+target: {model: llm-bench-sim, timeout: 10s}
+prompts: [Explain queueing in one sentence.]
+scenarios:
+  sweep: {executor: concurrency-levels, levels: [1, 4], requests_per_level: 40}
+  open: {executor: constant-arrival-rate, rate: 30, duration: 4s, max_vus: 2, start_time: 1s}
+thresholds:
+  ttft: [\"p(95)<5s\"]
+  errors: [\"rate<0.5\"]
+simulator:
+  parallel: 2
+  decode_per_token: 4ms
+  load_time: 0s
+  output_tokens: {min: 10, max: 30}
+  faults: {http_503: 0.05, error_line: 0.05}
+";
+
+async fn query(http: &reqwest::Client, prometheus: &str, expr: &str, at: f64) -> Vec<Value> {
+    let url = reqwest::Url::parse_with_params(
+        &format!("{prometheus}/api/v1/query"),
+        &[("query", expr), ("time", &at.to_string())],
+    )
+    .unwrap();
+    let body: Value = http.get(url).send().await.unwrap().json().await.unwrap();
+    assert_eq!(body["status"], "success", "{expr}: {body}");
+    body["data"]["result"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+}
+
+fn scalar(series: &[Value]) -> f64 {
+    series
+        .iter()
+        .map(|s| s["value"][1].as_str().unwrap().parse::<f64>().unwrap())
+        .sum()
+}
+
+#[tokio::test]
+async fn a_real_prometheus_scrapes_the_run_and_every_dashboard_panel_has_data() {
+    let Some(prometheus_bin) = tool("prometheus") else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let (metrics_port, prom_port) = (free_port(), free_port());
+    std::fs::write(
+        dir.path().join("prometheus.yml"),
+        format!("global: {{scrape_interval: 1s}}\nscrape_configs:\n  - job_name: llm-bench\n    static_configs: [{{targets: [\"127.0.0.1:{metrics_port}\"]}}]\n"),
+    )
+    .unwrap();
+    let _prometheus = Killed(
+        Command::new(prometheus_bin)
+            .arg(format!(
+                "--config.file={}",
+                dir.path().join("prometheus.yml").display()
+            ))
+            .arg(format!(
+                "--storage.tsdb.path={}",
+                dir.path().join("tsdb").display()
+            ))
+            .arg(format!("--web.listen-address=127.0.0.1:{prom_port}"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let prometheus = format!("http://127.0.0.1:{prom_port}");
+    let http = reqwest::Client::new();
+    let started = Instant::now();
+    while !http
+        .get(format!("{prometheus}/-/ready"))
+        .send()
+        .await
+        .is_ok_and(|r| r.status().is_success())
+    {
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "prometheus did not become ready"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+
+    std::fs::write(dir.path().join("live.yaml"), SCENARIO).unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_llm-bench"))
+        .arg("run")
+        .arg(dir.path().join("live.yaml"))
+        .args([
+            "--quiet",
+            "--prometheus",
+            &format!("127.0.0.1:{metrics_port}"),
+            "--prometheus-linger",
+            "4s",
+            "--output-dir",
+        ])
+        .arg(dir.path().join("results"))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let result: Value = serde_json::from_slice(
+        &std::fs::read(dir.path().join("results/benchmark_latest.json")).unwrap(),
+    )
+    .unwrap();
+    // Query just before the end of the linger: the last scrapes have the final values.
+    let at = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs_f64()
+        - 1.0;
+
+    let total = &result["total"];
+    let requests = scalar(&query(&http, &prometheus, "sum(llmbench_requests_total)", at).await);
+    assert_eq!(
+        requests,
+        total["requests"].as_f64().unwrap() + total["interrupted"].as_f64().unwrap(),
+        "request counts"
+    );
+    let errors = scalar(
+        &query(
+            &http,
+            &prometheus,
+            r#"sum(llmbench_requests_total{outcome="error"})"#,
+            at,
+        )
+        .await,
+    );
+    assert_eq!(errors, total["errors"].as_f64().unwrap());
+    let tokens = scalar(&query(&http, &prometheus, "sum(llmbench_output_tokens_total)", at).await);
+    assert_eq!(tokens, total["output_tokens_total"].as_f64().unwrap());
+    let dropped = scalar(
+        &query(
+            &http,
+            &prometheus,
+            "sum(llmbench_dropped_iterations_total)",
+            at,
+        )
+        .await,
+    );
+    assert_eq!(dropped, total["dropped_iterations"].as_f64().unwrap());
+    assert!(dropped > 0.0, "the open phase drops arrivals at max_vus 2");
+    // Bucketed quantiles land in the bucket of the exact value: buckets are 2 to 2.5x apart.
+    for (metric, stats) in [
+        ("llmbench_ttft_seconds", "ttft_ms"),
+        ("llmbench_e2e_latency_seconds", "e2e_latency_ms"),
+    ] {
+        let estimate = scalar(
+            &query(
+                &http,
+                &prometheus,
+                &format!("histogram_quantile(0.95, sum by (le) ({metric}_bucket))"),
+                at,
+            )
+            .await,
+        ) * 1000.0;
+        let exact = total[stats]["p95"].as_f64().unwrap();
+        assert!(
+            estimate / exact > 0.4 && estimate / exact < 2.5,
+            "{metric}: prometheus p95 {estimate} ms vs run p95 {exact} ms"
+        );
+    }
+    let passing = query(&http, &prometheus, "llmbench_threshold_passing", at).await;
+    assert_eq!(passing.len(), 2, "{passing:?}");
+
+    let dashboard: Value = serde_json::from_str(
+        &std::fs::read_to_string(
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("dashboards/grafana/llm-bench.json"),
+        )
+        .unwrap(),
+    )
+    .unwrap();
+    let mut checked = 0;
+    for panel in dashboard["panels"].as_array().unwrap() {
+        for target in panel["targets"].as_array().unwrap() {
+            let expr = target["expr"]
+                .as_str()
+                .unwrap()
+                .replace("$scenario", ".*")
+                .replace("$model", ".*")
+                .replace("$__rate_interval", "20s");
+            let series = query(&http, &prometheus, &expr, at - 2.0).await;
+            assert!(
+                !series.is_empty(),
+                "dashboard panel {:?} shows nothing: {expr}",
+                panel["title"]
+            );
+            checked += 1;
+        }
+    }
+    assert!(checked >= 15, "{checked} expressions");
+    for variable in dashboard["templating"]["list"].as_array().unwrap() {
+        let expr = variable["definition"].as_str().unwrap();
+        let label = expr
+            .trim_start_matches("label_values(")
+            .trim_end_matches(')')
+            .split(", ")
+            .nth(1)
+            .unwrap();
+        let values: Value = http
+            .get(format!("{prometheus}/api/v1/label/{label}/values"))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        assert!(
+            !values["data"].as_array().unwrap().is_empty(),
+            "template variable {label} has no values"
+        );
+    }
+}
+
+#[test]
+fn the_compose_stack_is_valid_and_wired() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let compose = std::fs::read_to_string(root.join("docker-compose.yml")).unwrap();
+    for needle in [
+        "ollama/ollama",
+        "11434:11434",
+        "9090:9090",
+        "3000:3000",
+        "GF_SECURITY_ADMIN_PASSWORD: llmbench",
+        "host.docker.internal:host-gateway",
+    ] {
+        assert!(
+            compose.contains(needle),
+            "docker-compose.yml lacks {needle}"
+        );
+    }
+    for path in [
+        "config/prometheus.yml",
+        "config/grafana/provisioning/datasources/prometheus.yml",
+        "config/grafana/provisioning/dashboards/dashboards.yml",
+        "dashboards/grafana/llm-bench.json",
+    ] {
+        assert!(
+            root.join(path).exists(),
+            "{path} is mounted by docker-compose.yml but missing"
+        );
+    }
+    let Some(compose_bin) = tool("docker-compose") else {
+        return;
+    };
+    let out = Command::new(compose_bin)
+        .args(["-f", "docker-compose.yml", "config", "-q"])
+        .current_dir(root)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "docker-compose config: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
