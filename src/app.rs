@@ -14,7 +14,7 @@ use tokio_util::sync::CancellationToken;
 use crate::backend::{openai, resolve_ollama_url, Backend, OllamaBackend, OpenAiBackend};
 use crate::cli::{Cli, Command, ReportArgs, RunArgs, SimArgs};
 use crate::error::{Error, EXIT_INTERRUPTED, EXIT_THRESHOLDS_FAILED};
-use crate::executor::{PromptCycle, Runner};
+use crate::executor::{arm_grace, PromptCycle, Runner};
 use crate::metrics::summary::summarize;
 use crate::metrics::Verdict;
 use crate::metrics::{Event, Group, GroupKey, Recorder};
@@ -351,7 +351,13 @@ pub async fn execute(
     ));
     let abort = CancellationToken::new();
     let finished = CancellationToken::new();
-    arm_interrupt_grace(run_stop.clone(), abort.clone(), finished.clone());
+    // After Ctrl-C, requests in flight get INTERRUPT_GRACE to finish, then they are cut off.
+    arm_grace(
+        run_stop.clone(),
+        abort.clone(),
+        INTERRUPT_GRACE,
+        finished.clone(),
+    );
     let runner = Runner {
         backend,
         prompts: Arc::new(PromptCycle::new(scenario.prompts.clone())),
@@ -628,24 +634,6 @@ fn enum_name(value: impl serde::Serialize) -> String {
         .ok()
         .and_then(|v| v.as_str().map(String::from))
         .unwrap_or_default()
-}
-
-/// After Ctrl-C, requests in flight get [`INTERRUPT_GRACE`] to finish, then they are cut off.
-fn arm_interrupt_grace(
-    stop: CancellationToken,
-    abort: CancellationToken,
-    finished: CancellationToken,
-) {
-    tokio::spawn(async move {
-        tokio::select! {
-            _ = stop.cancelled() => {}
-            _ = finished.cancelled() => return,
-        }
-        tokio::select! {
-            _ = tokio::time::sleep(INTERRUPT_GRACE) => abort.cancel(),
-            _ = finished.cancelled() => {}
-        }
-    });
 }
 
 fn expected_totals(plans: &[plan::PhasePlan]) -> HashMap<GroupKey, u64> {

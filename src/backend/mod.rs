@@ -1,6 +1,7 @@
 //! The seam between load generation and a model server: a [`Backend`] sends one request and
 //! returns what was measured. Request failures are data ([`RequestError`]), never panics.
 
+pub mod http;
 pub mod ndjson;
 pub mod ollama;
 pub mod ollama_stream;
@@ -157,6 +158,23 @@ pub struct Measurement {
     pub status: Option<u16>,
     /// Why the request failed, if it did.
     pub error: Option<RequestError>,
+}
+
+impl Measurement {
+    /// Records a chunk with content arriving at `at`: the first sets TTFT, later ones add an
+    /// inter-token gap after `last` (the previous content arrival, kept by the caller); the first
+    /// answer chunk (not reasoning) sets TTFA.
+    pub fn content_arrived(&mut self, at: Duration, answer: bool, last: &mut Option<Duration>) {
+        if answer && self.ttfa.is_none() {
+            self.ttfa = Some(at);
+        }
+        self.content_chunks += 1;
+        match *last {
+            None => self.ttft = Some(at),
+            Some(prev) => self.itl.push(at.saturating_sub(prev)),
+        }
+        *last = Some(at);
+    }
 }
 
 /// A request's measurement and when it was sent.

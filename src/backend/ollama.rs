@@ -4,12 +4,10 @@
 use std::time::Duration;
 
 use futures_util::future::BoxFuture;
-use futures_util::StreamExt;
 use serde_json::{json, Map, Value};
-use tokio::time::Instant;
 
 use super::ollama_stream::OllamaStream;
-use super::{Backend, ErrorKind, Exchange, Measurement, RequestError};
+use super::{http, Backend, Exchange};
 use crate::scenario::{Api, KeepAlive, Prompt, Role, Target};
 
 /// Ollama's default address, as its CLI uses when `OLLAMA_HOST` is unset.
@@ -119,117 +117,20 @@ impl OllamaBackend {
         }
         body
     }
-
-    async fn exchange(&self, body: Vec<u8>, sent_at: Instant) -> Measurement {
-        let elapsed = || sent_at.elapsed();
-        let request = self
-            .client
-            .post(&self.endpoint)
-            .header(reqwest::header::CONTENT_TYPE, "application/json")
-            .body(body);
-        let response = match request.send().await {
-            Ok(response) => response,
-            Err(err) => return failed(elapsed(), transport_error(&err)),
-        };
-        let status = response.status().as_u16();
-        if !response.status().is_success() {
-            let text = response.text().await.unwrap_or_default();
-            let message = serde_json::from_str::<Value>(&text)
-                .ok()
-                .and_then(|v| {
-                    v.get("error")
-                        .map(|e| e.as_str().map_or_else(|| e.to_string(), str::to_string))
-                })
-                .unwrap_or(text);
-            let mut m = failed(
-                elapsed(),
-                RequestError::new(
-                    ErrorKind::from_status(status),
-                    format!("HTTP {status}: {message}"),
-                ),
-            );
-            m.status = Some(status);
-            return m;
-        }
-        let mut stream = OllamaStream::new();
-        let mut body = response.bytes_stream();
-        while let Some(read) = body.next().await {
-            let at = elapsed();
-            match read {
-                Ok(bytes) => stream.feed(at, &bytes),
-                Err(err) => {
-                    let mut m = stream.fail(
-                        at,
-                        RequestError::new(ErrorKind::Disconnected, err.to_string()),
-                    );
-                    m.status = Some(status);
-                    return m;
-                }
-            }
-            if stream.is_finished() {
-                break;
-            }
-        }
-        let mut m = stream.finish(elapsed());
-        m.status = Some(status);
-        m
-    }
-}
-
-/// A measurement of a request that failed before any answer.
-pub(crate) fn failed(at: Duration, error: RequestError) -> Measurement {
-    Measurement {
-        e2e: at,
-        error: Some(error),
-        ..Measurement::default()
-    }
-}
-
-/// Categorises a transport failure before any response arrived.
-pub(crate) fn transport_error(err: &reqwest::Error) -> RequestError {
-    let refused = std::error::Error::source(err).is_some_and(|mut source| loop {
-        if let Some(io) = source.downcast_ref::<std::io::Error>() {
-            break io.kind() == std::io::ErrorKind::ConnectionRefused;
-        }
-        match source.source() {
-            Some(next) => source = next,
-            None => break false,
-        }
-    });
-    let kind = if refused {
-        ErrorKind::Refused
-    } else if err.is_timeout() {
-        ErrorKind::Timeout
-    } else if err.is_connect() {
-        ErrorKind::Connect
-    } else {
-        ErrorKind::Disconnected
-    };
-    RequestError::new(kind, err.to_string())
 }
 
 impl Backend for OllamaBackend {
     fn send<'a>(&'a self, prompt: &'a Prompt) -> BoxFuture<'a, Exchange> {
-        Box::pin(async move {
-            // Serialised before t0 so that building the request is not counted as latency.
-            let body = serde_json::to_vec(&self.body(prompt)).unwrap_or_default();
-            let sent_at = Instant::now();
-            let measurement =
-                match tokio::time::timeout(self.timeout, self.exchange(body, sent_at)).await {
-                    Ok(m) => m,
-                    Err(_) => failed(
-                        sent_at.elapsed(),
-                        RequestError::new(
-                            ErrorKind::Timeout,
-                            format!("no complete answer within {:?}", self.timeout),
-                        ),
-                    ),
-                };
-            Exchange {
-                sent_at,
-                measurement,
-            }
-        })
+        Box::pin(http::send::<OllamaStream>(
+            self.timeout,
+            self.body(prompt),
+            |body| {
+                self.client
+                    .post(&self.endpoint)
+                    .header(reqwest::header::CONTENT_TYPE, "application/json")
+                    .body(body)
+            },
+        ))
     }
 }
 

@@ -82,6 +82,24 @@ pub struct OllamaStream {
     finished: bool,
 }
 
+impl super::http::StreamFold for OllamaStream {
+    fn feed(&mut self, at: Duration, bytes: &[u8]) {
+        OllamaStream::feed(self, at, bytes);
+    }
+
+    fn is_finished(&self) -> bool {
+        OllamaStream::is_finished(self)
+    }
+
+    fn finish(self, at: Duration) -> Measurement {
+        OllamaStream::finish(self, at)
+    }
+
+    fn fail(self, at: Duration, error: RequestError) -> Measurement {
+        OllamaStream::fail(self, at, error)
+    }
+}
+
 impl OllamaStream {
     /// A fresh fold for one request.
     pub fn new() -> Self {
@@ -149,16 +167,9 @@ impl OllamaStream {
             return;
         }
         let (answer, thinking) = chunk.payload();
-        if answer && self.m.ttfa.is_none() {
-            self.m.ttfa = Some(at);
-        }
         if answer || thinking {
-            self.m.content_chunks += 1;
-            match self.last_content_at {
-                None => self.m.ttft = Some(at),
-                Some(prev) => self.m.itl.push(at.saturating_sub(prev)),
-            }
-            self.last_content_at = Some(at);
+            self.m
+                .content_arrived(at, answer, &mut self.last_content_at);
             for piece in chunk.text() {
                 self.m.text.push_str(piece);
             }

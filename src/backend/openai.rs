@@ -5,12 +5,10 @@
 use std::time::Duration;
 
 use futures_util::future::BoxFuture;
-use futures_util::StreamExt;
 use serde_json::{json, Map, Value};
-use tokio::time::Instant;
 
 use super::openai_stream::OpenAiStream;
-use super::{Backend, ErrorKind, Exchange, Measurement, RequestError};
+use super::{http, Backend, Exchange};
 use crate::scenario::{Api, Prompt, Target};
 
 /// vLLM's default address, used when the scenario gives no `url`.
@@ -105,94 +103,26 @@ impl OpenAiBackend {
         }
         body
     }
-
-    async fn exchange(&self, body: Vec<u8>, sent_at: Instant) -> Measurement {
-        let elapsed = || sent_at.elapsed();
-        let mut request = self
-            .client
-            .post(&self.endpoint)
-            .header(reqwest::header::CONTENT_TYPE, "application/json")
-            .header(reqwest::header::ACCEPT, "text/event-stream")
-            .body(body);
-        if let Some(key) = &self.api_key {
-            request = request.bearer_auth(key);
-        }
-        let response = match request.send().await {
-            Ok(response) => response,
-            Err(err) => {
-                return super::ollama::failed(elapsed(), super::ollama::transport_error(&err))
-            }
-        };
-        let status = response.status().as_u16();
-        if !response.status().is_success() {
-            let text = response.text().await.unwrap_or_default();
-            let message = serde_json::from_str::<Value>(&text)
-                .ok()
-                .and_then(|v| {
-                    let e = v.get("error").filter(|e| !e.is_null()).unwrap_or(&v);
-                    e["message"]
-                        .as_str()
-                        .or_else(|| e.as_str())
-                        .map(str::to_string)
-                })
-                .unwrap_or(text);
-            let mut m = super::ollama::failed(
-                elapsed(),
-                RequestError::new(
-                    ErrorKind::from_status(status),
-                    format!("HTTP {status}: {message}"),
-                ),
-            );
-            m.status = Some(status);
-            return m;
-        }
-        let mut stream = OpenAiStream::new();
-        let mut body = response.bytes_stream();
-        while let Some(read) = body.next().await {
-            let at = elapsed();
-            match read {
-                Ok(bytes) => stream.feed(at, &bytes),
-                Err(err) => {
-                    let mut m = stream.fail(
-                        at,
-                        RequestError::new(ErrorKind::Disconnected, err.to_string()),
-                    );
-                    m.status = Some(status);
-                    return m;
-                }
-            }
-            if stream.is_finished() {
-                break;
-            }
-        }
-        let mut m = stream.finish(elapsed());
-        m.status = Some(status);
-        m
-    }
 }
 
 impl Backend for OpenAiBackend {
     fn send<'a>(&'a self, prompt: &'a Prompt) -> BoxFuture<'a, Exchange> {
-        Box::pin(async move {
-            // Serialised before t0 so that building the request is not counted as latency.
-            let body = serde_json::to_vec(&self.body(prompt)).unwrap_or_default();
-            let sent_at = Instant::now();
-            let measurement =
-                match tokio::time::timeout(self.timeout, self.exchange(body, sent_at)).await {
-                    Ok(m) => m,
-                    Err(_) => super::ollama::failed(
-                        sent_at.elapsed(),
-                        RequestError::new(
-                            ErrorKind::Timeout,
-                            format!("no complete answer within {:?}", self.timeout),
-                        ),
-                    ),
-                };
-            Exchange {
-                sent_at,
-                measurement,
-            }
-        })
+        Box::pin(http::send::<OpenAiStream>(
+            self.timeout,
+            self.body(prompt),
+            |body| {
+                let request = self
+                    .client
+                    .post(&self.endpoint)
+                    .header(reqwest::header::CONTENT_TYPE, "application/json")
+                    .header(reqwest::header::ACCEPT, "text/event-stream")
+                    .body(body);
+                match &self.api_key {
+                    Some(key) => request.bearer_auth(key),
+                    None => request,
+                }
+            },
+        ))
     }
 }
 

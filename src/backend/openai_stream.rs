@@ -43,6 +43,24 @@ fn millis(v: &Value) -> Option<Duration> {
         .and_then(|ms| Duration::try_from_secs_f64(ms / 1000.0).ok())
 }
 
+impl super::http::StreamFold for OpenAiStream {
+    fn feed(&mut self, at: Duration, bytes: &[u8]) {
+        OpenAiStream::feed(self, at, bytes);
+    }
+
+    fn is_finished(&self) -> bool {
+        OpenAiStream::is_finished(self)
+    }
+
+    fn finish(self, at: Duration) -> Measurement {
+        OpenAiStream::finish(self, at)
+    }
+
+    fn fail(self, at: Duration, error: RequestError) -> Measurement {
+        OpenAiStream::fail(self, at, error)
+    }
+}
+
 impl OpenAiStream {
     /// A fresh fold for one request.
     pub fn new() -> Self {
@@ -154,15 +172,8 @@ impl OpenAiStream {
             }
         }
         if answer || reasoning {
-            self.m.content_chunks += 1;
-            match self.last_content_at {
-                None => self.m.ttft = Some(at),
-                Some(prev) => self.m.itl.push(at.saturating_sub(prev)),
-            }
-            self.last_content_at = Some(at);
-        }
-        if answer && self.m.ttfa.is_none() {
-            self.m.ttfa = Some(at);
+            self.m
+                .content_arrived(at, answer, &mut self.last_content_at);
         }
         let usage = &chunk["usage"];
         if let Some(n) = as_u64(&usage["completion_tokens"]) {

@@ -13,7 +13,8 @@ use crate::metrics::{Event, Group, GroupKey};
 use crate::plan::{stage_at, VuStep, DEFAULT_GRACEFUL_STOP};
 
 /// Cancels `hard` once `grace` has passed after `soft` was cancelled, unless `done` first.
-pub(super) fn arm_grace(
+/// (The run uses it too: after Ctrl-C, requests in flight get a grace period.)
+pub fn arm_grace(
     soft: CancellationToken,
     hard: CancellationToken,
     grace: Duration,

@@ -6,6 +6,7 @@
 //! interrupted rather than failed.
 
 mod closed;
+pub use closed::arm_grace;
 pub mod open;
 
 use std::sync::atomic::{AtomicUsize, Ordering};

@@ -1,0 +1,161 @@
+//! The HTTP side every streaming backend shares: t0 right before sending, the request timeout,
+//! categorised non-2xx answers with the server's own message, and the body streamed read by
+//! read into a pure [`StreamFold`], timestamped as each read comes off the socket.
+
+use std::time::Duration;
+
+use futures_util::StreamExt;
+use serde_json::Value;
+use tokio::time::Instant;
+
+use super::{ErrorKind, Exchange, Measurement, RequestError};
+
+/// A pure fold of one streamed response body (NDJSON or SSE).
+pub trait StreamFold: Default {
+    /// Feeds one network read that arrived `at` after t0.
+    fn feed(&mut self, at: Duration, bytes: &[u8]);
+    /// True once the protocol's end (or a failure) was seen: later bytes are ignored.
+    fn is_finished(&self) -> bool;
+    /// Ends the stream at EOF.
+    fn finish(self, at: Duration) -> Measurement;
+    /// Ends the stream because the transport failed.
+    fn fail(self, at: Duration, error: RequestError) -> Measurement;
+}
+
+/// A measurement of a request that failed before any answer.
+pub fn failed(at: Duration, error: RequestError) -> Measurement {
+    Measurement {
+        e2e: at,
+        error: Some(error),
+        ..Measurement::default()
+    }
+}
+
+/// Categorises a transport failure before any response arrived.
+pub fn transport_error(err: &reqwest::Error) -> RequestError {
+    let refused = std::error::Error::source(err).is_some_and(|mut source| loop {
+        if let Some(io) = source.downcast_ref::<std::io::Error>() {
+            break io.kind() == std::io::ErrorKind::ConnectionRefused;
+        }
+        match source.source() {
+            Some(next) => source = next,
+            None => break false,
+        }
+    });
+    let kind = if refused {
+        ErrorKind::Refused
+    } else if err.is_timeout() {
+        ErrorKind::Timeout
+    } else if err.is_connect() {
+        ErrorKind::Connect
+    } else {
+        ErrorKind::Disconnected
+    };
+    RequestError::new(kind, err.to_string())
+}
+
+/// The server's words from an error body: Ollama's `{"error": "..."}`, OpenAI's
+/// `{"error": {"message": ...}}`, older vLLM's flat `{"message": ...}`, else the raw text.
+pub fn error_message(text: &str) -> String {
+    let Ok(v) = serde_json::from_str::<Value>(text) else {
+        return text.to_string();
+    };
+    let error = v.get("error").filter(|e| !e.is_null()).unwrap_or(&v);
+    error
+        .as_str()
+        .or_else(|| error["message"].as_str())
+        .map_or_else(|| text.to_string(), str::to_string)
+}
+
+async fn exchange<F: StreamFold>(
+    request: reqwest::RequestBuilder,
+    sent_at: Instant,
+) -> Measurement {
+    let elapsed = || sent_at.elapsed();
+    let response = match request.send().await {
+        Ok(response) => response,
+        Err(err) => return failed(elapsed(), transport_error(&err)),
+    };
+    let status = response.status().as_u16();
+    let mut m = if response.status().is_success() {
+        let mut fold = F::default();
+        let mut body = response.bytes_stream();
+        let mut broken = None;
+        while let Some(read) = body.next().await {
+            match read {
+                Ok(bytes) => fold.feed(elapsed(), &bytes),
+                Err(err) => {
+                    broken = Some(RequestError::new(ErrorKind::Disconnected, err.to_string()));
+                    break;
+                }
+            }
+            if fold.is_finished() {
+                break;
+            }
+        }
+        match broken {
+            Some(error) => fold.fail(elapsed(), error),
+            None => fold.finish(elapsed()),
+        }
+    } else {
+        let text = response.text().await.unwrap_or_default();
+        failed(
+            elapsed(),
+            RequestError::new(
+                ErrorKind::from_status(status),
+                format!("HTTP {status}: {}", error_message(&text)),
+            ),
+        )
+    };
+    m.status = Some(status);
+    m
+}
+
+/// Sends `body` with the request `build` makes of it, under `timeout`. The body is serialised
+/// before t0, so building the request is not counted as latency.
+pub async fn send<F: StreamFold>(
+    timeout: Duration,
+    body: Value,
+    build: impl FnOnce(Vec<u8>) -> reqwest::RequestBuilder,
+) -> Exchange {
+    let request = build(serde_json::to_vec(&body).unwrap_or_default());
+    let sent_at = Instant::now();
+    let measurement = match tokio::time::timeout(timeout, exchange::<F>(request, sent_at)).await {
+        Ok(m) => m,
+        Err(_) => failed(
+            sent_at.elapsed(),
+            RequestError::new(
+                ErrorKind::Timeout,
+                format!("no complete answer within {timeout:?}"),
+            ),
+        ),
+    };
+    Exchange {
+        sent_at,
+        measurement,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn error_messages_of_every_server_family() {
+        assert_eq!(
+            error_message(r#"{"error":"model \"x\" not found, try pulling it first"}"#),
+            "model \"x\" not found, try pulling it first"
+        );
+        assert_eq!(
+            error_message(
+                r#"{"error":{"message":"The model `x` does not exist.","type":"NotFoundError"}}"#
+            ),
+            "The model `x` does not exist."
+        );
+        assert_eq!(
+            error_message(r#"{"object":"error","message":"flat vLLM"}"#),
+            "flat vLLM"
+        );
+        assert_eq!(error_message("plain text"), "plain text");
+    }
+}
