@@ -22,6 +22,20 @@ pub trait StreamFold: Default {
     fn fail(self, at: Duration, error: RequestError) -> Measurement;
 }
 
+/// The HTTP client for `target` and its request timeout (default 120 s). Connection set-up gets
+/// at most 10 s of it; TCP_NODELAY keeps small request writes from waiting on delayed ACKs.
+pub fn client_for(
+    target: &crate::scenario::Target,
+) -> reqwest::Result<(reqwest::Client, Duration)> {
+    let timeout = target.timeout.map_or(Duration::from_secs(120), |t| t.get());
+    let client = reqwest::Client::builder()
+        .connect_timeout(timeout.min(Duration::from_secs(10)))
+        .pool_idle_timeout(Duration::from_secs(90))
+        .tcp_nodelay(true)
+        .build()?;
+    Ok((client, timeout))
+}
+
 /// A measurement of a request that failed before any answer.
 pub fn failed(at: Duration, error: RequestError) -> Measurement {
     Measurement {

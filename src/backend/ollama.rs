@@ -58,12 +58,7 @@ pub struct OllamaBackend {
 impl OllamaBackend {
     /// A backend for `target` at `base_url`.
     pub fn try_new(target: &Target, base_url: &str) -> Result<Self, reqwest::Error> {
-        let timeout = target.timeout.map_or(Duration::from_secs(120), |t| t.get());
-        let client = reqwest::Client::builder()
-            .connect_timeout(timeout.min(Duration::from_secs(10)))
-            .pool_idle_timeout(Duration::from_secs(90))
-            .tcp_nodelay(true)
-            .build()?;
+        let (client, timeout) = http::client_for(target)?;
         // Validation rejects `completions` for Ollama; its nearest endpoint keeps this total.
         let path = match target.api {
             Api::Chat => "/api/chat",

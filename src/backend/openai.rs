@@ -45,12 +45,7 @@ impl OpenAiBackend {
         base_url: &str,
         api_key: Option<String>,
     ) -> Result<Self, reqwest::Error> {
-        let timeout = target.timeout.map_or(Duration::from_secs(120), |t| t.get());
-        let client = reqwest::Client::builder()
-            .connect_timeout(timeout.min(Duration::from_secs(10)))
-            .pool_idle_timeout(Duration::from_secs(90))
-            .tcp_nodelay(true)
-            .build()?;
+        let (client, timeout) = http::client_for(target)?;
         Ok(Self {
             client,
             endpoint: endpoint(base_url, target.api),
