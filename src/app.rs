@@ -14,7 +14,7 @@ use tokio_util::sync::CancellationToken;
 use crate::backend::{openai, resolve_ollama_url, Backend, OllamaBackend, OpenAiBackend};
 use crate::cli::{Cli, Command, ReportArgs, RunArgs, SimArgs};
 use crate::error::{Error, EXIT_INTERRUPTED, EXIT_THRESHOLDS_FAILED};
-use crate::executor::{arm_grace, PromptCycle, Runner};
+use crate::executor::{arm_grace, Runner};
 use crate::metrics::summary::summarize;
 use crate::metrics::Verdict;
 use crate::metrics::{Event, Group, GroupKey, Recorder};
@@ -25,6 +25,7 @@ use crate::output::result::{
 };
 use crate::output::{ci, raw, table};
 use crate::plan::{self, PlanKind};
+use crate::prompts::Picker;
 use crate::report::{self, Format, Templates};
 use crate::scenario::{self, BackendKind, Loaded, Phase, Scenario, Target};
 use crate::sim::{self, SimConfig};
@@ -70,6 +71,8 @@ pub async fn run(cli: Cli) -> Result<Status, Error> {
         Command::Schema(args) => {
             let text = if args.result {
                 result::result_schema_json()
+            } else if args.prompt_set {
+                scenario::schema::prompt_set_schema_json()
             } else {
                 scenario::schema::scenario_schema_json()
             };
@@ -360,7 +363,11 @@ pub async fn execute(
     );
     let runner = Runner {
         backend,
-        prompts: Arc::new(PromptCycle::new(scenario.prompts.clone())),
+        prompts: Arc::new(Picker::new(
+            loaded.prompt_sets.clone(),
+            scenario.prompt_order.unwrap_or_default(),
+            scenario.seed.unwrap_or(1),
+        )),
         events: tx,
         run_start,
         stop: run_stop,
@@ -444,6 +451,7 @@ pub async fn execute(
         aborted_by_threshold: aborted_by,
         capacity,
         spectrum,
+        prompt_sets: result::summarize_prompt_sets(&recorder),
     };
     let result_path = result::save(&result, &opts.output_dir, &stem).map_err(Error::io(
         format!("cannot write results to {}", opts.output_dir.display()),

@@ -115,8 +115,11 @@ pub struct ValidateArgs {
 #[derive(Debug, Args)]
 pub struct SchemaArgs {
     /// Print the schema of result files instead.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "prompt_set")]
     pub result: bool,
+    /// Print the schema of prompt-set files instead.
+    #[arg(long)]
+    pub prompt_set: bool,
 }
 
 /// `llm-bench sim`.

@@ -12,6 +12,7 @@ pub mod executor;
 pub mod metrics;
 pub mod output;
 pub mod plan;
+pub mod prompts;
 pub mod report;
 pub mod scenario;
 pub mod sim;

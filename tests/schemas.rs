@@ -23,6 +23,32 @@ fn committed_scenario_schema_is_current() {
 }
 
 #[test]
+fn committed_prompt_set_schema_is_current_and_the_library_follows_it() {
+    let schema = llm_bench::scenario::schema::prompt_set_schema_json();
+    assert!(committed("prompt-set.schema.json") == schema, "schemas/prompt-set.schema.json is stale: run `cargo run -- schema --prompt-set > schemas/prompt-set.schema.json`");
+    let validator = jsonschema::validator_for(&serde_json::from_str(&schema).unwrap()).unwrap();
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("scenarios/prompts");
+    for entry in std::fs::read_dir(&dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_some_and(|e| e == "yaml") {
+            let doc =
+                llm_bench::scenario::load::parse_yaml(&std::fs::read_to_string(&path).unwrap())
+                    .unwrap();
+            let errors: Vec<String> = validator
+                .iter_errors(&doc.value)
+                .map(|e| e.to_string())
+                .collect();
+            assert!(errors.is_empty(), "{}: {errors:?}", path.display());
+        }
+        assert!(
+            llm_bench::prompts::load::load_set(&path).is_ok(),
+            "{}",
+            path.display()
+        );
+    }
+}
+
+#[test]
 fn committed_result_schema_is_current() {
     assert!(committed("result.schema.json") == result_schema_json(), "schemas/result.schema.json is stale: run `cargo run -- schema --result > schemas/result.schema.json`");
 }

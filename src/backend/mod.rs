@@ -17,7 +17,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use tokio::time::Instant;
 
-use crate::scenario::Prompt;
+use crate::prompts::Picked;
 
 pub use ollama::{resolve_ollama_url, OllamaBackend};
 pub use openai::OpenAiBackend;
@@ -160,6 +160,21 @@ pub struct Measurement {
     pub error: Option<RequestError>,
 }
 
+/// `base` with `overrides` merged over it (entry options over the target's).
+pub fn merged_options(
+    base: Option<&serde_json::Map<String, serde_json::Value>>,
+    overrides: Option<&serde_json::Map<String, serde_json::Value>>,
+) -> Option<serde_json::Map<String, serde_json::Value>> {
+    match (base, overrides) {
+        (None, None) => None,
+        (base, overrides) => {
+            let mut merged = base.cloned().unwrap_or_default();
+            merged.extend(overrides.cloned().unwrap_or_default());
+            Some(merged)
+        }
+    }
+}
+
 impl Measurement {
     /// Records a chunk with content arriving at `at`: the first sets TTFT, later ones add an
     /// inter-token gap after `last` (the previous content arrival, kept by the caller); the first
@@ -189,6 +204,6 @@ pub struct Exchange {
 /// A model server API. Implementations take timestamps as bytes arrive and never panic on
 /// server misbehaviour: every failure becomes a [`RequestError`].
 pub trait Backend: Send + Sync {
-    /// Sends one prompt and measures the streamed answer.
-    fn send<'a>(&'a self, prompt: &'a Prompt) -> BoxFuture<'a, Exchange>;
+    /// Sends one prompt (with its entry's options) and measures the streamed answer.
+    fn send<'a>(&'a self, request: &'a Picked) -> BoxFuture<'a, Exchange>;
 }

@@ -7,7 +7,8 @@ use futures_util::future::BoxFuture;
 use serde_json::{json, Map, Value};
 
 use super::ollama_stream::OllamaStream;
-use super::{http, Backend, Exchange};
+use super::{http, merged_options, Backend, Exchange};
+use crate::prompts::Picked;
 use crate::scenario::{Api, KeepAlive, Prompt, Role, Target};
 
 /// Ollama's default address, as its CLI uses when `OLLAMA_HOST` is unset.
@@ -76,7 +77,7 @@ impl OllamaBackend {
     }
 
     /// The JSON body for one prompt.
-    pub fn body(&self, prompt: &Prompt) -> Value {
+    pub fn body(&self, prompt: &Prompt, entry_options: Option<&Map<String, Value>>) -> Value {
         let mut body = json!({"model": self.model, "stream": true});
         match (self.api, prompt) {
             (Api::Generate | Api::Completions, Prompt::Text(text)) => body["prompt"] = json!(text),
@@ -104,8 +105,8 @@ impl OllamaBackend {
             }
             (Api::Chat, Prompt::Chat(chat)) => body["messages"] = json!(chat.messages),
         }
-        if let Some(options) = &self.options {
-            body["options"] = Value::Object(options.clone());
+        if let Some(options) = merged_options(self.options.as_ref(), entry_options) {
+            body["options"] = Value::Object(options);
         }
         if let Some(keep_alive) = &self.keep_alive {
             body["keep_alive"] = json!(keep_alive);
@@ -115,10 +116,10 @@ impl OllamaBackend {
 }
 
 impl Backend for OllamaBackend {
-    fn send<'a>(&'a self, prompt: &'a Prompt) -> BoxFuture<'a, Exchange> {
+    fn send<'a>(&'a self, request: &'a Picked) -> BoxFuture<'a, Exchange> {
         Box::pin(http::send::<OllamaStream>(
             self.timeout,
-            self.body(prompt),
+            self.body(&request.prompt, request.options.as_ref()),
             |body| {
                 self.client
                     .post(&self.endpoint)

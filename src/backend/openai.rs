@@ -8,7 +8,8 @@ use futures_util::future::BoxFuture;
 use serde_json::{json, Map, Value};
 
 use super::openai_stream::OpenAiStream;
-use super::{http, Backend, Exchange};
+use super::{http, merged_options, Backend, Exchange};
+use crate::prompts::Picked;
 use crate::scenario::{Api, Prompt, Target};
 
 /// vLLM's default address, used when the scenario gives no `url`.
@@ -59,7 +60,7 @@ impl OpenAiBackend {
 
     /// The JSON body for one prompt. `options` are merged in at the top level (max_tokens,
     /// temperature, seed, ...), as OpenAI-compatible servers read them.
-    pub fn body(&self, prompt: &Prompt) -> Value {
+    pub fn body(&self, prompt: &Prompt, entry_options: Option<&Map<String, Value>>) -> Value {
         let mut body = json!({
             "model": self.model,
             "stream": true,
@@ -93,18 +94,19 @@ impl OpenAiBackend {
                 Prompt::Chat(chat) => json!(chat.messages),
             };
         }
-        for (key, value) in self.options.iter().flatten() {
-            body[key] = value.clone();
+        for (key, value) in merged_options(self.options.as_ref(), entry_options).unwrap_or_default()
+        {
+            body[key] = value;
         }
         body
     }
 }
 
 impl Backend for OpenAiBackend {
-    fn send<'a>(&'a self, prompt: &'a Prompt) -> BoxFuture<'a, Exchange> {
+    fn send<'a>(&'a self, request: &'a Picked) -> BoxFuture<'a, Exchange> {
         Box::pin(http::send::<OpenAiStream>(
             self.timeout,
-            self.body(prompt),
+            self.body(&request.prompt, request.options.as_ref()),
             |body| {
                 let request = self
                     .client

@@ -9,7 +9,6 @@ mod closed;
 pub use closed::arm_grace;
 pub mod open;
 
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -20,37 +19,15 @@ use tokio_util::sync::CancellationToken;
 use crate::backend::Backend;
 use crate::metrics::{Event, GroupKey, Outcome, Sample};
 use crate::plan::{PhasePlan, PlanKind};
-use crate::scenario::Prompt;
-
-/// Prompts handed out in turn to every request, across all VUs.
-#[derive(Debug)]
-pub struct PromptCycle {
-    prompts: Vec<Prompt>,
-    next: AtomicUsize,
-}
-
-impl PromptCycle {
-    /// Cycles through `prompts`, which validation guarantees are not empty.
-    pub fn new(prompts: Vec<Prompt>) -> Self {
-        Self {
-            prompts,
-            next: AtomicUsize::new(0),
-        }
-    }
-
-    fn next(&self) -> &Prompt {
-        let i = self.next.fetch_add(1, Ordering::Relaxed);
-        &self.prompts[i % self.prompts.len()]
-    }
-}
+use crate::prompts::Picker;
 
 /// What every executor shares.
 #[derive(Clone)]
 pub struct Runner {
     /// The server API.
     pub backend: Arc<dyn Backend>,
-    /// The prompts.
-    pub prompts: Arc<PromptCycle>,
+    /// Chooses each request's prompt.
+    pub prompts: Arc<Picker>,
     /// Where samples go.
     pub events: mpsc::Sender<Event>,
     /// t = 0 of the run.
@@ -73,7 +50,7 @@ impl Runner {
         intended: Option<Duration>,
         cut: &CancellationToken,
     ) {
-        let prompt = self.prompts.next();
+        let picked = self.prompts.next();
         let at = self.run_start.elapsed();
         // A closed channel means the recorder is gone (the run is ending); nothing to report to.
         let _ = self
@@ -84,7 +61,7 @@ impl Runner {
             })
             .await;
         let (started, outcome) = tokio::select! {
-            exchange = self.backend.send(prompt) => (
+            exchange = self.backend.send(&picked) => (
                 exchange.sent_at.saturating_duration_since(self.run_start),
                 Outcome::Done(exchange.measurement),
             ),
@@ -97,6 +74,7 @@ impl Runner {
             intended,
             ended,
             outcome,
+            prompt_set: Some(picked.set.clone()),
         };
         let _ = self.events.send(Event::Finished(Box::new(sample))).await;
     }

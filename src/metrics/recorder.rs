@@ -325,6 +325,8 @@ pub struct WarmupStats {
 #[derive(Debug, Default)]
 pub struct Recorder {
     groups: BTreeMap<GroupKey, GroupStats>,
+    /// The same requests again, split by the prompt set they came from.
+    by_prompt_set: BTreeMap<(GroupKey, std::sync::Arc<str>), GroupStats>,
     limits: Limits,
     /// Warm-up counts.
     pub warmup: WarmupStats,
@@ -379,6 +381,12 @@ impl Recorder {
                             .entry(key.clone())
                             .or_default()
                             .record(sample, &self.limits);
+                        if let Some(set) = &sample.prompt_set {
+                            self.by_prompt_set
+                                .entry((key.clone(), set.clone()))
+                                .or_default()
+                                .record(sample, &self.limits);
+                        }
                         self.series.finished(sample);
                     }
                 }
@@ -393,6 +401,11 @@ impl Recorder {
     /// Every group, ordered by scenario then group.
     pub fn groups(&self) -> &BTreeMap<GroupKey, GroupStats> {
         &self.groups
+    }
+
+    /// Aggregates per (group, prompt set).
+    pub fn by_prompt_set(&self) -> &BTreeMap<(GroupKey, std::sync::Arc<str>), GroupStats> {
+        &self.by_prompt_set
     }
 
     /// The group of `key`, if it recorded anything.
@@ -422,6 +435,7 @@ mod tests {
             key: Some(key()),
             started: ms(0),
             intended: None,
+            prompt_set: None,
             ended: ms(e2e),
             outcome: Outcome::Done(Measurement {
                 ttft: Some(ms(ttft)),

@@ -66,6 +66,8 @@ pub struct Sample {
     pub ended: Duration,
     /// How it ended.
     pub outcome: Outcome,
+    /// The prompt set its prompt came from.
+    pub prompt_set: Option<Arc<str>>,
 }
 
 /// A message to the recorder.

@@ -190,6 +190,7 @@ mod tests {
             key: None,
             started: Duration::ZERO,
             intended: None,
+            prompt_set: None,
             ended: Duration::from_millis(ended_ms),
             outcome: Outcome::Done(Measurement {
                 ttft: Some(Duration::from_millis(ttft_ms)),

@@ -288,6 +288,7 @@ mod tests {
             key: Some(key.clone()),
             started: Duration::ZERO,
             intended: None,
+            prompt_set: None,
             ended: Duration::from_millis(500),
             outcome: Outcome::Done(Measurement {
                 ttft: Some(Duration::from_millis(40)),

@@ -58,6 +58,36 @@ pub struct RunResult {
     /// Percentile spectra of the whole run (capacity-search steps excluded), for the
     /// distribution chart.
     pub spectrum: Spectrum,
+    /// Every prompt set's share of the run (capacity-search steps excluded). Absent in results
+    /// written before prompt libraries existed, which still re-render.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub prompt_sets: Vec<PromptSetResult>,
+}
+
+/// One prompt set over the whole run.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+pub struct PromptSetResult {
+    /// The set's name (`inline` for prompts written in the scenario).
+    pub name: String,
+    /// Its requests' metrics.
+    #[serde(flatten)]
+    pub summary: GroupSummary,
+}
+
+/// Per prompt set, over every measured group.
+pub fn summarize_prompt_sets(recorder: &Recorder) -> Vec<PromptSetResult> {
+    let mut sets: BTreeMap<String, GroupStats> = BTreeMap::new();
+    for ((key, name), stats) in recorder.by_prompt_set() {
+        if !matches!(key.group, Group::Step(_) | Group::Discarded(_)) {
+            sets.entry(name.to_string()).or_default().merge(stats);
+        }
+    }
+    sets.into_iter()
+        .map(|(name, stats)| PromptSetResult {
+            name,
+            summary: summarize_with(&stats, recorder.has_limits()),
+        })
+        .collect()
 }
 
 /// HDR percentile spectra: value at percentiles 0, 50, 75, 87.5, ... (1 − 1/2^k), 100.

@@ -157,6 +157,35 @@ pub fn render(result: &RunResult) -> String {
         let _ = writeln!(out, "\nopen model: latency from the actual send and from the intended start (the difference is queueing that a closed-loop tool would not see)");
         layout(&mut out, &open);
     }
+    if result.prompt_sets.len() > 1 {
+        let mut sets = vec![[
+            "prompt set",
+            "",
+            "reqs",
+            "errors",
+            "ttft p50",
+            "ttft p95",
+            "e2e p95",
+            "out tok/s",
+        ]
+        .map(String::from)
+        .to_vec()];
+        for p in &result.prompt_sets {
+            let s = &p.summary;
+            sets.push(vec![
+                p.name.clone(),
+                String::new(),
+                s.requests.to_string(),
+                s.errors.to_string(),
+                stat(&s.ttft_ms, |s| s.p50),
+                stat(&s.ttft_ms, |s| s.p95),
+                stat(&s.e2e_latency_ms, |s| s.p95),
+                format!("{:.1}", s.output_tokens_per_second),
+            ]);
+        }
+        let _ = writeln!(out);
+        layout(&mut out, &sets);
+    }
     for phase in &result.scenarios {
         if let Some(knee) = &phase.knee {
             let latency = knee

@@ -24,6 +24,8 @@ pub struct Loaded {
     pub source: String,
     /// SHA-256 of the file text, so two results can be checked for the same scenario.
     pub content_sha256: String,
+    /// The prompts, with included sets read.
+    pub prompt_sets: Vec<crate::prompts::PromptSet>,
 }
 
 /// Why a scenario could not be used.
@@ -75,11 +77,22 @@ pub fn load_str(text: &str, source: &str) -> Result<Loaded, LoadError> {
                         .into_iter()
                         .map(|(pointer, message)| doc.problem(source, &pointer, message)),
                 );
+                let base = crate::prompts::load::base_dir(source);
+                let prompt_sets =
+                    crate::prompts::resolve(&scenario.prompts, &base).unwrap_or_else(|found| {
+                        problems.extend(
+                            found
+                                .into_iter()
+                                .map(|(pointer, message)| doc.problem(source, &pointer, message)),
+                        );
+                        Vec::new()
+                    });
                 if problems.is_empty() {
                     return Ok(Loaded {
                         scenario,
                         source: source.to_string(),
                         content_sha256: sha256_hex(text.as_bytes()),
+                        prompt_sets,
                     });
                 }
             }

@@ -30,9 +30,16 @@ pub struct Scenario {
     pub description: Option<String>,
     /// The server and model under test.
     pub target: Target,
-    /// The prompts sent, in turn, by every request.
-    #[schemars(length(min = 1))]
-    pub prompts: Vec<Prompt>,
+    /// The prompts: inline entries and `{include: FILE, weight: N}` prompt sets (YAML, JSONL or
+    /// ShareGPT JSON), or one `{include: FILE}`. Paths are relative to this file.
+    pub prompts: Prompts,
+    /// How each request picks its prompt: `sequential` (default), `random` or `weighted` (a set
+    /// by its weight, then an entry). Seeded by `seed`, so two runs send the same sequence.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prompt_order: Option<PromptOrder>,
+    /// Seed of prompt selection and of `vars` values. Default 1.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub seed: Option<u64>,
     /// Requests sent one at a time before measuring, excluded from every metric.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub warmup: Option<Warmup>,
@@ -162,6 +169,106 @@ pub enum Api {
     Generate,
     /// POST /v1/completions with a plain `prompt` (OpenAI).
     Completions,
+}
+
+/// The `prompts` field.
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+#[serde(untagged)]
+pub enum Prompts {
+    /// Inline entries and included sets, mixed. (First: serde would read `[x]` as a struct.)
+    List(Vec<PromptItem>),
+    /// One prompt-set file.
+    Include(Include),
+}
+
+/// An item of the `prompts` list.
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+#[serde(untagged)]
+pub enum PromptItem {
+    /// A prompt-set file.
+    Include(Include),
+    /// An inline prompt.
+    Entry(PromptEntry),
+}
+
+/// `{include: FILE, weight: N}`.
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Include {
+    /// A prompt-set file: YAML (`prompt-set.schema.json`), JSONL (one entry per line, with a
+    /// `prompt` or `messages` field), or ShareGPT JSON (`conversations` of `from`/`value`; the
+    /// first human turn is the prompt). Relative to the scenario file.
+    pub include: String,
+    /// Relative weight with `prompt_order: weighted`. Default 1.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 0))]
+    pub weight: Option<f64>,
+}
+
+/// One prompt as written in a scenario or a prompt set.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize, JsonSchema)]
+#[serde(untagged)]
+pub enum PromptEntry {
+    /// A user message.
+    Text(String),
+    /// A prompt with its options.
+    Full(FullEntry),
+}
+
+/// `{prompt, system}` or `{messages}`, with optional name, tags, options and vars.
+#[derive(Debug, Clone, PartialEq, Default, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct FullEntry {
+    /// The user message; `{{ name }}` placeholders are filled from `vars`. Give `prompt` or
+    /// `messages`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prompt: Option<String>,
+    /// The system message.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub system: Option<String>,
+    /// A whole chat; the model answers the last message.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub messages: Option<Vec<Message>>,
+    /// A name for this entry.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// Free tags.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tags: Vec<String>,
+    /// Options for this entry only, merged over the target's (e.g. num_predict, max_tokens).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub options: Option<Map<String, Value>>,
+    /// Values for `{{ name }}` placeholders: each request picks one value of each list.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub vars: BTreeMap<String, Vec<String>>,
+}
+
+/// How requests pick prompts.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum PromptOrder {
+    /// Every entry in turn, across sets in the order written.
+    #[default]
+    Sequential,
+    /// Uniformly at random among all entries.
+    Random,
+    /// A set at random by weight, then an entry of it uniformly.
+    Weighted,
+}
+
+/// A prompt-set file in YAML.
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PromptSetFile {
+    /// The set's name in metrics (`ttft{prompt_set:NAME}`). Default: the file name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// What the set is for.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    /// The entries.
+    #[schemars(length(min = 1))]
+    pub prompts: Vec<PromptEntry>,
 }
 
 /// One prompt: a plain string, a prompt with a system message, or a whole chat.

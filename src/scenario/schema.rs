@@ -15,6 +15,11 @@ pub fn scenario_schema_json() -> String {
     pretty(&schema)
 }
 
+/// The prompt-set file schema, as committed in `schemas/prompt-set.schema.json`.
+pub fn prompt_set_schema_json() -> String {
+    pretty(&schemars::schema_for!(super::PromptSetFile))
+}
+
 /// Pretty JSON with a trailing newline, the form every committed schema file has.
 pub fn pretty(value: &impl serde::Serialize) -> String {
     let mut text = serde_json::to_string_pretty(value).unwrap_or_default();

@@ -2,7 +2,7 @@
 
 use std::fmt;
 
-use super::{Api, BackendKind, Phase, Prompt, Scenario};
+use super::{Api, BackendKind, Phase, Scenario};
 
 /// One thing wrong with a scenario file, located for the user.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -103,19 +103,17 @@ pub fn check(scenario: &Scenario) -> Vec<(String, String)> {
             problem("/target/timeout".into(), "must be longer than 0s");
         }
     }
-    for (i, prompt) in scenario.prompts.iter().enumerate() {
-        if let Prompt::Chat(chat) = prompt {
-            if chat.messages.is_empty() {
-                problem(
-                    format!("/prompts/{i}/messages"),
-                    "at least one message is needed",
-                );
-            }
-            if scenario.target.api == Api::Generate {
-                problem(
-                    format!("/prompts/{i}"),
-                    "a `messages` prompt needs `api: chat` (/api/generate takes a prompt and a system message)",
-                );
+    if scenario.target.api == Api::Generate {
+        if let super::Prompts::List(items) = &scenario.prompts {
+            for (i, item) in items.iter().enumerate() {
+                if let super::PromptItem::Entry(super::PromptEntry::Full(e)) = item {
+                    if e.messages.is_some() {
+                        problem(
+                            format!("/prompts/{i}"),
+                            "a `messages` prompt needs `api: chat` (/api/generate takes a prompt and a system message)",
+                        );
+                    }
+                }
             }
         }
     }

@@ -47,19 +47,36 @@ fn matches(key: &GroupKey, tags: &[(TagKey, String)]) -> bool {
         (TagKey::Scenario, _) => &*key.scenario == value.as_str(),
         (TagKey::Level, Group::Level(n)) => value.parse() == Ok(n),
         (TagKey::Stage, Group::Stage(i)) => value.parse() == Ok(i + 1),
+        // Handled by `selected`, which picks the per-set split.
+        (TagKey::PromptSet, _) => true,
         _ => false,
     })
 }
 
-/// The merged aggregates of every group the tags select. Capacity-search steps are left out:
-/// the thresholds are the search's pass criteria there, judged per step, and its steps above
-/// capacity fail them by design.
+/// The merged aggregates of every group the tags select; a `prompt_set` tag selects within the
+/// per-set split. Capacity-search steps are left out: the thresholds are the search's pass
+/// criteria there, judged per step, and its steps above capacity fail them by design.
 fn selected(recorder: &Recorder, tags: &[(TagKey, String)]) -> GroupStats {
     let mut merged = GroupStats::default();
     let counted =
         |k: &GroupKey| !matches!(k.group, Group::Step(_) | Group::Discarded(_)) && matches(k, tags);
-    for (_, stats) in recorder.groups().iter().filter(|(k, _)| counted(k)) {
-        merged.merge(stats);
+    let set = tags
+        .iter()
+        .find(|(t, _)| *t == TagKey::PromptSet)
+        .map(|(_, v)| v.as_str());
+    match set {
+        Some(set) => {
+            for ((key, name), stats) in recorder.by_prompt_set() {
+                if &**name == set && counted(key) {
+                    merged.merge(stats);
+                }
+            }
+        }
+        None => {
+            for (_, stats) in recorder.groups().iter().filter(|(k, _)| counted(k)) {
+                merged.merge(stats);
+            }
+        }
     }
     merged
 }
@@ -188,6 +205,7 @@ mod tests {
             let sample = Sample {
                 key: Some(key),
                 intended: None,
+                prompt_set: None,
                 started: Duration::ZERO,
                 ended: Duration::from_secs(end_s),
                 outcome: Outcome::Done(m),
