@@ -18,7 +18,7 @@ pub struct Cli {
 
 const EXAMPLES: &str = "\
 Examples:
-  llm-bench run                                   built-in quickstart against the in-process simulator
+  llm-bench run                                   built-in quickstart, in-process simulator
   llm-bench run scenarios/ollama-llama3.2-1b.yaml Ollama on localhost:11434 (or OLLAMA_HOST)
   llm-bench run s.yaml --concurrency 1 --concurrency 8 --requests-per-level 50
   llm-bench run scenarios/ci-tinyllama.yaml --ci  gate a pipeline: exit 99 when a threshold fails
@@ -35,9 +35,9 @@ pub enum Command {
     Run(RunArgs),
     /// Check scenario files against the schema and semantic rules.
     Validate(ValidateArgs),
-    /// Print the JSON Schema of scenario files (or of result files).
+    /// Print the JSON Schema of scenario files (or of result or prompt-set files).
     Schema(SchemaArgs),
-    /// Serve the built-in Ollama-compatible simulator.
+    /// Serve the built-in simulator (Ollama and OpenAI-compatible APIs).
     Sim(SimArgs),
     /// Re-render a saved result as HTML, Markdown or JSON.
     Report(ReportArgs),
