@@ -50,6 +50,8 @@ pub enum Status {
     Interrupted,
     /// A threshold failed; all outputs were written.
     ThresholdsFailed,
+    /// The hook script's `teardown` failed; all outputs were written.
+    HookFailed,
 }
 
 impl Status {
@@ -59,6 +61,7 @@ impl Status {
             Status::Success => 0,
             Status::Interrupted => EXIT_INTERRUPTED,
             Status::ThresholdsFailed => EXIT_THRESHOLDS_FAILED,
+            Status::HookFailed => crate::error::EXIT_HOOK,
         }
     }
 }
@@ -166,6 +169,8 @@ impl RunOutcome {
     pub fn status(&self) -> Status {
         if self.result.interrupted {
             Status::Interrupted
+        } else if self.teardown_error.is_some() {
+            Status::HookFailed
         } else if self.result.thresholds.iter().any(|t| !t.passed) {
             Status::ThresholdsFailed
         } else {
@@ -185,6 +190,8 @@ pub struct RunOutcome {
     pub raw_path: Option<PathBuf>,
     /// The HTML report (absent when its template failed to render).
     pub report_path: Option<PathBuf>,
+    /// The hook script's `teardown` failure, if any (the results are saved).
+    pub teardown_error: Option<String>,
 }
 
 async fn cmd_run(args: RunArgs) -> Result<Status, Error> {
@@ -300,6 +307,9 @@ pub async fn execute(
                 .join("\n"),
         )
     })?;
+    if let Some(hooks) = &loaded.hooks {
+        hooks.setup().map_err(|e| Error::Hook(e.to_string()))?;
+    }
     let plans: Vec<_> = scenario
         .scenarios
         .iter()
@@ -373,6 +383,7 @@ pub async fn execute(
         stop: run_stop,
         abort,
         precise_timer: opts.precise_timer,
+        hooks: loaded.hooks.clone(),
     };
     let clock = Instant::now();
     runner
@@ -468,11 +479,20 @@ pub async fn execute(
             None
         }
     };
+    // teardown runs once everything is saved, so its failure loses nothing.
+    let teardown_error = loaded.hooks.as_ref().and_then(|hooks| {
+        let summary = serde_json::to_value(&result.total).unwrap_or_default();
+        hooks.teardown(&summary).err().map(|e| e.to_string())
+    });
+    if let Some(err) = &teardown_error {
+        eprintln!("error: hook script: {err}");
+    }
     Ok(RunOutcome {
         result,
         result_path,
         raw_path,
         report_path,
+        teardown_error,
     })
 }
 

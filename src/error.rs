@@ -12,6 +12,8 @@ pub const EXIT_USAGE: u8 = 2;
 pub const EXIT_THRESHOLDS_FAILED: u8 = 99;
 /// Exit code for an invalid scenario.
 pub const EXIT_INVALID_SCENARIO: u8 = 104;
+/// Exit code when the hook script's `setup` or `teardown` failed.
+pub const EXIT_HOOK: u8 = 107;
 /// Exit code for a run stopped by Ctrl-C (results gathered so far are written).
 pub const EXIT_INTERRUPTED: u8 = 105;
 
@@ -35,6 +37,9 @@ pub enum Error {
         /// The failure.
         source: std::io::Error,
     },
+    /// The hook script's `setup` or `teardown` failed.
+    #[error("hook script: {0}")]
+    Hook(String),
     /// A report template failed to render.
     #[error("template error: {0}")]
     Template(String),
@@ -58,6 +63,7 @@ impl Error {
             Error::InvalidScenario(_) => EXIT_INVALID_SCENARIO,
             Error::ReadScenario(_) | Error::Usage(_) => EXIT_USAGE,
             Error::Io { .. } | Error::Client(_) | Error::Template(_) => EXIT_RUNTIME,
+            Error::Hook(_) => EXIT_HOOK,
         }
     }
 

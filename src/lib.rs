@@ -9,6 +9,7 @@ pub mod cli;
 pub mod duration;
 pub mod error;
 pub mod executor;
+pub mod hooks;
 pub mod metrics;
 pub mod output;
 pub mod plan;

@@ -215,10 +215,11 @@ async fn capacity_search_finds_the_rate_the_simulator_implies() {
     let load = "    executor: capacity-search\n    mode: rate\n    start: 1\n    precision: 0.05\n    step_duration: 10s\n    discard: 2s\n    arrivals: uniform\n";
     // Below capacity every request takes exactly one service time; above, a queue builds.
     let yaml = yaml(load)
-        + &format!(
+        + format!(
             "thresholds:\n  e2e_latency: [\"p(95)<{}\"]\n",
             (1.5 * s).round()
-        );
+        )
+        .as_str();
     let out = run(scenario(&yaml), &options(dir.path(), Some(sim.url()))).await;
     let report = &out.result.capacity[0];
     let found = report.capacity.unwrap();

@@ -50,6 +50,8 @@ pub enum ErrorKind {
     Truncated,
     /// The connection broke mid-response.
     Disconnected,
+    /// A hook script failed for this request (before or after it).
+    Hook,
 }
 
 impl ErrorKind {
@@ -67,6 +69,7 @@ impl ErrorKind {
             ErrorKind::Malformed => "malformed",
             ErrorKind::Truncated => "truncated",
             ErrorKind::Disconnected => "disconnected",
+            ErrorKind::Hook => "hook",
         }
     }
 

@@ -17,6 +17,9 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use crate::backend::Backend;
+use crate::backend::{ErrorKind, Measurement, RequestError};
+use crate::hooks::{Before, Hooks, RequestInfo};
+use crate::metrics::Group;
 use crate::metrics::{Event, GroupKey, Outcome, Sample};
 use crate::plan::{PhasePlan, PlanKind};
 use crate::prompts::Picker;
@@ -36,6 +39,8 @@ pub struct Runner {
     pub stop: CancellationToken,
     /// Cancelled to cut off requests in flight.
     pub abort: CancellationToken,
+    /// The compiled hook script, if the scenario has one.
+    pub hooks: Option<Arc<Hooks>>,
     /// Spin the last 2 ms before each scheduled arrival for sub-millisecond dispatch (off in
     /// tests under tokio's paused clock, where only timers advance time).
     pub precise_timer: bool,
@@ -43,14 +48,40 @@ pub struct Runner {
 
 impl Runner {
     /// Sends one request and reports it; `intended` is its scheduled start (open model), `cut`
-    /// cancels it mid-flight.
+    /// cancels it mid-flight. Hooks run around it: `before_request` may rewrite or skip it,
+    /// `after_response` returns checks; a hook error fails the request with kind `hook`.
     pub async fn request(
         &self,
         key: Option<GroupKey>,
         intended: Option<Duration>,
         cut: &CancellationToken,
     ) {
-        let picked = self.prompts.next();
+        let mut picked = self.prompts.next();
+        let info = self.hooks.as_ref().map(|_| RequestInfo {
+            iteration: picked.index,
+            scenario: key
+                .as_ref()
+                .map(|k| k.scenario.to_string())
+                .unwrap_or_else(|| "warmup".into()),
+            group: key
+                .as_ref()
+                .map(|k| k.group.to_string())
+                .unwrap_or_default(),
+            level: key.as_ref().and_then(|k| match k.group {
+                Group::Level(n) => Some(n),
+                _ => None,
+            }),
+        });
+        let mut hook_failure = None;
+        if let (Some(hooks), Some(info)) = (&self.hooks, &info) {
+            match hooks.before_request(&picked, info) {
+                Ok(Before::Send(rewritten)) => picked = rewritten,
+                Ok(Before::Skip) => return,
+                Err(err) => {
+                    hook_failure = Some(RequestError::new(ErrorKind::Hook, err.to_string()))
+                }
+            }
+        }
         let at = self.run_start.elapsed();
         // A closed channel means the recorder is gone (the run is ending); nothing to report to.
         let _ = self
@@ -60,13 +91,42 @@ impl Runner {
                 at,
             })
             .await;
-        let (started, outcome) = tokio::select! {
-            exchange = self.backend.send(&picked) => (
-                exchange.sent_at.saturating_duration_since(self.run_start),
-                Outcome::Done(exchange.measurement),
+        let (started, mut outcome) = match hook_failure {
+            Some(error) => (
+                at,
+                Outcome::Done(Measurement {
+                    error: Some(error),
+                    ..Measurement::default()
+                }),
             ),
-            _ = cut.cancelled() => (at, Outcome::Interrupted),
+            None => tokio::select! {
+                exchange = self.backend.send(&picked) => (
+                    exchange.sent_at.saturating_duration_since(self.run_start),
+                    Outcome::Done(exchange.measurement),
+                ),
+                _ = cut.cancelled() => (at, Outcome::Interrupted),
+            },
         };
+        let mut checks = Vec::new();
+        if let (Some(hooks), Some(info), Outcome::Done(m)) = (&self.hooks, &info, &mut outcome) {
+            if hooks.checks_responses()
+                && m.error.as_ref().is_none_or(|e| e.kind != ErrorKind::Hook)
+            {
+                match hooks.after_response(&picked, info, m) {
+                    Ok(found) => {
+                        checks = found
+                            .into_iter()
+                            .map(|(name, ok)| (Arc::from(name.as_str()), ok))
+                            .collect()
+                    }
+                    Err(err) => {
+                        if m.error.is_none() {
+                            m.error = Some(RequestError::new(ErrorKind::Hook, err.to_string()));
+                        }
+                    }
+                }
+            }
+        }
         let ended = self.run_start.elapsed();
         let sample = Sample {
             key,
@@ -75,6 +135,7 @@ impl Runner {
             ended,
             outcome,
             prompt_set: Some(picked.set.clone()),
+            checks,
         };
         let _ = self.events.send(Event::Finished(Box::new(sample))).await;
     }

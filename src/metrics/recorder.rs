@@ -88,6 +88,8 @@ pub struct GroupStats {
     pub dropped: u64,
     /// Successful requests that met every per-request limit (goodput).
     pub good: u64,
+    /// Hook checks by name: (passed, evaluated).
+    pub checks: BTreeMap<String, (u64, u64)>,
     /// Output tokens of successful requests.
     pub output_tokens: u64,
     /// Prompt tokens of successful requests (as the server counted them).
@@ -109,6 +111,7 @@ impl Default for GroupStats {
             interrupted: 0,
             dropped: 0,
             good: 0,
+            checks: BTreeMap::new(),
             output_tokens: 0,
             prompt_tokens: 0,
             tokens_estimated: 0,
@@ -151,6 +154,11 @@ impl GroupStats {
 
     /// Folds one finished request in; `limits` decides whether a success counts as good.
     pub fn record(&mut self, sample: &Sample, limits: &Limits) {
+        for (name, ok) in &sample.checks {
+            let entry = self.checks.entry(name.to_string()).or_default();
+            entry.0 += u64::from(*ok);
+            entry.1 += 1;
+        }
         self.first_start = Some(
             self.first_start
                 .map_or(sample.started, |t| t.min(sample.started)),
@@ -231,6 +239,11 @@ impl GroupStats {
         self.interrupted += other.interrupted;
         self.dropped += other.dropped;
         self.good += other.good;
+        for (name, (pass, total)) in &other.checks {
+            let entry = self.checks.entry(name.clone()).or_default();
+            entry.0 += pass;
+            entry.1 += total;
+        }
         self.output_tokens += other.output_tokens;
         self.prompt_tokens += other.prompt_tokens;
         self.tokens_estimated += other.tokens_estimated;
@@ -436,6 +449,7 @@ mod tests {
             started: ms(0),
             intended: None,
             prompt_set: None,
+            checks: Vec::new(),
             ended: ms(e2e),
             outcome: Outcome::Done(Measurement {
                 ttft: Some(ms(ttft)),

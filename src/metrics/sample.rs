@@ -68,6 +68,8 @@ pub struct Sample {
     pub outcome: Outcome,
     /// The prompt set its prompt came from.
     pub prompt_set: Option<Arc<str>>,
+    /// Named checks from the `after_response` hook.
+    pub checks: Vec<(Arc<str>, bool)>,
 }
 
 /// A message to the recorder.

@@ -119,6 +119,20 @@ pub struct GroupSummary {
     pub ttft_from_schedule_ms: Option<Stats>,
     /// Open model: e2e latency measured from the intended start, ms.
     pub e2e_from_schedule_ms: Option<Stats>,
+    /// Hook checks by name.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub checks: BTreeMap<String, CheckSummary>,
+}
+
+/// One named check.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct CheckSummary {
+    /// Times it held.
+    pub passes: u64,
+    /// Times it did not.
+    pub fails: u64,
+    /// passes / (passes + fails).
+    pub rate: f64,
 }
 
 /// Summarises one group; `goodput` says whether per-request limits were applied.
@@ -180,6 +194,25 @@ pub fn summarize(g: &GroupStats) -> GroupSummary {
         schedule_lag_ms: ms(Trend::ScheduleLag),
         ttft_from_schedule_ms: ms(Trend::TtftFromSchedule),
         e2e_from_schedule_ms: ms(Trend::E2eFromSchedule),
+        checks: g
+            .checks
+            .iter()
+            .map(|(name, &(pass, total))| {
+                let rate = if total > 0 {
+                    pass as f64 / total as f64
+                } else {
+                    0.0
+                };
+                (
+                    name.clone(),
+                    CheckSummary {
+                        passes: pass,
+                        fails: total - pass,
+                        rate,
+                    },
+                )
+            })
+            .collect(),
     }
 }
 

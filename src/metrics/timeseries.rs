@@ -191,6 +191,7 @@ mod tests {
             started: Duration::ZERO,
             intended: None,
             prompt_set: None,
+            checks: Vec::new(),
             ended: Duration::from_millis(ended_ms),
             outcome: Outcome::Done(Measurement {
                 ttft: Some(Duration::from_millis(ttft_ms)),

@@ -289,6 +289,7 @@ mod tests {
             started: Duration::ZERO,
             intended: None,
             prompt_set: None,
+            checks: Vec::new(),
             ended: Duration::from_millis(500),
             outcome: Outcome::Done(Measurement {
                 ttft: Some(Duration::from_millis(40)),

@@ -157,6 +157,22 @@ pub fn render(result: &RunResult) -> String {
         let _ = writeln!(out, "\nopen model: latency from the actual send and from the intended start (the difference is queueing that a closed-loop tool would not see)");
         layout(&mut out, &open);
     }
+    if !result.total.checks.is_empty() {
+        let lines: Vec<String> = result
+            .total
+            .checks
+            .iter()
+            .map(|(name, c)| {
+                format!(
+                    "{name} {:.1}% ({}/{})",
+                    c.rate * 100.0,
+                    c.passes,
+                    c.passes + c.fails
+                )
+            })
+            .collect();
+        let _ = writeln!(out, "checks: {}", lines.join(", "));
+    }
     if result.prompt_sets.len() > 1 {
         let mut sets = vec![[
             "prompt set",

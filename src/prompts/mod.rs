@@ -164,6 +164,8 @@ pub struct Picked {
     pub options: Option<Map<String, Value>>,
     /// The set it came from.
     pub set: Arc<str>,
+    /// The request's number in the run, from 0.
+    pub index: u64,
 }
 
 /// Chooses each request's prompt.
@@ -219,6 +221,7 @@ impl Picker {
             prompt,
             options: chosen.options.clone(),
             set: self.sets[set].name.clone(),
+            index,
         }
     }
 

@@ -26,6 +26,8 @@ pub struct Loaded {
     pub content_sha256: String,
     /// The prompts, with included sets read.
     pub prompt_sets: Vec<crate::prompts::PromptSet>,
+    /// The compiled hook script.
+    pub hooks: Option<std::sync::Arc<crate::hooks::Hooks>>,
 }
 
 /// Why a scenario could not be used.
@@ -87,12 +89,23 @@ pub fn load_str(text: &str, source: &str) -> Result<Loaded, LoadError> {
                         );
                         Vec::new()
                     });
+                let hooks = match &scenario.hooks {
+                    Some(h) => match crate::hooks::Hooks::load(&base.join(&h.script)) {
+                        Ok(hooks) => Some(std::sync::Arc::new(hooks)),
+                        Err(message) => {
+                            problems.push(doc.problem(source, "/hooks/script", message));
+                            None
+                        }
+                    },
+                    None => None,
+                };
                 if problems.is_empty() {
                     return Ok(Loaded {
                         scenario,
                         source: source.to_string(),
                         content_sha256: sha256_hex(text.as_bytes()),
                         prompt_sets,
+                        hooks,
                     });
                 }
             }

@@ -53,6 +53,10 @@ pub struct Scenario {
     /// Simple SLOs, kept for older configs: sugar for the equivalent thresholds.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub slo: Option<Slo>,
+    /// A Rhai script whose `setup`, `before_request`, `after_response` and `teardown` functions
+    /// run around the requests (all optional).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hooks: Option<HooksConfig>,
     /// Where live metrics go while the run lasts.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub outputs: Option<Outputs>,
@@ -601,6 +605,14 @@ pub struct CapacitySearch {
     /// Delay from the start of the run before this phase begins.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub start_time: Option<HumanDuration>,
+}
+
+/// `hooks:`.
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct HooksConfig {
+    /// The Rhai script, relative to the scenario file.
+    pub script: String,
 }
 
 /// Live outputs.

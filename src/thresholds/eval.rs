@@ -47,8 +47,8 @@ fn matches(key: &GroupKey, tags: &[(TagKey, String)]) -> bool {
         (TagKey::Scenario, _) => &*key.scenario == value.as_str(),
         (TagKey::Level, Group::Level(n)) => value.parse() == Ok(n),
         (TagKey::Stage, Group::Stage(i)) => value.parse() == Ok(i + 1),
-        // Handled by `selected`, which picks the per-set split.
-        (TagKey::PromptSet, _) => true,
+        // Handled by `selected` (the per-set split) and by `observe` (the named check).
+        (TagKey::PromptSet | TagKey::Check, _) => true,
         _ => false,
     })
 }
@@ -83,6 +83,31 @@ fn selected(recorder: &Recorder, tags: &[(TagKey, String)]) -> GroupStats {
 
 /// The measured value of `aggregation` over `g`, or `None` when there is no data.
 pub fn observe(metric: Metric, aggregation: Aggregation, g: &GroupStats) -> Option<f64> {
+    observe_check(metric, aggregation, g, None)
+}
+
+/// [`observe`], with `checks` narrowed to one named check.
+pub fn observe_check(
+    metric: Metric,
+    aggregation: Aggregation,
+    g: &GroupStats,
+    check: Option<&str>,
+) -> Option<f64> {
+    if metric == Metric::Checks {
+        let (pass, total) = g
+            .checks
+            .iter()
+            .filter(|(name, _)| check.is_none_or(|c| c == name.as_str()))
+            .fold((0, 0), |(p, t), (_, &(pass, total))| (p + pass, t + total));
+        if total == 0 {
+            return None;
+        }
+        return Some(if aggregation == Aggregation::Count {
+            (total - pass) as f64
+        } else {
+            pass as f64 / total as f64
+        });
+    }
     let requests = g.ok + g.error_count();
     let wall = g.wall_time().as_secs_f64();
     let per_second = |n: f64| if wall > 0.0 { n / wall } else { 0.0 };
@@ -128,6 +153,7 @@ pub fn observe(metric: Metric, aggregation: Aggregation, g: &GroupStats) -> Opti
             g.error_count() as f64 / requests as f64
         }),
         Metric::DroppedIterations => None,
+        // Answered above.
         Metric::Checks => None,
     }
 }
@@ -139,7 +165,13 @@ pub fn evaluate(threshold: &Threshold, recorder: &Recorder) -> ThresholdOutcome 
 
 /// Evaluates one threshold on given aggregates, ignoring its tags (capacity-search steps).
 pub fn evaluate_on(threshold: &Threshold, g: &GroupStats) -> ThresholdOutcome {
-    let observed = observe(threshold.metric, threshold.expression.aggregation, g);
+    let check = threshold
+        .key
+        .tags
+        .iter()
+        .find(|(t, _)| *t == TagKey::Check)
+        .map(|(_, v)| v.as_str());
+    let observed = observe_check(threshold.metric, threshold.expression.aggregation, g, check);
     let limit = threshold.expression.limit();
     ThresholdOutcome {
         metric: threshold.key_text.clone(),
@@ -206,6 +238,7 @@ mod tests {
                 key: Some(key),
                 intended: None,
                 prompt_set: None,
+                checks: Vec::new(),
                 started: Duration::ZERO,
                 ended: Duration::from_secs(end_s),
                 outcome: Outcome::Done(m),

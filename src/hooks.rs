@@ -1,0 +1,357 @@
+//! Rhai hook scripts: `setup()`, `before_request(ctx)`, `after_response(ctx, res)` and
+//! `teardown(summary)`, all optional, looked up by name. The script is compiled once; every call
+//! runs under limits (operations, call depth, sizes), so a runaway script is stopped with an
+//! error instead of hanging the run.
+//!
+//! Rhai passes maps by value: `before_request` returns the (modified) `ctx`, or `false` to skip
+//! the request; `after_response` returns a map of check names to booleans.
+
+use std::path::Path;
+use std::sync::RwLock;
+
+use rhai::{Dynamic, Engine, Scope, AST};
+use serde_json::{json, Map, Value};
+
+use crate::backend::Measurement;
+use crate::prompts::Picked;
+use crate::scenario::{ChatPrompt, Message, Prompt, PromptWithSystem};
+
+/// Operations one hook call may take: generous for real checks, fatal for an endless loop.
+pub const MAX_OPERATIONS: u64 = 2_000_000;
+
+/// A failed hook call.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{function}: {message}")]
+pub struct HookError {
+    /// The hook function.
+    pub function: &'static str,
+    /// What went wrong (Rhai's words, with the script position).
+    pub message: String,
+}
+
+/// What `before_request` decided.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Before {
+    /// Send this (possibly rewritten) request.
+    Send(Picked),
+    /// Do not send; the request is counted as skipped.
+    Skip,
+}
+
+/// A compiled script and the data `setup()` returned.
+pub struct Hooks {
+    engine: Engine,
+    ast: AST,
+    shared: RwLock<Dynamic>,
+}
+
+impl std::fmt::Debug for Hooks {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Hooks").finish_non_exhaustive()
+    }
+}
+
+fn to_dynamic(v: &Value) -> Dynamic {
+    rhai::serde::to_dynamic(v).unwrap_or(Dynamic::UNIT)
+}
+
+fn from_dynamic(d: &Dynamic) -> Value {
+    rhai::serde::from_dynamic(d).unwrap_or(Value::Null)
+}
+
+impl Hooks {
+    /// Compiles the script at `path`; a syntax error names the line.
+    pub fn load(path: &Path) -> Result<Hooks, String> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| format!("cannot read hook script {}: {e}", path.display()))?;
+        Self::compile(&text).map_err(|e| format!("{}: {e}", path.display()))
+    }
+
+    /// Compiles script text.
+    pub fn compile(text: &str) -> Result<Hooks, String> {
+        let mut engine = Engine::new();
+        engine.set_max_operations(MAX_OPERATIONS);
+        engine.set_max_call_levels(64);
+        engine.set_max_expr_depths(64, 64);
+        engine.set_max_string_size(4 << 20);
+        engine.set_max_array_size(100_000);
+        engine.set_max_map_size(100_000);
+        // `res.text.parse_json()`: the value, or () when the text is not JSON.
+        engine.register_fn("parse_json", |text: &str| {
+            serde_json::from_str::<Value>(text).map_or(Dynamic::UNIT, |v| to_dynamic(&v))
+        });
+        let ast = engine
+            .compile(text)
+            .map_err(|e| format!("line {}: {}", e.1.line().unwrap_or(0), e.0))?;
+        Ok(Hooks {
+            engine,
+            ast,
+            shared: RwLock::new(Dynamic::UNIT),
+        })
+    }
+
+    fn has(&self, name: &str) -> bool {
+        self.ast.iter_functions().any(|f| f.name == name)
+    }
+
+    fn call(
+        &self,
+        function: &'static str,
+        args: impl rhai::FuncArgs,
+    ) -> Result<Dynamic, HookError> {
+        self.engine
+            .call_fn::<Dynamic>(&mut Scope::new(), &self.ast, function, args)
+            .map_err(|e| HookError {
+                function,
+                message: e.to_string(),
+            })
+    }
+
+    /// Runs `setup()` once; what it returns is `ctx.data` in every later call.
+    pub fn setup(&self) -> Result<(), HookError> {
+        if self.has("setup") {
+            let shared = self.call("setup", ())?;
+            *self.shared.write().unwrap_or_else(|e| e.into_inner()) = shared;
+        }
+        Ok(())
+    }
+
+    fn context(&self, picked: &Picked, info: &RequestInfo) -> Value {
+        let (prompt, system, messages) = match &picked.prompt {
+            Prompt::Text(t) => (Value::from(t.clone()), Value::Null, Value::Null),
+            Prompt::WithSystem(p) => (
+                Value::from(p.prompt.clone()),
+                p.system.clone().map_or(Value::Null, Value::from),
+                Value::Null,
+            ),
+            Prompt::Chat(c) => (Value::Null, Value::Null, json!(c.messages)),
+        };
+        json!({
+            "iteration": info.iteration,
+            "scenario": info.scenario,
+            "group": info.group,
+            "level": info.level,
+            "prompt_set": &*picked.set,
+            "prompt": prompt,
+            "system": system,
+            "messages": messages,
+            "options": picked.options.clone().map_or(Value::Null, Value::Object),
+            "data": from_dynamic(&self.shared.read().unwrap_or_else(|e| e.into_inner())),
+        })
+    }
+
+    /// `before_request(ctx)`: the request to send, rewritten as the script wants, or a skip.
+    pub fn before_request(&self, picked: &Picked, info: &RequestInfo) -> Result<Before, HookError> {
+        if !self.has("before_request") {
+            return Ok(Before::Send(picked.clone()));
+        }
+        let out = self.call("before_request", (to_dynamic(&self.context(picked, info)),))?;
+        if out.as_bool() == Ok(false) {
+            return Ok(Before::Skip);
+        }
+        let Value::Object(ctx) = from_dynamic(&out) else {
+            return Ok(Before::Send(picked.clone()));
+        };
+        let text = |k: &str| ctx.get(k).and_then(Value::as_str).map(str::to_string);
+        let prompt = match (ctx.get("messages").filter(|m| !m.is_null()), text("prompt")) {
+            (Some(m), _) => Prompt::Chat(ChatPrompt {
+                messages: serde_json::from_value::<Vec<Message>>(m.clone()).map_err(|e| {
+                    HookError {
+                        function: "before_request",
+                        message: format!("ctx.messages: {e}"),
+                    }
+                })?,
+            }),
+            (None, Some(prompt)) => match text("system") {
+                Some(system) => Prompt::WithSystem(PromptWithSystem {
+                    prompt,
+                    system: Some(system),
+                }),
+                None => Prompt::Text(prompt),
+            },
+            (None, None) => picked.prompt.clone(),
+        };
+        let options = ctx
+            .get("options")
+            .and_then(Value::as_object)
+            .cloned()
+            .map(Map::from_iter);
+        Ok(Before::Send(Picked {
+            prompt,
+            options,
+            set: picked.set.clone(),
+            index: picked.index,
+        }))
+    }
+
+    /// Whether `after_response` is defined (it costs a call per request).
+    pub fn checks_responses(&self) -> bool {
+        self.has("after_response")
+    }
+
+    /// `after_response(ctx, res)`: named checks.
+    pub fn after_response(
+        &self,
+        picked: &Picked,
+        info: &RequestInfo,
+        m: &Measurement,
+    ) -> Result<Vec<(String, bool)>, HookError> {
+        if !self.has("after_response") {
+            return Ok(Vec::new());
+        }
+        let ms = |d: std::time::Duration| d.as_secs_f64() * 1000.0;
+        let res = json!({
+            "text": m.text,
+            "status": m.status,
+            "ok": m.error.is_none(),
+            "error": m.error.as_ref().map(|e| e.message.clone()),
+            "error_kind": m.error.as_ref().map(|e| e.kind.as_str()),
+            "tokens": m.output_tokens,
+            "prompt_tokens": m.prompt_tokens,
+            "ttft_ms": m.ttft.map(ms),
+            "e2e_ms": ms(m.e2e),
+            "done_reason": m.done_reason,
+        });
+        let out = self.call(
+            "after_response",
+            (to_dynamic(&self.context(picked, info)), to_dynamic(&res)),
+        )?;
+        match from_dynamic(&out) {
+            Value::Object(map) => Ok(map
+                .into_iter()
+                .map(|(k, v)| (k, v.as_bool().unwrap_or(false)))
+                .collect()),
+            Value::Null => Ok(Vec::new()),
+            other => Err(HookError {
+                function: "after_response",
+                message: format!("must return a map of check names to booleans, not {other}"),
+            }),
+        }
+    }
+
+    /// `teardown(summary)`, once at the end.
+    pub fn teardown(&self, summary: &Value) -> Result<(), HookError> {
+        if self.has("teardown") {
+            let _ = self.call("teardown", (to_dynamic(summary),))?;
+        }
+        Ok(())
+    }
+}
+
+/// Where a request stands, for `ctx`.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct RequestInfo {
+    /// The request's number in the run, from 0.
+    pub iteration: u64,
+    /// The scenario (phase) name.
+    pub scenario: String,
+    /// "level 4", "stage 2", "all", ...
+    pub group: String,
+    /// The concurrency level, for concurrency-levels.
+    pub level: Option<u32>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn picked(text: &str) -> Picked {
+        Picked {
+            prompt: Prompt::Text(text.into()),
+            options: None,
+            set: "inline".into(),
+            index: 0,
+        }
+    }
+
+    fn info() -> RequestInfo {
+        RequestInfo {
+            iteration: 7,
+            scenario: "s".into(),
+            group: "level 2".into(),
+            level: Some(2),
+        }
+    }
+
+    #[test]
+    fn before_request_rewrites_prompts_and_options_or_skips() {
+        let hooks = Hooks::compile(
+            r#"
+            fn setup() { #{ suffix: " Answer briefly." } }
+            fn before_request(ctx) {
+                if ctx.iteration == 3 { return false; }
+                ctx.prompt = ctx.prompt + ctx.data.suffix;
+                ctx.options = #{ num_predict: 7 };
+                ctx
+            }
+        "#,
+        )
+        .unwrap();
+        hooks.setup().unwrap();
+        let Before::Send(p) = hooks.before_request(&picked("Hi."), &info()).unwrap() else {
+            panic!()
+        };
+        assert_eq!(p.prompt, Prompt::Text("Hi. Answer briefly.".into()));
+        assert_eq!(p.options.unwrap()["num_predict"], 7);
+        let skip = RequestInfo {
+            iteration: 3,
+            ..info()
+        };
+        assert_eq!(
+            hooks.before_request(&picked("Hi."), &skip).unwrap(),
+            Before::Skip
+        );
+    }
+
+    #[test]
+    fn after_response_returns_named_checks() {
+        let hooks = Hooks::compile(r#"
+            fn after_response(ctx, res) {
+                #{ "valid json": res.text.parse_json() != (), "short": res.tokens < 10, "level": ctx.level == 2 }
+            }
+        "#).unwrap();
+        let m = Measurement {
+            text: "{\"a\": 1}".into(),
+            output_tokens: 12,
+            ..Measurement::default()
+        };
+        let mut checks = hooks.after_response(&picked("x"), &info(), &m).unwrap();
+        checks.sort();
+        assert_eq!(
+            checks,
+            vec![
+                ("level".into(), true),
+                ("short".into(), false),
+                ("valid json".into(), true)
+            ]
+        );
+        let not_json = Measurement {
+            text: "nope".into(),
+            ..Measurement::default()
+        };
+        assert!(hooks
+            .after_response(&picked("x"), &info(), &not_json)
+            .unwrap()
+            .contains(&("valid json".into(), false)));
+    }
+
+    #[test]
+    fn runaway_scripts_are_stopped_and_errors_name_the_hook() {
+        let hooks = Hooks::compile("fn before_request(ctx) { loop { } }").unwrap();
+        let err = hooks.before_request(&picked("x"), &info()).unwrap_err();
+        assert_eq!(err.function, "before_request");
+        assert!(
+            err.message.to_lowercase().contains("too many operations"),
+            "{err}"
+        );
+        let err = Hooks::compile("fn setup() { let x = ; }").err().unwrap();
+        assert!(err.starts_with("line 1:"), "{err}");
+        let failing =
+            Hooks::compile(r#"fn teardown(summary) { throw "no " + summary.requests }"#).unwrap();
+        assert!(failing
+            .teardown(&json!({"requests": 3}))
+            .unwrap_err()
+            .message
+            .contains("no 3"));
+    }
+}

@@ -1,0 +1,164 @@
+//! Rhai hooks against the simulator: a rewrite the simulator can see, checks failing at a known
+//! rate gating a threshold, skips, a runaway script stopped, and setup/teardown failures.
+
+mod common;
+
+use std::path::Path;
+use std::time::Duration;
+
+use common::{options, run, start_sim};
+use llm_bench::backend::ErrorKind;
+use llm_bench::duration::HumanDuration;
+use llm_bench::sim::{OutputTokens, SimConfig};
+
+fn sim() -> SimConfig {
+    SimConfig {
+        parallel: 4,
+        decode_per_token: HumanDuration(Duration::from_millis(1)),
+        load_time: HumanDuration(Duration::ZERO),
+        output_tokens: OutputTokens { min: 20, max: 20 },
+        ..SimConfig::default()
+    }
+}
+
+fn scenario(dir: &Path, script: &str, extra: &str) -> llm_bench::scenario::Loaded {
+    std::fs::write(dir.join("hook.rhai"), script).unwrap();
+    let yaml = format!("name: hooks\ntarget: {{model: m}}\nprompts: [hi]\nhooks: {{script: hook.rhai}}\nscenarios:\n  s: {{executor: constant-vus, vus: 2, iterations: 40}}\n{extra}");
+    std::fs::write(dir.join("s.yaml"), yaml).unwrap();
+    llm_bench::scenario::load_file(&dir.join("s.yaml")).unwrap()
+}
+
+#[tokio::test(start_paused = true)]
+async fn before_request_rewrites_what_the_simulator_receives() {
+    let sim = start_sim(sim()).await;
+    let dir = tempfile::tempdir().unwrap();
+    // "hi" is 1 prompt token; the rewrite makes it 42 characters, 11 tokens, and asks for 7 tokens.
+    let script = r#"fn before_request(ctx) { ctx.prompt = ctx.prompt + " — please answer in one short line."; ctx.options = #{ num_predict: 7 }; ctx }"#;
+    let out = run(
+        scenario(dir.path(), script, ""),
+        &options(dir.path(), Some(sim.url())),
+    )
+    .await;
+    let t = &out.result.total;
+    assert_eq!((t.requests, t.errors), (40, 0));
+    assert_eq!(t.output_tokens.as_ref().unwrap().max, 7.0);
+    let rewritten = "hi — please answer in one short line.".len();
+    assert_eq!(
+        t.prompt_tokens.as_ref().unwrap().p50,
+        llm_bench::sim::model::estimate_prompt_tokens(rewritten) as f64
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn checks_failing_at_a_known_rate_gate_a_threshold() {
+    let sim = start_sim(sim()).await;
+    let dir = tempfile::tempdir().unwrap();
+    let script =
+        r#"fn after_response(ctx, res) { #{ "quarter": ctx.iteration % 4 == 0, "ok": res.ok } }"#;
+    let extra = "thresholds:\n  \"checks{check:quarter}\": [\"rate>0.5\"]\n  \"checks{check:ok}\": [\"rate==1\"]\n";
+    let out = run(
+        scenario(dir.path(), script, extra),
+        &options(dir.path(), Some(sim.url())),
+    )
+    .await;
+    let quarter = &out.result.total.checks["quarter"];
+    assert_eq!((quarter.passes, quarter.fails), (10, 30));
+    let t = &out.result.thresholds;
+    assert_eq!(
+        (t[0].metric.as_str(), t[0].passed, t[0].observed),
+        ("checks{check:ok}", true, Some(1.0))
+    );
+    assert_eq!(
+        (t[1].metric.as_str(), t[1].passed, t[1].observed),
+        ("checks{check:quarter}", false, Some(0.25))
+    );
+    assert_eq!(out.status(), llm_bench::app::Status::ThresholdsFailed);
+}
+
+#[tokio::test(start_paused = true)]
+async fn skipped_requests_are_not_sent_and_runaway_scripts_are_stopped() {
+    let sim = start_sim(sim()).await;
+    let dir = tempfile::tempdir().unwrap();
+    let out = run(
+        scenario(
+            dir.path(),
+            "fn before_request(ctx) { if ctx.iteration % 2 == 1 { return false; } ctx }",
+            "",
+        ),
+        &options(dir.path(), Some(sim.url())),
+    )
+    .await;
+    assert_eq!(out.result.total.requests, 20);
+    assert_eq!(
+        sim.stats.requests.load(std::sync::atomic::Ordering::SeqCst),
+        20
+    );
+
+    let out = run(
+        scenario(
+            dir.path(),
+            "fn after_response(ctx, res) { let n = 0; loop { n += 1; } }",
+            "",
+        ),
+        &options(dir.path(), Some(sim.url())),
+    )
+    .await;
+    let t = &out.result.total;
+    assert_eq!(
+        (t.requests, t.errors_by_kind.get(&ErrorKind::Hook)),
+        (40, Some(&40)),
+        "every request fails with kind hook; the run completes"
+    );
+}
+
+#[test]
+fn setup_and_teardown_failures_exit_107_and_syntax_errors_are_scenario_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    let write = |script: &str| {
+        std::fs::write(dir.path().join("hook.rhai"), script).unwrap();
+        std::fs::write(dir.path().join("s.yaml"), "name: h\ntarget: {model: m}\nprompts: [hi]\nhooks: {script: hook.rhai}\nscenarios:\n  s: {executor: constant-vus, vus: 1, iterations: 3}\nsimulator: {load_time: 0s, decode_per_token: 1ms, output_tokens: {min: 3, max: 3}}\n").unwrap();
+    };
+    let bin = || std::process::Command::new(env!("CARGO_BIN_EXE_llm-bench"));
+    write(r#"fn setup() { throw "no credentials" }"#);
+    let out = bin()
+        .arg("run")
+        .arg(dir.path().join("s.yaml"))
+        .arg("--output-dir")
+        .arg(dir.path().join("r1"))
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(107));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no credentials"));
+    assert!(
+        !dir.path().join("r1").join("benchmark_latest.json").exists(),
+        "nothing is sent when setup fails"
+    );
+
+    write(r#"fn teardown(summary) { throw "saw " + summary.requests }"#);
+    let out = bin()
+        .arg("run")
+        .arg(dir.path().join("s.yaml"))
+        .arg("--output-dir")
+        .arg(dir.path().join("r2"))
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(107));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("saw 3"));
+    assert!(
+        dir.path().join("r2").join("benchmark_latest.json").exists(),
+        "results are written before teardown"
+    );
+
+    write("fn after_response(ctx, res) { #{ ok: res.ok ");
+    let out = bin()
+        .arg("validate")
+        .arg(dir.path().join("s.yaml"))
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(104));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("hooks.script: "),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
