@@ -73,6 +73,11 @@ async fn checks_failing_at_a_known_rate_gate_a_threshold() {
         ("checks{check:quarter}", false, Some(0.25))
     );
     assert_eq!(out.status(), llm_bench::app::Status::ThresholdsFailed);
+    let report = std::fs::read_to_string(out.report_path.as_ref().unwrap()).unwrap();
+    assert!(
+        report.contains("Checks by name"),
+        "the HTML report charts the checks"
+    );
 }
 
 #[tokio::test(start_paused = true)]

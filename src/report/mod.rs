@@ -98,6 +98,8 @@ pub struct Charts {
     pub ttft_over_time: String,
     /// Errors by kind.
     pub errors: String,
+    /// Hook checks by name, passed and failed (absent without checks).
+    pub checks: Option<String>,
 }
 
 /// One row of the results table, formatted for display ("-" where there is no data).
@@ -467,6 +469,30 @@ pub fn view(result: &RunResult) -> ReportView {
         &kinds,
         &[("errors".to_string(), counts)],
     );
+    let checks = (!result.total.checks.is_empty()).then(|| {
+        let names: Vec<String> = result.total.checks.keys().cloned().collect();
+        let passed = result
+            .total
+            .checks
+            .values()
+            .map(|c| c.passes as f64)
+            .collect();
+        let failed = result
+            .total
+            .checks
+            .values()
+            .map(|c| c.fails as f64)
+            .collect();
+        stacked_bars(
+            "Checks by name",
+            "requests",
+            &names,
+            &[
+                ("passed".to_string(), passed),
+                ("failed".to_string(), failed),
+            ],
+        )
+    });
     let rows = rows(result);
     ReportView {
         has_open_model: rows.iter().any(|r| r.open_model),
@@ -479,6 +505,7 @@ pub fn view(result: &RunResult) -> ReportView {
             tokens_over_time,
             ttft_over_time,
             errors,
+            checks,
         },
         failed_thresholds: result.thresholds.iter().filter(|t| !t.passed).count(),
         notes: notes(result),
