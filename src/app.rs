@@ -462,7 +462,8 @@ pub async fn execute(
         aborted_by_threshold: aborted_by,
         capacity,
         spectrum,
-        prompt_sets: result::summarize_prompt_sets(&recorder),
+        prompt_sets: result::summarize_split(&recorder, recorder.by_prompt_set()),
+        entry_tags: result::summarize_split(&recorder, recorder.by_entry_tag()),
     };
     let result_path = result::save(&result, &opts.output_dir, &stem).map_err(Error::io(
         format!("cannot write results to {}", opts.output_dir.display()),

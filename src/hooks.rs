@@ -181,6 +181,7 @@ impl Hooks {
             options,
             set: picked.set.clone(),
             index: picked.index,
+            tags: picked.tags.clone(),
         }))
     }
 
@@ -261,6 +262,7 @@ mod tests {
             options: None,
             set: "inline".into(),
             index: 0,
+            tags: std::sync::Arc::from([]),
         }
     }
 

@@ -73,6 +73,14 @@ async fn weighted_sets_options_and_per_set_metrics() {
         .unwrap()
         .summary;
     assert!(chat.output_tokens.as_ref().unwrap().min < 384.0);
+    // Every json-output entry is tagged `json`: the tag breakdown counts exactly that set's requests.
+    let json = out
+        .result
+        .entry_tags
+        .iter()
+        .find(|t| t.name == "json")
+        .unwrap();
+    assert_eq!(json.summary.requests as f64, count("json-output"));
     // A threshold tagged with a prompt set measures only that set.
     let t = &out.result.thresholds[0];
     assert_eq!(
@@ -138,4 +146,31 @@ fn errors_inside_an_included_file_name_that_file_and_line() {
             && stderr.contains("set.yaml:4: prompts[1]: template"),
         "{stderr}"
     );
+}
+
+#[tokio::test(start_paused = true)]
+async fn synthetic_prompts_have_the_requested_sizes_on_the_server() {
+    let sim = start_sim(sim()).await;
+    let dir = tempfile::tempdir().unwrap();
+    let yaml = "name: syn\ntarget: {model: m, timeout: 60s}\nprompts:\n  - synthetic: {input_tokens: {mean: 300, stddev: 30}, output_tokens: 50, count: 32}\nseed: 3\nscenarios:\n  s: {executor: constant-vus, vus: 4, iterations: 64}\n";
+    let out = run(
+        common::scenario(yaml),
+        &options(dir.path(), Some(sim.url())),
+    )
+    .await;
+    let t = &out.result.total;
+    assert_eq!((t.requests, t.errors), (64, 0));
+    // The simulator counts prompt tokens by the same 4-characters rule.
+    let prompt = t.prompt_tokens.as_ref().unwrap();
+    assert!(
+        (prompt.mean - 300.0).abs() < 20.0 && prompt.stddev > 10.0 && prompt.stddev < 50.0,
+        "{prompt:?}"
+    );
+    let output = t.output_tokens.as_ref().unwrap();
+    assert_eq!(
+        (output.min, output.max),
+        (50.0, 50.0),
+        "output length enforced through num_predict"
+    );
+    assert_eq!(out.result.prompt_sets[0].name, "synthetic");
 }

@@ -135,6 +135,7 @@ impl Runner {
             ended,
             outcome,
             prompt_set: Some(picked.set.clone()),
+            tags: picked.tags.clone(),
             checks,
         };
         let _ = self.events.send(Event::Finished(Box::new(sample))).await;

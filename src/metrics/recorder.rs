@@ -340,6 +340,8 @@ pub struct Recorder {
     groups: BTreeMap<GroupKey, GroupStats>,
     /// The same requests again, split by the prompt set they came from.
     by_prompt_set: BTreeMap<(GroupKey, std::sync::Arc<str>), GroupStats>,
+    /// And split by the tags of their prompt entries.
+    by_entry_tag: BTreeMap<(GroupKey, std::sync::Arc<str>), GroupStats>,
     limits: Limits,
     /// Warm-up counts.
     pub warmup: WarmupStats,
@@ -400,6 +402,12 @@ impl Recorder {
                                 .or_default()
                                 .record(sample, &self.limits);
                         }
+                        for tag in sample.tags.iter() {
+                            self.by_entry_tag
+                                .entry((key.clone(), tag.clone()))
+                                .or_default()
+                                .record(sample, &self.limits);
+                        }
                         self.series.finished(sample);
                     }
                 }
@@ -419,6 +427,11 @@ impl Recorder {
     /// Aggregates per (group, prompt set).
     pub fn by_prompt_set(&self) -> &BTreeMap<(GroupKey, std::sync::Arc<str>), GroupStats> {
         &self.by_prompt_set
+    }
+
+    /// Aggregates per (group, entry tag).
+    pub fn by_entry_tag(&self) -> &BTreeMap<(GroupKey, std::sync::Arc<str>), GroupStats> {
+        &self.by_entry_tag
     }
 
     /// The group of `key`, if it recorded anything.
@@ -450,6 +463,7 @@ mod tests {
             intended: None,
             prompt_set: None,
             checks: Vec::new(),
+            tags: std::sync::Arc::from([]),
             ended: ms(e2e),
             outcome: Outcome::Done(Measurement {
                 ttft: Some(ms(ttft)),

@@ -70,6 +70,8 @@ pub struct Sample {
     pub prompt_set: Option<Arc<str>>,
     /// Named checks from the `after_response` hook.
     pub checks: Vec<(Arc<str>, bool)>,
+    /// Tags of the prompt entry.
+    pub tags: Arc<[Arc<str>]>,
 }
 
 /// A message to the recorder.

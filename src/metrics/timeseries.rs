@@ -192,6 +192,7 @@ mod tests {
             intended: None,
             prompt_set: None,
             checks: Vec::new(),
+            tags: std::sync::Arc::from([]),
             ended: Duration::from_millis(ended_ms),
             outcome: Outcome::Done(Measurement {
                 ttft: Some(Duration::from_millis(ttft_ms)),

@@ -290,6 +290,7 @@ mod tests {
             intended: None,
             prompt_set: None,
             checks: Vec::new(),
+            tags: std::sync::Arc::from([]),
             ended: Duration::from_millis(500),
             outcome: Outcome::Done(Measurement {
                 ttft: Some(Duration::from_millis(40)),

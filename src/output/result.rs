@@ -61,29 +61,35 @@ pub struct RunResult {
     /// Every prompt set's share of the run (capacity-search steps excluded). Absent in results
     /// written before prompt libraries existed, which still re-render.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub prompt_sets: Vec<PromptSetResult>,
+    pub prompt_sets: Vec<Breakdown>,
+    /// Every entry tag's share of the run: requests whose prompt entry carries the tag.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub entry_tags: Vec<Breakdown>,
 }
 
-/// One prompt set over the whole run.
+/// One prompt set, or one entry tag, over the whole run.
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
-pub struct PromptSetResult {
-    /// The set's name (`inline` for prompts written in the scenario).
+pub struct Breakdown {
+    /// The set's name (`inline` for prompts written in the scenario), or the tag.
     pub name: String,
     /// Its requests' metrics.
     #[serde(flatten)]
     pub summary: GroupSummary,
 }
 
-/// Per prompt set, over every measured group.
-pub fn summarize_prompt_sets(recorder: &Recorder) -> Vec<PromptSetResult> {
+/// Merges a split (per prompt set or per entry tag) over every measured group.
+pub fn summarize_split(
+    recorder: &Recorder,
+    split: &BTreeMap<(crate::metrics::GroupKey, std::sync::Arc<str>), GroupStats>,
+) -> Vec<Breakdown> {
     let mut sets: BTreeMap<String, GroupStats> = BTreeMap::new();
-    for ((key, name), stats) in recorder.by_prompt_set() {
+    for ((key, name), stats) in split {
         if !matches!(key.group, Group::Step(_) | Group::Discarded(_)) {
             sets.entry(name.to_string()).or_default().merge(stats);
         }
     }
     sets.into_iter()
-        .map(|(name, stats)| PromptSetResult {
+        .map(|(name, stats)| Breakdown {
             name,
             summary: summarize_with(&stats, recorder.has_limits()),
         })

@@ -173,9 +173,15 @@ pub fn render(result: &RunResult) -> String {
             .collect();
         let _ = writeln!(out, "checks: {}", lines.join(", "));
     }
-    if result.prompt_sets.len() > 1 {
-        let mut sets = vec![[
-            "prompt set",
+    for (title, list, min) in [
+        ("prompt set", &result.prompt_sets, 2),
+        ("entry tag", &result.entry_tags, 1),
+    ] {
+        if list.len() < min {
+            continue;
+        }
+        let mut rows = vec![[
+            title,
             "",
             "reqs",
             "errors",
@@ -186,9 +192,9 @@ pub fn render(result: &RunResult) -> String {
         ]
         .map(String::from)
         .to_vec()];
-        for p in &result.prompt_sets {
+        for p in list {
             let s = &p.summary;
-            sets.push(vec![
+            rows.push(vec![
                 p.name.clone(),
                 String::new(),
                 s.requests.to_string(),
@@ -200,7 +206,7 @@ pub fn render(result: &RunResult) -> String {
             ]);
         }
         let _ = writeln!(out);
-        layout(&mut out, &sets);
+        layout(&mut out, &rows);
     }
     for phase in &result.scenarios {
         if let Some(knee) = &phase.knee {

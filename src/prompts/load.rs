@@ -18,6 +18,8 @@ use crate::scenario::{FullEntry, Message, PromptEntry, PromptItem, PromptSetFile
 pub fn resolve(
     prompts: &Prompts,
     base_dir: &Path,
+    backend: crate::scenario::BackendKind,
+    seed: u64,
 ) -> Result<Vec<PromptSet>, Vec<(String, String)>> {
     let items: Vec<(String, &PromptItem)>;
     let single;
@@ -43,6 +45,13 @@ pub fn resolve(
                 Ok(entry) => inline.push(entry),
                 Err(message) => problems.push((pointer, message)),
             },
+            PromptItem::Synthetic(item) => {
+                let set = super::synthetic::generate(&item.synthetic, backend, seed);
+                sets.push(PromptSet {
+                    weight: item.weight.unwrap_or(1.0),
+                    ..set
+                });
+            }
             PromptItem::Include(include) => {
                 let path = base_dir.join(&include.include);
                 match load_set(&path) {
@@ -313,14 +322,26 @@ mod tests {
                 weight: None,
             }),
         ]);
-        let problems = resolve(&prompts, dir.path()).unwrap_err();
+        let problems = resolve(
+            &prompts,
+            dir.path(),
+            crate::scenario::BackendKind::Ollama,
+            1,
+        )
+        .unwrap_err();
         assert_eq!(problems[0].0, "/prompts/2/include");
         assert!(problems[0].1.contains("cannot read prompt set"));
         let Prompts::List(mut list) = prompts else {
             unreachable!()
         };
         list.pop();
-        let sets = resolve(&Prompts::List(list), dir.path()).unwrap();
+        let sets = resolve(
+            &Prompts::List(list),
+            dir.path(),
+            crate::scenario::BackendKind::Ollama,
+            1,
+        )
+        .unwrap();
         let summary: Vec<(String, f64, usize)> = sets
             .iter()
             .map(|s| (s.name.to_string(), s.weight, s.entries.len()))

@@ -3,6 +3,7 @@
 //! filled by tera, the engine the reports use.
 
 pub mod load;
+pub mod synthetic;
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -166,6 +167,8 @@ pub struct Picked {
     pub set: Arc<str>,
     /// The request's number in the run, from 0.
     pub index: u64,
+    /// The entry's tags.
+    pub tags: Arc<[Arc<str>]>,
 }
 
 /// Chooses each request's prompt.
@@ -222,6 +225,7 @@ impl Picker {
             options: chosen.options.clone(),
             set: self.sets[set].name.clone(),
             index,
+            tags: chosen.tags.iter().map(|t| Arc::from(t.as_str())).collect(),
         }
     }
 

@@ -80,15 +80,20 @@ pub fn load_str(text: &str, source: &str) -> Result<Loaded, LoadError> {
                         .map(|(pointer, message)| doc.problem(source, &pointer, message)),
                 );
                 let base = crate::prompts::load::base_dir(source);
-                let prompt_sets =
-                    crate::prompts::resolve(&scenario.prompts, &base).unwrap_or_else(|found| {
-                        problems.extend(
-                            found
-                                .into_iter()
-                                .map(|(pointer, message)| doc.problem(source, &pointer, message)),
-                        );
-                        Vec::new()
-                    });
+                let prompt_sets = crate::prompts::resolve(
+                    &scenario.prompts,
+                    &base,
+                    scenario.target.backend,
+                    scenario.seed.unwrap_or(1),
+                )
+                .unwrap_or_else(|found| {
+                    problems.extend(
+                        found
+                            .into_iter()
+                            .map(|(pointer, message)| doc.problem(source, &pointer, message)),
+                    );
+                    Vec::new()
+                });
                 let hooks = match &scenario.hooks {
                     Some(h) => match crate::hooks::Hooks::load(&base.join(&h.script)) {
                         Ok(hooks) => Some(std::sync::Arc::new(hooks)),

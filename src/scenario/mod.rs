@@ -191,8 +191,54 @@ pub enum Prompts {
 pub enum PromptItem {
     /// A prompt-set file.
     Include(Include),
+    /// Generated prompts of a controlled size.
+    Synthetic(SyntheticItem),
     /// An inline prompt.
     Entry(PromptEntry),
+}
+
+/// `{synthetic: {...}, weight: N}`.
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SyntheticItem {
+    /// How to generate them.
+    pub synthetic: Synthetic,
+    /// Relative weight with `prompt_order: weighted`. Default 1.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 0))]
+    pub weight: Option<f64>,
+}
+
+/// Deterministic prompts of a controlled size (vLLM's "random" dataset idea). No tokenizer is
+/// shipped: a token is counted as 4 characters, the rule the simulator uses too.
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Synthetic {
+    /// Prompt length in tokens: a normal distribution, cut at 1.
+    pub input_tokens: TokenDistribution,
+    /// Answer length, enforced as `num_predict` (Ollama) or `max_tokens` (OpenAI).
+    #[schemars(range(min = 1))]
+    pub output_tokens: u32,
+    /// How many distinct prompts to generate. Default 64.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1))]
+    pub count: Option<u32>,
+    /// The set's name in metrics. Default `synthetic`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+}
+
+/// A normal distribution of token counts.
+#[derive(Debug, Clone, Copy, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TokenDistribution {
+    /// Mean.
+    #[schemars(range(min = 1))]
+    pub mean: f64,
+    /// Standard deviation. Default 0.
+    #[serde(default)]
+    #[schemars(range(min = 0))]
+    pub stddev: f64,
 }
 
 /// `{include: FILE, weight: N}`.

@@ -239,6 +239,7 @@ mod tests {
                 intended: None,
                 prompt_set: None,
                 checks: Vec::new(),
+                tags: std::sync::Arc::from([]),
                 started: Duration::ZERO,
                 ended: Duration::from_secs(end_s),
                 outcome: Outcome::Done(m),

@@ -1,0 +1,136 @@
+//! Synthetic prompts of a controlled size, deterministic from the seed. Without a tokenizer,
+//! a token is counted as 4 characters (the simulator's rule); the text is ordinary words, so
+//! real tokenizers land near the target (English averages 3.5 to 4.5 characters per token).
+
+use rand::rngs::SmallRng;
+use rand::{Rng, SeedableRng};
+use rand_distr::{Distribution, Normal};
+use serde_json::{Map, Value};
+
+use super::{Entry, PromptSet};
+use crate::scenario::{BackendKind, Prompt, Synthetic};
+
+const WORDS: [&str; 24] = [
+    "system",
+    "latency",
+    "request",
+    "model",
+    "token",
+    "queue",
+    "server",
+    "budget",
+    "cache",
+    "answer",
+    "stream",
+    "prompt",
+    "throughput",
+    "batch",
+    "memory",
+    "engineer",
+    "measure",
+    "percentile",
+    "capacity",
+    "traffic",
+    "window",
+    "context",
+    "decode",
+    "prefill",
+];
+
+/// Characters per token in the sizing rule.
+pub const CHARS_PER_TOKEN: usize = 4;
+
+/// Text of about `tokens` tokens by the 4-characters rule, ending with a request to continue.
+pub fn text_of(tokens: usize, rng: &mut SmallRng) -> String {
+    let target = tokens * CHARS_PER_TOKEN;
+    let mut text = String::with_capacity(target + 16);
+    while text.len() < target {
+        if !text.is_empty() {
+            text.push(' ');
+        }
+        text.push_str(WORDS[rng.random_range(0..WORDS.len())]);
+    }
+    text.truncate(target.max(1));
+    text
+}
+
+/// The set described by `spec`: `count` prompts whose sizes follow the distribution, each asking
+/// for exactly `output_tokens` through the backend's own option.
+pub fn generate(spec: &Synthetic, backend: BackendKind, seed: u64) -> PromptSet {
+    let mut rng = SmallRng::seed_from_u64(seed ^ 0x5EED_5EED);
+    let sizes = Normal::new(spec.input_tokens.mean, spec.input_tokens.stddev.max(0.0)).ok();
+    let key = match backend {
+        BackendKind::Ollama => "num_predict",
+        BackendKind::Openai => "max_tokens",
+    };
+    let options = Map::from_iter([(key.to_string(), Value::from(spec.output_tokens))]);
+    let entries = (0..spec.count.unwrap_or(64))
+        .map(|_| {
+            let tokens = sizes
+                .map_or(spec.input_tokens.mean, |d| d.sample(&mut rng))
+                .round()
+                .max(1.0) as usize;
+            Entry {
+                options: Some(options.clone()),
+                ..Entry::plain(Prompt::Text(text_of(tokens, &mut rng)))
+            }
+        })
+        .collect();
+    PromptSet {
+        name: spec
+            .name
+            .clone()
+            .unwrap_or_else(|| "synthetic".into())
+            .into(),
+        weight: 1.0,
+        entries,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::scenario::TokenDistribution;
+
+    fn spec(mean: f64, stddev: f64) -> Synthetic {
+        Synthetic {
+            input_tokens: TokenDistribution { mean, stddev },
+            output_tokens: 128,
+            count: Some(400),
+            name: None,
+        }
+    }
+
+    #[test]
+    fn sizes_follow_the_distribution_by_the_four_characters_rule() {
+        let set = generate(&spec(512.0, 64.0), BackendKind::Ollama, 1);
+        let tokens: Vec<f64> = set
+            .entries
+            .iter()
+            .map(|e| match &e.prompt {
+                Prompt::Text(t) => (t.len() / CHARS_PER_TOKEN) as f64,
+                _ => 0.0,
+            })
+            .collect();
+        let mean = tokens.iter().sum::<f64>() / tokens.len() as f64;
+        let sd =
+            (tokens.iter().map(|t| (t - mean).powi(2)).sum::<f64>() / tokens.len() as f64).sqrt();
+        assert!((mean - 512.0).abs() < 10.0, "{mean}");
+        assert!((sd - 64.0).abs() < 8.0, "{sd}");
+        assert_eq!(set.entries[0].options.as_ref().unwrap()["num_predict"], 128);
+        assert_eq!(&*set.name, "synthetic");
+    }
+
+    #[test]
+    fn deterministic_and_backend_aware() {
+        let a = generate(&spec(100.0, 10.0), BackendKind::Openai, 7);
+        let b = generate(&spec(100.0, 10.0), BackendKind::Openai, 7);
+        assert_eq!(a, b);
+        assert_eq!(a.entries[0].options.as_ref().unwrap()["max_tokens"], 128);
+        let fixed = generate(&spec(50.0, 0.0), BackendKind::Ollama, 1);
+        assert!(fixed
+            .entries
+            .iter()
+            .all(|e| matches!(&e.prompt, Prompt::Text(t) if t.len() == 200)));
+    }
+}
