@@ -384,6 +384,7 @@ pub async fn execute(
         abort,
         precise_timer: opts.precise_timer,
         hooks: loaded.hooks.clone(),
+        conversation: scenario.conversation.clone().map(Arc::new),
     };
     let clock = Instant::now();
     runner

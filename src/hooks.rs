@@ -203,6 +203,7 @@ impl Hooks {
         let ms = |d: std::time::Duration| d.as_secs_f64() * 1000.0;
         let res = json!({
             "text": m.text,
+            "thinking": m.thinking,
             "status": m.status,
             "ok": m.error.is_none(),
             "error": m.error.as_ref().map(|e| e.message.clone()),

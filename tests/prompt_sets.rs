@@ -174,3 +174,51 @@ async fn synthetic_prompts_have_the_requested_sizes_on_the_server() {
     );
     assert_eq!(out.result.prompt_sets[0].name, "synthetic");
 }
+
+#[tokio::test(start_paused = true)]
+async fn conversations_send_growing_histories_and_keep_ttft_per_turn() {
+    let sim = start_sim(sim()).await;
+    let dir = tempfile::tempdir().unwrap();
+    let yaml = "name: chat\ntarget: {model: m, timeout: 60s}\nprompts: [Tell me about caches.]\nconversation: {turns: 3, follow_ups: [Go on., And then?]}\nscenarios:\n  s: {executor: constant-vus, vus: 2, iterations: 10}\n";
+    let out = run(
+        common::scenario(yaml),
+        &options(dir.path(), Some(sim.url())),
+    )
+    .await;
+    assert_eq!(
+        (out.result.total.requests, out.result.total.errors),
+        (30, 0),
+        "10 sessions of 3 turns"
+    );
+    let turn = |n: u32| {
+        out.result
+            .entry_tags
+            .iter()
+            .find(|t| t.name == format!("turn {n}"))
+            .unwrap()
+            .summary
+            .clone()
+    };
+    let prompt = |n: u32| turn(n).prompt_tokens.unwrap().mean;
+    // Each turn carries the previous answers (20 tokens each) and a follow-up: the prompt grows.
+    assert!(
+        prompt(1) < 10.0 && prompt(2) > prompt(1) + 20.0 && prompt(3) > prompt(2) + 20.0,
+        "{} {} {}",
+        prompt(1),
+        prompt(2),
+        prompt(3)
+    );
+    for n in 1..=3 {
+        assert_eq!(turn(n).requests, 10);
+        assert!(turn(n).ttft_ms.is_some(), "TTFT is kept for turn {n}");
+    }
+}
+
+#[test]
+fn conversations_need_the_chat_api() {
+    let yaml = "name: c\ntarget: {model: m, api: generate}\nprompts: [hi]\nconversation: {turns: 2}\nscenarios:\n  s: {executor: constant-vus, vus: 1, iterations: 1}\n";
+    let err = llm_bench::scenario::load_str(yaml, "c.yaml")
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("1 problem"), "{err}");
+}

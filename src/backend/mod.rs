@@ -157,6 +157,9 @@ pub struct Measurement {
     pub done_reason: Option<String>,
     /// The response text (answer only), for hooks and checks.
     pub text: String,
+    /// The reasoning text of thinking models (Ollama `thinking`, OpenAI `reasoning_content` or
+    /// `reasoning`), for hooks.
+    pub thinking: String,
     /// HTTP status, when a response arrived.
     pub status: Option<u16>,
     /// Why the request failed, if it did.

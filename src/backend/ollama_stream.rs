@@ -173,6 +173,13 @@ impl OllamaStream {
             for piece in chunk.text() {
                 self.m.text.push_str(piece);
             }
+            let message_thinking = chunk.message.as_ref().and_then(|m| m.thinking.as_deref());
+            for piece in [chunk.thinking.as_deref(), message_thinking]
+                .into_iter()
+                .flatten()
+            {
+                self.m.thinking.push_str(piece);
+            }
         }
         if chunk.done {
             self.finished = true;
@@ -241,6 +248,7 @@ mod tests {
             b"{\"message\":{\"content\":\"\",\"thinking\":\"hmm\"},\"done\":false}\n",
         );
         assert_eq!(s.m.ttft, Some(ms(3)));
+        assert_eq!((s.m.thinking.as_str(), s.m.ttfa), ("hmm", None));
         let mut s = OllamaStream::new();
         s.feed(
             ms(4),

@@ -161,10 +161,10 @@ impl OpenAiStream {
             {
                 answer = true;
             }
-            if non_empty_str(&delta["reasoning_content"])
+            if let Some(piece) = non_empty_str(&delta["reasoning_content"])
                 .or_else(|| non_empty_str(&delta["reasoning"]))
-                .is_some()
             {
+                self.m.thinking.push_str(piece);
                 reasoning = true;
             }
             if let Some(reason) = non_empty_str(&choice["finish_reason"]) {
@@ -232,6 +232,7 @@ mod tests {
         assert_eq!((m.ttft, m.ttfa), (Some(ms(5)), Some(ms(20))));
         assert_eq!(m.itl, vec![ms(4), ms(11)]);
         assert_eq!(m.text, "Yes");
+        assert_eq!(m.thinking, "hmm ok");
         assert_eq!(m.e2e, ms(20));
         assert!(m.error.is_none());
     }

@@ -22,7 +22,8 @@ use crate::hooks::{Before, Hooks, RequestInfo};
 use crate::metrics::Group;
 use crate::metrics::{Event, GroupKey, Outcome, Sample};
 use crate::plan::{PhasePlan, PlanKind};
-use crate::prompts::Picker;
+use crate::prompts::{Picked, Picker};
+use crate::scenario::{ChatPrompt, Conversation, Message, Prompt, Role};
 
 /// What every executor shares.
 #[derive(Clone)]
@@ -41,15 +42,18 @@ pub struct Runner {
     pub abort: CancellationToken,
     /// The compiled hook script, if the scenario has one.
     pub hooks: Option<Arc<Hooks>>,
+    /// Multi-turn sessions, if the scenario asks for them.
+    pub conversation: Option<Arc<Conversation>>,
     /// Spin the last 2 ms before each scheduled arrival for sub-millisecond dispatch (off in
     /// tests under tokio's paused clock, where only timers advance time).
     pub precise_timer: bool,
 }
 
 impl Runner {
-    /// Sends one request and reports it; `intended` is its scheduled start (open model), `cut`
-    /// cancels it mid-flight. Hooks run around it: `before_request` may rewrite or skip it,
-    /// `after_response` returns checks; a hook error fails the request with kind `hook`.
+    /// Sends one request (or, with `conversation`, one session of several turns) and reports
+    /// it; `intended` is its scheduled start (open model), `cut` cancels it mid-flight. Hooks run
+    /// around it: `before_request` may rewrite or skip it, `after_response` returns checks; a
+    /// hook error fails the request with kind `hook`.
     pub async fn request(
         &self,
         key: Option<GroupKey>,
@@ -72,16 +76,84 @@ impl Runner {
                 _ => None,
             }),
         });
-        let mut hook_failure = None;
         if let (Some(hooks), Some(info)) = (&self.hooks, &info) {
             match hooks.before_request(&picked, info) {
                 Ok(Before::Send(rewritten)) => picked = rewritten,
                 Ok(Before::Skip) => return,
                 Err(err) => {
-                    hook_failure = Some(RequestError::new(ErrorKind::Hook, err.to_string()))
+                    let failure = RequestError::new(ErrorKind::Hook, err.to_string());
+                    self.send_one(
+                        &key,
+                        intended,
+                        cut,
+                        &picked,
+                        info,
+                        picked.tags.clone(),
+                        Some(failure),
+                    )
+                    .await;
+                    return;
                 }
             }
         }
+        let info = info.unwrap_or_default();
+        let Some(conversation) = self.conversation.as_deref() else {
+            self.send_one(
+                &key,
+                intended,
+                cut,
+                &picked,
+                &info,
+                picked.tags.clone(),
+                None,
+            )
+            .await;
+            return;
+        };
+        // A session: each turn carries the history so far, so the context (and the server's KV
+        // cache) grows; every turn is measured on its own and tagged `turn N`.
+        let mut history = messages_of(&picked.prompt);
+        for turn in 1..=conversation.turns {
+            let mut tags: Vec<Arc<str>> = picked.tags.to_vec();
+            tags.push(Arc::from(format!("turn {turn}").as_str()));
+            let this = Picked {
+                prompt: Prompt::Chat(ChatPrompt {
+                    messages: history.clone(),
+                }),
+                ..picked.clone()
+            };
+            let scheduled = if turn == 1 { intended } else { None };
+            let Some(reply) = self
+                .send_one(&key, scheduled, cut, &this, &info, tags.into(), None)
+                .await
+            else {
+                break;
+            };
+            let follow_up =
+                &conversation.follow_ups[(turn as usize - 1) % conversation.follow_ups.len()];
+            history.push(Message {
+                role: Role::Assistant,
+                content: reply,
+            });
+            history.push(Message {
+                role: Role::User,
+                content: follow_up.clone(),
+            });
+        }
+    }
+
+    /// Sends one request and reports it; returns the answer text when it succeeded.
+    #[allow(clippy::too_many_arguments)]
+    async fn send_one(
+        &self,
+        key: &Option<GroupKey>,
+        intended: Option<Duration>,
+        cut: &CancellationToken,
+        picked: &Picked,
+        info: &RequestInfo,
+        tags: Arc<[Arc<str>]>,
+        hook_failure: Option<RequestError>,
+    ) -> Option<String> {
         let at = self.run_start.elapsed();
         // A closed channel means the recorder is gone (the run is ending); nothing to report to.
         let _ = self
@@ -100,7 +172,7 @@ impl Runner {
                 }),
             ),
             None => tokio::select! {
-                exchange = self.backend.send(&picked) => (
+                exchange = self.backend.send(picked) => (
                     exchange.sent_at.saturating_duration_since(self.run_start),
                     Outcome::Done(exchange.measurement),
                 ),
@@ -108,11 +180,11 @@ impl Runner {
             },
         };
         let mut checks = Vec::new();
-        if let (Some(hooks), Some(info), Outcome::Done(m)) = (&self.hooks, &info, &mut outcome) {
+        if let (Some(hooks), Outcome::Done(m)) = (&self.hooks, &mut outcome) {
             if hooks.checks_responses()
                 && m.error.as_ref().is_none_or(|e| e.kind != ErrorKind::Hook)
             {
-                match hooks.after_response(&picked, info, m) {
+                match hooks.after_response(picked, info, m) {
                     Ok(found) => {
                         checks = found
                             .into_iter()
@@ -127,18 +199,23 @@ impl Runner {
                 }
             }
         }
+        let reply = match &outcome {
+            Outcome::Done(m) if m.error.is_none() => Some(m.text.clone()),
+            _ => None,
+        };
         let ended = self.run_start.elapsed();
         let sample = Sample {
-            key,
+            key: key.clone(),
             started,
             intended,
             ended,
             outcome,
             prompt_set: Some(picked.set.clone()),
-            tags: picked.tags.clone(),
             checks,
+            tags,
         };
         let _ = self.events.send(Event::Finished(Box::new(sample))).await;
+        reply
     }
 
     /// Sends `n` warm-up requests one at a time; they are reported without a group.
@@ -196,5 +273,30 @@ impl Runner {
             }
         }
         None
+    }
+}
+
+/// A prompt as chat messages, the start of a conversation.
+fn messages_of(prompt: &Prompt) -> Vec<Message> {
+    match prompt {
+        Prompt::Text(text) => vec![Message {
+            role: Role::User,
+            content: text.clone(),
+        }],
+        Prompt::WithSystem(p) => {
+            let mut messages = Vec::new();
+            if let Some(system) = &p.system {
+                messages.push(Message {
+                    role: Role::System,
+                    content: system.clone(),
+                });
+            }
+            messages.push(Message {
+                role: Role::User,
+                content: p.prompt.clone(),
+            });
+            messages
+        }
+        Prompt::Chat(chat) => chat.messages.clone(),
     }
 }

@@ -53,6 +53,10 @@ pub struct Scenario {
     /// Simple SLOs, kept for older configs: sugar for the equivalent thresholds.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub slo: Option<Slo>,
+    /// Multi-turn sessions: each request becomes `turns` requests, every one carrying the
+    /// conversation so far (the model's replies and the follow-ups), so the context grows.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub conversation: Option<Conversation>,
     /// A Rhai script whose `setup`, `before_request`, `after_response` and `teardown` functions
     /// run around the requests (all optional).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -651,6 +655,28 @@ pub struct CapacitySearch {
     /// Delay from the start of the run before this phase begins.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub start_time: Option<HumanDuration>,
+}
+
+/// `conversation:`.
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Conversation {
+    /// Turns per session, the first included.
+    #[schemars(range(min = 2))]
+    pub turns: u32,
+    /// User messages sent after each reply, in turn. Default: a few generic follow-ups.
+    #[serde(default = "default_follow_ups")]
+    pub follow_ups: Vec<String>,
+}
+
+fn default_follow_ups() -> Vec<String> {
+    [
+        "Tell me more.",
+        "Can you give an example?",
+        "Summarise that in one sentence.",
+    ]
+    .map(String::from)
+    .to_vec()
 }
 
 /// `hooks:`.

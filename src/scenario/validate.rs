@@ -92,6 +92,20 @@ pub fn check(scenario: &Scenario) -> Vec<(String, String)> {
         ),
         _ => {}
     }
+    if let Some(c) = &scenario.conversation {
+        if scenario.target.api != Api::Chat {
+            problem(
+                "/conversation".into(),
+                "multi-turn sessions need `api: chat`",
+            );
+        }
+        if c.follow_ups.is_empty() {
+            problem(
+                "/conversation/follow_ups".into(),
+                "at least one follow-up is needed",
+            );
+        }
+    }
     if scenario.target.backend == BackendKind::Ollama && scenario.target.api_key_env.is_some() {
         problem(
             "/target/api_key_env".into(),
