@@ -127,6 +127,8 @@ impl Hooks {
             Prompt::Chat(c) => (Value::Null, Value::Null, json!(c.messages)),
         };
         json!({
+            "vu": info.vu,
+            "vars": info.vars,
             "iteration": info.iteration,
             "scenario": info.scenario,
             "group": info.group,
@@ -181,6 +183,7 @@ impl Hooks {
             options,
             set: picked.set.clone(),
             index: picked.index,
+            vars: picked.vars.clone(),
             tags: picked.tags.clone(),
         }))
     }
@@ -243,6 +246,10 @@ impl Hooks {
 /// Where a request stands, for `ctx`.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct RequestInfo {
+    /// The closed-model VU sending it, from 1; 0 in the open model (arrivals have no VU).
+    pub vu: u64,
+    /// The values drawn for the entry's `{{ var }}` placeholders.
+    pub vars: std::collections::BTreeMap<String, String>,
     /// The request's number in the run, from 0.
     pub iteration: u64,
     /// The scenario (phase) name.
@@ -263,12 +270,15 @@ mod tests {
             options: None,
             set: "inline".into(),
             index: 0,
+            vars: Default::default(),
             tags: std::sync::Arc::from([]),
         }
     }
 
     fn info() -> RequestInfo {
         RequestInfo {
+            vu: 1,
+            vars: std::collections::BTreeMap::from([("topic".to_string(), "tea".to_string())]),
             iteration: 7,
             scenario: "s".into(),
             group: "level 2".into(),
@@ -283,7 +293,7 @@ mod tests {
             fn setup() { #{ suffix: " Answer briefly." } }
             fn before_request(ctx) {
                 if ctx.iteration == 3 { return false; }
-                ctx.prompt = ctx.prompt + ctx.data.suffix;
+                ctx.prompt = ctx.prompt + ctx.data.suffix + " (vu " + ctx.vu + ", " + ctx.vars.topic + ")";
                 ctx.options = #{ num_predict: 7 };
                 ctx
             }
@@ -294,7 +304,10 @@ mod tests {
         let Before::Send(p) = hooks.before_request(&picked("Hi."), &info()).unwrap() else {
             panic!()
         };
-        assert_eq!(p.prompt, Prompt::Text("Hi. Answer briefly.".into()));
+        assert_eq!(
+            p.prompt,
+            Prompt::Text("Hi. Answer briefly. (vu 1, tea)".into())
+        );
         assert_eq!(p.options.unwrap()["num_predict"], 7);
         let skip = RequestInfo {
             iteration: 3,

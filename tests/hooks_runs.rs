@@ -167,3 +167,21 @@ fn setup_and_teardown_failures_exit_107_and_syntax_errors_are_scenario_errors() 
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+#[tokio::test(start_paused = true)]
+async fn ctx_names_the_closed_model_vu() {
+    let sim = start_sim(sim()).await;
+    let dir = tempfile::tempdir().unwrap();
+    let script = r#"fn after_response(ctx, res) { #{ "vu 1 or 2": ctx.vu == 1 || ctx.vu == 2, "vu 2": ctx.vu == 2 } }"#;
+    let out = run(
+        scenario(dir.path(), script, ""),
+        &options(dir.path(), Some(sim.url())),
+    )
+    .await;
+    let checks = &out.result.total.checks;
+    assert_eq!(checks["vu 1 or 2"].rate, 1.0);
+    assert!(
+        checks["vu 2"].passes > 0 && checks["vu 2"].fails > 0,
+        "both VUs sent requests: {checks:?}"
+    );
+}

@@ -8,7 +8,7 @@ use tokio::task::JoinSet;
 use tokio::time::{sleep, sleep_until, Instant};
 use tokio_util::sync::CancellationToken;
 
-use super::Runner;
+use super::{Runner, VU_ID};
 use crate::metrics::{Event, Group, GroupKey};
 use crate::plan::{stage_at, VuStep, DEFAULT_GRACEFUL_STOP};
 
@@ -63,13 +63,13 @@ pub async fn levels(runner: &Runner, name: Arc<str>, levels: &[u32], per_level: 
         };
         let tickets = Arc::new(Tickets::new(per_level));
         let mut vus = JoinSet::new();
-        for _ in 0..level {
+        for vu in 1..=u64::from(level) {
             let (runner, key, tickets) = (runner.clone(), key.clone(), tickets.clone());
-            vus.spawn(async move {
+            vus.spawn(VU_ID.scope(vu, async move {
                 while !runner.stop.is_cancelled() && tickets.take() {
                     runner.request(Some(key.clone()), None, &runner.abort).await;
                 }
-            });
+            }));
         }
         vus.join_all().await;
         let _ = runner.events.send(Event::GroupDone(key)).await;
@@ -104,7 +104,7 @@ pub async fn constant_vus(
     }
     let tickets = Arc::new(Tickets::new(iterations.unwrap_or(u64::MAX)));
     let mut set = JoinSet::new();
-    for _ in 0..vus {
+    for vu in 0..vus {
         let (runner, key, tickets, soft, hard) = (
             runner.clone(),
             key.clone(),
@@ -112,11 +112,11 @@ pub async fn constant_vus(
             soft.clone(),
             hard.clone(),
         );
-        set.spawn(async move {
+        set.spawn(VU_ID.scope(u64::from(vu) + 1, async move {
             while !soft.is_cancelled() && tickets.take() {
                 runner.request(Some(key.clone()), None, &hard).await;
             }
-        });
+        }));
     }
     set.join_all().await;
     done.cancel();
@@ -150,6 +150,7 @@ pub async fn ramping_vus(
     );
     let stage_ends: Arc<[Duration]> = stage_ends.into();
     let mut active: Vec<Vu> = Vec::new();
+    let mut next_vu = 0u64;
     let mut set = JoinSet::new();
     let end = phase_start + stage_ends.last().copied().unwrap_or_default();
     for step in steps {
@@ -158,6 +159,7 @@ pub async fn ramping_vus(
             _ = phase_soft.cancelled() => break,
         }
         while active.len() < step.vus as usize {
+            next_vu += 1;
             let vu = Vu {
                 soft: phase_soft.child_token(),
                 hard: phase_hard.child_token(),
@@ -169,7 +171,7 @@ pub async fn ramping_vus(
                 vu.soft.clone(),
                 vu.hard.clone(),
             );
-            set.spawn(async move {
+            set.spawn(VU_ID.scope(next_vu, async move {
                 while !soft.is_cancelled() && Instant::now() < end {
                     let stage = stage_at(&ends, phase_start.elapsed());
                     let key = GroupKey {
@@ -178,7 +180,7 @@ pub async fn ramping_vus(
                     };
                     runner.request(Some(key), None, &hard).await;
                 }
-            });
+            }));
             active.push(vu);
         }
         while active.len() > step.vus as usize {
@@ -225,7 +227,7 @@ pub async fn constant_vus_step(
         done.clone(),
     );
     let mut set = JoinSet::new();
-    for _ in 0..vus.max(1) {
+    for vu in 1..=u64::from(vus.max(1)) {
         let (runner, soft, hard, key, discarded) = (
             runner.clone(),
             soft.clone(),
@@ -233,7 +235,7 @@ pub async fn constant_vus_step(
             key.clone(),
             discarded.clone(),
         );
-        set.spawn(async move {
+        set.spawn(VU_ID.scope(vu, async move {
             while !soft.is_cancelled() && start.elapsed() < duration {
                 let group = if start.elapsed() >= discard {
                     key.clone()
@@ -242,7 +244,7 @@ pub async fn constant_vus_step(
                 };
                 runner.request(Some(group), None, &hard).await;
             }
-        });
+        }));
     }
     set.join_all().await;
     done.cancel();

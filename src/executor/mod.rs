@@ -25,6 +25,11 @@ use crate::plan::{PhasePlan, PlanKind};
 use crate::prompts::{Picked, Picker};
 use crate::scenario::{ChatPrompt, Conversation, Message, Prompt, Role};
 
+tokio::task_local! {
+    /// The number (from 1) of the closed-model VU running the current task, for hooks' `ctx.vu`.
+    pub static VU_ID: u64;
+}
+
 /// What every executor shares.
 #[derive(Clone)]
 pub struct Runner {
@@ -62,6 +67,8 @@ impl Runner {
     ) {
         let mut picked = self.prompts.next();
         let info = self.hooks.as_ref().map(|_| RequestInfo {
+            vu: VU_ID.try_with(|vu| *vu).unwrap_or(0),
+            vars: picked.vars.clone(),
             iteration: picked.index,
             scenario: key
                 .as_ref()

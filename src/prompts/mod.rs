@@ -96,13 +96,16 @@ impl Entry {
     }
 
     /// The prompt with placeholders filled, each var's value drawn from `rng`.
-    fn render(&self, rng: &mut SmallRng) -> Result<Prompt, String> {
+    fn render(&self, rng: &mut SmallRng) -> Result<(Prompt, BTreeMap<String, String>), String> {
         if self.vars.is_empty() && !self.has_placeholders() {
-            return Ok(self.prompt.clone());
+            return Ok((self.prompt.clone(), BTreeMap::new()));
         }
         let mut context = tera::Context::new();
+        let mut chosen = BTreeMap::new();
         for (name, values) in &self.vars {
-            context.insert(name, &values[rng.random_range(0..values.len())]);
+            let value = values[rng.random_range(0..values.len())].clone();
+            context.insert(name, &value);
+            chosen.insert(name.clone(), value);
         }
         let fill = |text: &str| -> Result<String, String> {
             if !text.contains("{{") && !text.contains("{%") {
@@ -114,7 +117,7 @@ impl Entry {
                 format!("template {text:?}: {e}{cause}")
             })
         };
-        Ok(match &self.prompt {
+        let prompt = match &self.prompt {
             Prompt::Text(text) => Prompt::Text(fill(text)?),
             Prompt::WithSystem(p) => Prompt::WithSystem(PromptWithSystem {
                 prompt: fill(&p.prompt)?,
@@ -132,7 +135,8 @@ impl Entry {
                     })
                     .collect::<Result<_, String>>()?,
             }),
-        })
+        };
+        Ok((prompt, chosen))
     }
 
     fn has_placeholders(&self) -> bool {
@@ -167,6 +171,8 @@ pub struct Picked {
     pub set: Arc<str>,
     /// The request's number in the run, from 0.
     pub index: u64,
+    /// The values drawn for the entry's placeholders.
+    pub vars: BTreeMap<String, String>,
     /// The entry's tags.
     pub tags: Arc<[Arc<str>]>,
 }
@@ -217,14 +223,15 @@ impl Picker {
         };
         let chosen = &self.sets[set].entries[entry];
         // Validated at load, so rendering cannot fail here; keep the raw prompt if it did.
-        let prompt = chosen
+        let (prompt, vars) = chosen
             .render(&mut rng)
-            .unwrap_or_else(|_| chosen.prompt.clone());
+            .unwrap_or_else(|_| (chosen.prompt.clone(), BTreeMap::new()));
         Picked {
             prompt,
             options: chosen.options.clone(),
             set: self.sets[set].name.clone(),
             index,
+            vars,
             tags: chosen.tags.iter().map(|t| Arc::from(t.as_str())).collect(),
         }
     }
