@@ -298,7 +298,12 @@ pub async fn execute(
             .unwrap_or_else(|| openai::DEFAULT_URL.to_string()),
     };
     let backend = build_backend(&scenario.target, &url)?;
-    let thresholds = thresholds::compile(scenario).map_err(|problems| {
+    let custom_metrics = loaded
+        .hooks
+        .as_ref()
+        .map(|h| h.custom_metrics().to_vec())
+        .unwrap_or_default();
+    let thresholds = thresholds::compile_with(scenario, &custom_metrics).map_err(|problems| {
         Error::Usage(
             problems
                 .into_iter()

@@ -21,12 +21,23 @@ pub const MAX_OPERATIONS: u64 = 2_000_000;
 
 /// A failed hook call.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{function}: {message}")]
+#[error("{script}: {function}: {message}")]
 pub struct HookError {
+    /// The script's file name.
+    pub script: String,
     /// The hook function.
     pub function: &'static str,
     /// What went wrong (Rhai's words, with the script position).
     pub message: String,
+}
+
+/// What `after_response` observed.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Observed {
+    /// Named checks.
+    pub checks: Vec<(String, bool)>,
+    /// Custom metrics recorded with `metric(name, value)`.
+    pub metrics: Vec<(String, f64)>,
 }
 
 /// What `before_request` decided.
@@ -42,6 +53,8 @@ pub enum Before {
 pub struct Hooks {
     engine: Engine,
     ast: AST,
+    script: String,
+    custom_metrics: Vec<String>,
     shared: RwLock<Dynamic>,
 }
 
@@ -64,11 +77,25 @@ impl Hooks {
     pub fn load(path: &Path) -> Result<Hooks, String> {
         let text = std::fs::read_to_string(path)
             .map_err(|e| format!("cannot read hook script {}: {e}", path.display()))?;
-        Self::compile(&text).map_err(|e| format!("{}: {e}", path.display()))
+        let name = path.file_name().map_or_else(
+            || path.display().to_string(),
+            |n| n.to_string_lossy().into_owned(),
+        );
+        Self::compile_named(&text, &name).map_err(|e| format!("{}: {e}", path.display()))
     }
 
     /// Compiles script text.
     pub fn compile(text: &str) -> Result<Hooks, String> {
+        Self::compile_named(text, "<script>")
+    }
+
+    /// The names passed to `metric("...", value)` in the script, found when it is loaded so
+    /// thresholds can name them.
+    pub fn custom_metrics(&self) -> &[String] {
+        &self.custom_metrics
+    }
+
+    fn compile_named(text: &str, script: &str) -> Result<Hooks, String> {
         let mut engine = Engine::new();
         engine.set_max_operations(MAX_OPERATIONS);
         engine.set_max_call_levels(64);
@@ -80,12 +107,27 @@ impl Hooks {
         engine.register_fn("parse_json", |text: &str| {
             serde_json::from_str::<Value>(text).map_or(Dynamic::UNIT, |v| to_dynamic(&v))
         });
-        let ast = engine
-            .compile(text)
-            .map_err(|e| format!("line {}: {}", e.1.line().unwrap_or(0), e.0))?;
+        // `metric("name", value)`: a custom trend, collected per call (calls are synchronous).
+        engine.register_fn("metric", |name: &str, value: f64| {
+            record_metric(name, value)
+        });
+        engine.register_fn("metric", |name: &str, value: i64| {
+            record_metric(name, value as f64)
+        });
+        let ast = engine.compile(text).map_err(|e| {
+            format!(
+                "line {}, column {}: {}",
+                e.1.line().unwrap_or(0),
+                e.1.position().unwrap_or(0),
+                e.0
+            )
+        })?;
+        let custom_metrics = metric_names(text);
         Ok(Hooks {
             engine,
             ast,
+            script: script.to_string(),
+            custom_metrics,
             shared: RwLock::new(Dynamic::UNIT),
         })
     }
@@ -102,6 +144,7 @@ impl Hooks {
         self.engine
             .call_fn::<Dynamic>(&mut Scope::new(), &self.ast, function, args)
             .map_err(|e| HookError {
+                script: self.script.clone(),
                 function,
                 message: e.to_string(),
             })
@@ -159,6 +202,7 @@ impl Hooks {
             (Some(m), _) => Prompt::Chat(ChatPrompt {
                 messages: serde_json::from_value::<Vec<Message>>(m.clone()).map_err(|e| {
                     HookError {
+                        script: self.script.clone(),
                         function: "before_request",
                         message: format!("ctx.messages: {e}"),
                     }
@@ -194,14 +238,15 @@ impl Hooks {
     }
 
     /// `after_response(ctx, res)`: named checks.
+    /// Returns the named checks and the custom metrics the call recorded with `metric()`.
     pub fn after_response(
         &self,
         picked: &Picked,
         info: &RequestInfo,
         m: &Measurement,
-    ) -> Result<Vec<(String, bool)>, HookError> {
+    ) -> Result<Observed, HookError> {
         if !self.has("after_response") {
-            return Ok(Vec::new());
+            return Ok(Observed::default());
         }
         let ms = |d: std::time::Duration| d.as_secs_f64() * 1000.0;
         let res = json!({
@@ -217,17 +262,26 @@ impl Hooks {
             "e2e_ms": ms(m.e2e),
             "done_reason": m.done_reason,
         });
+        RECORDED.with(|r| r.borrow_mut().clear());
         let out = self.call(
             "after_response",
             (to_dynamic(&self.context(picked, info)), to_dynamic(&res)),
         )?;
+        let metrics = RECORDED.with(|r| std::mem::take(&mut *r.borrow_mut()));
         match from_dynamic(&out) {
-            Value::Object(map) => Ok(map
-                .into_iter()
-                .map(|(k, v)| (k, v.as_bool().unwrap_or(false)))
-                .collect()),
-            Value::Null => Ok(Vec::new()),
+            Value::Object(map) => Ok(Observed {
+                checks: map
+                    .into_iter()
+                    .map(|(k, v)| (k, v.as_bool().unwrap_or(false)))
+                    .collect(),
+                metrics,
+            }),
+            Value::Null => Ok(Observed {
+                checks: Vec::new(),
+                metrics,
+            }),
             other => Err(HookError {
+                script: self.script.clone(),
                 function: "after_response",
                 message: format!("must return a map of check names to booleans, not {other}"),
             }),
@@ -241,6 +295,27 @@ impl Hooks {
         }
         Ok(())
     }
+}
+
+thread_local! {
+    /// `metric()` calls of the hook call running on this thread (Rhai calls are synchronous).
+    static RECORDED: std::cell::RefCell<Vec<(String, f64)>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+fn record_metric(name: &str, value: f64) {
+    RECORDED.with(|r| r.borrow_mut().push((name.to_string(), value)));
+}
+
+/// Names written as `metric("NAME", ...)` in the script text.
+fn metric_names(text: &str) -> Vec<String> {
+    let mut names: Vec<String> = text
+        .match_indices("metric(\"")
+        .filter_map(|(i, m)| text[i + m.len()..].split('"').next().map(str::to_string))
+        .filter(|n| !n.is_empty())
+        .collect();
+    names.sort();
+    names.dedup();
+    names
 }
 
 /// Where a request stands, for `ctx`.
@@ -331,7 +406,10 @@ mod tests {
             output_tokens: 12,
             ..Measurement::default()
         };
-        let mut checks = hooks.after_response(&picked("x"), &info(), &m).unwrap();
+        let mut checks = hooks
+            .after_response(&picked("x"), &info(), &m)
+            .unwrap()
+            .checks;
         checks.sort();
         assert_eq!(
             checks,
@@ -348,7 +426,34 @@ mod tests {
         assert!(hooks
             .after_response(&picked("x"), &info(), &not_json)
             .unwrap()
+            .checks
             .contains(&("valid json".into(), false)));
+    }
+
+    #[test]
+    fn custom_metrics_are_recorded_per_call_and_named_in_the_script() {
+        let hooks = Hooks::compile(r#"fn after_response(ctx, res) { metric("answer_chars", res.text.len()); metric("score", 0.5); #{} }"#).unwrap();
+        assert_eq!(hooks.custom_metrics(), ["answer_chars", "score"]);
+        let m = Measurement {
+            text: "hello".into(),
+            ..Measurement::default()
+        };
+        let metrics = hooks
+            .after_response(&picked("x"), &info(), &m)
+            .unwrap()
+            .metrics;
+        assert_eq!(
+            metrics,
+            vec![
+                ("answer_chars".to_string(), 5.0),
+                ("score".to_string(), 0.5)
+            ]
+        );
+        let again = hooks
+            .after_response(&picked("x"), &info(), &m)
+            .unwrap()
+            .metrics;
+        assert_eq!(again.len(), 2, "each call starts empty");
     }
 
     #[test]
@@ -361,7 +466,8 @@ mod tests {
             "{err}"
         );
         let err = Hooks::compile("fn setup() { let x = ; }").err().unwrap();
-        assert!(err.starts_with("line 1:"), "{err}");
+        assert!(err.starts_with("line 1, column "), "{err}");
+        assert!(err.to_string().len() > 20);
         let failing =
             Hooks::compile(r#"fn teardown(summary) { throw "no " + summary.requests }"#).unwrap();
         assert!(failing

@@ -185,3 +185,52 @@ async fn ctx_names_the_closed_model_vu() {
         "both VUs sent requests: {checks:?}"
     );
 }
+
+#[tokio::test(start_paused = true)]
+async fn custom_metrics_are_trends_that_thresholds_gate() {
+    let sim = start_sim(sim()).await;
+    let dir = tempfile::tempdir().unwrap();
+    // The simulator answers exactly 20 tokens; the script records that per request.
+    let script = r#"fn after_response(ctx, res) { metric("answer_tokens", res.tokens); #{} }"#;
+    let extra = "thresholds:\n  answer_tokens: [\"avg>19\", \"max<19\"]\n";
+    let out = run(
+        scenario(dir.path(), script, extra),
+        &options(dir.path(), Some(sim.url())),
+    )
+    .await;
+    let tokens = &out.result.total.custom["answer_tokens"];
+    // HDR keeps 3 significant digits, as for every trend: 20 reads back within 0.1 %.
+    assert_eq!(tokens.count, 40);
+    assert!(
+        (tokens.min - 20.0).abs() < 0.02 && (tokens.max - 20.0).abs() < 0.02,
+        "{tokens:?}"
+    );
+    let verdicts: Vec<(&str, bool)> = out
+        .result
+        .thresholds
+        .iter()
+        .map(|t| (t.expression.as_str(), t.passed))
+        .collect();
+    assert_eq!(verdicts, vec![("avg>19", true), ("max<19", false)]);
+}
+
+#[test]
+fn a_threshold_on_a_metric_the_script_never_records_is_invalid() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("hook.rhai"),
+        r#"fn after_response(ctx, res) { metric("answer_tokens", 1); #{} }"#,
+    )
+    .unwrap();
+    std::fs::write(dir.path().join("s.yaml"), "name: h\ntarget: {model: m}\nprompts: [hi]\nhooks: {script: hook.rhai}\nscenarios:\n  s: {executor: constant-vus, vus: 1, iterations: 1}\nthresholds:\n  answer_wrds: [\"avg>1\"]\n").unwrap();
+    let err = llm_bench::scenario::load_file(&dir.path().join("s.yaml")).unwrap_err();
+    let llm_bench::scenario::LoadError::Invalid { problems, .. } = err else {
+        panic!()
+    };
+    assert!(
+        problems[0]
+            .to_string()
+            .contains("thresholds.answer_wrds: unknown metric \"answer_wrds\""),
+        "{problems:?}"
+    );
+}

@@ -18,7 +18,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::backend::Backend;
 use crate::backend::{ErrorKind, Measurement, RequestError};
-use crate::hooks::{Before, Hooks, RequestInfo};
+use crate::hooks::{Before, Hooks, Observed, RequestInfo};
 use crate::metrics::Group;
 use crate::metrics::{Event, GroupKey, Outcome, Sample};
 use crate::plan::{PhasePlan, PlanKind};
@@ -187,16 +187,24 @@ impl Runner {
             },
         };
         let mut checks = Vec::new();
+        let mut custom = Vec::new();
         if let (Some(hooks), Outcome::Done(m)) = (&self.hooks, &mut outcome) {
             if hooks.checks_responses()
                 && m.error.as_ref().is_none_or(|e| e.kind != ErrorKind::Hook)
             {
                 match hooks.after_response(picked, info, m) {
-                    Ok(found) => {
+                    Ok(Observed {
+                        checks: found,
+                        metrics: recorded,
+                    }) => {
                         checks = found
                             .into_iter()
                             .map(|(name, ok)| (Arc::from(name.as_str()), ok))
-                            .collect()
+                            .collect();
+                        custom = recorded
+                            .into_iter()
+                            .map(|(name, value)| (Arc::from(name.as_str()), value))
+                            .collect();
                     }
                     Err(err) => {
                         if m.error.is_none() {
@@ -220,6 +228,7 @@ impl Runner {
             prompt_set: Some(picked.set.clone()),
             checks,
             tags,
+            custom,
         };
         let _ = self.events.send(Event::Finished(Box::new(sample))).await;
         reply

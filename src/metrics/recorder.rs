@@ -90,6 +90,8 @@ pub struct GroupStats {
     pub good: u64,
     /// Hook checks by name: (passed, evaluated).
     pub checks: BTreeMap<String, (u64, u64)>,
+    /// Custom trends from `metric(name, value)`, in thousandths (HDR records integers).
+    pub custom: BTreeMap<String, Histogram<u64>>,
     /// Output tokens of successful requests.
     pub output_tokens: u64,
     /// Prompt tokens of successful requests (as the server counted them).
@@ -112,6 +114,7 @@ impl Default for GroupStats {
             dropped: 0,
             good: 0,
             checks: BTreeMap::new(),
+            custom: BTreeMap::new(),
             output_tokens: 0,
             prompt_tokens: 0,
             tokens_estimated: 0,
@@ -154,6 +157,13 @@ impl GroupStats {
 
     /// Folds one finished request in; `limits` decides whether a success counts as good.
     pub fn record(&mut self, sample: &Sample, limits: &Limits) {
+        for (name, value) in &sample.custom {
+            let h = self
+                .custom
+                .entry(name.to_string())
+                .or_insert_with(new_histogram);
+            h.saturating_record(((value.max(0.0) * 1000.0).round() as u64).min(HIGHEST));
+        }
         for (name, ok) in &sample.checks {
             let entry = self.checks.entry(name.to_string()).or_default();
             entry.0 += u64::from(*ok);
@@ -239,6 +249,14 @@ impl GroupStats {
         self.interrupted += other.interrupted;
         self.dropped += other.dropped;
         self.good += other.good;
+        for (name, h) in &other.custom {
+            let mine = self
+                .custom
+                .entry(name.clone())
+                .or_insert_with(new_histogram);
+            // Same bounds everywhere, so `add` cannot fail.
+            let _ = mine.add(h);
+        }
         for (name, (pass, total)) in &other.checks {
             let entry = self.checks.entry(name.clone()).or_default();
             entry.0 += pass;
@@ -464,6 +482,7 @@ mod tests {
             prompt_set: None,
             checks: Vec::new(),
             tags: std::sync::Arc::from([]),
+            custom: Vec::new(),
             ended: ms(e2e),
             outcome: Outcome::Done(Measurement {
                 ttft: Some(ms(ttft)),

@@ -72,6 +72,8 @@ pub struct Sample {
     pub checks: Vec<(Arc<str>, bool)>,
     /// Tags of the prompt entry.
     pub tags: Arc<[Arc<str>]>,
+    /// Custom metrics the `after_response` hook recorded with `metric(name, value)`.
+    pub custom: Vec<(Arc<str>, f64)>,
 }
 
 /// A message to the recorder.

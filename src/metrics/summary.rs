@@ -122,6 +122,9 @@ pub struct GroupSummary {
     /// Hook checks by name.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub checks: BTreeMap<String, CheckSummary>,
+    /// Custom trends recorded by the hook script with `metric(name, value)`, in its units.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub custom: BTreeMap<String, Stats>,
 }
 
 /// One named check.
@@ -194,6 +197,11 @@ pub fn summarize(g: &GroupStats) -> GroupSummary {
         schedule_lag_ms: ms(Trend::ScheduleLag),
         ttft_from_schedule_ms: ms(Trend::TtftFromSchedule),
         e2e_from_schedule_ms: ms(Trend::E2eFromSchedule),
+        custom: g
+            .custom
+            .iter()
+            .filter_map(|(name, h)| Some((name.clone(), Stats::from_histogram(h, 1000.0)?)))
+            .collect(),
         checks: g
             .checks
             .iter()

@@ -193,6 +193,7 @@ mod tests {
             prompt_set: None,
             checks: Vec::new(),
             tags: std::sync::Arc::from([]),
+            custom: Vec::new(),
             ended: Duration::from_millis(ended_ms),
             outcome: Outcome::Done(Measurement {
                 ttft: Some(Duration::from_millis(ttft_ms)),

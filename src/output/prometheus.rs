@@ -291,6 +291,7 @@ mod tests {
             prompt_set: None,
             checks: Vec::new(),
             tags: std::sync::Arc::from([]),
+            custom: Vec::new(),
             ended: Duration::from_millis(500),
             outcome: Outcome::Done(Measurement {
                 ttft: Some(Duration::from_millis(40)),

@@ -157,6 +157,21 @@ pub fn render(result: &RunResult) -> String {
         let _ = writeln!(out, "\nopen model: latency from the actual send and from the intended start (the difference is queueing that a closed-loop tool would not see)");
         layout(&mut out, &open);
     }
+    if !result.total.custom.is_empty() {
+        let lines: Vec<String> = result
+            .total
+            .custom
+            .iter()
+            .map(|(name, s)| {
+                format!(
+                    "{name} avg {} p95 {}",
+                    super::ci::format_number(s.mean),
+                    super::ci::format_number(s.p95)
+                )
+            })
+            .collect();
+        let _ = writeln!(out, "custom metrics: {}", lines.join(", "));
+    }
     if !result.total.checks.is_empty() {
         let lines: Vec<String> = result
             .total

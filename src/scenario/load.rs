@@ -104,6 +104,17 @@ pub fn load_str(text: &str, source: &str) -> Result<Loaded, LoadError> {
                     },
                     None => None,
                 };
+                if let Some(hooks) = &hooks {
+                    if let Err(found) =
+                        crate::thresholds::compile_with(&scenario, hooks.custom_metrics())
+                    {
+                        problems.extend(
+                            found
+                                .into_iter()
+                                .map(|(pointer, message)| doc.problem(source, &pointer, message)),
+                        );
+                    }
+                }
                 if problems.is_empty() {
                     return Ok(Loaded {
                         scenario,

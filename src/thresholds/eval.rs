@@ -93,6 +93,18 @@ pub fn observe_check(
     g: &GroupStats,
     check: Option<&str>,
 ) -> Option<f64> {
+    if let (Metric::Custom, Some(name)) = (metric, check) {
+        let h = g.custom.get(name)?;
+        return match aggregation {
+            Aggregation::Count => Some(h.len() as f64),
+            Aggregation::Avg => Some(h.mean() / 1000.0),
+            Aggregation::Min => Some(h.min() as f64 / 1000.0),
+            Aggregation::Max => Some(h.max() as f64 / 1000.0),
+            Aggregation::Med => Some(h.value_at_quantile(0.5) as f64 / 1000.0),
+            Aggregation::Percentile(p) => Some(h.value_at_quantile(p / 100.0) as f64 / 1000.0),
+            Aggregation::Rate | Aggregation::Value => None,
+        };
+    }
     if metric == Metric::Checks {
         let (pass, total) = g
             .checks
@@ -154,7 +166,7 @@ pub fn observe_check(
         }),
         Metric::DroppedIterations => None,
         // Answered above.
-        Metric::Checks => None,
+        Metric::Checks | Metric::Custom => None,
     }
 }
 
@@ -165,12 +177,16 @@ pub fn evaluate(threshold: &Threshold, recorder: &Recorder) -> ThresholdOutcome 
 
 /// Evaluates one threshold on given aggregates, ignoring its tags (capacity-search steps).
 pub fn evaluate_on(threshold: &Threshold, g: &GroupStats) -> ThresholdOutcome {
-    let check = threshold
-        .key
-        .tags
-        .iter()
-        .find(|(t, _)| *t == TagKey::Check)
-        .map(|(_, v)| v.as_str());
+    // `check` narrows `checks` to one check; for a custom metric it carries the metric's name.
+    let check = match threshold.metric {
+        Metric::Custom => Some(threshold.key.name.as_str()),
+        _ => threshold
+            .key
+            .tags
+            .iter()
+            .find(|(t, _)| *t == TagKey::Check)
+            .map(|(_, v)| v.as_str()),
+    };
     let observed = observe_check(threshold.metric, threshold.expression.aggregation, g, check);
     let limit = threshold.expression.limit();
     ThresholdOutcome {
@@ -240,6 +256,7 @@ mod tests {
                 prompt_set: None,
                 checks: Vec::new(),
                 tags: std::sync::Arc::from([]),
+                custom: Vec::new(),
                 started: Duration::ZERO,
                 ended: Duration::from_secs(end_s),
                 outcome: Outcome::Done(m),

@@ -27,6 +27,8 @@ pub enum Metric {
     Checks,
     /// Arrival-rate iterations that could not start because every VU was busy (counter).
     DroppedIterations,
+    /// A trend the hook script records with `metric(name, value)`; the key's name says which.
+    Custom,
 }
 
 /// Every metric name thresholds accept.
@@ -76,6 +78,7 @@ impl Metric {
             Metric::Requests | Metric::DroppedIterations => "count, rate",
             Metric::OutputTokensPerSecond => "value, avg",
             Metric::Errors | Metric::Checks => "rate, count",
+            Metric::Custom => "avg, min, max, med, p(N), count",
         }
     }
 
@@ -87,6 +90,7 @@ impl Metric {
             Metric::Requests | Metric::DroppedIterations => matches!(aggregation, Count | Rate),
             Metric::OutputTokensPerSecond => matches!(aggregation, Value | Avg),
             Metric::Errors | Metric::Checks => matches!(aggregation, Rate | Count),
+            Metric::Custom => !matches!(aggregation, Value | Rate),
         }
     }
 }
@@ -143,6 +147,14 @@ pub fn request_limits(thresholds: &[Threshold]) -> crate::metrics::recorder::Lim
 
 /// Compiles a scenario's thresholds and `slo:` sugar. Errors are (JSON pointer, message).
 pub fn compile(scenario: &Scenario) -> Result<Vec<Threshold>, Vec<(String, String)>> {
+    compile_with(scenario, &[])
+}
+
+/// [`compile`], also accepting the custom metric names a hook script records.
+pub fn compile_with(
+    scenario: &Scenario,
+    custom: &[String],
+) -> Result<Vec<Threshold>, Vec<(String, String)>> {
     let mut out = Vec::new();
     let mut problems = Vec::new();
     for (key_text, specs) in scenario.thresholds.iter().flatten() {
@@ -150,14 +162,14 @@ pub fn compile(scenario: &Scenario) -> Result<Vec<Threshold>, Vec<(String, Strin
             "/thresholds/{}",
             key_text.replace('~', "~0").replace('/', "~1")
         );
-        let key = match check_key(key_text, scenario) {
+        let key = match check_key(key_text, scenario, custom) {
             Ok(key) => key,
             Err(message) => {
                 problems.push((pointer, message));
                 continue;
             }
         };
-        let metric = Metric::by_name(&key.name).expect("check_key accepted the name");
+        let metric = Metric::by_name(&key.name).unwrap_or(Metric::Custom);
         for (i, spec) in specs.iter().enumerate() {
             let (text, abort_on_fail, delay) = match spec {
                 ThresholdSpec::Expression(text) => (text.as_str(), false, None),
@@ -224,9 +236,9 @@ pub fn compile(scenario: &Scenario) -> Result<Vec<Threshold>, Vec<(String, Strin
     }
 }
 
-fn check_key(text: &str, scenario: &Scenario) -> Result<MetricKey, String> {
+fn check_key(text: &str, scenario: &Scenario, custom: &[String]) -> Result<MetricKey, String> {
     let key = parse_metric_key(text).map_err(|e| e.to_string())?;
-    if Metric::by_name(&key.name).is_none() {
+    if Metric::by_name(&key.name).is_none() && !custom.contains(&key.name) {
         let names: Vec<&str> = METRICS.iter().map(|(n, _)| *n).collect();
         return Err(format!(
             "unknown metric {:?}; valid metrics: {}",
