@@ -5,6 +5,7 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use llm_bench::backend::http::StreamFold as _;
 use llm_bench::backend::ollama_stream::OllamaStream;
 use llm_bench::backend::openai_stream::OpenAiStream;
 use llm_bench::backend::{ErrorKind, Measurement, ServerTimings};

@@ -9,6 +9,7 @@ use std::time::Duration;
 use serde::Deserialize;
 use serde_json::Value;
 
+use super::http::StreamFold;
 use super::ndjson::LineSplitter;
 use super::{ErrorKind, Measurement, RequestError, ServerTimings};
 
@@ -82,44 +83,21 @@ pub struct OllamaStream {
     finished: bool,
 }
 
-impl super::http::StreamFold for OllamaStream {
-    fn feed(&mut self, at: Duration, bytes: &[u8]) {
-        OllamaStream::feed(self, at, bytes);
-    }
-
-    fn is_finished(&self) -> bool {
-        OllamaStream::is_finished(self)
-    }
-
-    fn finish(self, at: Duration) -> Measurement {
-        OllamaStream::finish(self, at)
-    }
-
-    fn fail(self, at: Duration, error: RequestError) -> Measurement {
-        OllamaStream::fail(self, at, error)
-    }
-}
-
-impl OllamaStream {
-    /// A fresh fold for one request.
-    pub fn new() -> Self {
-        Self::default()
-    }
-
+impl StreamFold for OllamaStream {
     /// True once `done:true`, an error line or a malformed line was seen: later bytes are ignored.
-    pub fn is_finished(&self) -> bool {
+    fn is_finished(&self) -> bool {
         self.finished
     }
 
     /// Feeds one network read that arrived `at` after the request was sent.
-    pub fn feed(&mut self, at: Duration, bytes: &[u8]) {
+    fn feed(&mut self, at: Duration, bytes: &[u8]) {
         let mut lines = std::mem::take(&mut self.lines);
         lines.push(bytes, |line| self.line(at, line, ErrorKind::Malformed));
         self.lines = lines;
     }
 
     /// Ends the stream at EOF (`at` after sending) and returns the measurement.
-    pub fn finish(mut self, at: Duration) -> Measurement {
+    fn finish(mut self, at: Duration) -> Measurement {
         if let Some(rest) = self.lines.finish() {
             // A non-streaming answer is one object without a newline; anything else left over
             // is a line the connection cut short, so a parse failure here is a truncation.
@@ -140,12 +118,19 @@ impl OllamaStream {
     }
 
     /// Ends the fold because the transport failed; keeps what arrived so far.
-    pub fn fail(mut self, at: Duration, error: RequestError) -> Measurement {
+    fn fail(mut self, at: Duration, error: RequestError) -> Measurement {
         self.m.e2e = at;
         self.m.error = Some(error);
         self.m.output_tokens = self.m.content_chunks;
         self.m.tokens_estimated = true;
         self.m
+    }
+}
+
+impl OllamaStream {
+    /// A fresh fold for one request.
+    pub fn new() -> Self {
+        Self::default()
     }
 
     fn line(&mut self, at: Duration, line: &[u8], unparsable: ErrorKind) {

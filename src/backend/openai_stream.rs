@@ -13,6 +13,7 @@ use std::time::Duration;
 
 use serde_json::Value;
 
+use super::http::StreamFold;
 use super::sse::{SseItem, SseParser};
 use super::{ErrorKind, Measurement, RequestError};
 
@@ -43,44 +44,21 @@ fn millis(v: &Value) -> Option<Duration> {
         .and_then(|ms| Duration::try_from_secs_f64(ms / 1000.0).ok())
 }
 
-impl super::http::StreamFold for OpenAiStream {
-    fn feed(&mut self, at: Duration, bytes: &[u8]) {
-        OpenAiStream::feed(self, at, bytes);
-    }
-
-    fn is_finished(&self) -> bool {
-        OpenAiStream::is_finished(self)
-    }
-
-    fn finish(self, at: Duration) -> Measurement {
-        OpenAiStream::finish(self, at)
-    }
-
-    fn fail(self, at: Duration, error: RequestError) -> Measurement {
-        OpenAiStream::fail(self, at, error)
-    }
-}
-
-impl OpenAiStream {
-    /// A fresh fold for one request.
-    pub fn new() -> Self {
-        Self::default()
-    }
-
+impl StreamFold for OpenAiStream {
     /// True once `[DONE]` or a failure was seen.
-    pub fn is_finished(&self) -> bool {
+    fn is_finished(&self) -> bool {
         self.done || self.failed
     }
 
     /// Feeds one network read that arrived `at` after the request was sent.
-    pub fn feed(&mut self, at: Duration, bytes: &[u8]) {
+    fn feed(&mut self, at: Duration, bytes: &[u8]) {
         let mut sse = std::mem::take(&mut self.sse);
         sse.push(bytes, |item| self.item(at, item));
         self.sse = sse;
     }
 
     /// Ends the stream at EOF and returns the measurement.
-    pub fn finish(mut self, at: Duration) -> Measurement {
+    fn finish(mut self, at: Duration) -> Measurement {
         let mut sse = std::mem::take(&mut self.sse);
         sse.finish(|item| self.item(at, item));
         if !self.done && !self.failed {
@@ -95,11 +73,18 @@ impl OpenAiStream {
     }
 
     /// Ends the fold because the transport failed; keeps what arrived so far.
-    pub fn fail(mut self, at: Duration, error: RequestError) -> Measurement {
+    fn fail(mut self, at: Duration, error: RequestError) -> Measurement {
         self.m.e2e = at;
         self.m.error = Some(error);
         self.settle_counts();
         self.m
+    }
+}
+
+impl OpenAiStream {
+    /// A fresh fold for one request.
+    pub fn new() -> Self {
+        Self::default()
     }
 
     fn settle_counts(&mut self) {

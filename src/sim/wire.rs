@@ -220,6 +220,7 @@ impl Frames {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::backend::http::StreamFold as _;
     use crate::backend::ollama_stream::OllamaStream;
     use crate::backend::openai_stream::OpenAiStream;
     use crate::backend::Measurement;

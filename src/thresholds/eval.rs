@@ -81,13 +81,9 @@ fn selected(recorder: &Recorder, tags: &[(TagKey, String)]) -> GroupStats {
     merged
 }
 
-/// The measured value of `aggregation` over `g`, or `None` when there is no data.
-pub fn observe(metric: Metric, aggregation: Aggregation, g: &GroupStats) -> Option<f64> {
-    observe_check(metric, aggregation, g, None)
-}
-
-/// [`observe`], with `checks` narrowed to one named check.
-pub fn observe_check(
+/// The measured value of `aggregation` over `g`, or `None` when there is no data. `check`
+/// narrows `checks` to one named check, and names the metric of a `Custom` threshold.
+pub fn observe(
     metric: Metric,
     aggregation: Aggregation,
     g: &GroupStats,
@@ -187,7 +183,7 @@ pub fn evaluate_on(threshold: &Threshold, g: &GroupStats) -> ThresholdOutcome {
             .find(|(t, _)| *t == TagKey::Check)
             .map(|(_, v)| v.as_str()),
     };
-    let observed = observe_check(threshold.metric, threshold.expression.aggregation, g, check);
+    let observed = observe(threshold.metric, threshold.expression.aggregation, g, check);
     let limit = threshold.expression.limit();
     ThresholdOutcome {
         metric: threshold.key_text.clone(),
