@@ -65,7 +65,23 @@ pub fn transport_error(err: &reqwest::Error) -> RequestError {
     } else {
         ErrorKind::Disconnected
     };
-    RequestError::new(kind, err.to_string())
+    RequestError::new(kind, error_chain(err))
+}
+
+/// An error with its causes, `outer: inner: root`: reqwest's own text ("error sending request")
+/// hides the part a user can act on ("connection closed before message completed").
+pub fn error_chain(err: &dyn std::error::Error) -> String {
+    let mut text = err.to_string();
+    let mut source = err.source();
+    while let Some(cause) = source {
+        let cause_text = cause.to_string();
+        if !text.contains(&cause_text) {
+            text.push_str(": ");
+            text.push_str(&cause_text);
+        }
+        source = cause.source();
+    }
+    text
 }
 
 /// The server's words from an error body: Ollama's `{"error": "..."}`, OpenAI's
@@ -86,9 +102,28 @@ async fn exchange<F: StreamFold>(
     sent_at: Instant,
 ) -> Measurement {
     let elapsed = || sent_at.elapsed();
+    let retry = request.try_clone();
+    let mut reconnected = false;
     let response = match request.send().await {
         Ok(response) => response,
-        Err(err) => return failed(elapsed(), transport_error(&err)),
+        Err(err) => match retry.filter(|_| closed_before_answer(&err)) {
+            // A server that closes a kept-alive connection right after an answer (llama-server
+            // after every streamed one) races the next request written to it: the server never
+            // read that request, so it is sent once more on a new connection, as browsers do.
+            // t0 stays at the first attempt, so the lost round trip counts as latency.
+            Some(retry) => {
+                reconnected = true;
+                match retry.send().await {
+                    Ok(response) => response,
+                    Err(err) => {
+                        let mut m = failed(elapsed(), transport_error(&err));
+                        m.reconnected = true;
+                        return m;
+                    }
+                }
+            }
+            None => return failed(elapsed(), transport_error(&err)),
+        },
     };
     let status = response.status().as_u16();
     let mut m = if response.status().is_success() {
@@ -99,7 +134,10 @@ async fn exchange<F: StreamFold>(
             match read {
                 Ok(bytes) => fold.feed(elapsed(), &bytes),
                 Err(err) => {
-                    broken = Some(RequestError::new(ErrorKind::Disconnected, err.to_string()));
+                    broken = Some(RequestError::new(
+                        ErrorKind::Disconnected,
+                        error_chain(&err),
+                    ));
                     break;
                 }
             }
@@ -122,7 +160,21 @@ async fn exchange<F: StreamFold>(
         )
     };
     m.status = Some(status);
+    m.reconnected = reconnected;
     m
+}
+
+/// True when the connection closed before any byte of an answer: hyper's "connection closed
+/// before message completed" on a request it had written.
+fn closed_before_answer(err: &reqwest::Error) -> bool {
+    let mut source = std::error::Error::source(err);
+    while let Some(cause) = source {
+        if let Some(hyper) = cause.downcast_ref::<hyper::Error>() {
+            return hyper.is_incomplete_message();
+        }
+        source = cause.source();
+    }
+    false
 }
 
 /// Sends `body` with the request `build` makes of it, under `timeout`. The body is serialised

@@ -164,6 +164,9 @@ pub struct Measurement {
     pub status: Option<u16>,
     /// Why the request failed, if it did.
     pub error: Option<RequestError>,
+    /// True when the request was sent a second time because the server had closed the
+    /// kept-alive connection it was first written to; the first attempt's time is included.
+    pub reconnected: bool,
 }
 
 /// `base` with `overrides` merged over it (entry options over the target's).

@@ -98,6 +98,8 @@ pub struct GroupStats {
     pub prompt_tokens: u64,
     /// Successful requests whose token count is a chunk count.
     pub tokens_estimated: u64,
+    /// Requests sent again after the server closed a kept-alive connection under them.
+    pub reconnected: u64,
     /// Earliest request start, from the run's start.
     pub first_start: Option<Duration>,
     /// Latest request end, from the run's start.
@@ -118,6 +120,7 @@ impl Default for GroupStats {
             output_tokens: 0,
             prompt_tokens: 0,
             tokens_estimated: 0,
+            reconnected: 0,
             first_start: None,
             last_end: None,
         }
@@ -176,21 +179,24 @@ impl GroupStats {
         self.last_end = Some(self.last_end.map_or(sample.ended, |t| t.max(sample.ended)));
         match &sample.outcome {
             Outcome::Interrupted => self.interrupted += 1,
-            Outcome::Done(m) => match &m.error {
-                Some(error) => *self.errors.entry(error.kind).or_default() += 1,
-                None => {
-                    self.record_success(m);
-                    if let Some(intended) = sample.intended {
-                        let lag = sample.started.saturating_sub(intended);
-                        self.put(Trend::ScheduleLag, micros(lag));
-                        if let Some(ttft) = m.ttft {
-                            self.put(Trend::TtftFromSchedule, micros(lag + ttft));
+            Outcome::Done(m) => {
+                self.reconnected += u64::from(m.reconnected);
+                match &m.error {
+                    Some(error) => *self.errors.entry(error.kind).or_default() += 1,
+                    None => {
+                        self.record_success(m);
+                        if let Some(intended) = sample.intended {
+                            let lag = sample.started.saturating_sub(intended);
+                            self.put(Trend::ScheduleLag, micros(lag));
+                            if let Some(ttft) = m.ttft {
+                                self.put(Trend::TtftFromSchedule, micros(lag + ttft));
+                            }
+                            self.put(Trend::E2eFromSchedule, micros(lag + m.e2e));
                         }
-                        self.put(Trend::E2eFromSchedule, micros(lag + m.e2e));
+                        self.good += u64::from(limits.met_by(sample));
                     }
-                    self.good += u64::from(limits.met_by(sample));
                 }
-            },
+            }
         }
     }
 
@@ -265,6 +271,7 @@ impl GroupStats {
         self.output_tokens += other.output_tokens;
         self.prompt_tokens += other.prompt_tokens;
         self.tokens_estimated += other.tokens_estimated;
+        self.reconnected += other.reconnected;
         self.first_start = match (self.first_start, other.first_start) {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),

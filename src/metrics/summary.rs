@@ -91,6 +91,11 @@ pub struct GroupSummary {
     pub prompt_tokens_total: u64,
     /// Successful requests whose output tokens are a chunk count (no server count).
     pub tokens_estimated_requests: u64,
+    /// Requests sent a second time because the server closed the kept-alive connection they were
+    /// written to before answering (llama-server after every streamed answer); their latency
+    /// includes the lost attempt.
+    #[serde(default)]
+    pub reconnected_requests: u64,
     /// Time to first token, ms.
     pub ttft_ms: Option<Stats>,
     /// Time to first answer token (text or tool call, not reasoning), ms.
@@ -180,6 +185,7 @@ pub fn summarize(g: &GroupStats) -> GroupSummary {
         output_tokens_total: g.output_tokens,
         prompt_tokens_total: g.prompt_tokens,
         tokens_estimated_requests: g.tokens_estimated,
+        reconnected_requests: g.reconnected,
         ttft_ms: ms(Trend::Ttft),
         ttfa_ms: ms(Trend::Ttfa),
         itl_ms: ms(Trend::Itl),

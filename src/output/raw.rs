@@ -25,6 +25,8 @@ struct RawLine<'a> {
     e2e_ms: Option<f64>,
     output_tokens: Option<u64>,
     tokens_estimated: Option<bool>,
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    reconnected: bool,
     #[serde(skip_serializing_if = "Option::is_none")]
     prompt_tokens: Option<u64>,
     chunks: Option<u64>,
@@ -70,6 +72,7 @@ pub fn write_line(out: &mut impl Write, sample: &Sample) -> std::io::Result<()> 
         e2e_ms: m.map(|m| ms(m.e2e)),
         output_tokens: m.map(|m| m.output_tokens),
         tokens_estimated: m.map(|m| m.tokens_estimated),
+        reconnected: m.is_some_and(|m| m.reconnected),
         prompt_tokens: m.and_then(|m| m.prompt_tokens),
         chunks: m.map(|m| m.content_chunks),
         done_reason: m.and_then(|m| m.done_reason.as_deref()),

@@ -283,6 +283,13 @@ pub fn render(result: &RunResult) -> String {
             t.tokens_estimated_requests
         );
     }
+    if t.reconnected_requests > 0 {
+        let _ = writeln!(
+            out,
+            "note: {} request(s) sent again: the server closed a kept-alive connection before answering",
+            t.reconnected_requests
+        );
+    }
     let w = &result.warmup;
     if w.discarded > 0 {
         let _ = writeln!(out, "discarded: {} request(s) in the warm-up part of capacity-search steps, excluded from all metrics", w.discarded);

@@ -1,0 +1,146 @@
+//! Servers that close kept-alive connections. llama-server ends every streamed answer by closing
+//! the connection without `Connection: close`, so the next request may be written to a socket
+//! the server already left. A raw loopback server reproduces that race deterministically: it
+//! answers the first request of each connection and closes on the second without answering.
+
+mod common;
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use common::{options, run, scenario};
+use llm_bench::backend::ErrorKind;
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::net::{TcpListener, TcpStream};
+
+const ANSWER: &str = "data: {\"choices\":[{\"index\":0,\"delta\":{\"content\":\"Hi\"}}]}\n\n\
+data: {\"choices\":[{\"index\":0,\"delta\":{},\"finish_reason\":\"stop\"}],\"usage\":{\"prompt_tokens\":3,\"completion_tokens\":1}}\n\n\
+data: [DONE]\n\n";
+
+/// How many requests a connection answers before it closes on the next one unanswered.
+#[derive(Clone, Copy)]
+enum Policy {
+    AnswerFirstOnly,
+    AnswerNone,
+}
+
+struct Server {
+    url: String,
+    connections: Arc<AtomicU64>,
+    answered: Arc<AtomicU64>,
+}
+
+/// Reads one request (head and Content-Length body); false at EOF.
+async fn read_request(reader: &mut BufReader<TcpStream>) -> bool {
+    let mut length = 0usize;
+    loop {
+        let mut line = String::new();
+        if reader.read_line(&mut line).await.unwrap_or(0) == 0 {
+            return false;
+        }
+        if line == "\r\n" {
+            break;
+        }
+        if let Some((name, value)) = line.split_once(':') {
+            if name.eq_ignore_ascii_case("content-length") {
+                length = value.trim().parse().unwrap();
+            }
+        }
+    }
+    let mut body = vec![0; length];
+    reader.read_exact(&mut body).await.is_ok()
+}
+
+async fn start(policy: Policy) -> Server {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let connections = Arc::new(AtomicU64::new(0));
+    let answered = Arc::new(AtomicU64::new(0));
+    let (c, a) = (connections.clone(), answered.clone());
+    tokio::spawn(async move {
+        while let Ok((socket, _)) = listener.accept().await {
+            c.fetch_add(1, Ordering::SeqCst);
+            let answered = a.clone();
+            tokio::spawn(async move {
+                let mut reader = BufReader::new(socket);
+                if !read_request(&mut reader).await {
+                    return;
+                }
+                if matches!(policy, Policy::AnswerNone) {
+                    return;
+                }
+                let head = format!(
+                    "HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ncontent-length: {}\r\n\r\n",
+                    ANSWER.len()
+                );
+                let socket = reader.get_mut();
+                socket.write_all(head.as_bytes()).await.unwrap();
+                socket.write_all(ANSWER.as_bytes()).await.unwrap();
+                answered.fetch_add(1, Ordering::SeqCst);
+                // Keep-alive as far as the client can tell; the next request is read, then the
+                // connection closes unanswered.
+                read_request(&mut reader).await;
+            });
+        }
+    });
+    Server {
+        url,
+        connections,
+        answered,
+    }
+}
+
+const YAML: &str = "name: r\ntarget:\n  backend: openai\n  model: m\n  timeout: 10s\nprompts: [hi]\nscenarios:\n  s: {executor: concurrency-levels, levels: [1], requests_per_level: 6}\n";
+
+#[tokio::test]
+async fn a_request_written_to_a_connection_the_server_closed_is_sent_again() {
+    let server = start(Policy::AnswerFirstOnly).await;
+    let dir = tempfile::tempdir().unwrap();
+    let mut opts = options(dir.path(), Some(server.url.clone()));
+    opts.raw = true;
+    let out = run(scenario(YAML), &opts).await;
+
+    let t = &out.result.total;
+    assert_eq!((t.requests, t.errors), (6, 0), "{:?}", t.errors_by_kind);
+    assert_eq!(
+        t.reconnected_requests, 5,
+        "every request after the first met a closed connection"
+    );
+    assert_eq!(server.answered.load(Ordering::SeqCst), 6);
+    assert_eq!(server.connections.load(Ordering::SeqCst), 6);
+    assert_eq!(
+        raw_log(dir.path()).matches("\"reconnected\":true").count(),
+        5
+    );
+}
+
+fn raw_log(dir: &std::path::Path) -> String {
+    let raw = std::fs::read_dir(dir)
+        .unwrap()
+        .flatten()
+        .find(|e| e.path().to_string_lossy().ends_with(".requests.jsonl"))
+        .unwrap();
+    std::fs::read_to_string(raw.path()).unwrap()
+}
+
+#[tokio::test]
+async fn a_server_that_never_answers_is_an_error_after_one_retry() {
+    let server = start(Policy::AnswerNone).await;
+    let dir = tempfile::tempdir().unwrap();
+    let mut opts = options(dir.path(), Some(server.url.clone()));
+    opts.raw = true;
+    let out = run(scenario(YAML), &opts).await;
+
+    let t = &out.result.total;
+    assert_eq!(t.errors_by_kind.get(&ErrorKind::Disconnected), Some(&6));
+    assert!(
+        raw_log(dir.path()).contains("connection closed before message completed"),
+        "the raw log names the cause under reqwest's words"
+    );
+    assert_eq!(t.reconnected_requests, 6);
+    assert_eq!(
+        server.connections.load(Ordering::SeqCst),
+        12,
+        "one retry per request, never more"
+    );
+}
