@@ -20,8 +20,12 @@ data: [DONE]\n\n";
 /// How many requests a connection answers before it closes on the next one unanswered.
 #[derive(Clone, Copy)]
 enum Policy {
-    AnswerFirstOnly,
-    AnswerNone,
+    /// Answers the first request, closes (FIN) on the second.
+    CloseAfterFirst,
+    /// Answers the first request, resets (RST) on the second.
+    ResetAfterFirst,
+    /// Closes every connection after reading its first request.
+    NeverAnswer,
 }
 
 struct Server {
@@ -66,7 +70,7 @@ async fn start(policy: Policy) -> Server {
                 if !read_request(&mut reader).await {
                     return;
                 }
-                if matches!(policy, Policy::AnswerNone) {
+                if matches!(policy, Policy::NeverAnswer) {
                     return;
                 }
                 let head = format!(
@@ -80,6 +84,9 @@ async fn start(policy: Policy) -> Server {
                 // Keep-alive as far as the client can tell; the next request is read, then the
                 // connection closes unanswered.
                 read_request(&mut reader).await;
+                if matches!(policy, Policy::ResetAfterFirst) {
+                    reader.get_ref().set_zero_linger().unwrap();
+                }
             });
         }
     });
@@ -94,7 +101,16 @@ const YAML: &str = "name: r\ntarget:\n  backend: openai\n  model: m\n  timeout: 
 
 #[tokio::test]
 async fn a_request_written_to_a_connection_the_server_closed_is_sent_again() {
-    let server = start(Policy::AnswerFirstOnly).await;
+    every_request_after_the_first_is_sent_again(Policy::CloseAfterFirst).await;
+}
+
+#[tokio::test]
+async fn a_request_written_to_a_connection_the_server_reset_is_sent_again() {
+    every_request_after_the_first_is_sent_again(Policy::ResetAfterFirst).await;
+}
+
+async fn every_request_after_the_first_is_sent_again(policy: Policy) {
+    let server = start(policy).await;
     let dir = tempfile::tempdir().unwrap();
     let mut opts = options(dir.path(), Some(server.url.clone()));
     opts.raw = true;
@@ -125,7 +141,7 @@ fn raw_log(dir: &std::path::Path) -> String {
 
 #[tokio::test]
 async fn a_server_that_never_answers_is_an_error_after_one_retry() {
-    let server = start(Policy::AnswerNone).await;
+    let server = start(Policy::NeverAnswer).await;
     let dir = tempfile::tempdir().unwrap();
     let mut opts = options(dir.path(), Some(server.url.clone()));
     opts.raw = true;

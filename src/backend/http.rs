@@ -165,12 +165,22 @@ async fn exchange<F: StreamFold>(
 }
 
 /// True when the connection closed before any byte of an answer: hyper's "connection closed
-/// before message completed" on a request it had written.
+/// before message completed" on a request it had written (the server's FIN came first), or a
+/// reset or broken pipe (the server's socket was gone when the request reached it).
 fn closed_before_answer(err: &reqwest::Error) -> bool {
     let mut source = std::error::Error::source(err);
     while let Some(cause) = source {
-        if let Some(hyper) = cause.downcast_ref::<hyper::Error>() {
-            return hyper.is_incomplete_message();
+        if cause
+            .downcast_ref::<hyper::Error>()
+            .is_some_and(hyper::Error::is_incomplete_message)
+        {
+            return true;
+        }
+        if let Some(io) = cause.downcast_ref::<std::io::Error>() {
+            return matches!(
+                io.kind(),
+                std::io::ErrorKind::ConnectionReset | std::io::ErrorKind::BrokenPipe
+            );
         }
         source = cause.source();
     }
