@@ -380,7 +380,7 @@ pub async fn execute(
         backend,
         prompts: Arc::new(Picker::new(
             loaded.prompt_sets.clone(),
-            scenario.prompt_order.unwrap_or_default(),
+            scenario.order.unwrap_or_default(),
             scenario.seed.unwrap_or(1),
         )),
         events: tx,

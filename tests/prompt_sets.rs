@@ -14,7 +14,7 @@ use llm_bench::sim::{OutputTokens, SimConfig};
 fn library_scenario(dir: &Path, seed: u64) -> llm_bench::scenario::Loaded {
     let prompts = Path::new(env!("CARGO_MANIFEST_DIR")).join("scenarios/prompts");
     let yaml = format!(
-        "name: lib\ntarget: {{model: m, timeout: 60s}}\nprompts:\n  - {{include: {p}/short-chat.yaml, weight: 6}}\n  - {{include: {p}/code-generation.yaml, weight: 2}}\n  - {{include: {p}/json-output.jsonl, weight: 2}}\nprompt_order: weighted\nseed: {seed}\nscenarios:\n  mix: {{executor: constant-vus, vus: 4, iterations: 200}}\nthresholds:\n  \"output_tokens{{prompt_set:code}}\": [\"max<=384\"]\n",
+        "name: lib\ntarget: {{model: m, timeout: 60s}}\nprompts:\n  - {{include: {p}/short-chat.yaml, weight: 6}}\n  - {{include: {p}/code-generation.yaml, weight: 2}}\n  - {{include: {p}/json-output.jsonl, weight: 2}}\norder: weighted\nseed: {seed}\nscenarios:\n  mix: {{executor: constant-vus, vus: 4, iterations: 200}}\nthresholds:\n  \"output_tokens{{prompt_set:code}}\": [\"max<=384\"]\n",
         p = prompts.display()
     );
     let file = dir.join("lib.yaml");

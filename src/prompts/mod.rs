@@ -154,7 +154,7 @@ impl Entry {
 pub struct PromptSet {
     /// Its name in metrics (`ttft{prompt_set:NAME}`).
     pub name: Arc<str>,
-    /// Its weight with `prompt_order: weighted`.
+    /// Its weight with `order: weighted`.
     pub weight: f64,
     /// Its entries, never empty.
     pub entries: Vec<Entry>,

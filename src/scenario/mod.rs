@@ -36,7 +36,7 @@ pub struct Scenario {
     /// How each request picks its prompt: `sequential` (default), `random` or `weighted` (a set
     /// by its weight, then an entry). Seeded by `seed`, so two runs send the same sequence.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub prompt_order: Option<PromptOrder>,
+    pub order: Option<PromptOrder>,
     /// Seed of prompt selection and of `vars` values. Default 1.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub seed: Option<u64>,
@@ -207,7 +207,7 @@ pub enum PromptItem {
 pub struct SyntheticItem {
     /// How to generate them.
     pub synthetic: Synthetic,
-    /// Relative weight with `prompt_order: weighted`. Default 1.
+    /// Relative weight with `order: weighted`. Default 1.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(range(min = 0))]
     pub weight: Option<f64>,
@@ -253,7 +253,7 @@ pub struct Include {
     /// `prompt` or `messages` field), or ShareGPT JSON (`conversations` of `from`/`value`; the
     /// first human turn is the prompt). Relative to the scenario file.
     pub include: String,
-    /// Relative weight with `prompt_order: weighted`. Default 1.
+    /// Relative weight with `order: weighted`. Default 1.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(range(min = 0))]
     pub weight: Option<f64>,
