@@ -43,8 +43,9 @@ pub struct Observed {
 /// What `before_request` decided.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Before {
-    /// Send this (possibly rewritten) request.
-    Send(Picked),
+    /// Send this (possibly rewritten) request; the custom metrics the call recorded with
+    /// `metric()` belong to it.
+    Send(Picked, Vec<(String, f64)>),
     /// Do not send; the request is counted as skipped.
     Skip,
 }
@@ -188,14 +189,16 @@ impl Hooks {
     /// `before_request(ctx)`: the request to send, rewritten as the script wants, or a skip.
     pub fn before_request(&self, picked: &Picked, info: &RequestInfo) -> Result<Before, HookError> {
         if !self.has("before_request") {
-            return Ok(Before::Send(picked.clone()));
+            return Ok(Before::Send(picked.clone(), Vec::new()));
         }
+        RECORDED.with(|r| r.borrow_mut().clear());
         let out = self.call("before_request", (to_dynamic(&self.context(picked, info)),))?;
+        let metrics = RECORDED.with(|r| std::mem::take(&mut *r.borrow_mut()));
         if out.as_bool() == Ok(false) {
             return Ok(Before::Skip);
         }
         let Value::Object(ctx) = from_dynamic(&out) else {
-            return Ok(Before::Send(picked.clone()));
+            return Ok(Before::Send(picked.clone(), metrics));
         };
         let text = |k: &str| ctx.get(k).and_then(Value::as_str).map(str::to_string);
         let prompt = match (ctx.get("messages").filter(|m| !m.is_null()), text("prompt")) {
@@ -222,14 +225,17 @@ impl Hooks {
             .and_then(Value::as_object)
             .cloned()
             .map(Map::from_iter);
-        Ok(Before::Send(Picked {
-            prompt,
-            options,
-            set: picked.set.clone(),
-            index: picked.index,
-            vars: picked.vars.clone(),
-            tags: picked.tags.clone(),
-        }))
+        Ok(Before::Send(
+            Picked {
+                prompt,
+                options,
+                set: picked.set.clone(),
+                index: picked.index,
+                vars: picked.vars.clone(),
+                tags: picked.tags.clone(),
+            },
+            metrics,
+        ))
     }
 
     /// Whether `after_response` is defined (it costs a call per request).
@@ -376,7 +382,7 @@ mod tests {
         )
         .unwrap();
         hooks.setup().unwrap();
-        let Before::Send(p) = hooks.before_request(&picked("Hi."), &info()).unwrap() else {
+        let Before::Send(p, _) = hooks.before_request(&picked("Hi."), &info()).unwrap() else {
             panic!()
         };
         assert_eq!(
@@ -454,6 +460,19 @@ mod tests {
             .unwrap()
             .metrics;
         assert_eq!(again.len(), 2, "each call starts empty");
+    }
+
+    #[test]
+    fn before_request_records_metrics_for_the_request_it_sends() {
+        let hooks = Hooks::compile(
+            r#"fn before_request(ctx) { metric("prompt_chars", ctx.prompt.len()); ctx }"#,
+        )
+        .unwrap();
+        let Before::Send(_, metrics) = hooks.before_request(&picked("Hello"), &info()).unwrap()
+        else {
+            panic!("sent")
+        };
+        assert_eq!(metrics, vec![("prompt_chars".to_string(), 5.0)]);
     }
 
     #[test]

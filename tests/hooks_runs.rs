@@ -214,6 +214,30 @@ async fn custom_metrics_are_trends_that_thresholds_gate() {
     assert_eq!(verdicts, vec![("avg>19", true), ("max<19", false)]);
 }
 
+#[tokio::test(start_paused = true)]
+async fn metrics_recorded_before_the_request_join_those_recorded_after() {
+    let sim = start_sim(sim()).await;
+    let dir = tempfile::tempdir().unwrap();
+    let script = r#"
+        fn before_request(ctx) { metric("prompt_chars", ctx.prompt.len()); ctx }
+        fn after_response(ctx, res) { metric("answer_tokens", res.tokens); #{} }
+    "#;
+    let out = run(
+        scenario(
+            dir.path(),
+            script,
+            "thresholds:\n  prompt_chars: [\"max<3\"]\n",
+        ),
+        &options(dir.path(), Some(sim.url())),
+    )
+    .await;
+    let custom = &out.result.total.custom;
+    assert_eq!(custom["prompt_chars"].count, 40, "one value per request");
+    assert_eq!(custom["prompt_chars"].max, 2.0, "\"hi\" is two characters");
+    assert_eq!(custom["answer_tokens"].count, 40);
+    assert!(out.result.thresholds[0].passed);
+}
+
 #[test]
 fn a_threshold_on_a_metric_the_script_never_records_is_invalid() {
     let dir = tempfile::tempdir().unwrap();

@@ -54,6 +54,15 @@ pub struct Runner {
     pub precise_timer: bool,
 }
 
+/// What `before_request` left for the request it let through.
+#[derive(Default)]
+struct Prelude {
+    /// The hook failed: the request is not sent and counts as a `hook` error.
+    failure: Option<RequestError>,
+    /// Custom metrics the hook recorded with `metric()`.
+    metrics: Vec<(Arc<str>, f64)>,
+}
+
 impl Runner {
     /// Sends one request (or, with `conversation`, one session of several turns) and reports
     /// it; `intended` is its scheduled start (open model), `cut` cancels it mid-flight. Hooks run
@@ -83,12 +92,19 @@ impl Runner {
                 _ => None,
             }),
         });
+        let mut prelude = Prelude::default();
         if let (Some(hooks), Some(info)) = (&self.hooks, &info) {
             match hooks.before_request(&picked, info) {
-                Ok(Before::Send(rewritten)) => picked = rewritten,
+                Ok(Before::Send(rewritten, metrics)) => {
+                    picked = rewritten;
+                    prelude.metrics = metrics
+                        .into_iter()
+                        .map(|(name, value)| (Arc::from(name.as_str()), value))
+                        .collect();
+                }
                 Ok(Before::Skip) => return,
                 Err(err) => {
-                    let failure = RequestError::new(ErrorKind::Hook, err.to_string());
+                    prelude.failure = Some(RequestError::new(ErrorKind::Hook, err.to_string()));
                     self.send_one(
                         &key,
                         intended,
@@ -96,7 +112,7 @@ impl Runner {
                         &picked,
                         info,
                         picked.tags.clone(),
-                        Some(failure),
+                        prelude,
                     )
                     .await;
                     return;
@@ -112,7 +128,7 @@ impl Runner {
                 &picked,
                 &info,
                 picked.tags.clone(),
-                None,
+                prelude,
             )
             .await;
             return;
@@ -129,9 +145,14 @@ impl Runner {
                 }),
                 ..picked.clone()
             };
-            let scheduled = if turn == 1 { intended } else { None };
+            // The hook ran once for the session: its metrics go with the first turn.
+            let (scheduled, prelude) = if turn == 1 {
+                (intended, std::mem::take(&mut prelude))
+            } else {
+                (None, Prelude::default())
+            };
             let Some(reply) = self
-                .send_one(&key, scheduled, cut, &this, &info, tags.into(), None)
+                .send_one(&key, scheduled, cut, &this, &info, tags.into(), prelude)
                 .await
             else {
                 break;
@@ -159,7 +180,7 @@ impl Runner {
         picked: &Picked,
         info: &RequestInfo,
         tags: Arc<[Arc<str>]>,
-        hook_failure: Option<RequestError>,
+        prelude: Prelude,
     ) -> Option<String> {
         let at = self.run_start.elapsed();
         // A closed channel means the recorder is gone (the run is ending); nothing to report to.
@@ -170,7 +191,7 @@ impl Runner {
                 at,
             })
             .await;
-        let (started, mut outcome) = match hook_failure {
+        let (started, mut outcome) = match prelude.failure {
             Some(error) => (
                 at,
                 Outcome::Done(Measurement {
@@ -187,7 +208,7 @@ impl Runner {
             },
         };
         let mut checks = Vec::new();
-        let mut custom = Vec::new();
+        let mut custom = prelude.metrics;
         if let (Some(hooks), Outcome::Done(m)) = (&self.hooks, &mut outcome) {
             if hooks.checks_responses()
                 && m.error.as_ref().is_none_or(|e| e.kind != ErrorKind::Hook)
@@ -201,10 +222,11 @@ impl Runner {
                             .into_iter()
                             .map(|(name, ok)| (Arc::from(name.as_str()), ok))
                             .collect();
-                        custom = recorded
-                            .into_iter()
-                            .map(|(name, value)| (Arc::from(name.as_str()), value))
-                            .collect();
+                        custom.extend(
+                            recorded
+                                .into_iter()
+                                .map(|(name, value)| (Arc::from(name.as_str()), value)),
+                        );
                     }
                     Err(err) => {
                         if m.error.is_none() {
