@@ -96,6 +96,16 @@ fn the_html_is_self_contained_and_complete() {
 }
 
 #[test]
+fn resent_requests_are_explained_in_every_format() {
+    let mut result = fixture();
+    result.total.reconnected_requests = 3;
+    let html = report::render_html(&result, &Templates::default()).unwrap();
+    assert!(html.contains("3 request(s) were sent again"), "HTML notes");
+    let md = report::render_markdown(&result, &Templates::default()).unwrap();
+    assert!(md.contains("Sent again: 3 request(s)"), "{md}");
+}
+
+#[test]
 fn every_text_from_the_run_is_escaped() {
     let mut result = fixture();
     result.scenario.name = "<script>alert(1)</script>".into();

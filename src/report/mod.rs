@@ -349,6 +349,10 @@ fn notes(result: &RunResult) -> Vec<String> {
     }) {
         notes.push("Open model: latency from the intended start is well above latency from the actual send. That gap is queueing on the client, which a closed-loop tool would not report (coordinated omission).".into());
     }
+    let reconnected = result.total.reconnected_requests;
+    if reconnected > 0 {
+        notes.push(format!("{reconnected} request(s) were sent again because the server closed its kept-alive connection before answering (llama-server does after every streamed answer). They are not errors; their latency includes the lost attempt."));
+    }
     notes
 }
 
