@@ -2,20 +2,14 @@
 //! a simulator run on loopback; then the series must match the run's own result, and every
 //! PromQL expression of the Grafana dashboard must return data. Also validates the compose file.
 
+mod common;
+
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use common::KillOnDrop;
 use serde_json::Value;
-
-struct Killed(Child);
-
-impl Drop for Killed {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
 
 fn tool(name: &str) -> Option<String> {
     let found = Command::new("sh")
@@ -96,7 +90,7 @@ async fn a_real_prometheus_scrapes_the_run_and_every_dashboard_panel_has_data() 
         format!("global: {{scrape_interval: 1s}}\nscrape_configs:\n  - job_name: llm-bench\n    static_configs: [{{targets: [\"127.0.0.1:{metrics_port}\"]}}]\n"),
     )
     .unwrap();
-    let _prometheus = Killed(
+    let _prometheus = KillOnDrop(
         Command::new(prometheus_bin)
             .arg(format!(
                 "--config.file={}",

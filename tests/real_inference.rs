@@ -5,18 +5,13 @@
 //! runs it with `cargo test --test real_inference -- --ignored` and LLAMA_SERVER / LLAMA_MODEL
 //! set. Run `--nocapture` to see the measured numbers.
 
+mod common;
+
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-struct Server(Child);
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
+use common::KillOnDrop;
 
 fn env(name: &str) -> String {
     std::env::var(name).unwrap_or_else(|_| {
@@ -34,7 +29,7 @@ async fn llama_server_real_inference_matches_the_servers_own_accounting() {
         .port();
     let url = format!("http://127.0.0.1:{port}");
     let log = tempfile::NamedTempFile::new().unwrap();
-    let _server = Server(
+    let _server = KillOnDrop(
         Command::new(env("LLAMA_SERVER"))
             .args([
                 "-m",

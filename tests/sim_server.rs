@@ -1,18 +1,15 @@
 //! `llm-bench sim` as a standalone server: any Ollama client can use it.
 
+mod common;
+
 use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
+
+use common::KillOnDrop;
 
 struct Sim {
-    child: Child,
+    _child: KillOnDrop,
     url: String,
-}
-
-impl Drop for Sim {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }
 
 fn start(args: &[&str]) -> Sim {
@@ -39,7 +36,10 @@ fn start(args: &[&str]) -> Sim {
         .find(|w| w.starts_with("http://"))
         .expect("address line")
         .to_string();
-    Sim { child, url }
+    Sim {
+        _child: KillOnDrop(child),
+        url,
+    }
 }
 
 #[tokio::test]

@@ -10,6 +10,17 @@ use llm_bench::scenario::{self, Loaded};
 use llm_bench::sim::{self, SimConfig, SimServer};
 use tokio_util::sync::CancellationToken;
 
+/// A child process (a server the test started) killed and reaped when the test ends, even when
+/// it panics.
+pub struct KillOnDrop(pub std::process::Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 /// A scenario from YAML text; panics with every problem if it is invalid.
 pub fn scenario(yaml: &str) -> Loaded {
     match scenario::load_str(yaml, "test.yaml") {
