@@ -60,6 +60,63 @@ fn validate_lists_every_problem_with_its_line_and_exits_104() {
     );
 }
 
+/// Schema problems and semantic ones (which need typed values) in one file.
+const MIXED: &str = "\
+name: mixed
+target:
+  model: m
+  temprature: 0.2
+prompts: [hello]
+scenarios:
+  soak:
+    executor: constant-vus
+    vus: 2
+    duration: 0s
+  sweep:
+    executor: concurrency-levels
+    levels: [1, -5]
+    requests_per_level: 3
+  spell:
+    executor: constant-vus
+    vus: 1
+    duration: 10 sec
+  open:
+    executor: constant-arrival-rate
+    rate: 5
+    duration: 10s
+    burstiness: 2
+thresholds:
+  ttft: [\"p(95)<fast\"]
+";
+
+#[test]
+fn validate_lists_schema_and_semantic_problems_together() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("mixed.yaml");
+    std::fs::write(&file, MIXED).unwrap();
+    let out = bin().arg("validate").arg(&file).output().unwrap();
+    assert_eq!(out.status.code(), Some(104));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let f = file.display();
+    let listed: Vec<&str> = stderr
+        .lines()
+        .filter(|l| l.starts_with(&f.to_string()))
+        .collect();
+    assert_eq!(
+        listed,
+        [
+            format!("{f}:4:3: target.temprature: unknown field `temprature`"),
+            format!("{f}:10:5: scenarios.soak.duration: must be longer than 0s"),
+            format!("{f}:13:17: scenarios.sweep.levels[1]: -5 is less than the minimum of 1"),
+            format!("{f}:18:5: scenarios.spell.duration: invalid duration \"10 sec\": unknown unit, use us, ms, s, m or h (examples: 500ms, 30s, 2m, 1m30s)"),
+            format!("{f}:23:5: scenarios.open.burstiness: applies to `arrivals: gamma` only"),
+            format!("{f}:25:10: thresholds.ttft[0]: \"fast\" is not a number (units: ms, s) in \"p(95)<fast\""),
+        ],
+        "every problem once, and nothing about the parts the schema rejected (such as \
+         `spell` lacking a duration):\n{stderr}"
+    );
+}
+
 #[test]
 fn run_refuses_an_invalid_scenario_before_sending_anything() {
     let dir = tempfile::tempdir().unwrap();

@@ -67,72 +67,144 @@ pub fn load_str(text: &str, source: &str) -> Result<Loaded, LoadError> {
         problems,
     };
     let doc = parse_yaml(text).map_err(|p| invalid(vec![p.in_file(source)]))?;
-    let mut problems = crate::scenario::schema::check(&doc.value)
+    let schema_problems = crate::scenario::schema::check(&doc.value);
+    // The semantic checks need typed values. When the schema found problems, they still run on
+    // the document without the offending parts, so one `validate` lists both kinds; what they
+    // say at, above or below a removed part is left out, as it would be about the removal.
+    let mut removed = removal_points(&doc.value, schema_problems.iter().map(|(p, _)| p.as_str()));
+    let mut problems: Vec<Problem> = schema_problems
         .into_iter()
         .map(|(pointer, message)| doc.problem(source, &pointer, message))
-        .collect::<Vec<_>>();
-    if problems.is_empty() {
-        match serde_path_to_error::deserialize::<_, Scenario>(&doc.value) {
-            Ok(scenario) => {
-                problems.extend(
-                    validate::check(&scenario)
-                        .into_iter()
-                        .map(|(pointer, message)| doc.problem(source, &pointer, message)),
-                );
-                let base = crate::prompts::load::base_dir(source);
-                let prompt_sets = crate::prompts::resolve(
-                    &scenario.prompts,
-                    &base,
-                    scenario.target.backend,
-                    scenario.seed.unwrap_or(1),
-                )
-                .unwrap_or_else(|found| {
-                    problems.extend(
-                        found
-                            .into_iter()
-                            .map(|(pointer, message)| doc.problem(source, &pointer, message)),
-                    );
-                    Vec::new()
+        .collect();
+    let mut value = doc.value.clone();
+    for pointer in &removed {
+        remove(&mut value, pointer);
+    }
+    let mut typed = serde_path_to_error::deserialize::<_, Scenario>(&value);
+    // A removal can leave a required field missing: remove its owner too, until the rest types.
+    while let Err(err) = &typed {
+        if removed.is_empty() {
+            break;
+        }
+        let at = path_to_pointer(err.path());
+        let pointer = removal_points(&value, std::iter::once(at.as_str())).remove(0);
+        if pointer.is_empty() || removed.contains(&pointer) {
+            break;
+        }
+        remove(&mut value, &pointer);
+        removed.push(pointer);
+        typed = serde_path_to_error::deserialize::<_, Scenario>(&value);
+    }
+    match typed {
+        Ok(scenario) => {
+            let (found, prompt_sets, hooks) = check_semantics(&scenario, source);
+            problems.extend(
+                found
+                    .into_iter()
+                    .filter(|(pointer, _)| !removed.iter().any(|r| related(pointer, r)))
+                    .map(|(pointer, message)| doc.problem(source, &pointer, message)),
+            );
+            if problems.is_empty() {
+                return Ok(Loaded {
+                    scenario,
+                    source: source.to_string(),
+                    content_sha256: sha256_hex(text.as_bytes()),
+                    prompt_sets,
+                    hooks,
                 });
-                let hooks = match &scenario.hooks {
-                    Some(h) => match crate::hooks::Hooks::load(&base.join(&h.script)) {
-                        Ok(hooks) => Some(std::sync::Arc::new(hooks)),
-                        Err(message) => {
-                            problems.push(doc.problem(source, "/hooks/script", message));
-                            None
-                        }
-                    },
-                    None => None,
-                };
-                if let Some(hooks) = &hooks {
-                    if let Err(found) =
-                        crate::thresholds::compile_with(&scenario, hooks.custom_metrics())
-                    {
-                        problems.extend(
-                            found
-                                .into_iter()
-                                .map(|(pointer, message)| doc.problem(source, &pointer, message)),
-                        );
-                    }
-                }
-                if problems.is_empty() {
-                    return Ok(Loaded {
-                        scenario,
-                        source: source.to_string(),
-                        content_sha256: sha256_hex(text.as_bytes()),
-                        prompt_sets,
-                        hooks,
-                    });
-                }
-            }
-            Err(err) => {
-                let pointer = path_to_pointer(err.path());
-                problems.push(doc.problem(source, &pointer, err.inner().to_string()));
             }
         }
+        // With schema problems, the typing error is one of them seen again.
+        Err(err) if removed.is_empty() => {
+            let pointer = path_to_pointer(err.path());
+            problems.push(doc.problem(source, &pointer, err.inner().to_string()));
+        }
+        Err(_) => {}
     }
     problems.sort_by_key(|p| (p.line, p.col));
     Err(invalid(problems))
+}
+
+type Checked = (
+    Vec<(String, String)>,
+    Vec<crate::prompts::PromptSet>,
+    Option<std::sync::Arc<crate::hooks::Hooks>>,
+);
+
+/// Semantic problems of a typed scenario as (JSON pointer, message), with the prompt sets it
+/// includes and its compiled hook script.
+fn check_semantics(scenario: &Scenario, source: &str) -> Checked {
+    let mut problems = validate::check(scenario);
+    let base = crate::prompts::load::base_dir(source);
+    let prompt_sets = crate::prompts::resolve(
+        &scenario.prompts,
+        &base,
+        scenario.target.backend,
+        scenario.seed.unwrap_or(1),
+    )
+    .unwrap_or_else(|found| {
+        problems.extend(found);
+        Vec::new()
+    });
+    let hooks = match &scenario.hooks {
+        Some(h) => match crate::hooks::Hooks::load(&base.join(&h.script)) {
+            Ok(hooks) => Some(std::sync::Arc::new(hooks)),
+            Err(message) => {
+                problems.push(("/hooks/script".into(), message));
+                None
+            }
+        },
+        None => None,
+    };
+    if let Some(hooks) = &hooks {
+        if let Err(found) = crate::thresholds::compile_with(scenario, hooks.custom_metrics()) {
+            problems.extend(found);
+        }
+    }
+    (problems, prompt_sets, hooks)
+}
+
+/// Where to cut the document so it can be typed despite schema problems: each problem's node,
+/// or the whole list it sits in (removing one item would renumber the others).
+fn removal_points<'a>(value: &Value, pointers: impl Iterator<Item = &'a str>) -> Vec<String> {
+    let mut out: Vec<String> = pointers
+        .map(|pointer| {
+            let mut at = pointer;
+            while let Some((parent, _)) = at.rsplit_once('/') {
+                if !value.pointer(parent).is_some_and(Value::is_array) {
+                    break;
+                }
+                at = parent;
+            }
+            at.to_string()
+        })
+        .collect();
+    out.sort();
+    out.dedup();
+    out
+}
+
+/// Removes the node at `pointer` (the whole document for "").
+fn remove(value: &mut Value, pointer: &str) {
+    let Some((parent, key)) = pointer.rsplit_once('/') else {
+        *value = Value::Null;
+        return;
+    };
+    let key = key.replace("~1", "/").replace("~0", "~");
+    if let Some(Value::Object(map)) = value.pointer_mut(parent) {
+        map.remove(&key);
+    }
+}
+
+/// True when one pointer is the other or lies inside it.
+fn related(a: &str, b: &str) -> bool {
+    let inside = |inner: &str, outer: &str| {
+        inner == outer
+            || inner
+                .strip_prefix(outer)
+                .is_some_and(|rest| rest.starts_with('/'))
+    };
+    inside(a, b) || inside(b, a)
 }
 
 fn sha256_hex(bytes: &[u8]) -> String {
@@ -389,6 +461,19 @@ mod tests {
         let err = parse_yaml("a: [1, 2\nb: 3\n").unwrap_err();
         assert!(err.message.starts_with("YAML syntax"), "{}", err.message);
         assert!(err.line >= 1);
+    }
+
+    #[test]
+    fn cuts_whole_lists_and_relates_pointers_by_nesting() {
+        let value = json!({"a": {"b": [1, [2, 3]]}, "c": 1});
+        let points = removal_points(&value, ["/a/b/1/0", "/c", "/c"].into_iter());
+        assert_eq!(points, ["/a/b", "/c"], "an item takes its list with it");
+        let mut cut = value.clone();
+        points.iter().for_each(|p| remove(&mut cut, p));
+        assert_eq!(cut, json!({"a": {}}));
+        assert!(related("/a/b", "/a") && related("/a", "/a/b/0") && related("/a", "/a"));
+        assert!(!related("/ab", "/a") && !related("/c", "/a/b"));
+        assert!(related("/anything", ""), "the root holds everything");
     }
 
     #[test]
