@@ -31,15 +31,21 @@ scenarios:
     requests_per_level: many
 ";
 
-#[test]
-fn validate_lists_every_problem_with_its_line_and_exits_104() {
+/// Runs `validate` on `text` written to a file `name`, which must fail with 104; returns the
+/// folder (kept alive), the file's path and stderr.
+fn invalid(name: &str, text: &str) -> (tempfile::TempDir, String, String) {
     let dir = tempfile::tempdir().unwrap();
-    let file = dir.path().join("broken.yaml");
-    std::fs::write(&file, BROKEN).unwrap();
+    let file = dir.path().join(name);
+    std::fs::write(&file, text).unwrap();
     let out = bin().arg("validate").arg(&file).output().unwrap();
     assert_eq!(out.status.code(), Some(104));
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    let f = file.display();
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    (dir, file.display().to_string(), stderr)
+}
+
+#[test]
+fn validate_lists_every_problem_with_its_line_and_exits_104() {
+    let (_dir, f, stderr) = invalid("broken.yaml", BROKEN);
     for expected in [
         format!("{f}:2:1: target: missing required field `model`"),
         format!("{f}:4:3: target.timeout: invalid duration \"10 sec\""),
@@ -91,17 +97,8 @@ thresholds:
 
 #[test]
 fn validate_lists_schema_and_semantic_problems_together() {
-    let dir = tempfile::tempdir().unwrap();
-    let file = dir.path().join("mixed.yaml");
-    std::fs::write(&file, MIXED).unwrap();
-    let out = bin().arg("validate").arg(&file).output().unwrap();
-    assert_eq!(out.status.code(), Some(104));
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    let f = file.display();
-    let listed: Vec<&str> = stderr
-        .lines()
-        .filter(|l| l.starts_with(&f.to_string()))
-        .collect();
+    let (_dir, f, stderr) = invalid("mixed.yaml", MIXED);
+    let listed: Vec<&str> = stderr.lines().filter(|l| l.starts_with(&f)).collect();
     assert_eq!(
         listed,
         [
