@@ -102,28 +102,26 @@ async fn exchange<F: StreamFold>(
     sent_at: Instant,
 ) -> Measurement {
     let elapsed = || sent_at.elapsed();
-    let retry = request.try_clone();
+    let again = request.try_clone();
+    let mut sent = request.send().await;
     let mut reconnected = false;
-    let response = match request.send().await {
+    if let (Err(err), Some(again)) = (&sent, again) {
+        // A server that closes a kept-alive connection right after an answer (llama-server
+        // after every streamed one) races the next request written to it: the server never
+        // read that request, so it is sent once more on a new connection, as browsers do.
+        // t0 stays at the first attempt, so the lost round trip counts as latency.
+        if closed_before_answer(err) {
+            reconnected = true;
+            sent = again.send().await;
+        }
+    }
+    let response = match sent {
         Ok(response) => response,
-        Err(err) => match retry.filter(|_| closed_before_answer(&err)) {
-            // A server that closes a kept-alive connection right after an answer (llama-server
-            // after every streamed one) races the next request written to it: the server never
-            // read that request, so it is sent once more on a new connection, as browsers do.
-            // t0 stays at the first attempt, so the lost round trip counts as latency.
-            Some(retry) => {
-                reconnected = true;
-                match retry.send().await {
-                    Ok(response) => response,
-                    Err(err) => {
-                        let mut m = failed(elapsed(), transport_error(&err));
-                        m.reconnected = true;
-                        return m;
-                    }
-                }
-            }
-            None => return failed(elapsed(), transport_error(&err)),
-        },
+        Err(err) => {
+            let mut m = failed(elapsed(), transport_error(&err));
+            m.reconnected = reconnected;
+            return m;
+        }
     };
     let status = response.status().as_u16();
     let mut m = if response.status().is_success() {
