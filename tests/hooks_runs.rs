@@ -187,6 +187,27 @@ async fn ctx_names_the_closed_model_vu() {
 }
 
 #[tokio::test(start_paused = true)]
+async fn ctx_numbers_open_model_arrivals_within_max_vus() {
+    let sim = start_sim(sim()).await;
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("hook.rhai"),
+        r#"fn after_response(ctx, res) { #{ "vu within max_vus": ctx.vu >= 1 && ctx.vu <= 3, "vu 3": ctx.vu == 3 } }"#,
+    )
+    .unwrap();
+    // About 25 ms per answer at 100 arrivals/s: 2 to 3 in flight, more when arrivals bunch up.
+    std::fs::write(dir.path().join("s.yaml"), "name: open\ntarget: {model: m}\nprompts: [hi]\nhooks: {script: hook.rhai}\nscenarios:\n  s: {executor: constant-arrival-rate, rate: 100, duration: 2s, max_vus: 3, when_busy: wait, arrivals: poisson}\n").unwrap();
+    let loaded = llm_bench::scenario::load_file(&dir.path().join("s.yaml")).unwrap();
+    let out = run(loaded, &options(dir.path(), Some(sim.url()))).await;
+    let checks = &out.result.total.checks;
+    assert_eq!(checks["vu within max_vus"].rate, 1.0, "{checks:?}");
+    assert!(
+        checks["vu 3"].passes > 0,
+        "all three VUs served: {checks:?}"
+    );
+}
+
+#[tokio::test(start_paused = true)]
 async fn custom_metrics_are_trends_that_thresholds_gate() {
     let sim = start_sim(sim()).await;
     let dir = tempfile::tempdir().unwrap();

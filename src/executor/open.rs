@@ -12,7 +12,7 @@ use tokio::time::{sleep_until, Instant};
 use tokio_util::sync::CancellationToken;
 
 use super::closed::arm_grace;
-use super::Runner;
+use super::{Runner, VU_ID};
 use crate::metrics::{Event, Group, GroupKey};
 use crate::plan::arrivals::{RateSegment, Schedule};
 use crate::plan::{next_capacity_step, stage_at, ArrivalPlan, CapacityPlan, DEFAULT_GRACEFUL_STOP};
@@ -53,6 +53,7 @@ async fn run_schedule(
     let offset = phase_start.saturating_duration_since(runner.run_start);
     let end = phase_start + schedule.duration();
     let vus = Arc::new(Semaphore::new(max_vus as usize));
+    let ids = VuIds::new(max_vus);
     let soft = runner.stop.child_token();
     let hard = runner.abort.child_token();
     let done = CancellationToken::new();
@@ -103,16 +104,48 @@ async fn run_schedule(
                 }
             },
         };
-        let (runner, hard) = (runner.clone(), hard.clone());
+        let (runner, hard, ids) = (runner.clone(), hard.clone(), ids.clone());
         let intended = offset + t;
-        tokio::spawn(async move {
+        // A permit guarantees a free id: there are as many ids as permits.
+        let vu = ids.take();
+        tokio::spawn(VU_ID.scope(u64::from(vu), async move {
             runner.request(key, Some(intended), &hard).await;
+            ids.give_back(vu);
             drop_permit(permit);
-        });
+        }));
     }
     // Every permit back means every request ended; nothing per request is kept meanwhile.
     let _ = vus.acquire_many(max_vus).await;
     done.cancel();
+}
+
+/// VU numbers 1..=max_vus for the arrivals in flight, as k6 numbers the VUs of its open-model
+/// executors: an arrival takes the number given back last (1, 2, ... at first), so hooks can
+/// tell VUs apart (`ctx.vu`) and no two requests in flight share one.
+#[derive(Clone)]
+struct VuIds(Arc<std::sync::Mutex<Vec<u32>>>);
+
+impl VuIds {
+    fn new(max_vus: u32) -> Self {
+        Self(Arc::new(std::sync::Mutex::new(
+            (1..=max_vus).rev().collect(),
+        )))
+    }
+
+    fn take(&self) -> u32 {
+        self.free().pop().unwrap_or(0)
+    }
+
+    fn give_back(&self, vu: u32) {
+        self.free().push(vu);
+    }
+
+    fn free(&self) -> std::sync::MutexGuard<'_, Vec<u32>> {
+        // A panic while holding the lock cannot leave the list half-changed (push and pop only).
+        self.0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
 }
 
 fn drop_permit(permit: tokio::sync::OwnedSemaphorePermit) {
@@ -295,5 +328,19 @@ pub async fn capacity_search(
         first_failure,
         precision: plan.precision,
         steps,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn vu_numbers_are_reused_last_given_back_first() {
+        let ids = VuIds::new(3);
+        assert_eq!([ids.take(), ids.take(), ids.take()], [1, 2, 3]);
+        ids.give_back(2);
+        ids.give_back(1);
+        assert_eq!([ids.take(), ids.take()], [1, 2]);
     }
 }
