@@ -327,7 +327,7 @@ fn metric_names(text: &str) -> Vec<String> {
 /// Where a request stands, for `ctx`.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct RequestInfo {
-    /// The closed-model VU sending it, from 1; 0 in the open model (arrivals have no VU).
+    /// The VU sending it, from 1 (in the open model, the number of its busy slot); 0 for warm-up.
     pub vu: u64,
     /// The values drawn for the entry's `{{ var }}` placeholders.
     pub vars: std::collections::BTreeMap<String, String>,
