@@ -38,11 +38,9 @@ pub fn client_for(
 
 /// A measurement of a request that failed before any answer.
 pub fn failed(at: Duration, error: RequestError) -> Measurement {
-    Measurement {
-        e2e: at,
-        error: Some(error),
-        ..Measurement::default()
-    }
+    let mut m = Measurement::default();
+    m.fail_at(at, error);
+    m
 }
 
 /// Categorises a transport failure before any response arrived.

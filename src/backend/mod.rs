@@ -185,6 +185,12 @@ pub fn merged_options(
 }
 
 impl Measurement {
+    /// Ends the request at `at` (after t0) as failed: what arrived before stays measured.
+    pub fn fail_at(&mut self, at: Duration, error: RequestError) {
+        self.e2e = at;
+        self.error = Some(error);
+    }
+
     /// Records a chunk with content arriving at `at`: the first sets TTFT, later ones add an
     /// inter-token gap after `last` (the previous content arrival, kept by the caller); the first
     /// answer chunk (not reasoning) sets TTFA.

@@ -104,11 +104,10 @@ impl StreamFold for OllamaStream {
             self.line(at, &rest, ErrorKind::Truncated);
         }
         if !self.finished {
-            self.m.e2e = at;
-            self.m.error = Some(RequestError::new(
-                ErrorKind::Truncated,
-                "stream ended before done:true",
-            ));
+            self.m.fail_at(
+                at,
+                RequestError::new(ErrorKind::Truncated, "stream ended before done:true"),
+            );
         }
         if self.m.output_tokens == 0 {
             self.m.output_tokens = self.m.content_chunks;
@@ -119,8 +118,7 @@ impl StreamFold for OllamaStream {
 
     /// Ends the fold because the transport failed; keeps what arrived so far.
     fn fail(mut self, at: Duration, error: RequestError) -> Measurement {
-        self.m.e2e = at;
-        self.m.error = Some(error);
+        self.m.fail_at(at, error);
         self.m.output_tokens = self.m.content_chunks;
         self.m.tokens_estimated = true;
         self.m
@@ -187,8 +185,7 @@ impl OllamaStream {
 
     fn stop(&mut self, at: Duration, kind: ErrorKind, message: String) {
         self.finished = true;
-        self.m.e2e = at;
-        self.m.error = Some(RequestError::new(kind, message));
+        self.m.fail_at(at, RequestError::new(kind, message));
     }
 }
 

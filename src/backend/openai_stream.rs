@@ -62,11 +62,10 @@ impl StreamFold for OpenAiStream {
         let mut sse = std::mem::take(&mut self.sse);
         sse.finish(|item| self.item(at, item));
         if !self.done && !self.failed {
-            self.m.e2e = at;
-            self.m.error = Some(RequestError::new(
-                ErrorKind::Truncated,
-                "stream ended without data: [DONE]",
-            ));
+            self.m.fail_at(
+                at,
+                RequestError::new(ErrorKind::Truncated, "stream ended without data: [DONE]"),
+            );
         }
         self.settle_counts();
         self.m
@@ -74,8 +73,7 @@ impl StreamFold for OpenAiStream {
 
     /// Ends the fold because the transport failed; keeps what arrived so far.
     fn fail(mut self, at: Duration, error: RequestError) -> Measurement {
-        self.m.e2e = at;
-        self.m.error = Some(error);
+        self.m.fail_at(at, error);
         self.settle_counts();
         self.m
     }
@@ -184,8 +182,7 @@ impl OpenAiStream {
 
     fn stop(&mut self, at: Duration, kind: ErrorKind, message: String) {
         self.failed = true;
-        self.m.e2e = at;
-        self.m.error = Some(RequestError::new(kind, message));
+        self.m.fail_at(at, RequestError::new(kind, message));
     }
 }
 
