@@ -60,6 +60,17 @@ pub struct LineChart<'a> {
     pub marker: Option<(f64, String)>,
 }
 
+/// Ends a chart that has nothing to draw with a centred "no data".
+fn close_without_data(mut svg: String) -> String {
+    let _ = write!(
+        svg,
+        r#"<text x="{}" y="{}" class="no-data">no data</text></svg>"#,
+        WIDTH / 2.0 - 24.0,
+        HEIGHT / 2.0
+    );
+    svg
+}
+
 /// Round tick values covering [0, max].
 fn ticks(max: f64) -> Vec<f64> {
     if max <= 0.0 || !max.is_finite() {
@@ -115,13 +126,7 @@ impl LineChart<'_> {
             escape(self.title)
         );
         if all.is_empty() {
-            let _ = write!(
-                svg,
-                r#"<text x="{}" y="{}" class="no-data">no data</text></svg>"#,
-                WIDTH / 2.0 - 24.0,
-                HEIGHT / 2.0
-            );
-            return svg;
+            return close_without_data(svg);
         }
         let x_pos = |x: f64| match &self.x {
             XAxis::Percentile => percentile_position(x),
@@ -307,13 +312,7 @@ pub fn stacked_bars(
         .collect();
     let max = totals.iter().copied().fold(0.0, f64::max);
     if categories.is_empty() || max <= 0.0 {
-        let _ = write!(
-            svg,
-            r#"<text x="{}" y="{}" class="no-data">no data</text></svg>"#,
-            WIDTH / 2.0 - 24.0,
-            HEIGHT / 2.0
-        );
-        return svg;
+        return close_without_data(svg);
     }
     let y_ticks = ticks(max);
     let y_max = *y_ticks.last().unwrap_or(&1.0);
