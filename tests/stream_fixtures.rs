@@ -145,6 +145,16 @@ fn parse(reads: &[&[u8]]) -> Measurement {
     stream.finish(Duration::from_millis(reads.len() as u64 + 1))
 }
 
+/// A stream with content has a TTFT and one inter-token gap fewer than its content chunks.
+fn check_timing(m: &Measurement, content_chunks: u64, ctx: &str) {
+    assert_eq!(m.ttft.is_some(), content_chunks > 0, "{ctx}");
+    assert_eq!(
+        m.itl.len() as u64,
+        content_chunks.saturating_sub(1),
+        "{ctx}"
+    );
+}
+
 fn check(e: &Expected, m: &Measurement, how: &str) {
     let ctx = format!("{} ({how})", e.file);
     assert_eq!(m.text, e.text, "{ctx}");
@@ -162,12 +172,7 @@ fn check(e: &Expected, m: &Measurement, how: &str) {
         eval: ns(e.server[3]),
     };
     assert_eq!(m.server, want, "{ctx}");
-    assert_eq!(m.ttft.is_some(), e.content_chunks > 0, "{ctx}");
-    assert_eq!(
-        m.itl.len() as u64,
-        e.content_chunks.saturating_sub(1),
-        "{ctx}"
-    );
+    check_timing(m, e.content_chunks, &ctx);
 }
 
 #[test]
@@ -389,12 +394,7 @@ fn check_sse(e: &SseExpected, m: &Measurement, how: &str) {
         ),
         (got, want) => assert_eq!(got.is_some(), want.is_some(), "{ctx}"),
     }
-    assert_eq!(m.ttft.is_some(), e.content_chunks > 0, "{ctx}");
-    assert_eq!(
-        m.itl.len() as u64,
-        e.content_chunks.saturating_sub(1),
-        "{ctx}"
-    );
+    check_timing(m, e.content_chunks, &ctx);
 }
 
 #[test]
