@@ -482,16 +482,10 @@ mod tests {
     }
 
     fn ok(ttft: u64, e2e: u64, tokens: u64) -> Box<Sample> {
-        Box::new(Sample {
-            key: Some(key()),
-            started: ms(0),
-            intended: None,
-            prompt_set: None,
-            checks: Vec::new(),
-            tags: std::sync::Arc::from([]),
-            custom: Vec::new(),
-            ended: ms(e2e),
-            outcome: Outcome::Done(Measurement {
+        Box::new(Sample::plain(
+            Some(key()),
+            ms(e2e),
+            Outcome::Done(Measurement {
                 ttft: Some(ms(ttft)),
                 e2e: ms(e2e),
                 itl: vec![ms(10); tokens.saturating_sub(1) as usize],
@@ -505,7 +499,7 @@ mod tests {
                 },
                 ..Measurement::default()
             }),
-        })
+        ))
     }
 
     #[test]

@@ -72,8 +72,27 @@ pub struct Sample {
     pub checks: Vec<(Arc<str>, bool)>,
     /// Tags of the prompt entry.
     pub tags: Arc<[Arc<str>]>,
-    /// Custom metrics the `after_response` hook recorded with `metric(name, value)`.
+    /// Custom metrics the hooks recorded with `metric(name, value)`.
     pub custom: Vec<(Arc<str>, f64)>,
+}
+
+#[cfg(test)]
+impl Sample {
+    /// A request sent at the run's start that ended at `ended` with `outcome`: no schedule,
+    /// prompt set, checks, tags or custom metrics.
+    pub(crate) fn plain(key: Option<GroupKey>, ended: Duration, outcome: Outcome) -> Sample {
+        Sample {
+            key,
+            started: Duration::ZERO,
+            intended: None,
+            ended,
+            outcome,
+            prompt_set: None,
+            checks: Vec::new(),
+            tags: Arc::from([]),
+            custom: Vec::new(),
+        }
+    }
 }
 
 /// A message to the recorder.

@@ -186,21 +186,15 @@ mod tests {
     use crate::backend::Measurement;
 
     fn done(ended_ms: u64, ttft_ms: u64) -> Sample {
-        Sample {
-            key: None,
-            started: Duration::ZERO,
-            intended: None,
-            prompt_set: None,
-            checks: Vec::new(),
-            tags: std::sync::Arc::from([]),
-            custom: Vec::new(),
-            ended: Duration::from_millis(ended_ms),
-            outcome: Outcome::Done(Measurement {
+        Sample::plain(
+            None,
+            Duration::from_millis(ended_ms),
+            Outcome::Done(Measurement {
                 ttft: Some(Duration::from_millis(ttft_ms)),
                 output_tokens: 3,
                 ..Measurement::default()
             }),
-        }
+        )
     }
 
     #[test]

@@ -284,23 +284,17 @@ mod tests {
             group: Group::Level(4),
         };
         m.started(&key);
-        let ok = Sample {
-            key: Some(key.clone()),
-            started: Duration::ZERO,
-            intended: None,
-            prompt_set: None,
-            checks: Vec::new(),
-            tags: std::sync::Arc::from([]),
-            custom: Vec::new(),
-            ended: Duration::from_millis(500),
-            outcome: Outcome::Done(Measurement {
+        let ok = Sample::plain(
+            Some(key.clone()),
+            Duration::from_millis(500),
+            Outcome::Done(Measurement {
                 ttft: Some(Duration::from_millis(40)),
                 e2e: Duration::from_millis(500),
                 itl: vec![Duration::from_millis(5)],
                 output_tokens: 12,
                 ..Measurement::default()
             }),
-        };
+        );
         m.finished(&key, &ok);
         let mut failed = ok.clone();
         failed.outcome = Outcome::Done(Measurement {

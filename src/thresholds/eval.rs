@@ -246,17 +246,7 @@ mod tests {
                 scenario: "sweep".into(),
                 group: Group::Level(level),
             };
-            let sample = Sample {
-                key: Some(key),
-                intended: None,
-                prompt_set: None,
-                checks: Vec::new(),
-                tags: std::sync::Arc::from([]),
-                custom: Vec::new(),
-                started: Duration::ZERO,
-                ended: Duration::from_secs(end_s),
-                outcome: Outcome::Done(m),
-            };
+            let sample = Sample::plain(Some(key), Duration::from_secs(end_s), Outcome::Done(m));
             r.record(&Event::Finished(Box::new(sample)));
         };
         for i in 1..=100 {
