@@ -71,6 +71,18 @@ fn close_without_data(mut svg: String) -> String {
     svg
 }
 
+/// A horizontal grid line at height `y` with its tick label on the left axis.
+fn y_grid_line(svg: &mut String, y: f64, tick: f64) {
+    let _ = write!(
+        svg,
+        r#"<line x1="{LEFT}" y1="{y:.1}" x2="{:.1}" y2="{y:.1}" class="grid"/><text x="{:.1}" y="{:.1}" class="tick" text-anchor="end">{}</text>"#,
+        WIDTH - RIGHT,
+        LEFT - 6.0,
+        y + 4.0,
+        fmt_tick(tick)
+    );
+}
+
 /// Round tick values covering [0, max].
 fn ticks(max: f64) -> Vec<f64> {
     if max <= 0.0 || !max.is_finite() {
@@ -152,15 +164,7 @@ impl LineChart<'_> {
         let sx_raw = |pos: f64| LEFT + (pos - x_min) / (x_max - x_min) * plot_w;
         let sy = |y: f64| TOP + plot_h - (y / y_max) * plot_h;
         for t in &y_ticks {
-            let y = sy(*t);
-            let _ = write!(
-                svg,
-                r#"<line x1="{LEFT}" y1="{y:.1}" x2="{:.1}" y2="{y:.1}" class="grid"/><text x="{:.1}" y="{:.1}" class="tick" text-anchor="end">{}</text>"#,
-                WIDTH - RIGHT,
-                LEFT - 6.0,
-                y + 4.0,
-                fmt_tick(*t)
-            );
+            y_grid_line(&mut svg, sy(*t), *t);
         }
         let base = TOP + plot_h;
         match &self.x {
@@ -321,15 +325,7 @@ pub fn stacked_bars(
     let base = TOP + plot_h;
     let sy = |y: f64| y / y_max * plot_h;
     for t in &y_ticks {
-        let y = base - sy(*t);
-        let _ = write!(
-            svg,
-            r#"<line x1="{LEFT}" y1="{y:.1}" x2="{:.1}" y2="{y:.1}" class="grid"/><text x="{:.1}" y="{:.1}" class="tick" text-anchor="end">{}</text>"#,
-            WIDTH - RIGHT,
-            LEFT - 6.0,
-            y + 4.0,
-            fmt_tick(*t)
-        );
+        y_grid_line(&mut svg, base - sy(*t), *t);
     }
     let slot = plot_w / categories.len() as f64;
     for (c, label) in categories.iter().enumerate() {
