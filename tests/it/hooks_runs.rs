@@ -1,12 +1,10 @@
 //! Rhai hooks against the simulator: a rewrite the simulator can see, checks failing at a known
 //! rate gating a threshold, skips, a runaway script stopped, and setup/teardown failures.
 
-mod common;
-
 use std::path::Path;
 use std::time::Duration;
 
-use common::{options, run, start_sim};
+use crate::common::{options, run, start_sim};
 use llm_bench::backend::ErrorKind;
 use llm_bench::duration::HumanDuration;
 use llm_bench::sim::{OutputTokens, SimConfig};

@@ -1,11 +1,9 @@
 //! Open-model executors, coordinated omission and capacity search against the simulator, under
 //! tokio's paused clock (dispatch is exact in virtual time, so lag is the executor's own).
 
-mod common;
-
 use std::time::Duration;
 
-use common::{options, run, scenario, start_sim};
+use crate::common::{options, run, scenario, start_sim};
 use llm_bench::duration::HumanDuration;
 use llm_bench::plan::arrivals::{Process, RateSegment, Schedule};
 use llm_bench::sim::model::{estimate_prompt_tokens, service_time};

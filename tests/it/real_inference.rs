@@ -5,13 +5,11 @@
 //! runs it with `cargo test --test real_inference -- --ignored` and LLAMA_SERVER / LLAMA_MODEL
 //! set. Run `--nocapture` to see the measured numbers.
 
-mod common;
-
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::KillOnDrop;
+use crate::common::KillOnDrop;
 
 fn env(name: &str) -> String {
     std::env::var(name).unwrap_or_else(|_| {

@@ -3,12 +3,10 @@
 //! the server already left. A raw loopback server reproduces that race deterministically: it
 //! answers the first request of each connection and closes on the second without answering.
 
-mod common;
-
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
-use common::{options, run, scenario};
+use crate::common::{options, run, scenario};
 use llm_bench::backend::ErrorKind;
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{TcpListener, TcpStream};

@@ -2,12 +2,10 @@
 //! simulator's sleeps advance virtual time, so latencies are exact and the tests never flake on
 //! a busy machine.
 
-mod common;
-
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use common::{options, run, scenario, start_sim, with_backend, with_load};
+use crate::common::{options, run, scenario, start_sim, with_backend, with_load};
 use llm_bench::backend::ErrorKind;
 use llm_bench::duration::HumanDuration;
 use llm_bench::sim::model::service_time;

@@ -1,11 +1,9 @@
 //! OpenAI-compatible backend specifics against the simulator: /v1/completions, options merged
 //! into the body, and the API key (sent as a bearer token, never written anywhere).
 
-mod common;
-
 use std::time::Duration;
 
-use common::{options, run, scenario, start_sim};
+use crate::common::{options, run, scenario, start_sim};
 use llm_bench::backend::ErrorKind;
 use llm_bench::duration::HumanDuration;
 use llm_bench::sim::{OutputTokens, SimConfig};

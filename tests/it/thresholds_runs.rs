@@ -1,11 +1,9 @@
 //! Thresholds as gates, against the simulator: pass and fail, tagged sub-metrics, the `slo:`
 //! sugar, abort_on_fail, and the CI outputs (summary.md, junit.xml).
 
-mod common;
-
 use std::time::Duration;
 
-use common::{options, run, scenario, start_sim};
+use crate::common::{options, run, scenario, start_sim};
 use llm_bench::app::Status;
 use llm_bench::duration::HumanDuration;
 use llm_bench::sim::{OutputTokens, SimConfig};

@@ -1,8 +1,7 @@
 //! Contract tests: the committed schemas are what the code generates, and real results validate
 //! against the result schema.
 
-mod common;
-
+use crate::common;
 use std::path::Path;
 
 use llm_bench::output::result::result_schema_json;

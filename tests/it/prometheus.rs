@@ -2,13 +2,11 @@
 //! a simulator run on loopback; then the series must match the run's own result, and every
 //! PromQL expression of the Grafana dashboard must return data. Also validates the compose file.
 
-mod common;
-
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::KillOnDrop;
+use crate::common::KillOnDrop;
 use serde_json::Value;
 
 fn tool(name: &str) -> Option<String> {

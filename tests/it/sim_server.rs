@@ -1,11 +1,9 @@
 //! `llm-bench sim` as a standalone server: any Ollama client can use it.
 
-mod common;
-
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 
-use common::KillOnDrop;
+use crate::common::KillOnDrop;
 
 struct Sim {
     _child: KillOnDrop,

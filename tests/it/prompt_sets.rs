@@ -2,12 +2,10 @@
 //! reaching the server, per-set metrics and thresholds, seeded reproducibility, and errors
 //! inside included files reported at their line.
 
-mod common;
-
 use std::path::Path;
 use std::time::Duration;
 
-use common::{options, run, start_sim};
+use crate::common::{self, options, run, start_sim};
 use llm_bench::duration::HumanDuration;
 use llm_bench::sim::{OutputTokens, SimConfig};
 

@@ -1,0 +1,20 @@
+//! The integration tests, one binary with a module per area (one link instead of sixteen).
+
+mod common;
+
+mod browser;
+mod cli;
+mod connection_reuse;
+mod hooks_runs;
+mod open_model;
+mod openai_runs;
+mod prometheus;
+mod prompt_sets;
+mod real_inference;
+mod report;
+mod schemas;
+mod sim_server;
+mod simulator_runs;
+mod stream_fixtures;
+mod thresholds_runs;
+mod workflow;
