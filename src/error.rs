@@ -1,7 +1,13 @@
 //! The top-level error and the exit-code table, which matches k6's so CI scripts written for k6
 //! keep working: 0 passed, 1 runtime error, 2 usage, 99 thresholds failed, 104 invalid scenario,
-//! 105 interrupted.
+//! 105 interrupted, 107 hook script failed.
+//!
+//! Each variant says what was being done and keeps the failure as its `source`; `main` prints
+//! the whole chain (`error: cannot write x: No space left on device`) with [`chain`].
 
+use std::path::PathBuf;
+
+use crate::hooks::HookError;
 use crate::scenario::{LoadError, Problem};
 
 /// Exit code for a runtime or I/O error.
@@ -24,13 +30,32 @@ pub enum Error {
     #[error("{}", format_problems(.0))]
     InvalidScenario(Vec<Problem>),
     /// A scenario file could not be read.
-    #[error("{0}")]
-    ReadScenario(String),
+    #[error("cannot read scenario {}", path.display())]
+    ReadScenario {
+        /// The path given.
+        path: PathBuf,
+        /// The I/O failure.
+        source: std::io::Error,
+    },
     /// The command line asks for something impossible.
     #[error("{0}")]
     Usage(String),
-    /// Something failed at run time.
-    #[error("{context}: {source}")]
+    /// The environment variable the scenario names for the API key is not set.
+    #[error("environment variable {var} (target.api_key_env) is not set")]
+    MissingKey {
+        /// The variable's name.
+        var: String,
+    },
+    /// A file given to `llm-bench report` is not a result document.
+    #[error("{} is not an llm-bench result", path.display())]
+    NotAResult {
+        /// The file.
+        path: PathBuf,
+        /// Why it does not read.
+        source: serde_json::Error,
+    },
+    /// Reading or writing a file, or a socket, failed.
+    #[error("{context}")]
     Io {
         /// What was being done.
         context: String,
@@ -38,14 +63,35 @@ pub enum Error {
         source: std::io::Error,
     },
     /// The hook script's `setup` or `teardown` failed.
-    #[error("hook script: {0}")]
-    Hook(String),
+    #[error("hook script")]
+    Hook(#[source] HookError),
     /// A report template failed to render.
-    #[error("template error: {0}")]
-    Template(String),
+    #[error("cannot render the {template} template")]
+    Template {
+        /// Which template.
+        template: &'static str,
+        /// Tera's error, whose own chain says where and why.
+        source: tera::Error,
+    },
+    /// A value could not be turned into JSON.
+    #[error("cannot serialise {what}")]
+    Serialize {
+        /// What was being serialised.
+        what: &'static str,
+        /// serde_json's error.
+        source: serde_json::Error,
+    },
     /// The HTTP client could not be built.
-    #[error("cannot create the HTTP client: {0}")]
-    Client(#[from] reqwest::Error),
+    #[error("cannot create the HTTP client")]
+    Client(#[source] reqwest::Error),
+    /// A task of the run ended abnormally.
+    #[error("{what} task failed")]
+    Task {
+        /// Which task.
+        what: &'static str,
+        /// Its join error (a panic or a cancellation).
+        source: tokio::task::JoinError,
+    },
 }
 
 fn format_problems(problems: &[Problem]) -> String {
@@ -61,8 +107,15 @@ impl Error {
     pub fn exit_code(&self) -> u8 {
         match self {
             Error::InvalidScenario(_) => EXIT_INVALID_SCENARIO,
-            Error::ReadScenario(_) | Error::Usage(_) => EXIT_USAGE,
-            Error::Io { .. } | Error::Client(_) | Error::Template(_) => EXIT_RUNTIME,
+            Error::ReadScenario { .. }
+            | Error::Usage(_)
+            | Error::MissingKey { .. }
+            | Error::NotAResult { .. } => EXIT_USAGE,
+            Error::Io { .. }
+            | Error::Client(_)
+            | Error::Template { .. }
+            | Error::Serialize { .. }
+            | Error::Task { .. } => EXIT_RUNTIME,
             Error::Hook(_) => EXIT_HOOK,
         }
     }
@@ -71,9 +124,15 @@ impl Error {
     pub fn hint(&self) -> Option<&'static str> {
         match self {
             Error::InvalidScenario(_) => Some("`llm-bench schema` prints the schema; editors validate as you type with the `# yaml-language-server: $schema=` line"),
-            Error::ReadScenario(_) => Some("run `llm-bench run` with no argument for the built-in quickstart"),
+            Error::ReadScenario { .. } => Some("run `llm-bench run` with no argument for the built-in quickstart"),
             _ => None,
         }
+    }
+
+    /// True when the error is a write to a reader that has gone (`llm-bench schema | head -1`):
+    /// not a failure of the command, so `main` exits quietly with 0, as ripgrep does.
+    pub fn is_broken_pipe(&self) -> bool {
+        matches!(self, Error::Io { source, .. } if source.kind() == std::io::ErrorKind::BrokenPipe)
     }
 
     /// Wraps an I/O error with what was being done.
@@ -83,11 +142,62 @@ impl Error {
     }
 }
 
+/// An error and every cause under it, joined as `outer: inner: innermost`.
+pub fn chain(err: &dyn std::error::Error) -> String {
+    let mut text = err.to_string();
+    let mut cause = err.source();
+    while let Some(inner) = cause {
+        let words = inner.to_string();
+        // Some libraries repeat their cause in their own message; say each thing once.
+        if !text.ends_with(&words) {
+            text.push_str(": ");
+            text.push_str(&words);
+        }
+        cause = inner.source();
+    }
+    text
+}
+
 impl From<LoadError> for Error {
     fn from(err: LoadError) -> Self {
         match err {
             LoadError::Invalid { problems, .. } => Error::InvalidScenario(problems),
-            read @ LoadError::Read { .. } => Error::ReadScenario(read.to_string()),
+            LoadError::Read { path, source } => Error::ReadScenario { path, source },
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_chain_names_every_cause_once() {
+        let err = Error::Io {
+            context: "cannot write results/x.json".into(),
+            source: std::io::Error::other("No space left on device"),
+        };
+        assert_eq!(
+            chain(&err),
+            "cannot write results/x.json: No space left on device"
+        );
+        let tera = tera::Tera::one_off("{{ missing }}", &tera::Context::new(), false).unwrap_err();
+        let err = Error::Template {
+            template: "report.html",
+            source: tera,
+        };
+        let text = chain(&err);
+        assert!(text.starts_with("cannot render the report.html template: "));
+        assert!(
+            text.contains("missing"),
+            "the cause reaches the user: {text}"
+        );
+    }
+
+    #[test]
+    fn a_closed_pipe_is_recognised_and_other_errors_are_not() {
+        let pipe = Error::io("stdout")(std::io::ErrorKind::BrokenPipe.into());
+        assert!(pipe.is_broken_pipe());
+        assert!(!Error::Usage("x".into()).is_broken_pipe());
     }
 }

@@ -3,7 +3,7 @@
 use std::process::ExitCode;
 
 use clap::Parser;
-use llm_bench::{error::EXIT_RUNTIME, Cli, Error};
+use llm_bench::{error, Cli, Error};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -14,14 +14,13 @@ fn main() -> ExitCode {
         Ok(rt) => rt,
         Err(err) => {
             eprintln!("error: cannot start the async runtime: {err}");
-            return ExitCode::from(EXIT_RUNTIME);
+            return ExitCode::from(error::EXIT_RUNTIME);
         }
     };
     match runtime.block_on(llm_bench::run(cli)) {
         Ok(status) => ExitCode::from(status.exit_code()),
-        Err(Error::Io { source, .. }) if source.kind() == std::io::ErrorKind::BrokenPipe => {
-            ExitCode::SUCCESS
-        }
+        // The reader went away (`llm-bench schema | head -1`): nothing failed.
+        Err(err) if err.is_broken_pipe() => ExitCode::SUCCESS,
         Err(err) => {
             match &err {
                 Error::InvalidScenario(problems) => {
@@ -30,7 +29,7 @@ fn main() -> ExitCode {
                     }
                     eprintln!("error: invalid scenario ({} problem(s))", problems.len());
                 }
-                other => eprintln!("error: {other}"),
+                other => eprintln!("error: {}", error::chain(other)),
             }
             if let Some(hint) = err.hint() {
                 eprintln!("hint: {hint}");

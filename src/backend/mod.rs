@@ -1,13 +1,15 @@
 //! The seam between load generation and a model server: a [`Backend`] sends one request and
 //! returns what was measured. Request failures are data ([`RequestError`]), never panics.
 
-pub mod http;
-pub mod ndjson;
-pub mod ollama;
-pub mod ollama_stream;
-pub mod openai;
-pub mod openai_stream;
-pub mod sse;
+#[cfg(test)]
+mod fixture_tests;
+pub(crate) mod http;
+pub(crate) mod ndjson;
+pub(crate) mod ollama;
+pub(crate) mod ollama_stream;
+pub(crate) mod openai;
+pub(crate) mod openai_stream;
+pub(crate) mod sse;
 
 use std::fmt;
 use std::time::Duration;
@@ -17,7 +19,8 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use tokio::time::Instant;
 
-use crate::prompts::Picked;
+/// What one request sends: the backend's input.
+pub use crate::prompts::Picked;
 
 pub use ollama::{resolve_ollama_url, OllamaBackend};
 pub use openai::OpenAiBackend;

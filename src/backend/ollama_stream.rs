@@ -126,11 +126,6 @@ impl StreamFold for OllamaStream {
 }
 
 impl OllamaStream {
-    /// A fresh fold for one request.
-    pub fn new() -> Self {
-        Self::default()
-    }
-
     fn line(&mut self, at: Duration, line: &[u8], unparsable: ErrorKind) {
         if self.finished || line.iter().all(u8::is_ascii_whitespace) {
             return;
@@ -199,7 +194,7 @@ mod tests {
 
     #[test]
     fn ttft_skips_empty_lines_and_itl_pools_gaps() {
-        let mut s = OllamaStream::new();
+        let mut s = OllamaStream::default();
         s.feed(
             ms(5),
             b"{\"message\":{\"role\":\"assistant\",\"content\":\"\"},\"done\":false}\n",
@@ -224,14 +219,14 @@ mod tests {
 
     #[test]
     fn thinking_and_tool_calls_count_as_first_token() {
-        let mut s = OllamaStream::new();
+        let mut s = OllamaStream::default();
         s.feed(
             ms(3),
             b"{\"message\":{\"content\":\"\",\"thinking\":\"hmm\"},\"done\":false}\n",
         );
         assert_eq!(s.m.ttft, Some(ms(3)));
         assert_eq!((s.m.thinking.as_str(), s.m.ttfa), ("hmm", None));
-        let mut s = OllamaStream::new();
+        let mut s = OllamaStream::default();
         s.feed(
             ms(4),
             b"{\"response\":\"\",\"tool_calls\":[{\"function\":{}}],\"done\":false}\n",
@@ -241,7 +236,7 @@ mod tests {
 
     #[test]
     fn eof_before_done_is_truncated_and_counts_chunks_as_estimate() {
-        let mut s = OllamaStream::new();
+        let mut s = OllamaStream::default();
         s.feed(
             ms(1),
             b"{\"response\":\"a\",\"done\":false}\n{\"response\":\"b\"",
@@ -255,7 +250,7 @@ mod tests {
 
     #[test]
     fn garbage_line_is_malformed_and_stops_the_fold() {
-        let mut s = OllamaStream::new();
+        let mut s = OllamaStream::default();
         s.feed(
             ms(1),
             b"{\"response\":\"a\",\"done\":false}\nnot json\n{\"response\":\"b\",\"done\":true}\n",

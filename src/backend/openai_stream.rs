@@ -80,11 +80,6 @@ impl StreamFold for OpenAiStream {
 }
 
 impl OpenAiStream {
-    /// A fresh fold for one request.
-    pub fn new() -> Self {
-        Self::default()
-    }
-
     fn settle_counts(&mut self) {
         match self.completion_tokens.or(self.predicted_n) {
             Some(n) => self.m.output_tokens = n,
@@ -196,7 +191,7 @@ mod tests {
 
     #[test]
     fn reasoning_sets_ttft_and_the_first_answer_sets_ttfa() {
-        let mut s = OpenAiStream::new();
+        let mut s = OpenAiStream::default();
         s.feed(
             ms(1),
             b"data: {\"choices\":[{\"delta\":{\"role\":\"assistant\",\"content\":\"\"}}]}\n\n",
@@ -226,7 +221,7 @@ mod tests {
             b"data: {\"object\":\"error\",\"message\":\"boom\"}\n\n",
             b"error: {\"code\":500,\"message\":\"legacy\"}\n\ndata: [DONE]\n\n",
         ] {
-            let mut s = OpenAiStream::new();
+            let mut s = OpenAiStream::default();
             s.feed(ms(1), b"data: {\"choices\":[{\"delta\":{\"content\":\"a\"}}]}\n\n");
             s.feed(ms(2), body);
             let m = s.finish(ms(3));
@@ -236,7 +231,7 @@ mod tests {
 
     #[test]
     fn ollama_v1_completions_zero_usage_does_not_hide_the_real_count() {
-        let mut s = OpenAiStream::new();
+        let mut s = OpenAiStream::default();
         s.feed(ms(1), b"data: {\"choices\":[{\"text\":\"a\"}],\"usage\":{\"prompt_tokens\":0,\"completion_tokens\":0}}\n\n");
         s.feed(ms(2), b"data: {\"choices\":[],\"usage\":{\"prompt_tokens\":9,\"completion_tokens\":3}}\n\ndata: [DONE]\n\n");
         let m = s.finish(ms(3));

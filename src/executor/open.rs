@@ -69,10 +69,9 @@ async fn run_schedule(
     let mut schedule = schedule;
     let drop = |key: Option<GroupKey>, count: u64| {
         let events = runner.events.clone();
-        let at = runner.run_start.elapsed();
         async move {
             if let Some(key) = key {
-                let _ = events.send(Event::Dropped { key, at, count }).await;
+                let _ = events.send(Event::Dropped { key, count }).await;
             }
         }
     };

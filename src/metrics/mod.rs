@@ -7,6 +7,6 @@ pub mod sample;
 pub mod summary;
 pub mod timeseries;
 
-pub use recorder::{GroupStats, Recorder};
+pub use recorder::Recorder;
 pub use sample::{Event, Group, GroupKey, Outcome, Sample, Verdict};
 pub use summary::{GroupSummary, Stats};

@@ -376,11 +376,6 @@ pub struct Recorder {
 }
 
 impl Recorder {
-    /// An empty recorder.
-    pub fn new() -> Self {
-        Self::default()
-    }
-
     /// An empty recorder that counts requests meeting `limits` as good (goodput).
     pub fn with_limits(limits: Limits) -> Self {
         Self {
@@ -504,7 +499,7 @@ mod tests {
 
     #[test]
     fn records_trends_in_microseconds_and_derives_tpot() {
-        let mut r = Recorder::new();
+        let mut r = Recorder::default();
         r.record(&Event::Finished(ok(100, 1100, 11)));
         let g = r.group(&key()).unwrap();
         assert_eq!(g.ok, 1);
@@ -527,7 +522,7 @@ mod tests {
 
     #[test]
     fn warmup_is_counted_apart_from_every_metric() {
-        let mut r = Recorder::new();
+        let mut r = Recorder::default();
         let mut warm = ok(5, 10, 2);
         warm.key = None;
         r.record(&Event::Finished(warm));
@@ -537,7 +532,7 @@ mod tests {
 
     #[test]
     fn errors_and_interruptions_are_counted_not_measured() {
-        let mut r = Recorder::new();
+        let mut r = Recorder::default();
         let mut failed = ok(5, 10, 2);
         failed.outcome = Outcome::Done(Measurement {
             error: Some(RequestError::new(ErrorKind::Timeout, "t")),

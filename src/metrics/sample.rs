@@ -113,8 +113,6 @@ pub enum Event {
     Dropped {
         /// Their aggregate.
         key: GroupKey,
-        /// Offset from the run's start.
-        at: Duration,
         /// How many.
         count: u64,
     },

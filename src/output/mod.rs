@@ -1,9 +1,7 @@
-//! Everything the run writes: the result document, the raw per-request log, the terminal table
-//! and live progress.
+//! What a run writes while and after it runs: the result document (assembly and saving), the
+//! raw per-request log and the live Prometheus families. What a person reads (table, progress,
+//! reports) is rendered in `report`.
 
-pub mod ci;
-pub mod progress;
 pub mod prometheus;
 pub mod raw;
 pub mod result;
-pub mod table;

@@ -4,6 +4,7 @@
 use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime};
 
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
@@ -15,7 +16,9 @@ use crate::metrics::recorder::{GroupStats, Recorder, Trend};
 use crate::metrics::summary::{summarize_with, GroupSummary};
 use crate::metrics::timeseries::SeriesPoint;
 use crate::metrics::Group;
-use crate::thresholds::eval::ThresholdOutcome;
+use crate::scenario::Scenario;
+use crate::thresholds::eval::{evaluate_all, ThresholdOutcome};
+use crate::thresholds::Threshold;
 
 /// Bumped whenever a field changes meaning or disappears.
 pub const FORMAT_VERSION: u32 = 1;
@@ -315,6 +318,84 @@ fn knee_of(groups: &[GroupResult]) -> Knee {
         })
         .collect();
     knee::find(&points)
+}
+
+/// What a run knew besides its aggregates, for [`assemble`].
+#[derive(Debug)]
+pub struct RunFacts<'a> {
+    /// The scenario as run (after command-line overrides).
+    pub scenario: &'a Scenario,
+    /// Where the scenario came from.
+    pub source: &'a str,
+    /// SHA-256 of the scenario file's text.
+    pub content_sha256: &'a str,
+    /// The URL requests went to.
+    pub url: String,
+    /// True when that URL is the built-in simulator's.
+    pub simulated: bool,
+    /// Start of the run, RFC 3339 UTC (also in the file names).
+    pub started_at: String,
+    /// Wall time of the whole run including warm-up.
+    pub duration: Duration,
+    /// Ctrl-C stopped the run.
+    pub interrupted: bool,
+    /// The `abort_on_fail` threshold that stopped the run, if one did.
+    pub aborted_by: Option<String>,
+    /// Each capacity search's outcome.
+    pub capacity: Vec<CapacityReport>,
+    /// The compiled thresholds, evaluated here on the final aggregates.
+    pub thresholds: &'a [Threshold],
+}
+
+/// The result document of a run from its facts and its aggregates.
+pub fn assemble(facts: RunFacts<'_>, recorder: &Recorder) -> RunResult {
+    let scenario = facts.scenario;
+    let phase_names: Vec<(String, String)> = scenario
+        .scenarios
+        .iter()
+        .map(|(n, p)| (n.clone(), p.executor_name().to_string()))
+        .collect();
+    let (scenarios, total, spectrum) = summarize_phases(recorder, &phase_names);
+    RunResult {
+        format_version: FORMAT_VERSION,
+        tool: ToolInfo {
+            name: env!("CARGO_PKG_NAME").into(),
+            version: env!("CARGO_PKG_VERSION").into(),
+        },
+        scenario: ScenarioInfo {
+            name: scenario.name.clone(),
+            description: scenario.description.clone(),
+            source: facts.source.to_string(),
+            content_sha256: facts.content_sha256.to_string(),
+        },
+        target: TargetInfo {
+            backend: scenario.target.backend.as_str().into(),
+            url: facts.url,
+            model: scenario.target.model.clone(),
+            api: scenario.target.api.as_str().into(),
+            simulated: facts.simulated,
+        },
+        started_at: facts.started_at,
+        ended_at: humantime::format_rfc3339_seconds(SystemTime::now()).to_string(),
+        duration_secs: facts.duration.as_secs_f64(),
+        host: HostInfo::current(),
+        interrupted: facts.interrupted,
+        warmup: WarmupSummary {
+            requests: recorder.warmup.requests,
+            discarded: recorder.warmup.discarded,
+            errors: recorder.warmup.errors.values().sum(),
+            errors_by_kind: recorder.warmup.errors.clone(),
+        },
+        scenarios,
+        total,
+        timeseries: recorder.series.points(),
+        thresholds: evaluate_all(facts.thresholds, recorder),
+        aborted_by_threshold: facts.aborted_by,
+        capacity: facts.capacity,
+        spectrum,
+        prompt_sets: summarize_split(recorder, recorder.by_prompt_set()),
+        entry_tags: summarize_split(recorder, recorder.by_entry_tag()),
+    }
 }
 
 /// The JSON Schema of [`RunResult`] as committed in `schemas/result.schema.json`.

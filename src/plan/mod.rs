@@ -350,7 +350,8 @@ pub fn ramping_steps(start_vus: u32, stages: &[Stage]) -> Vec<VuStep> {
 }
 
 /// The VU count the plan asks for at `offset`.
-pub fn vus_at(steps: &[VuStep], offset: Duration) -> u32 {
+#[cfg(test)]
+fn vus_at(steps: &[VuStep], offset: Duration) -> u32 {
     steps
         .iter()
         .take_while(|s| s.at <= offset)

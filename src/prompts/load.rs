@@ -9,9 +9,8 @@ use std::path::{Path, PathBuf};
 use serde_json::{Map, Value};
 
 use super::{Entry, PromptSet};
-use crate::scenario::load::parse_yaml;
-use crate::scenario::validate::pointer_to_field;
 use crate::scenario::{FullEntry, Message, PromptEntry, PromptItem, PromptSetFile, Prompts};
+use crate::yaml::{self, pointer_to_field};
 
 /// Resolves the scenario's `prompts` against `base_dir` (the scenario file's folder). Problems
 /// are (JSON pointer in the scenario, message); a message about an included file names it.
@@ -97,7 +96,7 @@ pub fn load_set(path: &Path) -> Result<(String, Vec<Entry>), String> {
     let at = |line: usize, what: String| format!("{}:{line}: {what}", path.display());
     match path.extension().and_then(|e| e.to_str()) {
         Some("yaml" | "yml") => {
-            let doc = parse_yaml(&text).map_err(|p| at(p.line, p.message))?;
+            let doc = yaml::parse(&text).map_err(|p| at(p.line, p.message))?;
             let file: PromptSetFile = match &doc.value {
                 Value::Array(_) => PromptSetFile {
                     name: None,
@@ -173,10 +172,7 @@ fn non_empty(entries: Vec<Entry>, path: &Path) -> Result<Vec<Entry>, String> {
     }
 }
 
-fn typed<T: serde::de::DeserializeOwned>(
-    doc: &crate::scenario::load::Document,
-    path: &Path,
-) -> Result<T, String> {
+fn typed<T: serde::de::DeserializeOwned>(doc: &yaml::Document, path: &Path) -> Result<T, String> {
     serde_path_to_error::deserialize(&doc.value).map_err(|e| {
         let pointer: String = e.path().iter().map(|s| format!("/{s}")).collect();
         let (line, _) = doc.position(&pointer);

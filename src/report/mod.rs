@@ -1,8 +1,13 @@
-//! Reports: the view model built from a [`RunResult`] (charts rendered to SVG, "how to read
+//! What a person reads: live [`progress`], the terminal [`table`], the [`ci`] outputs (summary.md, junit.xml) and
+//! the reports: the view model built from a [`RunResult`] (charts rendered to SVG, "how to read
 //! this" notes), and its rendering through tera templates. The templates are embedded; a
 //! directory or a file given by the user overrides them.
 
+pub mod ci;
+pub mod format;
+pub mod progress;
 pub mod svg;
+pub mod table;
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -10,9 +15,8 @@ use std::path::Path;
 use serde::Serialize;
 use tera::{Context, Tera, Value};
 
-use crate::output::ci::format_number;
 use crate::output::result::{RunResult, ScenarioResult};
-use crate::output::table::fmt_ms;
+use format::{fmt_ms, format_number};
 use svg::{stacked_bars, LineChart, Series, XAxis};
 
 /// The embedded HTML report template.

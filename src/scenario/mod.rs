@@ -16,7 +16,7 @@ use serde_json::{Map, Value};
 use crate::duration::HumanDuration;
 use crate::sim::SimConfig;
 
-pub use load::{load_file, load_str, LoadError, Loaded};
+pub use load::LoadError;
 pub use validate::Problem;
 
 /// A benchmark scenario: what to call, with which prompts, under which load.
@@ -166,6 +166,16 @@ pub enum BackendKind {
     Openai,
 }
 
+impl BackendKind {
+    /// The name scenario files and results use.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            BackendKind::Ollama => "ollama",
+            BackendKind::Openai => "openai",
+        }
+    }
+}
+
 /// Which Ollama endpoint to call.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
 #[serde(rename_all = "lowercase")]
@@ -177,6 +187,17 @@ pub enum Api {
     Generate,
     /// POST /v1/completions with a plain `prompt` (OpenAI).
     Completions,
+}
+
+impl Api {
+    /// The name scenario files and results use.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Api::Chat => "chat",
+            Api::Generate => "generate",
+            Api::Completions => "completions",
+        }
+    }
 }
 
 /// The `prompts` field.
@@ -705,4 +726,19 @@ pub struct PrometheusOutput {
     /// How long `/metrics` stays up after the run so the final values are scraped. Default 15s.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub linger: Option<HumanDuration>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_are_the_serde_names() {
+        for kind in [BackendKind::Ollama, BackendKind::Openai] {
+            assert_eq!(serde_json::to_value(kind).unwrap(), kind.as_str());
+        }
+        for api in [Api::Chat, Api::Generate, Api::Completions] {
+            assert_eq!(serde_json::to_value(api).unwrap(), api.as_str());
+        }
+    }
 }

@@ -1,40 +1,8 @@
 //! Semantic checks the schema cannot express, and the [`Problem`] every check reports.
 
-use std::fmt;
+pub use crate::yaml::Problem;
 
 use super::{Api, BackendKind, Phase, Scenario};
-
-/// One thing wrong with a scenario file, located for the user.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Problem {
-    /// The file.
-    pub file: String,
-    /// 1-based line.
-    pub line: usize,
-    /// 1-based column.
-    pub col: usize,
-    /// Dotted field path, e.g. `scenarios.sweep.levels[2]`.
-    pub field: String,
-    /// What is wrong.
-    pub message: String,
-}
-
-impl Problem {
-    pub(crate) fn in_file(mut self, file: &str) -> Self {
-        self.file = file.to_string();
-        self
-    }
-}
-
-impl fmt::Display for Problem {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}:{}:{}: ", self.file, self.line, self.col)?;
-        if !self.field.is_empty() {
-            write!(f, "{}: ", self.field)?;
-        }
-        f.write_str(&self.message)
-    }
-}
 
 fn check_open(open: &super::OpenModel, problem: &mut impl FnMut(&str, &str)) {
     if open.time_unit.is_some_and(|t| t.get().is_zero()) {
@@ -51,23 +19,6 @@ fn check_open(open: &super::OpenModel, problem: &mut impl FnMut(&str, &str)) {
             problem("/pre_allocated_vus", "must not exceed max_vus");
         }
     }
-}
-
-/// JSON pointer `/scenarios/sweep/levels/2` -> `scenarios.sweep.levels[2]`.
-pub fn pointer_to_field(pointer: &str) -> String {
-    let mut out = String::new();
-    for segment in pointer.split('/').skip(1) {
-        let segment = segment.replace("~1", "/").replace("~0", "~");
-        if segment.chars().all(|c| c.is_ascii_digit()) && !segment.is_empty() {
-            out.push_str(&format!("[{segment}]"));
-        } else {
-            if !out.is_empty() {
-                out.push('.');
-            }
-            out.push_str(&segment);
-        }
-    }
-    out
 }
 
 /// Every semantic problem of a schema-valid scenario, as (JSON pointer, message).
@@ -204,28 +155,5 @@ pub fn check(scenario: &Scenario) -> Vec<(String, String)> {
             );
         }
     }
-    // With hooks, thresholds may name the script's custom metrics: the loader checks them once
-    // the script is compiled.
-    if scenario.hooks.is_some() {
-        return problems;
-    }
-    if let Err(threshold_problems) = crate::thresholds::compile(scenario) {
-        problems.extend(threshold_problems);
-    }
     problems
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn pointer_becomes_dotted_field() {
-        assert_eq!(
-            pointer_to_field("/scenarios/sweep/levels/2"),
-            "scenarios.sweep.levels[2]"
-        );
-        assert_eq!(pointer_to_field(""), "");
-        assert_eq!(pointer_to_field("/a~1b"), "a/b");
-    }
 }

@@ -273,7 +273,7 @@ mod tests {
             assert!(m.error.is_none(), "{wire:?}: {:?}", m.error);
         };
         for wire in [Wire::OllamaChat, Wire::OllamaGenerate] {
-            let mut s = OllamaStream::new();
+            let mut s = OllamaStream::default();
             s.feed(Duration::ZERO, &stream(&frames(wire)));
             let m = s.finish(Duration::ZERO);
             assert_eq!(m.server.queue_wait(), Some(Duration::from_millis(5)));
@@ -287,7 +287,7 @@ mod tests {
                 include_usage: true,
             },
         ] {
-            let mut s = OpenAiStream::new();
+            let mut s = OpenAiStream::default();
             s.feed(Duration::ZERO, &stream(&frames(wire)));
             check(s.finish(Duration::ZERO), wire);
         }
@@ -302,7 +302,7 @@ mod tests {
             (f.error("x"), crate::backend::ErrorKind::StreamError),
             (f.malformed(), crate::backend::ErrorKind::Malformed),
         ] {
-            let mut s = OpenAiStream::new();
+            let mut s = OpenAiStream::default();
             s.feed(Duration::ZERO, &bytes);
             assert_eq!(s.finish(Duration::ZERO).error.map(|e| e.kind), Some(kind));
         }

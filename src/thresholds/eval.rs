@@ -233,7 +233,7 @@ mod tests {
 
     /// Level 1: ttft 1..=100 ms, 10 tokens each, over 10 s. Level 8: ttft 1000 ms, 2 errors.
     fn recorder() -> Recorder {
-        let mut r = Recorder::new();
+        let mut r = Recorder::default();
         let mut push = |level: u32, ttft_ms: u64, end_s: u64, error: Option<ErrorKind>| {
             let m = Measurement {
                 ttft: Some(Duration::from_millis(ttft_ms)),

@@ -145,13 +145,9 @@ pub fn request_limits(thresholds: &[Threshold]) -> crate::metrics::recorder::Lim
     limits
 }
 
-/// Compiles a scenario's thresholds and `slo:` sugar. Errors are (JSON pointer, message).
-pub fn compile(scenario: &Scenario) -> Result<Vec<Threshold>, Vec<(String, String)>> {
-    compile_with(scenario, &[])
-}
-
-/// [`compile`], also accepting the custom metric names a hook script records.
-pub fn compile_with(
+/// Checks every threshold of `scenario` against the metric table (and `custom`, the metric
+/// names its hook script records) and compiles it; every problem is returned at its pointer.
+pub fn compile(
     scenario: &Scenario,
     custom: &[String],
 ) -> Result<Vec<Threshold>, Vec<(String, String)>> {
@@ -292,14 +288,14 @@ mod tests {
 
     fn scenario(thresholds: &str) -> Scenario {
         let yaml = format!("name: t\ntarget: {{model: m}}\nprompts: [hi]\nscenarios:\n  sweep: {{executor: concurrency-levels, levels: [1], requests_per_level: 1}}\n{thresholds}");
-        let doc = crate::scenario::load::parse_yaml(&yaml).unwrap();
+        let doc = crate::yaml::parse(&yaml).unwrap();
         serde_json::from_value(doc.value).unwrap()
     }
 
     #[test]
     fn compiles_plain_detailed_and_tagged_thresholds() {
         let s = scenario("thresholds:\n  ttft: [\"p(95)<500ms\", \"med<200\"]\n  \"ttft{level:10}\": [\"p(95)<1s\"]\n  itl:\n    - {threshold: \"p(99)<50ms\", abort_on_fail: true, delay_abort_eval: 30s}\n");
-        let t = compile(&s).unwrap();
+        let t = compile(&s, &[]).unwrap();
         assert_eq!(t.len(), 4);
         let itl = t.iter().find(|t| t.key_text == "itl").unwrap();
         assert!(itl.abort_on_fail);
@@ -329,7 +325,7 @@ mod tests {
         let s = scenario(
             "slo: {p95_latency_ms: 30000, p99_latency_ms: 60000, min_throughput_tps: 2}\n",
         );
-        let t = compile(&s).unwrap();
+        let t = compile(&s, &[]).unwrap();
         let shown: Vec<_> = t
             .iter()
             .map(|t| {
@@ -357,7 +353,7 @@ mod tests {
     #[test]
     fn every_mistake_is_reported_where_it_is() {
         let s = scenario("thresholds:\n  ttfb: [\"p(95)<1\"]\n  errors: [\"avg<0.1\", \"rate<1ms\"]\n  \"ttft{lvl:1}\": [\"p(95)<1\"]\n  \"ttft{scenario:nope}\": [\"p(95)<1\"]\n  ttft: [\"p(95)<<1\"]\n");
-        let problems = compile(&s).unwrap_err();
+        let problems = compile(&s, &[]).unwrap_err();
         let find = |p: &str| {
             problems
                 .iter()

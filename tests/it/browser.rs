@@ -5,7 +5,7 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use llm_bench::output::result::RunResult;
+use llm_bench::result::RunResult;
 
 fn tools() -> Option<(PathBuf, PathBuf)> {
     let core = std::env::var_os("PLAYWRIGHT_CORE").map(PathBuf::from);

@@ -336,3 +336,44 @@ fn a_bad_threshold_is_a_scenario_error_with_its_line() {
         "{stderr}"
     );
 }
+
+#[test]
+fn a_reader_that_goes_away_ends_the_command_quietly() {
+    // The pipe's read end is closed before anything is written (`llm-bench schema | head -0`):
+    // every write fails with EPIPE, which once made `print!` panic with exit 101.
+    let (reader, writer) = std::os::unix::net::UnixStream::pair().unwrap();
+    drop(reader);
+    let out = bin()
+        .args(["schema", "--result"])
+        .stdout(std::os::fd::OwnedFd::from(writer))
+        .stderr(Stdio::piped())
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+}
+
+#[test]
+fn an_error_names_its_cause() {
+    let out = bin()
+        .args(["report", "/nonexistent/result.json"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr.contains("error: cannot read /nonexistent/result.json: No such file"),
+        "{stderr}"
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let bad = dir.path().join("r.json");
+    std::fs::write(&bad, "{}").unwrap();
+    let out = bin().args(["report"]).arg(&bad).output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr.contains("is not an llm-bench result: missing field"),
+        "the serde cause is printed: {stderr}"
+    );
+}

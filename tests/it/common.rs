@@ -4,10 +4,10 @@
 use std::net::SocketAddr;
 use std::path::Path;
 
-use llm_bench::app::{self, RunOptions, RunOutcome};
-use llm_bench::output::progress::ProgressMode;
-use llm_bench::scenario::{self, Loaded};
+use llm_bench::report::progress::ProgressMode;
 use llm_bench::sim::{self, SimConfig, SimServer};
+use llm_bench::{LoadError, Loaded};
+use llm_bench::{RunOptions, RunOutcome};
 use tokio_util::sync::CancellationToken;
 
 /// A child process (a server the test started) killed and reaped when the test ends, even when
@@ -23,9 +23,9 @@ impl Drop for KillOnDrop {
 
 /// A scenario from YAML text; panics with every problem if it is invalid.
 pub fn scenario(yaml: &str) -> Loaded {
-    match scenario::load_str(yaml, "test.yaml") {
+    match llm_bench::load_str(yaml, "test.yaml") {
         Ok(loaded) => loaded,
-        Err(scenario::LoadError::Invalid { problems, .. }) => {
+        Err(LoadError::Invalid { problems, .. }) => {
             panic!(
                 "invalid test scenario:\n{}",
                 problems
@@ -65,7 +65,7 @@ pub async fn start_sim(cfg: SimConfig) -> SimServer {
 
 /// Runs `loaded` to its end.
 pub async fn run(loaded: Loaded, opts: &RunOptions) -> RunOutcome {
-    app::execute(loaded, opts, CancellationToken::new())
+    llm_bench::execute(loaded, opts, CancellationToken::new())
         .await
         .expect("run succeeds")
 }

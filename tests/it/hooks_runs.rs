@@ -19,11 +19,11 @@ fn sim() -> SimConfig {
     }
 }
 
-fn scenario(dir: &Path, script: &str, extra: &str) -> llm_bench::scenario::Loaded {
+fn scenario(dir: &Path, script: &str, extra: &str) -> llm_bench::Loaded {
     std::fs::write(dir.join("hook.rhai"), script).unwrap();
     let yaml = format!("name: hooks\ntarget: {{model: m}}\nprompts: [hi]\nhooks: {{script: hook.rhai}}\nscenarios:\n  s: {{executor: constant-vus, vus: 2, iterations: 40}}\n{extra}");
     std::fs::write(dir.join("s.yaml"), yaml).unwrap();
-    llm_bench::scenario::load_file(&dir.join("s.yaml")).unwrap()
+    llm_bench::load_file(&dir.join("s.yaml")).unwrap()
 }
 
 #[tokio::test(start_paused = true)]
@@ -70,7 +70,7 @@ async fn checks_failing_at_a_known_rate_gate_a_threshold() {
         (t[1].metric.as_str(), t[1].passed, t[1].observed),
         ("checks{check:quarter}", false, Some(0.25))
     );
-    assert_eq!(out.status(), llm_bench::app::Status::ThresholdsFailed);
+    assert_eq!(out.status(), llm_bench::Status::ThresholdsFailed);
     let report = std::fs::read_to_string(out.report_path.as_ref().unwrap()).unwrap();
     assert!(
         report.contains("Checks by name"),
@@ -195,7 +195,7 @@ async fn ctx_numbers_open_model_arrivals_within_max_vus() {
     .unwrap();
     // About 25 ms per answer at 100 arrivals/s: 2 to 3 in flight, more when arrivals bunch up.
     std::fs::write(dir.path().join("s.yaml"), "name: open\ntarget: {model: m}\nprompts: [hi]\nhooks: {script: hook.rhai}\nscenarios:\n  s: {executor: constant-arrival-rate, rate: 100, duration: 2s, max_vus: 3, when_busy: wait, arrivals: poisson}\n").unwrap();
-    let loaded = llm_bench::scenario::load_file(&dir.path().join("s.yaml")).unwrap();
+    let loaded = llm_bench::load_file(&dir.path().join("s.yaml")).unwrap();
     let out = run(loaded, &options(dir.path(), Some(sim.url()))).await;
     let checks = &out.result.total.checks;
     assert_eq!(checks["vu within max_vus"].rate, 1.0, "{checks:?}");
@@ -266,8 +266,8 @@ fn a_threshold_on_a_metric_the_script_never_records_is_invalid() {
     )
     .unwrap();
     std::fs::write(dir.path().join("s.yaml"), "name: h\ntarget: {model: m}\nprompts: [hi]\nhooks: {script: hook.rhai}\nscenarios:\n  s: {executor: constant-vus, vus: 1, iterations: 1}\nthresholds:\n  answer_wrds: [\"avg>1\"]\n").unwrap();
-    let err = llm_bench::scenario::load_file(&dir.path().join("s.yaml")).unwrap_err();
-    let llm_bench::scenario::LoadError::Invalid { problems, .. } = err else {
+    let err = llm_bench::load_file(&dir.path().join("s.yaml")).unwrap_err();
+    let llm_bench::LoadError::Invalid { problems, .. } = err else {
         panic!()
     };
     assert!(

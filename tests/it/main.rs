@@ -2,6 +2,7 @@
 
 mod common;
 
+mod backend_double;
 mod browser;
 mod cli;
 mod connection_reuse;
@@ -15,6 +16,5 @@ mod report;
 mod schemas;
 mod sim_server;
 mod simulator_runs;
-mod stream_fixtures;
 mod thresholds_runs;
 mod workflow;

@@ -31,7 +31,7 @@ fn yaml(load: &str) -> String {
     format!("name: open\ntarget: {{model: m, timeout: 120s}}\nprompts: [\"{PROMPT}\"]\nscenarios:\n  open:\n{load}")
 }
 
-fn raw_lines(out: &llm_bench::app::RunOutcome) -> Vec<serde_json::Value> {
+fn raw_lines(out: &llm_bench::RunOutcome) -> Vec<serde_json::Value> {
     std::fs::read_to_string(out.raw_path.as_ref().unwrap())
         .unwrap()
         .lines()

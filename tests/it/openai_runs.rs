@@ -79,7 +79,7 @@ async fn the_api_key_is_sent_and_never_written() {
 async fn a_missing_key_variable_is_reported_before_sending() {
     let dir = tempfile::tempdir().unwrap();
     let yaml = "name: k\ntarget:\n  backend: openai\n  model: m\n  api_key_env: LLM_BENCH_SURELY_UNSET_VAR\nprompts: [hi]\nscenarios:\n  s: {executor: concurrency-levels, levels: [1], requests_per_level: 1}\n";
-    let err = llm_bench::app::execute(
+    let err = llm_bench::execute(
         scenario(yaml),
         &options(dir.path(), Some("http://127.0.0.1:9".into())),
         Default::default(),
@@ -96,12 +96,9 @@ async fn a_missing_key_variable_is_reported_before_sending() {
 #[test]
 fn backend_and_api_must_belong_together() {
     let yaml = "name: k\ntarget:\n  backend: openai\n  model: m\n  api: generate\nprompts: [hi]\nscenarios:\n  s: {executor: concurrency-levels, levels: [1], requests_per_level: 1}\n";
-    let err = llm_bench::scenario::load_str(yaml, "k.yaml")
-        .unwrap_err()
-        .to_string();
+    let err = llm_bench::load_str(yaml, "k.yaml").unwrap_err().to_string();
     assert!(err.contains("1 problem"), "{err}");
-    let Err(llm_bench::scenario::LoadError::Invalid { problems, .. }) =
-        llm_bench::scenario::load_str(yaml, "k.yaml")
+    let Err(llm_bench::LoadError::Invalid { problems, .. }) = llm_bench::load_str(yaml, "k.yaml")
     else {
         panic!()
     };

@@ -9,7 +9,7 @@ use crate::common::{self, options, run, start_sim};
 use llm_bench::duration::HumanDuration;
 use llm_bench::sim::{OutputTokens, SimConfig};
 
-fn library_scenario(dir: &Path, seed: u64) -> llm_bench::scenario::Loaded {
+fn library_scenario(dir: &Path, seed: u64) -> llm_bench::Loaded {
     let prompts = Path::new(env!("CARGO_MANIFEST_DIR")).join("scenarios/prompts");
     let yaml = format!(
         "name: lib\ntarget: {{model: m, timeout: 60s}}\nprompts:\n  - {{include: {p}/short-chat.yaml, weight: 6}}\n  - {{include: {p}/code-generation.yaml, weight: 2}}\n  - {{include: {p}/json-output.jsonl, weight: 2}}\norder: weighted\nseed: {seed}\nscenarios:\n  mix: {{executor: constant-vus, vus: 4, iterations: 200}}\nthresholds:\n  \"output_tokens{{prompt_set:code}}\": [\"max<=384\"]\n",
@@ -17,7 +17,7 @@ fn library_scenario(dir: &Path, seed: u64) -> llm_bench::scenario::Loaded {
     );
     let file = dir.join("lib.yaml");
     std::fs::write(&file, yaml).unwrap();
-    llm_bench::scenario::load_file(&file).unwrap()
+    llm_bench::load_file(&file).unwrap()
 }
 
 fn sim() -> SimConfig {
@@ -91,7 +91,7 @@ async fn weighted_sets_options_and_per_set_metrics() {
 async fn the_same_seed_sends_the_same_sequence() {
     let sim = start_sim(sim()).await;
     let dir = tempfile::tempdir().unwrap();
-    let counts = |r: &llm_bench::app::RunOutcome| {
+    let counts = |r: &llm_bench::RunOutcome| {
         r.result
             .prompt_sets
             .iter()
@@ -215,8 +215,6 @@ async fn conversations_send_growing_histories_and_keep_ttft_per_turn() {
 #[test]
 fn conversations_need_the_chat_api() {
     let yaml = "name: c\ntarget: {model: m, api: generate}\nprompts: [hi]\nconversation: {turns: 2}\nscenarios:\n  s: {executor: constant-vus, vus: 1, iterations: 1}\n";
-    let err = llm_bench::scenario::load_str(yaml, "c.yaml")
-        .unwrap_err()
-        .to_string();
+    let err = llm_bench::load_str(yaml, "c.yaml").unwrap_err().to_string();
     assert!(err.contains("1 problem"), "{err}");
 }

@@ -6,8 +6,8 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use llm_bench::output::result::RunResult;
 use llm_bench::report::{self, Templates};
+use llm_bench::result::RunResult;
 
 fn data(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))

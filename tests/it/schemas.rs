@@ -4,7 +4,7 @@
 use crate::common;
 use std::path::Path;
 
-use llm_bench::output::result::result_schema_json;
+use llm_bench::result::result_schema_json;
 use llm_bench::scenario::schema::scenario_schema_json;
 
 fn committed(name: &str) -> String {
@@ -30,9 +30,7 @@ fn committed_prompt_set_schema_is_current_and_the_library_follows_it() {
     for entry in std::fs::read_dir(&dir).unwrap() {
         let path = entry.unwrap().path();
         if path.extension().is_some_and(|e| e == "yaml") {
-            let doc =
-                llm_bench::scenario::load::parse_yaml(&std::fs::read_to_string(&path).unwrap())
-                    .unwrap();
+            let doc = llm_bench::yaml::parse(&std::fs::read_to_string(&path).unwrap()).unwrap();
             let errors: Vec<String> = validator
                 .iter_errors(&doc.value)
                 .map(|e| e.to_string())
@@ -40,7 +38,7 @@ fn committed_prompt_set_schema_is_current_and_the_library_follows_it() {
             assert!(errors.is_empty(), "{}: {errors:?}", path.display());
         }
         assert!(
-            llm_bench::prompts::load::load_set(&path).is_ok(),
+            llm_bench::load_prompt_set(&path).is_ok(),
             "{}",
             path.display()
         );
@@ -54,7 +52,7 @@ fn committed_result_schema_is_current() {
 
 #[tokio::test(start_paused = true)]
 async fn a_real_result_validates_against_the_result_schema() {
-    let loaded = llm_bench::app::load_scenario(Some(
+    let loaded = llm_bench::load_scenario(Some(
         &Path::new(env!("CARGO_MANIFEST_DIR")).join("scenarios/quickstart.yaml"),
     ))
     .unwrap();

@@ -303,7 +303,7 @@ async fn interrupting_a_run_writes_the_partial_results(backend: &str) {
     });
     let mut opts = options(dir.path(), Some(sim.url()));
     opts.raw = true;
-    let out = llm_bench::app::execute(scenario(&yaml), &opts, stop)
+    let out = llm_bench::execute(scenario(&yaml), &opts, stop)
         .await
         .unwrap();
     assert!(out.result.interrupted);

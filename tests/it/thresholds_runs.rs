@@ -4,9 +4,9 @@
 use std::time::Duration;
 
 use crate::common::{options, run, scenario, start_sim};
-use llm_bench::app::Status;
 use llm_bench::duration::HumanDuration;
 use llm_bench::sim::{OutputTokens, SimConfig};
+use llm_bench::Status;
 
 /// One slot, 10 ms per token, 11 tokens: service ≈ 103.5 ms; TTFT p50 at level c ≈ (c − 1) × 103.5.
 fn one_slot() -> SimConfig {
@@ -105,7 +105,7 @@ async fn the_seed_slo_section_gates_like_the_equivalent_thresholds() {
     let explicit = run(scenario(&sweep("thresholds:\n  e2e_latency: [\"p(95)<300\", \"p(99)<60000\"]\n  output_tokens_per_second: [\"value>=2\"]\n")), &opts).await;
     assert_eq!(sugar.status(), Status::ThresholdsFailed);
     assert_eq!(explicit.status(), Status::ThresholdsFailed);
-    let verdicts = |r: &llm_bench::app::RunOutcome| {
+    let verdicts = |r: &llm_bench::RunOutcome| {
         r.result
             .thresholds
             .iter()
@@ -155,7 +155,7 @@ async fn ci_outputs_render_thresholds_and_parse_as_junit() {
     let out = run(scenario(&yaml), &options(dir.path(), Some(sim.url()))).await;
     let step = dir.path().join("step-summary.md");
     std::fs::write(&step, "earlier step\n").unwrap();
-    llm_bench::output::ci::write_outputs(
+    llm_bench::report::ci::write_outputs(
         &out.result,
         &Default::default(),
         dir.path(),

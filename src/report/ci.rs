@@ -6,18 +6,8 @@ use std::fmt::Write as _;
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
 
-use super::result::RunResult;
-use super::table::fmt_ms;
-
-/// Four significant digits, no trailing zeros: 0.01818, 108, 2.5.
-pub fn format_number(v: f64) -> String {
-    if v == v.trunc() && v.abs() < 1e15 {
-        return format!("{v:.0}");
-    }
-    let digits = (3 - v.abs().log10().floor() as i32).clamp(0, 8) as usize;
-    let text = format!("{v:.digits$}");
-    text.trim_end_matches('0').trim_end_matches('.').to_string()
-}
+use super::format::{fmt_ms, format_number};
+use crate::output::result::RunResult;
 
 fn xml_escape(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
@@ -82,11 +72,11 @@ pub fn render_junit(result: &RunResult) -> String {
 /// (GitHub's `$GITHUB_STEP_SUMMARY`) when given. Returns the files written.
 pub fn write_outputs(
     result: &RunResult,
-    templates: &crate::report::Templates,
+    templates: &super::Templates,
     dir: &Path,
     step_summary: Option<&OsStr>,
 ) -> std::io::Result<Vec<PathBuf>> {
-    let summary = crate::report::render_markdown(result, templates)
+    let summary = super::render_markdown(result, templates)
         .map_err(|e| std::io::Error::other(format!("summary.md template: {e:?}")))?;
     let summary_path = dir.join("summary.md");
     std::fs::write(&summary_path, &summary)?;

@@ -5,10 +5,10 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use llm_bench::backend::http::StreamFold as _;
-use llm_bench::backend::ollama_stream::OllamaStream;
-use llm_bench::backend::openai_stream::OpenAiStream;
-use llm_bench::backend::{ErrorKind, Measurement, ServerTimings};
+use super::http::StreamFold as _;
+use super::ollama_stream::OllamaStream;
+use super::openai_stream::OpenAiStream;
+use super::{ErrorKind, Measurement, ServerTimings};
 
 fn data_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/streams")
@@ -138,7 +138,7 @@ fn expectations() -> Vec<Expected> {
 
 /// Feeds `reads` with increasing arrival offsets (1 ms apart) and finishes.
 fn parse(reads: &[&[u8]]) -> Measurement {
-    let mut stream = OllamaStream::new();
+    let mut stream = OllamaStream::default();
     for (i, read) in reads.iter().enumerate() {
         stream.feed(Duration::from_millis(i as u64 + 1), read);
     }
@@ -200,7 +200,7 @@ fn every_ollama_stream_parses_the_same_split_at_every_offset() {
 fn ttft_is_the_arrival_of_the_first_content_line_not_of_the_first_byte() {
     let bytes = std::fs::read(data_dir().join("ollama-chat-docs-tool-calls.ndjson")).unwrap();
     let first_newline = bytes.iter().position(|&b| b == b'\n').unwrap();
-    let mut stream = OllamaStream::new();
+    let mut stream = OllamaStream::default();
     stream.feed(Duration::from_millis(10), &bytes[..first_newline]);
     stream.feed(Duration::from_millis(30), &bytes[first_newline..]);
     let m = stream.finish(Duration::from_millis(31));
@@ -356,7 +356,7 @@ fn sse_expectations() -> Vec<SseExpected> {
 }
 
 fn parse_sse(reads: &[&[u8]]) -> Measurement {
-    let mut stream = OpenAiStream::new();
+    let mut stream = OpenAiStream::default();
     for (i, read) in reads.iter().enumerate() {
         stream.feed(Duration::from_millis(i as u64 + 1), read);
     }
@@ -415,7 +415,7 @@ fn every_sse_stream_parses_whole_split_at_every_offset_and_byte_by_byte() {
 fn the_empty_first_delta_is_not_the_first_token() {
     let bytes = std::fs::read(data_dir().join("openai-chat-content-usage.sse")).unwrap();
     let first_event_end = bytes.windows(2).position(|w| w == b"\n\n").unwrap() + 2;
-    let mut stream = OpenAiStream::new();
+    let mut stream = OpenAiStream::default();
     stream.feed(Duration::from_millis(10), &bytes[..first_event_end]);
     stream.feed(Duration::from_millis(50), &bytes[first_event_end..]);
     let m = stream.finish(Duration::from_millis(51));

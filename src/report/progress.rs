@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 
-use super::table::fmt_ms;
+use super::format::fmt_ms;
 use crate::metrics::summary::GroupSummary;
 use crate::metrics::GroupKey;
 

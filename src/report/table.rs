@@ -2,22 +2,9 @@
 
 use std::fmt::Write;
 
-use super::result::RunResult;
+use super::format::{fmt_ms, format_number};
 use crate::metrics::summary::{GroupSummary, Stats};
-
-/// `850ms`, `1.24s`, `2m05s`: compact and unambiguous.
-pub fn fmt_ms(ms: f64) -> String {
-    if ms < 1.0 {
-        format!("{:.0}µs", ms * 1000.0)
-    } else if ms < 1000.0 {
-        format!("{ms:.0}ms")
-    } else if ms < 60_000.0 {
-        format!("{:.2}s", ms / 1000.0)
-    } else {
-        let secs = (ms / 1000.0).round() as u64;
-        format!("{}m{:02}s", secs / 60, secs % 60)
-    }
-}
+use crate::output::result::RunResult;
 
 fn stat(s: &Option<Stats>, pick: fn(&Stats) -> f64) -> String {
     s.as_ref()
@@ -165,8 +152,8 @@ pub fn render(result: &RunResult) -> String {
             .map(|(name, s)| {
                 format!(
                     "{name} avg {} p95 {}",
-                    super::ci::format_number(s.mean),
-                    super::ci::format_number(s.p95)
+                    format_number(s.mean),
+                    format_number(s.p95)
                 )
             })
             .collect();
@@ -242,10 +229,10 @@ pub fn render(result: &RunResult) -> String {
         let found = c
             .capacity
             .map_or("none: the first step already failed".to_string(), |v| {
-                format!("{} {}", super::ci::format_number(v), c.unit)
+                format!("{} {}", format_number(v), c.unit)
             });
         let bound = c.first_failure.map_or(String::new(), |v| {
-            format!(", first failure at {}", super::ci::format_number(v))
+            format!(", first failure at {}", format_number(v))
         });
         let _ = writeln!(
             out,
@@ -263,7 +250,7 @@ pub fn render(result: &RunResult) -> String {
                 out,
                 "  step {:>2}  {:>10}  {verdict}",
                 step.step,
-                super::ci::format_number(step.value)
+                format_number(step.value)
             );
         }
     }
@@ -326,7 +313,7 @@ pub fn render(result: &RunResult) -> String {
             let measured = match t.observed {
                 None => "no data".to_string(),
                 Some(v) if t.unit == "ms" => fmt_ms(v),
-                Some(v) => super::ci::format_number(v),
+                Some(v) => format_number(v),
             };
             let from = t
                 .from_slo

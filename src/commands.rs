@@ -1,0 +1,247 @@
+//! One function per subcommand: read the arguments, call the layer that does the work, print
+//! what the user asked for. Writes to stdout go through [`print`], so a closed pipe
+//! (`llm-bench schema | head -1`) ends the command quietly instead of panicking.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use tokio_util::sync::CancellationToken;
+
+use crate::cli::{Cli, Command, ReportArgs, RunArgs, SimArgs};
+use crate::compile::{self, Loaded};
+use crate::error::Error;
+use crate::output::result::{self, RunResult};
+use crate::report::{self, ci, table, Format, Templates};
+use crate::run::{self, RunOptions, Status};
+use crate::scenario;
+use crate::sim::{self, SimConfig};
+
+/// The quickstart scenario, built in so `llm-bench run` works from any directory.
+pub const QUICKSTART: &str = include_str!("../scenarios/quickstart.yaml");
+const QUICKSTART_PATH: &str = "scenarios/quickstart.yaml";
+
+/// Runs one command.
+pub async fn run(cli: Cli) -> Result<Status, Error> {
+    match cli.command {
+        Command::Run(args) => cmd_run(args).await,
+        Command::Validate(args) => validate(&args.files).map(|()| Status::Success),
+        Command::Schema(args) => {
+            let text = if args.result {
+                result::result_schema_json()
+            } else if args.prompt_set {
+                scenario::schema::prompt_set_schema_json()
+            } else {
+                scenario::schema::scenario_schema_json()
+            };
+            print(&text)?;
+            Ok(Status::Success)
+        }
+        Command::Sim(args) => cmd_sim(args).await,
+        Command::Report(args) => cmd_report(&args),
+    }
+}
+
+fn validate(files: &[PathBuf]) -> Result<(), Error> {
+    let mut problems = Vec::new();
+    for file in files {
+        match compile::load_file(file) {
+            Ok(_) => print(&format!("{}: ok\n", file.display()))?,
+            Err(scenario::LoadError::Invalid { problems: p, .. }) => problems.extend(p),
+            Err(read) => return Err(read.into()),
+        }
+    }
+    if problems.is_empty() {
+        Ok(())
+    } else {
+        Err(Error::InvalidScenario(problems))
+    }
+}
+
+/// The scenario named on the command line, or the quickstart.
+pub fn load_scenario(path: Option<&Path>) -> Result<Loaded, Error> {
+    match path {
+        Some(path) => Ok(compile::load_file(path)?),
+        None if Path::new(QUICKSTART_PATH).exists() => {
+            Ok(compile::load_file(Path::new(QUICKSTART_PATH))?)
+        }
+        None => Ok(compile::load_str(QUICKSTART, "<built-in quickstart>")?),
+    }
+}
+
+async fn cmd_run(args: RunArgs) -> Result<Status, Error> {
+    let loaded = load_scenario(args.scenario.as_deref())?;
+    let mut opts = RunOptions::from_args(&args);
+    opts.templates = Templates::load(args.templates_dir.as_deref())
+        .map_err(Error::io("cannot read the templates directory"))?;
+    let stop = CancellationToken::new();
+    let on_signal = stop.clone();
+    tokio::spawn(async move {
+        if tokio::signal::ctrl_c().await.is_ok() {
+            eprintln!(
+                "\ninterrupted: no new requests; waiting up to {:?} for those in flight",
+                run::INTERRUPT_GRACE
+            );
+            on_signal.cancel();
+        }
+    });
+    let outcome = run::execute(loaded, &opts, stop).await?;
+    let r = &outcome.result;
+    // The results are saved whatever happens to stdout: a closed pipe must not change the exit
+    // code a CI gate reads, so these lines ignore write errors.
+    let mut out = std::io::stdout().lock();
+    let _ = writeln!(
+        out,
+        "\n{} — {} on {} ({})",
+        r.scenario.name,
+        r.target.model,
+        r.target.url,
+        if r.target.simulated {
+            "built-in simulator"
+        } else {
+            r.target.backend.as_str()
+        }
+    );
+    let _ = write!(out, "{}", table::render(r));
+    let _ = writeln!(out, "results: {}", outcome.result_path.display());
+    if let Some(raw) = &outcome.raw_path {
+        let _ = writeln!(out, "raw log: {}", raw.display());
+    }
+    if let Some(report) = &outcome.report_path {
+        let _ = writeln!(out, "report: {}", report.display());
+    }
+    if args.ci {
+        let written = ci::write_outputs(
+            r,
+            &opts.templates,
+            &opts.output_dir,
+            std::env::var_os("GITHUB_STEP_SUMMARY").as_deref(),
+        )
+        .map_err(Error::io("cannot write CI outputs"))?;
+        for path in written {
+            let _ = writeln!(out, "ci: {}", path.display());
+        }
+    }
+    Ok(outcome.status())
+}
+
+/// `llm-bench report`: re-renders a saved result.
+fn cmd_report(args: &ReportArgs) -> Result<Status, Error> {
+    let text = std::fs::read_to_string(&args.result)
+        .map_err(Error::io(format!("cannot read {}", args.result.display())))?;
+    let result: RunResult = serde_json::from_str(&text).map_err(|source| Error::NotAResult {
+        path: args.result.clone(),
+        source,
+    })?;
+    let mut templates = Templates::load(args.templates_dir.as_deref())
+        .map_err(Error::io("cannot read the templates directory"))?;
+    if let Some(file) = &args.template {
+        let body = std::fs::read_to_string(file)
+            .map_err(Error::io(format!("cannot read {}", file.display())))?;
+        match args.format {
+            Format::Html => templates.html = body,
+            Format::Md => templates.markdown = body,
+            Format::Json => {
+                return Err(Error::Usage(
+                    "--template applies to --format html or md".into(),
+                ))
+            }
+        }
+    }
+    let rendered = match args.format {
+        Format::Html => {
+            report::render_html(&result, &templates).map_err(|source| Error::Template {
+                template: "HTML report",
+                source,
+            })?
+        }
+        Format::Md => {
+            report::render_markdown(&result, &templates).map_err(|source| Error::Template {
+                template: "Markdown summary",
+                source,
+            })?
+        }
+        Format::Json => {
+            serde_json::to_string_pretty(&result).map_err(|source| Error::Serialize {
+                what: "the result",
+                source,
+            })? + "\n"
+        }
+    };
+    match &args.out {
+        Some(path) => std::fs::write(path, rendered)
+            .map_err(Error::io(format!("cannot write {}", path.display())))?,
+        None => print(&rendered)?,
+    }
+    Ok(Status::Success)
+}
+
+async fn cmd_sim(args: SimArgs) -> Result<Status, Error> {
+    let mut cfg = match &args.config {
+        Some(path) => compile::load_file(path)?
+            .scenario
+            .simulator
+            .unwrap_or_default(),
+        None => SimConfig::default(),
+    };
+    if let Some(n) = args.parallel {
+        cfg.parallel = n.max(1);
+    }
+    if let Some(d) = args.prefill_per_token {
+        cfg.prefill_per_token = d;
+    }
+    if let Some(d) = args.decode_per_token {
+        cfg.decode_per_token = d;
+    }
+    if let Some(cap) = args.max_decode_tokens_per_second {
+        cfg.max_decode_tokens_per_second = Some(cap);
+    }
+    if let Some(d) = args.load_time {
+        cfg.load_time = d;
+    }
+    if let Some((min, max)) = args.output_tokens {
+        cfg.output_tokens = sim::OutputTokens { min, max };
+    }
+    if !args.models.is_empty() {
+        cfg.models = args.models.clone();
+    }
+    if let Some(seed) = args.seed {
+        cfg.seed = seed;
+    }
+    if let Some(key) = &args.api_key {
+        cfg.api_key = Some(key.clone());
+    }
+    for (name, rate) in &args.faults {
+        cfg.faults.set(name, *rate);
+    }
+    let server = sim::start(cfg.clone(), args.listen)
+        .await
+        .map_err(Error::io(format!("cannot listen on {}", args.listen)))?;
+    eprintln!(
+        "llm-bench sim: Ollama-compatible simulator on {} (parallel {}, prefill {}/token, decode {}/token, models: {}); Ctrl-C stops",
+        server.url(),
+        cfg.parallel,
+        cfg.prefill_per_token,
+        cfg.decode_per_token,
+        if cfg.models.is_empty() { "any".to_string() } else { cfg.models.join(", ") }
+    );
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = server.stopped() => {}
+    }
+    eprintln!(
+        "llm-bench sim: served {} generation request(s)",
+        server
+            .stats
+            .requests
+            .load(std::sync::atomic::Ordering::Relaxed)
+    );
+    Ok(Status::Success)
+}
+
+/// Writes to stdout; a reader that has gone becomes an error `main` treats as a quiet exit.
+fn print(text: &str) -> Result<(), Error> {
+    let mut out = std::io::stdout().lock();
+    out.write_all(text.as_bytes())
+        .and_then(|()| out.flush())
+        .map_err(Error::io("cannot write to stdout"))
+}

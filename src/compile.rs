@@ -1,0 +1,97 @@
+//! Loading, stage two: a checked scenario -> the runnable parts, each compiled once: the prompt
+//! sets (included files read), the hook script and the thresholds. `validate` and `run` both load
+//! through here, so `validate` lists every problem a run would meet, each at its file:line:col.
+//!
+//! Stage one ([`crate::scenario::load`]) knows only the scenario format; this stage sits above
+//! prompts, hooks and thresholds, so none of them is imported from below.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use crate::hooks::Hooks;
+use crate::prompts::{self, PromptSet};
+use crate::scenario::load::{check_file, check_str, Checked};
+use crate::scenario::{LoadError, Scenario};
+use crate::thresholds::{self, Threshold};
+
+/// A scenario that passed every check, compiled into what a run needs.
+#[derive(Debug, Clone)]
+pub struct Loaded {
+    /// The typed scenario.
+    pub scenario: Scenario,
+    /// Where it came from (a path, or `<built-in quickstart>`).
+    pub source: String,
+    /// SHA-256 of the file text, so two results can be checked for the same scenario.
+    pub content_sha256: String,
+    /// The prompts, with included sets read.
+    pub prompt_sets: Vec<PromptSet>,
+    /// The compiled hook script.
+    pub hooks: Option<Arc<Hooks>>,
+    /// The thresholds (and `slo:` sugar), compiled against the scenario and the hook script's
+    /// custom metrics.
+    pub thresholds: Vec<Threshold>,
+}
+
+/// Loads, checks and compiles the scenario at `path`.
+pub fn load_file(path: &Path) -> Result<Loaded, LoadError> {
+    compile(check_file(path)?)
+}
+
+/// Loads, checks and compiles scenario text; `source` names it in error messages.
+pub fn load_str(text: &str, source: &str) -> Result<Loaded, LoadError> {
+    compile(check_str(text, source)?)
+}
+
+/// Compiles the runnable parts of a checked scenario, adding every problem they reveal.
+fn compile(mut checked: Checked) -> Result<Loaded, LoadError> {
+    let mut parts = None;
+    if let Some(scenario) = &checked.scenario {
+        let base = prompts::load::base_dir(&checked.source);
+        let mut problems = Vec::new();
+        let prompt_sets = prompts::resolve(
+            &scenario.prompts,
+            &base,
+            scenario.target.backend,
+            scenario.seed.unwrap_or(1),
+        )
+        .unwrap_or_else(|found| {
+            problems.extend(found);
+            Vec::new()
+        });
+        let hooks = match &scenario.hooks {
+            Some(h) => match Hooks::load(&base.join(&h.script)) {
+                Ok(hooks) => Some(Arc::new(hooks)),
+                Err(message) => {
+                    problems.push(("/hooks/script".into(), message));
+                    None
+                }
+            },
+            None => None,
+        };
+        // Thresholds may name the script's custom metrics: with a script that did not compile,
+        // they cannot be checked.
+        let thresholds = if scenario.hooks.is_some() && hooks.is_none() {
+            Vec::new()
+        } else {
+            let custom = hooks.as_ref().map_or(&[][..], |h| h.custom_metrics());
+            thresholds::compile(scenario, custom).unwrap_or_else(|found| {
+                problems.extend(found);
+                Vec::new()
+            })
+        };
+        checked.report(problems);
+        parts = Some((prompt_sets, hooks, thresholds));
+    }
+    let source = checked.source.clone();
+    let content_sha256 = checked.content_sha256.clone();
+    let scenario = checked.finish()?;
+    let (prompt_sets, hooks, thresholds) = parts.unwrap_or_default();
+    Ok(Loaded {
+        scenario,
+        source,
+        content_sha256,
+        prompt_sets,
+        hooks,
+        thresholds,
+    })
+}

@@ -1,0 +1,260 @@
+//! The recorder task: the one owner of every aggregate during a run. Workers only send
+//! [`Event`]s; this task folds them into the [`Recorder`], writes the raw log, drives the
+//! progress display, feeds the live Prometheus families, evaluates `abort_on_fail` thresholds
+//! every [`THRESHOLD_INTERVAL`] and answers capacity-search steps' requests for a verdict.
+
+use std::io::Write;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::mpsc;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+use super::config::PrometheusConfig;
+use crate::error::Error;
+use crate::metrics::summary::summarize;
+use crate::metrics::{Event, Group, GroupKey, Recorder, Verdict};
+use crate::output::prometheus::{self, LiveMetrics};
+use crate::output::raw;
+use crate::report::progress::Progress;
+use crate::thresholds::eval::{evaluate_all, evaluate_on};
+use crate::thresholds::parse::TagKey;
+use crate::thresholds::{self, Threshold};
+
+/// How often thresholds are evaluated during the run (k6's interval).
+pub const THRESHOLD_INTERVAL: Duration = Duration::from_secs(2);
+
+/// A running `/metrics` endpoint.
+pub struct Live {
+    /// The families `/metrics` shows.
+    pub metrics: Arc<LiveMetrics>,
+    addr: SocketAddr,
+    linger: Duration,
+    stop: CancellationToken,
+}
+
+impl Live {
+    /// Keeps `/metrics` up for the linger (or until Ctrl-C), so the final values are scraped.
+    pub async fn linger(self, interrupt: &CancellationToken) {
+        if !self.linger.is_zero() && !interrupt.is_cancelled() {
+            eprintln!(
+                "prometheus: final values stay at http://{}/metrics for {}",
+                self.addr,
+                crate::duration::format(self.linger)
+            );
+            tokio::select! {
+                _ = tokio::time::sleep(self.linger) => {}
+                _ = interrupt.cancelled() => {}
+            }
+        }
+        self.stop.cancel();
+    }
+}
+
+/// Starts `/metrics` when the command line or the scenario asks for it.
+pub async fn start_live_metrics(
+    config: Option<PrometheusConfig>,
+    model: &str,
+    backend: &str,
+) -> Result<Option<Live>, Error> {
+    let Some(PrometheusConfig {
+        listen: addr,
+        linger,
+    }) = config
+    else {
+        return Ok(None);
+    };
+    let metrics = Arc::new(LiveMetrics::new(model, backend));
+    let stop = CancellationToken::new();
+    let addr = prometheus::serve(metrics.clone(), addr, stop.clone())
+        .await
+        .map_err(Error::io(format!(
+            "cannot serve Prometheus metrics on {addr}"
+        )))?;
+    eprintln!("prometheus: metrics at http://{addr}/metrics");
+    Ok(Some(Live {
+        metrics,
+        addr,
+        linger,
+        stop,
+    }))
+}
+
+/// Mirrors a recorder event into the live families (warm-up and discarded requests excluded).
+fn feed_live(live: &LiveMetrics, event: &Event) {
+    let counted = |key: &Option<GroupKey>| {
+        key.clone()
+            .filter(|k| !matches!(k.group, Group::Discarded(_)))
+    };
+    match event {
+        Event::Started { key, .. } => {
+            if let Some(key) = counted(key) {
+                live.started(&key);
+            }
+        }
+        Event::Finished(sample) => {
+            if let Some(key) = counted(&sample.key) {
+                live.finished(&key, sample);
+            }
+        }
+        Event::Dropped { key, count, .. } => live.dropped(key, *count),
+        Event::GroupDone(_) | Event::Evaluate { .. } => {}
+    }
+}
+
+/// `abort_on_fail` thresholds watched during the run.
+pub struct ThresholdWatch {
+    /// The `abort_on_fail` ones.
+    pub thresholds: Vec<Threshold>,
+    /// Every threshold (capacity-search verdicts, live values).
+    pub all: Vec<Threshold>,
+    /// Cancelled when an `abort_on_fail` threshold fails.
+    pub run_stop: CancellationToken,
+    /// t = 0 of the run, for `delay_abort_eval`.
+    pub run_start: Instant,
+}
+
+impl ThresholdWatch {
+    /// Watches `thresholds`; an `abort_on_fail` one that fails cancels `run_stop`.
+    pub fn new(thresholds: &[Threshold], run_stop: CancellationToken, run_start: Instant) -> Self {
+        Self {
+            thresholds: thresholds
+                .iter()
+                .filter(|t| t.abort_on_fail)
+                .cloned()
+                .collect(),
+            all: thresholds.to_vec(),
+            run_stop,
+            run_start,
+        }
+    }
+
+    /// Whether a capacity-search step held: it completed requests, dropped none, and every
+    /// threshold that applies to it (untagged, or tagged with its scenario) passed.
+    fn verdict(&self, recorder: &Recorder, key: &GroupKey) -> Verdict {
+        let Some(g) = recorder.group(key) else {
+            return Verdict {
+                passed: false,
+                failed: vec!["no request completed".into()],
+            };
+        };
+        let applies = |t: &&Threshold| {
+            t.key
+                .tags
+                .iter()
+                .all(|(tag, v)| *tag == TagKey::Scenario && v.as_str() == &*key.scenario)
+        };
+        let mut failed: Vec<String> = self
+            .all
+            .iter()
+            .filter(applies)
+            .map(|t| evaluate_on(t, g))
+            .filter(|o| !o.passed)
+            .map(|o| o.label())
+            .collect();
+        if g.ok == 0 {
+            failed.push("no request succeeded".into());
+        }
+        if g.dropped > 0 {
+            failed.push(format!(
+                "{} dropped iterations (max_vus reached)",
+                g.dropped
+            ));
+        }
+        Verdict {
+            passed: failed.is_empty(),
+            failed,
+        }
+    }
+
+    /// The first abort_on_fail threshold failing past its delay; it stops the run.
+    fn check(&self, recorder: &Recorder) -> Option<String> {
+        let elapsed = self.run_start.elapsed();
+        let due: Vec<Threshold> = self
+            .thresholds
+            .iter()
+            .filter(|t| elapsed >= t.delay_abort_eval)
+            .cloned()
+            .collect();
+        let failed = evaluate_all(&due, recorder)
+            .into_iter()
+            .find(|o| !o.passed)?;
+        self.run_stop.cancel();
+        Some(failed.label())
+    }
+}
+
+/// The recorder task: the only owner of the aggregates, the raw log and the progress display.
+/// Returns the aggregates and the threshold that aborted the run, if one did.
+pub async fn collect(
+    mut rx: mpsc::Receiver<Event>,
+    mut progress: Progress,
+    mut raw: Option<std::io::BufWriter<std::fs::File>>,
+    watch: ThresholdWatch,
+    live: Option<Arc<LiveMetrics>>,
+) -> (Recorder, Option<String>) {
+    let mut recorder = Recorder::with_limits(thresholds::request_limits(&watch.all));
+    let mut aborted_by = None;
+    let mut tick =
+        tokio::time::interval_at(watch.run_start + THRESHOLD_INTERVAL, THRESHOLD_INTERVAL);
+    loop {
+        let event = tokio::select! {
+            event = rx.recv() => match event {
+                Some(event) => event,
+                None => break,
+            },
+            _ = tick.tick(), if live.is_some() || (aborted_by.is_none() && !watch.thresholds.is_empty()) => {
+                if let Some(live) = &live {
+                    live.thresholds(&evaluate_all(&watch.all, &recorder));
+                }
+                if aborted_by.is_some() || watch.thresholds.is_empty() {
+                    continue;
+                }
+                aborted_by = watch.check(&recorder);
+                if let Some(label) = &aborted_by {
+                    eprintln!("threshold {label} failed: stopping the run (abort_on_fail)");
+                }
+                continue;
+            }
+        };
+        let event = match event {
+            Event::Evaluate { key, reply } => {
+                let _ = reply.send(watch.verdict(&recorder, &key));
+                continue;
+            }
+            event => event,
+        };
+        recorder.record(&event);
+        if let Some(live) = &live {
+            feed_live(live, &event);
+        }
+        match &event {
+            Event::Finished(sample) => {
+                if let Some(out) = raw.as_mut() {
+                    if let Err(err) = raw::write_line(out, sample) {
+                        eprintln!("warning: raw log stopped: {err}");
+                        raw = None;
+                    }
+                }
+                if let Some(key) = &sample.key {
+                    let errors = recorder.group(key).map_or(0, |g| g.error_count());
+                    progress.finished(key, errors);
+                }
+            }
+            Event::GroupDone(key) => {
+                let summary = recorder.group(key).map(summarize);
+                progress.group_done(key, summary.as_ref());
+            }
+            Event::Started { .. } | Event::Dropped { .. } | Event::Evaluate { .. } => {}
+        }
+    }
+    if let Some(mut out) = raw {
+        if let Err(err) = out.flush() {
+            eprintln!("warning: raw log incomplete: {err}");
+        }
+    }
+    progress.finish();
+    (recorder, aborted_by)
+}

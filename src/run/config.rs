@@ -1,0 +1,306 @@
+//! Everything the command line, the scenario and the environment decide about a run, resolved
+//! once, in one place: command line over scenario over environment over defaults (like ripgrep's
+//! low-level args -> `HiArgs`). Nothing after this reads `std::env` or `RunArgs`.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use crate::backend::{openai, resolve_ollama_url};
+use crate::cli::RunArgs;
+use crate::compile::Loaded;
+use crate::error::Error;
+use crate::report::progress::ProgressMode;
+use crate::report::Templates;
+use crate::scenario::{BackendKind, Phase, Scenario};
+use crate::sim::SimConfig;
+
+/// How long `/metrics` stays up after a run when neither the command line nor the scenario says.
+const DEFAULT_PROMETHEUS_LINGER: Duration = Duration::from_secs(15);
+
+/// Run settings that come from the command line rather than the scenario.
+#[derive(Debug, Clone)]
+pub struct RunOptions {
+    /// Replaces every concurrency-levels scenario's levels.
+    pub concurrency: Vec<u32>,
+    /// Replaces every concurrency-levels scenario's requests_per_level.
+    pub requests_per_level: Option<u32>,
+    /// Beats the scenario's url and OLLAMA_HOST, and skips the simulator.
+    pub target_url: Option<String>,
+    /// Replaces the scenario's model.
+    pub model: Option<String>,
+    /// Where results go.
+    pub output_dir: PathBuf,
+    /// Write the per-request log.
+    pub raw: bool,
+    /// Sub-millisecond arrival pacing (see `executor::Runner::precise_timer`).
+    pub precise_timer: bool,
+    /// Report templates (embedded, or overridden by `--templates-dir`).
+    pub templates: Templates,
+    /// Serve Prometheus metrics here (beats the scenario's `outputs.prometheus.listen`).
+    pub prometheus: Option<SocketAddr>,
+    /// Linger of the metrics endpoint after the run (beats the scenario's).
+    pub prometheus_linger: Option<Duration>,
+    /// Progress display.
+    pub progress: ProgressMode,
+}
+
+impl RunOptions {
+    /// Options from `llm-bench run` arguments (templates are read by the caller).
+    pub fn from_args(args: &RunArgs) -> Self {
+        Self {
+            concurrency: args.concurrency.clone(),
+            requests_per_level: args.requests_per_level,
+            target_url: args.target_url.clone(),
+            model: args.model.clone(),
+            output_dir: args.output_dir.clone(),
+            raw: args.raw,
+            precise_timer: true,
+            templates: Templates::default(),
+            prometheus: args.prometheus,
+            prometheus_linger: args.prometheus_linger.map(|d| d.get()),
+            progress: if args.ci && !args.quiet {
+                ProgressMode::Lines
+            } else {
+                ProgressMode::detect(args.quiet)
+            },
+        }
+    }
+}
+
+/// Where the requests go.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Endpoint {
+    /// The scenario's built-in simulator, started for this run on a free loopback port.
+    Simulator(SimConfig),
+    /// A server at this URL.
+    Url(String),
+}
+
+/// The live `/metrics` endpoint, when asked for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PrometheusConfig {
+    /// Where to listen.
+    pub listen: SocketAddr,
+    /// How long the final values stay up after the run.
+    pub linger: Duration,
+}
+
+/// A run with every choice made.
+#[derive(Debug, Clone)]
+pub struct RunConfig {
+    /// The scenario with the command line's overrides applied, and its compiled parts.
+    pub loaded: Loaded,
+    /// Where the requests go.
+    pub endpoint: Endpoint,
+    /// The bearer key for OpenAI-compatible servers (from `target.api_key_env`).
+    pub api_key: Option<String>,
+    /// The live metrics endpoint.
+    pub prometheus: Option<PrometheusConfig>,
+    /// Where results go.
+    pub output_dir: PathBuf,
+    /// Write the per-request log.
+    pub raw: bool,
+    /// Sub-millisecond arrival pacing.
+    pub precise_timer: bool,
+    /// Report templates.
+    pub templates: Templates,
+    /// Progress display.
+    pub progress: ProgressMode,
+}
+
+impl RunConfig {
+    /// Resolves the run from the scenario, the command line and the process environment.
+    pub fn resolve(loaded: Loaded, opts: &RunOptions) -> Result<RunConfig, Error> {
+        Self::resolve_with(loaded, opts, |var| std::env::var(var).ok())
+    }
+
+    /// [`RunConfig::resolve`] with the environment given as a lookup, so the precedence rules
+    /// are testable without touching the process environment.
+    pub fn resolve_with(
+        mut loaded: Loaded,
+        opts: &RunOptions,
+        env: impl Fn(&str) -> Option<String>,
+    ) -> Result<RunConfig, Error> {
+        apply_overrides(&mut loaded.scenario, opts)?;
+        let scenario = &loaded.scenario;
+        let endpoint = match (&scenario.simulator, &opts.target_url) {
+            (Some(sim), None) => Endpoint::Simulator(sim.clone()),
+            _ => Endpoint::Url(match scenario.target.backend {
+                BackendKind::Ollama => resolve_ollama_url(
+                    opts.target_url.as_deref(),
+                    scenario.target.url.as_deref(),
+                    env("OLLAMA_HOST").as_deref(),
+                ),
+                BackendKind::Openai => opts
+                    .target_url
+                    .clone()
+                    .or_else(|| scenario.target.url.clone())
+                    .unwrap_or_else(|| openai::DEFAULT_URL.to_string()),
+            }),
+        };
+        let api_key = match (&scenario.target.api_key_env, scenario.target.backend) {
+            (Some(var), BackendKind::Openai) => {
+                Some(env(var).ok_or_else(|| Error::MissingKey { var: var.clone() })?)
+            }
+            _ => None,
+        };
+        let prometheus = prometheus_config(scenario, opts)?;
+        Ok(RunConfig {
+            loaded,
+            endpoint,
+            api_key,
+            prometheus,
+            output_dir: opts.output_dir.clone(),
+            raw: opts.raw,
+            precise_timer: opts.precise_timer,
+            templates: opts.templates.clone(),
+            progress: opts.progress,
+        })
+    }
+
+    /// The scenario after overrides.
+    pub fn scenario(&self) -> &Scenario {
+        &self.loaded.scenario
+    }
+}
+
+/// Applies command-line overrides to the scenario.
+fn apply_overrides(scenario: &mut Scenario, opts: &RunOptions) -> Result<(), Error> {
+    if let Some(model) = &opts.model {
+        scenario.target.model = model.clone();
+    }
+    let mut has_levels = false;
+    for phase in scenario.scenarios.values_mut() {
+        if let Phase::ConcurrencyLevels(p) = phase {
+            has_levels = true;
+            if !opts.concurrency.is_empty() {
+                p.levels = opts.concurrency.clone();
+            }
+            if let Some(n) = opts.requests_per_level {
+                p.requests_per_level = n;
+            }
+        }
+    }
+    if !has_levels && (!opts.concurrency.is_empty() || opts.requests_per_level.is_some()) {
+        return Err(Error::Usage("--concurrency and --requests-per-level apply to concurrency-levels scenarios, and this file has none".into()));
+    }
+    Ok(())
+}
+
+/// `--prometheus` over the scenario's `outputs.prometheus`; linger likewise, then the default.
+fn prometheus_config(
+    scenario: &Scenario,
+    opts: &RunOptions,
+) -> Result<Option<PrometheusConfig>, Error> {
+    let configured = scenario
+        .outputs
+        .as_ref()
+        .and_then(|o| o.prometheus.as_ref());
+    let listen = match (opts.prometheus, configured) {
+        (Some(addr), _) => addr,
+        (None, Some(p)) => p.listen.parse().map_err(|_| {
+            Error::Usage(format!(
+                "outputs.prometheus.listen: {:?} is not an address",
+                p.listen
+            ))
+        })?,
+        (None, None) => return Ok(None),
+    };
+    let linger = opts
+        .prometheus_linger
+        .or(configured.and_then(|p| p.linger.map(|d| d.get())))
+        .unwrap_or(DEFAULT_PROMETHEUS_LINGER);
+    Ok(Some(PrometheusConfig { listen, linger }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn options() -> RunOptions {
+        RunOptions {
+            concurrency: Vec::new(),
+            requests_per_level: None,
+            target_url: None,
+            model: None,
+            output_dir: PathBuf::from("out"),
+            raw: false,
+            precise_timer: false,
+            templates: Templates::default(),
+            prometheus: None,
+            prometheus_linger: None,
+            progress: ProgressMode::Quiet,
+        }
+    }
+
+    fn loaded(extra: &str) -> Loaded {
+        let yaml = format!("name: t\ntarget: {{model: m}}\nprompts: [hi]\nscenarios:\n  sweep: {{executor: concurrency-levels, levels: [1, 2], requests_per_level: 3}}\n{extra}");
+        crate::compile::load_str(&yaml, "t.yaml").unwrap()
+    }
+
+    #[test]
+    fn the_command_line_beats_the_scenario_which_beats_the_environment() {
+        let env = |var: &str| (var == "OLLAMA_HOST").then(|| "10.0.0.9:1".to_string());
+        let from_env = RunConfig::resolve_with(loaded(""), &options(), env).unwrap();
+        assert_eq!(from_env.endpoint, Endpoint::Url("http://10.0.0.9:1".into()));
+        let scenario = loaded("");
+        let mut with_url = scenario.clone();
+        with_url.scenario.target.url = Some("http://scenario:2".into());
+        let from_file = RunConfig::resolve_with(with_url.clone(), &options(), env).unwrap();
+        assert_eq!(
+            from_file.endpoint,
+            Endpoint::Url("http://scenario:2".into())
+        );
+        let mut opts = options();
+        opts.target_url = Some("http://cli:3".into());
+        opts.model = Some("other".into());
+        opts.concurrency = vec![8];
+        let from_cli = RunConfig::resolve_with(with_url, &opts, env).unwrap();
+        assert_eq!(from_cli.endpoint, Endpoint::Url("http://cli:3".into()));
+        assert_eq!(from_cli.scenario().target.model, "other");
+        let Phase::ConcurrencyLevels(p) = &from_cli.scenario().scenarios["sweep"] else {
+            panic!("not a sweep");
+        };
+        assert_eq!((p.levels.clone(), p.requests_per_level), (vec![8], 3));
+    }
+
+    #[test]
+    fn the_simulator_runs_unless_a_url_is_given_on_the_command_line() {
+        let sim = loaded("simulator: {parallel: 2}\n");
+        let config = RunConfig::resolve_with(sim.clone(), &options(), |_| None).unwrap();
+        assert!(matches!(config.endpoint, Endpoint::Simulator(ref s) if s.parallel == 2));
+        let mut opts = options();
+        opts.target_url = Some("http://cli:3".into());
+        let config = RunConfig::resolve_with(sim, &opts, |_| None).unwrap();
+        assert_eq!(config.endpoint, Endpoint::Url("http://cli:3".into()));
+    }
+
+    #[test]
+    fn prometheus_linger_comes_from_the_command_line_then_the_file_then_the_default() {
+        let file = loaded("outputs: {prometheus: {listen: \"127.0.0.1:9464\", linger: 3s}}\n");
+        let config = RunConfig::resolve_with(file.clone(), &options(), |_| None).unwrap();
+        let p = config.prometheus.unwrap();
+        assert_eq!(p.linger, Duration::from_secs(3));
+        let mut opts = options();
+        opts.prometheus_linger = Some(Duration::from_secs(1));
+        let config = RunConfig::resolve_with(file, &opts, |_| None).unwrap();
+        assert_eq!(config.prometheus.unwrap().linger, Duration::from_secs(1));
+        let mut opts = options();
+        opts.prometheus = Some("127.0.0.1:1".parse().unwrap());
+        let config = RunConfig::resolve_with(loaded(""), &opts, |_| None).unwrap();
+        assert_eq!(config.prometheus.unwrap().linger, DEFAULT_PROMETHEUS_LINGER);
+    }
+
+    #[test]
+    fn a_missing_api_key_variable_is_a_usage_error() {
+        let mut openai = loaded("");
+        openai.scenario.target.backend = BackendKind::Openai;
+        openai.scenario.target.api_key_env = Some("KEY_VAR".into());
+        let err = RunConfig::resolve_with(openai.clone(), &options(), |_| None).unwrap_err();
+        assert_eq!(err.exit_code(), crate::error::EXIT_USAGE);
+        assert!(err.to_string().contains("KEY_VAR"));
+        let ok = RunConfig::resolve_with(openai, &options(), |_| Some("k".into())).unwrap();
+        assert_eq!(ok.api_key.as_deref(), Some("k"));
+    }
+}

@@ -1,0 +1,406 @@
+//! One run, as a story in three acts: [`prepare`](Prepared) the plans, the outputs and the
+//! recorder task; [`drive`](Prepared::drive) warm-up and phases through the executors; and
+//! [`finish`] by assembling, saving and rendering the result, then the hook script's `teardown`.
+//!
+//! - [`config`]: command line over scenario over environment, resolved once.
+//! - [`target`]: the URL, the backend and the simulator started for the run.
+//! - [`collector`]: the recorder task, the one owner of every aggregate.
+
+pub mod collector;
+pub mod config;
+pub mod target;
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use tokio::sync::mpsc;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+use crate::compile::Loaded;
+use crate::error::{Error, EXIT_HOOK, EXIT_INTERRUPTED, EXIT_THRESHOLDS_FAILED};
+use crate::executor::open::CapacityReport;
+use crate::executor::{arm_grace, Runner};
+use crate::metrics::{Group, GroupKey, Recorder};
+use crate::output::result::{self, RunFacts, RunResult};
+use crate::plan::{self, PhasePlan, PlanKind};
+use crate::prompts::Picker;
+use crate::report::progress::Progress;
+use crate::report::{self, Templates};
+use collector::{collect, start_live_metrics, Live, ThresholdWatch};
+pub use config::{RunConfig, RunOptions};
+pub use target::Target;
+
+/// How long requests in flight may finish after Ctrl-C before they are cut off.
+pub const INTERRUPT_GRACE: Duration = Duration::from_secs(5);
+
+/// How a command ended when it did not fail.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Status {
+    /// Everything ran.
+    Success,
+    /// Ctrl-C stopped the run; partial results were written.
+    Interrupted,
+    /// A threshold failed; all outputs were written.
+    ThresholdsFailed,
+    /// The hook script's `teardown` failed; all outputs were written.
+    HookFailed,
+}
+
+impl Status {
+    /// The process exit code.
+    pub fn exit_code(self) -> u8 {
+        match self {
+            Status::Success => 0,
+            Status::Interrupted => EXIT_INTERRUPTED,
+            Status::ThresholdsFailed => EXIT_THRESHOLDS_FAILED,
+            Status::HookFailed => EXIT_HOOK,
+        }
+    }
+}
+
+/// What a run produced.
+#[derive(Debug)]
+pub struct RunOutcome {
+    /// The result document.
+    pub result: RunResult,
+    /// Where it was written.
+    pub result_path: PathBuf,
+    /// The per-request log, with `--raw`.
+    pub raw_path: Option<PathBuf>,
+    /// The HTML report (absent when its template failed to render).
+    pub report_path: Option<PathBuf>,
+    /// The hook script's `teardown` failure, if any (the results are saved).
+    pub teardown_error: Option<String>,
+}
+
+impl RunOutcome {
+    /// Interrupted beats failed thresholds, as in k6.
+    pub fn status(&self) -> Status {
+        if self.result.interrupted {
+            Status::Interrupted
+        } else if self.teardown_error.is_some() {
+            Status::HookFailed
+        } else if self.result.thresholds.iter().any(|t| !t.passed) {
+            Status::ThresholdsFailed
+        } else {
+            Status::Success
+        }
+    }
+}
+
+/// Runs a loaded scenario to its end or until `stop` is cancelled, and writes the results.
+pub async fn execute(
+    loaded: Loaded,
+    opts: &RunOptions,
+    stop: CancellationToken,
+) -> Result<RunOutcome, Error> {
+    let config = RunConfig::resolve(loaded, opts)?;
+    let target = Target::connect(&config).await?;
+    execute_on(config, target, stop).await
+}
+
+/// Runs a resolved configuration against `target` (whose backend may be a test double).
+pub async fn execute_on(
+    config: RunConfig,
+    mut target: Target,
+    stop: CancellationToken,
+) -> Result<RunOutcome, Error> {
+    if let Some(hooks) = &config.loaded.hooks {
+        hooks.setup().map_err(Error::Hook)?;
+    }
+    let prepared = Prepared::new(&config, &target, &stop).await?;
+    let driven = prepared.drive(&config).await?;
+    target.disconnect();
+    finish(&config, &target, &stop, driven).await
+}
+
+/// Everything set up before the first request.
+struct Prepared {
+    plans: Vec<PhasePlan>,
+    started_at: String,
+    stem: String,
+    raw_path: Option<PathBuf>,
+    runner: Runner,
+    collector: tokio::task::JoinHandle<(Recorder, Option<String>)>,
+    live: Option<Live>,
+    finished: CancellationToken,
+}
+
+/// What driving the load left for `finish`.
+struct Driven {
+    recorder: Recorder,
+    aborted_by: Option<String>,
+    capacity: Vec<CapacityReport>,
+    duration: Duration,
+    started_at: String,
+    stem: String,
+    raw_path: Option<PathBuf>,
+    live: Option<Live>,
+}
+
+impl Prepared {
+    /// Plans, output names, the raw log, the recorder task and the runner.
+    async fn new(
+        config: &RunConfig,
+        target: &Target,
+        stop: &CancellationToken,
+    ) -> Result<Prepared, Error> {
+        let scenario = config.scenario();
+        let plans: Vec<PhasePlan> = scenario
+            .scenarios
+            .iter()
+            .map(|(name, phase)| plan::build(name, phase))
+            .collect();
+        let started_at = humantime::format_rfc3339_seconds(SystemTime::now()).to_string();
+        let stem = format!(
+            "{}-{}",
+            result::file_stem(&scenario.name),
+            result::compact_timestamp(&started_at)
+        );
+        std::fs::create_dir_all(&config.output_dir).map_err(Error::io(format!(
+            "cannot create {}",
+            config.output_dir.display()
+        )))?;
+        let raw_path = config
+            .raw
+            .then(|| config.output_dir.join(format!("{stem}.requests.jsonl")));
+        let raw_file = match &raw_path {
+            Some(p) => Some(std::io::BufWriter::new(
+                std::fs::File::create(p)
+                    .map_err(Error::io(format!("cannot create {}", p.display())))?,
+            )),
+            None => None,
+        };
+
+        let (events, rx) = mpsc::channel(4096);
+        // Ctrl-C cancels `stop`; a failed abort_on_fail threshold cancels only `run_stop`, so
+        // the two stay distinguishable in the result and the exit code.
+        let run_stop = stop.child_token();
+        let run_start = Instant::now();
+        let watch = ThresholdWatch::new(&config.loaded.thresholds, run_stop.clone(), run_start);
+        let progress = Progress::new(config.progress, expected_totals(&plans));
+        let live = start_live_metrics(
+            config.prometheus,
+            &scenario.target.model,
+            scenario.target.backend.as_str(),
+        )
+        .await?;
+        let collector = tokio::spawn(collect(
+            rx,
+            progress,
+            raw_file,
+            watch,
+            live.as_ref().map(|l| l.metrics.clone()),
+        ));
+        let abort = CancellationToken::new();
+        let finished = CancellationToken::new();
+        // After Ctrl-C, requests in flight get INTERRUPT_GRACE to finish, then they are cut off.
+        arm_grace(
+            run_stop.clone(),
+            abort.clone(),
+            INTERRUPT_GRACE,
+            finished.clone(),
+        );
+        let runner = Runner {
+            backend: target.backend.clone(),
+            prompts: Arc::new(Picker::new(
+                config.loaded.prompt_sets.clone(),
+                scenario.order.unwrap_or_default(),
+                scenario.seed.unwrap_or(1),
+            )),
+            events,
+            run_start,
+            stop: run_stop,
+            abort,
+            precise_timer: config.precise_timer,
+            hooks: config.loaded.hooks.clone(),
+            conversation: scenario.conversation.clone().map(Arc::new),
+        };
+        Ok(Prepared {
+            plans,
+            started_at,
+            stem,
+            raw_path,
+            runner,
+            collector,
+            live,
+            finished,
+        })
+    }
+
+    /// Warm-up, then every phase at once (each from its start time), then the recorder's
+    /// aggregates once the last event is in.
+    async fn drive(self, config: &RunConfig) -> Result<Driven, Error> {
+        let Prepared {
+            plans,
+            started_at,
+            stem,
+            raw_path,
+            runner,
+            collector,
+            live,
+            finished,
+        } = self;
+        let clock = Instant::now();
+        let warmup = config.scenario().warmup.as_ref().map_or(0, |w| w.requests);
+        runner.warmup(warmup).await;
+        // Phase start times count from the end of warm-up, so warm-up never overlaps measurement.
+        let phases = plans.into_iter().map(|p| {
+            let r = runner.clone();
+            async move {
+                let offset = r.run_start.elapsed();
+                let p = PhasePlan {
+                    start_time: p.start_time + offset,
+                    ..p
+                };
+                r.phase(p).await
+            }
+        });
+        let capacity: Vec<_> = futures_util::future::join_all(phases)
+            .await
+            .into_iter()
+            .flatten()
+            .collect();
+        // The last sender goes with the runner, which ends the recorder task's loop.
+        drop(runner);
+        finished.cancel();
+        let (recorder, aborted_by) = collector.await.map_err(|source| Error::Task {
+            what: "recorder",
+            source,
+        })?;
+        Ok(Driven {
+            recorder,
+            aborted_by,
+            capacity,
+            duration: clock.elapsed(),
+            started_at,
+            stem,
+            raw_path,
+            live,
+        })
+    }
+}
+
+/// Assembles and saves the result, lets `/metrics` linger, renders the HTML report, then runs
+/// the hook script's `teardown` once everything is saved, so its failure loses nothing.
+async fn finish(
+    config: &RunConfig,
+    target: &Target,
+    stop: &CancellationToken,
+    driven: Driven,
+) -> Result<RunOutcome, Error> {
+    let result = result::assemble(
+        RunFacts {
+            scenario: config.scenario(),
+            source: &config.loaded.source,
+            content_sha256: &config.loaded.content_sha256,
+            url: target.url.clone(),
+            simulated: target.simulated,
+            started_at: driven.started_at,
+            duration: driven.duration,
+            interrupted: stop.is_cancelled(),
+            aborted_by: driven.aborted_by,
+            capacity: driven.capacity,
+            thresholds: &config.loaded.thresholds,
+        },
+        &driven.recorder,
+    );
+    let result_path =
+        result::save(&result, &config.output_dir, &driven.stem).map_err(Error::io(format!(
+            "cannot write results to {}",
+            config.output_dir.display()
+        )))?;
+    if let Some(live) = driven.live {
+        live.metrics.thresholds(&result.thresholds);
+        live.linger(stop).await;
+    }
+    // The results are saved: a template that fails to render is reported, not fatal.
+    let report_path =
+        match write_html_report(&result, &config.templates, &config.output_dir, &driven.stem) {
+            Ok(path) => Some(path),
+            Err(err) => {
+                eprintln!("warning: no HTML report: {}", crate::error::chain(&err));
+                None
+            }
+        };
+    let teardown_error = match &config.loaded.hooks {
+        Some(hooks) => {
+            let summary =
+                serde_json::to_value(&result.total).map_err(|source| Error::Serialize {
+                    what: "the run summary for teardown",
+                    source,
+                })?;
+            hooks.teardown(&summary).err().map(|e| e.to_string())
+        }
+        None => None,
+    };
+    if let Some(err) = &teardown_error {
+        eprintln!("error: hook script: {err}");
+    }
+    Ok(RunOutcome {
+        result,
+        result_path,
+        raw_path: driven.raw_path,
+        report_path,
+        teardown_error,
+    })
+}
+
+/// Writes `<dir>/report_<stem>.html` and `<dir>/report_latest.html`; returns the first.
+fn write_html_report(
+    result: &RunResult,
+    templates: &Templates,
+    dir: &Path,
+    stem: &str,
+) -> Result<PathBuf, Error> {
+    let html = report::render_html(result, templates).map_err(|source| Error::Template {
+        template: "HTML report",
+        source,
+    })?;
+    let path = dir.join(format!("report_{stem}.html"));
+    std::fs::write(&path, &html).map_err(Error::io(format!("cannot write {}", path.display())))?;
+    std::fs::write(dir.join("report_latest.html"), &html)
+        .map_err(Error::io("cannot write report_latest.html"))?;
+    Ok(path)
+}
+
+/// Requests each level (and each fixed-iteration phase) will send, for the progress bars.
+fn expected_totals(plans: &[PhasePlan]) -> HashMap<GroupKey, u64> {
+    let mut totals = HashMap::new();
+    for p in plans {
+        let scenario: Arc<str> = p.name.as_str().into();
+        match &p.kind {
+            PlanKind::Levels {
+                levels,
+                requests_per_level,
+            } => {
+                for level in levels {
+                    totals.insert(
+                        GroupKey {
+                            scenario: scenario.clone(),
+                            group: Group::Level(*level),
+                        },
+                        *requests_per_level,
+                    );
+                }
+            }
+            PlanKind::ConstantVus {
+                iterations: Some(n),
+                ..
+            } => {
+                totals.insert(
+                    GroupKey {
+                        scenario,
+                        group: Group::All,
+                    },
+                    *n,
+                );
+            }
+            _ => {}
+        }
+    }
+    totals
+}

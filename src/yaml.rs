@@ -1,0 +1,313 @@
+//! YAML text -> JSON value with the position of every value: the first loading stage, shared by
+//! scenarios and prompt sets. A leaf: it knows nothing of what the documents mean.
+//!
+//! YAML is read with yaml-rust2's event parser rather than serde_yaml (archived upstream) so that
+//! every value keeps its line and column: a schema error at `/scenarios/sweep/levels/2` is
+//! reported at the line the user wrote it on.
+
+use std::collections::HashMap;
+use std::fmt;
+
+use serde_json::{Map, Number, Value};
+use yaml_rust2::parser::{Event, Parser};
+use yaml_rust2::scanner::{Marker, TScalarStyle};
+
+/// One thing wrong with a YAML file (a scenario or a prompt set), located for the user.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Problem {
+    /// The file.
+    pub file: String,
+    /// 1-based line.
+    pub line: usize,
+    /// 1-based column.
+    pub col: usize,
+    /// Dotted field path, e.g. `scenarios.sweep.levels[2]`.
+    pub field: String,
+    /// What is wrong.
+    pub message: String,
+}
+
+impl Problem {
+    pub(crate) fn in_file(mut self, file: &str) -> Self {
+        self.file = file.to_string();
+        self
+    }
+}
+
+impl fmt::Display for Problem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}:{}:{}: ", self.file, self.line, self.col)?;
+        if !self.field.is_empty() {
+            write!(f, "{}: ", self.field)?;
+        }
+        f.write_str(&self.message)
+    }
+}
+
+/// JSON pointer `/scenarios/sweep/levels/2` -> `scenarios.sweep.levels[2]`.
+pub fn pointer_to_field(pointer: &str) -> String {
+    let mut out = String::new();
+    for segment in pointer.split('/').skip(1) {
+        let segment = segment.replace("~1", "/").replace("~0", "~");
+        if segment.chars().all(|c| c.is_ascii_digit()) && !segment.is_empty() {
+            out.push_str(&format!("[{segment}]"));
+        } else {
+            if !out.is_empty() {
+                out.push('.');
+            }
+            out.push_str(&segment);
+        }
+    }
+    out
+}
+
+/// A YAML document as JSON, with the position of every value (and of every mapping key).
+#[derive(Debug)]
+pub struct Document {
+    /// The document as JSON.
+    pub value: Value,
+    positions: HashMap<String, (usize, usize)>,
+}
+
+impl Document {
+    /// Line and column (both 1-based) of the value at a JSON pointer, falling back to the nearest
+    /// enclosing value that exists (a missing field is reported where its parent starts).
+    pub fn position(&self, pointer: &str) -> (usize, usize) {
+        let mut pointer = pointer;
+        loop {
+            if let Some(&pos) = self.positions.get(pointer) {
+                return pos;
+            }
+            match pointer.rfind('/') {
+                Some(cut) => pointer = &pointer[..cut],
+                None => return (1, 1),
+            }
+        }
+    }
+
+    /// A problem at a JSON pointer, located where the value (or its nearest parent) is written.
+    pub fn problem(&self, file: &str, pointer: &str, message: String) -> Problem {
+        let (line, col) = self.position(pointer);
+        Problem {
+            file: file.to_string(),
+            line,
+            col,
+            field: pointer_to_field(pointer),
+            message,
+        }
+    }
+}
+
+/// Parses YAML text into a [`Document`]. Scalars are typed by the YAML 1.2 core schema; quoted
+/// scalars are always strings. Duplicate keys are errors: the second would silently win.
+pub fn parse(text: &str) -> Result<Document, Problem> {
+    let mut builder = Builder {
+        parser: Parser::new_from_str(text),
+        positions: HashMap::new(),
+        anchors: HashMap::new(),
+    };
+    builder.document()
+}
+
+struct Builder<'a> {
+    parser: Parser<std::str::Chars<'a>>,
+    positions: HashMap<String, (usize, usize)>,
+    anchors: HashMap<usize, Value>,
+}
+
+fn syntax_problem(marker: Marker, message: String) -> Problem {
+    Problem {
+        file: String::new(),
+        line: marker.line(),
+        col: marker.col() + 1,
+        field: String::new(),
+        message,
+    }
+}
+
+impl Builder<'_> {
+    fn next(&mut self) -> Result<(Event, Marker), Problem> {
+        self.parser.next_token().map_err(|e| {
+            let marker = *e.marker();
+            syntax_problem(marker, format!("YAML syntax: {}", e.info()))
+        })
+    }
+
+    fn document(&mut self) -> Result<Document, Problem> {
+        let mut value = Value::Null;
+        loop {
+            let (event, marker) = self.next()?;
+            match event {
+                Event::StreamStart | Event::DocumentStart => {}
+                Event::StreamEnd => break,
+                Event::DocumentEnd => {
+                    let (next, marker) = self.next()?;
+                    if !matches!(next, Event::StreamEnd) {
+                        return Err(syntax_problem(
+                            marker,
+                            "a scenario file holds one YAML document".into(),
+                        ));
+                    }
+                    break;
+                }
+                other => value = self.node(other, marker, String::new())?,
+            }
+        }
+        Ok(Document {
+            value,
+            positions: std::mem::take(&mut self.positions),
+        })
+    }
+
+    fn node(&mut self, event: Event, marker: Marker, pointer: String) -> Result<Value, Problem> {
+        self.positions
+            .entry(pointer.clone())
+            .or_insert((marker.line(), marker.col() + 1));
+        let (value, anchor) = match event {
+            Event::Scalar(text, style, anchor, _) => (scalar(&text, style), anchor),
+            Event::Alias(id) => {
+                let value = self.anchors.get(&id).cloned().ok_or_else(|| {
+                    syntax_problem(marker, "alias to an unknown anchor".to_string())
+                })?;
+                (value, 0)
+            }
+            Event::SequenceStart(anchor, _) => {
+                let mut items = Vec::new();
+                loop {
+                    let (event, marker) = self.next()?;
+                    if matches!(event, Event::SequenceEnd) {
+                        break;
+                    }
+                    let item_pointer = format!("{pointer}/{}", items.len());
+                    items.push(self.node(event, marker, item_pointer)?);
+                }
+                (Value::Array(items), anchor)
+            }
+            Event::MappingStart(anchor, _) => (Value::Object(self.mapping(&pointer)?), anchor),
+            other => {
+                return Err(syntax_problem(
+                    marker,
+                    format!("unexpected YAML event {other:?}"),
+                ))
+            }
+        };
+        if anchor != 0 {
+            self.anchors.insert(anchor, value.clone());
+        }
+        Ok(value)
+    }
+
+    fn mapping(&mut self, pointer: &str) -> Result<Map<String, Value>, Problem> {
+        let mut map = Map::new();
+        loop {
+            let (event, key_marker) = self.next()?;
+            let key = match event {
+                Event::MappingEnd => return Ok(map),
+                Event::Scalar(text, ..) => text,
+                _ => {
+                    return Err(syntax_problem(
+                        key_marker,
+                        "mapping keys must be plain text".into(),
+                    ))
+                }
+            };
+            let child = format!("{pointer}/{}", escape_pointer(&key));
+            if map.contains_key(&key) {
+                return Err(syntax_problem(key_marker, format!("duplicate key `{key}`")));
+            }
+            // Report problems about a field where its key is written, which is where the user looks.
+            self.positions
+                .insert(child.clone(), (key_marker.line(), key_marker.col() + 1));
+            let (event, marker) = self.next()?;
+            let value = self.node(event, marker, child)?;
+            map.insert(key, value);
+        }
+    }
+}
+
+fn escape_pointer(key: &str) -> String {
+    key.replace('~', "~0").replace('/', "~1")
+}
+
+/// YAML 1.2 core schema resolution of an untagged scalar.
+fn scalar(text: &str, style: TScalarStyle) -> Value {
+    if style != TScalarStyle::Plain {
+        return Value::String(text.to_string());
+    }
+    match text {
+        "" | "~" | "null" | "Null" | "NULL" => return Value::Null,
+        "true" | "True" | "TRUE" => return Value::Bool(true),
+        "false" | "False" | "FALSE" => return Value::Bool(false),
+        _ => {}
+    }
+    let looks_numeric = text
+        .trim_start_matches(['-', '+'])
+        .starts_with(|c: char| c.is_ascii_digit() || c == '.');
+    if looks_numeric {
+        if let Ok(i) = text.parse::<i64>() {
+            return Value::Number(i.into());
+        }
+        if let Ok(u) = text.parse::<u64>() {
+            return Value::Number(u.into());
+        }
+        if let Some(n) = text.parse::<f64>().ok().and_then(Number::from_f64) {
+            return Value::Number(n);
+        }
+    }
+    Value::String(text.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn types_plain_scalars_by_core_schema_and_keeps_quoted_strings() {
+        let doc = parse("a: 5\nb: '5'\nc: true\nd: 1.5\ne: ~\nf: -3\ng: 10s\n").unwrap();
+        assert_eq!(
+            doc.value,
+            json!({"a": 5, "b": "5", "c": true, "d": 1.5, "e": null, "f": -3, "g": "10s"})
+        );
+    }
+
+    #[test]
+    fn records_key_positions_one_based() {
+        let doc = parse("name: x\nscenarios:\n  sweep:\n    levels: [1, 2]\n").unwrap();
+        assert_eq!(doc.position("/name"), (1, 1));
+        assert_eq!(doc.position("/scenarios/sweep/levels"), (4, 5));
+        assert_eq!(doc.position("/scenarios/sweep/levels/1"), (4, 17));
+        // Missing children fall back to their parent.
+        assert_eq!(doc.position("/scenarios/sweep/missing"), (3, 3));
+    }
+
+    #[test]
+    fn rejects_duplicate_keys_with_line() {
+        let err = parse("name: a\nname: b\n").unwrap_err();
+        assert_eq!(err.line, 2);
+        assert!(err.message.contains("duplicate key `name`"));
+    }
+
+    #[test]
+    fn reports_syntax_errors_with_line() {
+        let err = parse("a: [1, 2\nb: 3\n").unwrap_err();
+        assert!(err.message.starts_with("YAML syntax"), "{}", err.message);
+        assert!(err.line >= 1);
+    }
+
+    #[test]
+    fn resolves_aliases() {
+        let doc = parse("base: &b {x: 1}\nother: *b\n").unwrap();
+        assert_eq!(doc.value["other"], json!({"x": 1}));
+    }
+
+    #[test]
+    fn pointer_becomes_dotted_field() {
+        assert_eq!(
+            pointer_to_field("/scenarios/sweep/levels/2"),
+            "scenarios.sweep.levels[2]"
+        );
+        assert_eq!(pointer_to_field(""), "");
+        assert_eq!(pointer_to_field("/a~1b"), "a/b");
+    }
+}
