@@ -60,6 +60,11 @@ pub fn parse(text: &str) -> Result<Duration, DurationError> {
     Duration::try_from_secs_f64(total).map_err(|_| fail("out of range"))
 }
 
+/// A duration in milliseconds, with fractions (results, raw log and hooks show times in ms).
+pub fn millis(d: Duration) -> f64 {
+    d.as_secs_f64() * 1000.0
+}
+
 /// Formats a duration the way [`parse`] reads it back, choosing the largest exact unit.
 pub fn format(d: Duration) -> String {
     let micros = d.as_micros();

@@ -254,7 +254,7 @@ impl Hooks {
         if !self.has("after_response") {
             return Ok(Observed::default());
         }
-        let ms = |d: std::time::Duration| d.as_secs_f64() * 1000.0;
+        let ms = crate::duration::millis;
         let res = json!({
             "text": m.text,
             "thinking": m.thinking,

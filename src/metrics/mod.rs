@@ -6,6 +6,7 @@ pub mod recorder;
 pub mod sample;
 pub mod summary;
 pub mod timeseries;
+pub mod trend;
 
 pub use recorder::Recorder;
 pub use sample::{Event, Group, GroupKey, Outcome, Sample, Verdict};

@@ -8,71 +8,11 @@ use hdrhistogram::Histogram;
 
 use super::sample::{Event, Group, GroupKey, Outcome, Sample};
 use super::timeseries::TimeSeries;
+use super::trend::{Request, Trend, CUSTOM_UNIT, REGISTRY};
 use crate::backend::{ErrorKind, Measurement};
 
 /// Highest recordable value: one hour in microseconds (also ample for token counts and rates).
 const HIGHEST: u64 = 3_600_000_000;
-
-/// Per-request distributions, each an HDR histogram.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-pub enum Trend {
-    /// Time to first token, µs.
-    Ttft,
-    /// Time to first answer token (not reasoning), µs.
-    Ttfa,
-    /// Inter-token latency (every gap between content chunks), µs.
-    Itl,
-    /// Time per output token after the first, µs.
-    Tpot,
-    /// End-to-end latency, µs.
-    E2e,
-    /// Output tokens / e2e of one request, in milli-tokens per second.
-    RequestTokensPerSecond,
-    /// Output tokens of one request.
-    OutputTokens,
-    /// Prompt tokens of one request.
-    PromptTokens,
-    /// Server queue wait (total − load − prefill − decode), µs.
-    QueueWait,
-    /// Server `load_duration`, µs.
-    Load,
-    /// Server `prompt_eval_duration`, µs.
-    Prefill,
-    /// Actual send − intended start (open-model executors), µs.
-    ScheduleLag,
-    /// First token measured from the intended start, µs.
-    TtftFromSchedule,
-    /// End-to-end latency measured from the intended start, µs.
-    E2eFromSchedule,
-}
-
-impl Trend {
-    /// True for trends measured in time (µs inside, ms in results and thresholds).
-    pub fn is_time(self) -> bool {
-        !matches!(
-            self,
-            Trend::OutputTokens | Trend::PromptTokens | Trend::RequestTokensPerSecond
-        )
-    }
-
-    /// Every trend, in report order.
-    pub const ALL: [Trend; 14] = [
-        Trend::Ttft,
-        Trend::Ttfa,
-        Trend::Itl,
-        Trend::Tpot,
-        Trend::E2e,
-        Trend::RequestTokensPerSecond,
-        Trend::OutputTokens,
-        Trend::PromptTokens,
-        Trend::QueueWait,
-        Trend::Load,
-        Trend::Prefill,
-        Trend::ScheduleLag,
-        Trend::TtftFromSchedule,
-        Trend::E2eFromSchedule,
-    ];
-}
 
 /// Aggregates of one group (a level, a stage, a phase or the whole run).
 #[derive(Debug, Clone)]
@@ -109,7 +49,7 @@ pub struct GroupStats {
 impl Default for GroupStats {
     fn default() -> Self {
         Self {
-            trends: Trend::ALL.iter().map(|_| new_histogram()).collect(),
+            trends: Trend::all().map(|_| new_histogram()).collect(),
             ok: 0,
             errors: BTreeMap::new(),
             interrupted: 0,
@@ -131,18 +71,10 @@ fn new_histogram() -> Histogram<u64> {
     Histogram::new_with_bounds(1, HIGHEST, 3).expect("static histogram bounds are valid")
 }
 
-fn micros(d: Duration) -> u64 {
-    u64::try_from(d.as_micros()).unwrap_or(u64::MAX)
-}
-
 impl GroupStats {
     /// The histogram of one trend.
     pub fn trend(&self, trend: Trend) -> &Histogram<u64> {
         &self.trends[trend as usize]
-    }
-
-    fn put(&mut self, trend: Trend, value: u64) {
-        self.trends[trend as usize].saturating_record(value.min(HIGHEST));
     }
 
     /// Failed requests of every kind.
@@ -165,7 +97,7 @@ impl GroupStats {
                 .custom
                 .entry(name.to_string())
                 .or_insert_with(new_histogram);
-            h.saturating_record(((value.max(0.0) * 1000.0).round() as u64).min(HIGHEST));
+            h.saturating_record(CUSTOM_UNIT.recorded(*value).min(HIGHEST));
         }
         for (name, ok) in &sample.checks {
             let entry = self.checks.entry(name.to_string()).or_default();
@@ -184,15 +116,7 @@ impl GroupStats {
                 match &m.error {
                     Some(error) => *self.errors.entry(error.kind).or_default() += 1,
                     None => {
-                        self.record_success(m);
-                        if let Some(intended) = sample.intended {
-                            let lag = sample.started.saturating_sub(intended);
-                            self.put(Trend::ScheduleLag, micros(lag));
-                            if let Some(ttft) = m.ttft {
-                                self.put(Trend::TtftFromSchedule, micros(lag + ttft));
-                            }
-                            self.put(Trend::E2eFromSchedule, micros(lag + m.e2e));
-                        }
+                        self.record_success(m, sample.lag());
                         self.good += u64::from(limits.met_by(sample));
                     }
                 }
@@ -200,45 +124,18 @@ impl GroupStats {
         }
     }
 
-    fn record_success(&mut self, m: &Measurement) {
+    fn record_success(&mut self, m: &Measurement, lag: Option<Duration>) {
         self.ok += 1;
         self.output_tokens += m.output_tokens;
         self.tokens_estimated += u64::from(m.tokens_estimated);
-        self.put(Trend::E2e, micros(m.e2e));
-        self.put(Trend::OutputTokens, m.output_tokens);
-        if let Some(ttfa) = m.ttfa {
-            self.put(Trend::Ttfa, micros(ttfa));
-        }
-        if let Some(ttft) = m.ttft {
-            self.put(Trend::Ttft, micros(ttft));
-            if m.output_tokens > 1 {
-                let decode = m.e2e.saturating_sub(ttft);
-                self.put(Trend::Tpot, micros(decode) / (m.output_tokens - 1));
-            }
-        }
-        for gap in &m.itl {
-            self.put(Trend::Itl, micros(*gap));
-        }
-        if !m.e2e.is_zero() && m.output_tokens > 0 {
-            let rate = m.output_tokens as f64 / m.e2e.as_secs_f64();
-            self.put(
-                Trend::RequestTokensPerSecond,
-                (rate * 1000.0).round() as u64,
-            );
-        }
         if let Some(p) = m.prompt_tokens {
             self.prompt_tokens += p;
-            self.put(Trend::PromptTokens, p);
         }
-        let server = &m.server;
-        if let Some(q) = server.queue_wait() {
-            self.put(Trend::QueueWait, micros(q));
-        }
-        if let Some(load) = server.load {
-            self.put(Trend::Load, micros(load));
-        }
-        if let Some(prefill) = server.prompt_eval {
-            self.put(Trend::Prefill, micros(prefill));
+        let request = Request { m, lag };
+        for (def, histogram) in REGISTRY.iter().zip(&mut self.trends) {
+            def.record(&request, &mut |v| {
+                histogram.saturating_record(v.min(HIGHEST));
+            });
         }
     }
 
@@ -318,31 +215,20 @@ impl Limits {
         let Outcome::Done(m) = &sample.outcome else {
             return false;
         };
-        let ms = |d: Duration| d.as_secs_f64() * 1000.0;
-        let lag = sample.intended.map(|i| sample.started.saturating_sub(i));
+        let request = Request {
+            m,
+            lag: sample.lag(),
+        };
         self.limits.iter().all(
             |Limit {
                  trend,
                  holds,
                  limit,
              }| {
-                let value = match trend {
-                    Trend::Ttft => m.ttft.map(ms),
-                    Trend::Ttfa => m.ttfa.map(ms),
-                    Trend::E2e => Some(ms(m.e2e)),
-                    Trend::Tpot => m
-                        .ttft
-                        .filter(|_| m.output_tokens > 1)
-                        .map(|t| ms(m.e2e.saturating_sub(t)) / (m.output_tokens - 1) as f64),
-                    Trend::OutputTokens => Some(m.output_tokens as f64),
-                    Trend::PromptTokens => m.prompt_tokens.map(|p| p as f64),
-                    Trend::ScheduleLag => lag.map(ms),
-                    Trend::TtftFromSchedule => lag.zip(m.ttft).map(|(l, t)| ms(l + t)),
-                    Trend::E2eFromSchedule => lag.map(|l| ms(l + m.e2e)),
-                    // Pooled or server-side values have no single per-request reading: not a limit.
-                    _ => None,
-                };
-                value.is_none_or(|v| holds(v, *limit))
+                trend
+                    .def()
+                    .limit_value(&request)
+                    .is_none_or(|v| holds(v, *limit))
             },
         )
     }

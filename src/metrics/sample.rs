@@ -76,6 +76,13 @@ pub struct Sample {
     pub custom: Vec<(Arc<str>, f64)>,
 }
 
+impl Sample {
+    /// Actual send − intended start, for open-model arrivals.
+    pub fn lag(&self) -> Option<Duration> {
+        self.intended.map(|i| self.started.saturating_sub(i))
+    }
+}
+
 #[cfg(test)]
 impl Sample {
     /// A request sent at the run's start that ended at `ended` with `outcome`: no schedule,

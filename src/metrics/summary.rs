@@ -7,7 +7,8 @@ use hdrhistogram::Histogram;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use super::recorder::{GroupStats, Trend};
+use super::recorder::GroupStats;
+use super::trend::{Trend, CUSTOM_UNIT};
 use crate::backend::ErrorKind;
 
 /// Distribution statistics of one metric.
@@ -163,8 +164,7 @@ pub fn summarize(g: &GroupStats) -> GroupSummary {
     let requests = g.ok + errors;
     let wall = g.wall_time().as_secs_f64();
     let per_second = |n: u64| if wall > 0.0 { n as f64 / wall } else { 0.0 };
-    let ms = |t: Trend| Stats::from_histogram(g.trend(t), 1000.0);
-    let count = |t: Trend| Stats::from_histogram(g.trend(t), 1.0);
+    let stats = |t: Trend| Stats::from_histogram(g.trend(t), t.unit().scale());
     GroupSummary {
         requests,
         successes: g.ok,
@@ -186,27 +186,26 @@ pub fn summarize(g: &GroupStats) -> GroupSummary {
         prompt_tokens_total: g.prompt_tokens,
         tokens_estimated_requests: g.tokens_estimated,
         reconnected_requests: g.reconnected,
-        ttft_ms: ms(Trend::Ttft),
-        ttfa_ms: ms(Trend::Ttfa),
-        itl_ms: ms(Trend::Itl),
-        tpot_ms: ms(Trend::Tpot),
-        e2e_latency_ms: ms(Trend::E2e),
-        request_tokens_per_second: Stats::from_histogram(
-            g.trend(Trend::RequestTokensPerSecond),
-            1000.0,
-        ),
-        output_tokens: count(Trend::OutputTokens),
-        prompt_tokens: count(Trend::PromptTokens),
-        queue_wait_ms: ms(Trend::QueueWait),
-        load_ms: ms(Trend::Load),
-        prefill_ms: ms(Trend::Prefill),
-        schedule_lag_ms: ms(Trend::ScheduleLag),
-        ttft_from_schedule_ms: ms(Trend::TtftFromSchedule),
-        e2e_from_schedule_ms: ms(Trend::E2eFromSchedule),
+        ttft_ms: stats(Trend::Ttft),
+        ttfa_ms: stats(Trend::Ttfa),
+        itl_ms: stats(Trend::Itl),
+        tpot_ms: stats(Trend::Tpot),
+        e2e_latency_ms: stats(Trend::E2e),
+        request_tokens_per_second: stats(Trend::RequestTokensPerSecond),
+        output_tokens: stats(Trend::OutputTokens),
+        prompt_tokens: stats(Trend::PromptTokens),
+        queue_wait_ms: stats(Trend::QueueWait),
+        load_ms: stats(Trend::Load),
+        prefill_ms: stats(Trend::Prefill),
+        schedule_lag_ms: stats(Trend::ScheduleLag),
+        ttft_from_schedule_ms: stats(Trend::TtftFromSchedule),
+        e2e_from_schedule_ms: stats(Trend::E2eFromSchedule),
         custom: g
             .custom
             .iter()
-            .filter_map(|(name, h)| Some((name.clone(), Stats::from_histogram(h, 1000.0)?)))
+            .filter_map(|(name, h)| {
+                Some((name.clone(), Stats::from_histogram(h, CUSTOM_UNIT.scale())?))
+            })
             .collect(),
         checks: g
             .checks

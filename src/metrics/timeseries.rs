@@ -9,6 +9,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use super::sample::{Outcome, Sample};
+use super::trend::{micros, Unit};
 
 /// The most buckets kept before merging.
 pub const MAX_BUCKETS: usize = 3600;
@@ -49,8 +50,8 @@ impl Bucket {
     fn close(&mut self) {
         if let Some(h) = self.ttft.take() {
             if !h.is_empty() {
-                self.point.ttft_p50_ms = Some(h.value_at_quantile(0.5) as f64 / 1000.0);
-                self.point.ttft_p95_ms = Some(h.value_at_quantile(0.95) as f64 / 1000.0);
+                self.point.ttft_p50_ms = Some(Unit::Millis.shown(h.value_at_quantile(0.5) as f64));
+                self.point.ttft_p95_ms = Some(Unit::Millis.shown(h.value_at_quantile(0.95) as f64));
             }
         }
     }
@@ -159,11 +160,7 @@ impl TimeSeries {
             let h = bucket.ttft.get_or_insert_with(|| {
                 Histogram::new_with_bounds(1, 3_600_000_000, 2).expect("static bounds are valid")
             });
-            h.saturating_record(
-                u64::try_from(ttft.as_micros())
-                    .unwrap_or(u64::MAX)
-                    .min(3_600_000_000),
-            );
+            h.saturating_record(micros(ttft).min(3_600_000_000));
         }
     }
 

@@ -46,9 +46,7 @@ struct RawLine<'a> {
     error: Option<&'a str>,
 }
 
-fn ms(d: std::time::Duration) -> f64 {
-    d.as_secs_f64() * 1000.0
-}
+use crate::duration::millis as ms;
 
 /// Appends one line for `sample` to `out`.
 pub fn write_line(out: &mut impl Write, sample: &Sample) -> std::io::Result<()> {

@@ -12,9 +12,10 @@ use serde::{Deserialize, Serialize};
 use crate::backend::ErrorKind;
 use crate::executor::open::CapacityReport;
 use crate::metrics::knee::{self, Knee, LevelPoint};
-use crate::metrics::recorder::{GroupStats, Recorder, Trend};
+use crate::metrics::recorder::{GroupStats, Recorder};
 use crate::metrics::summary::{summarize_with, GroupSummary};
 use crate::metrics::timeseries::SeriesPoint;
+use crate::metrics::trend::{Trend, Unit};
 use crate::metrics::Group;
 use crate::scenario::Scenario;
 use crate::thresholds::eval::{evaluate_all, ThresholdOutcome};
@@ -126,12 +127,12 @@ pub fn spectrum_of(h: &hdrhistogram::Histogram<u64>) -> Vec<SpectrumPoint> {
         .map(|k| 1.0 - 0.5f64.powi(k))
         .map(|q| SpectrumPoint {
             percentile: q * 100.0,
-            value: h.value_at_quantile(q) as f64 / 1000.0,
+            value: Unit::Millis.shown(h.value_at_quantile(q) as f64),
         })
         .collect();
     points.push(SpectrumPoint {
         percentile: 100.0,
-        value: h.max() as f64 / 1000.0,
+        value: Unit::Millis.shown(h.max() as f64),
     });
     points
 }

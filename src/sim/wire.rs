@@ -133,7 +133,7 @@ impl Frames {
             v["eval_duration"] = json!(nanos(done.eval));
             ndjson(&v)
         };
-        let ms = |d: Duration| d.as_secs_f64() * 1000.0;
+        let ms = crate::duration::millis;
         let openai_end = |finish: Value, include_usage: bool| {
             let mut out = sse(&self.openai_chunk(finish));
             if include_usage {

@@ -1,12 +1,14 @@
 //! Pure evaluation of thresholds against the recorder: select the groups a key's tags name,
 //! merge them, reduce to one number, compare.
 
+use hdrhistogram::Histogram;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use super::parse::{Aggregation, TagKey};
 use super::{Metric, Threshold};
-use crate::metrics::recorder::{GroupStats, Recorder, Trend};
+use crate::metrics::recorder::{GroupStats, Recorder};
+use crate::metrics::trend::{Trend, Unit, CUSTOM_UNIT};
 use crate::metrics::{Group, GroupKey};
 
 /// The outcome of one threshold.
@@ -81,6 +83,21 @@ fn selected(recorder: &Recorder, tags: &[(TagKey, String)]) -> GroupStats {
     merged
 }
 
+/// An aggregation over one histogram, in shown units; `None` for those that need more than a
+/// distribution (rate, value).
+fn distribution(h: &Histogram<u64>, aggregation: Aggregation, unit: Unit) -> Option<f64> {
+    let recorded = match aggregation {
+        Aggregation::Count => return Some(h.len() as f64),
+        Aggregation::Avg => h.mean(),
+        Aggregation::Min => h.min() as f64,
+        Aggregation::Max => h.max() as f64,
+        Aggregation::Med => h.value_at_quantile(0.5) as f64,
+        Aggregation::Percentile(p) => h.value_at_quantile(p / 100.0) as f64,
+        Aggregation::Rate | Aggregation::Value => return None,
+    };
+    Some(unit.shown(recorded))
+}
+
 /// The measured value of `aggregation` over `g`, or `None` when there is no data. `check`
 /// narrows `checks` to one named check, and names the metric of a `Custom` threshold.
 pub fn observe(
@@ -90,16 +107,7 @@ pub fn observe(
     check: Option<&str>,
 ) -> Option<f64> {
     if let (Metric::Custom, Some(name)) = (metric, check) {
-        let h = g.custom.get(name)?;
-        return match aggregation {
-            Aggregation::Count => Some(h.len() as f64),
-            Aggregation::Avg => Some(h.mean() / 1000.0),
-            Aggregation::Min => Some(h.min() as f64 / 1000.0),
-            Aggregation::Max => Some(h.max() as f64 / 1000.0),
-            Aggregation::Med => Some(h.value_at_quantile(0.5) as f64 / 1000.0),
-            Aggregation::Percentile(p) => Some(h.value_at_quantile(p / 100.0) as f64 / 1000.0),
-            Aggregation::Rate | Aggregation::Value => None,
-        };
+        return distribution(g.custom.get(name)?, aggregation, CUSTOM_UNIT);
     }
     if metric == Metric::Checks {
         let (pass, total) = g
@@ -125,21 +133,12 @@ pub fn observe(
             if h.is_empty() {
                 return None;
             }
-            let scale = match trend {
-                Trend::OutputTokens | Trend::PromptTokens => 1.0,
-                _ => 1000.0, // µs -> ms, and milli-tokens/s -> tokens/s
-            };
-            Some(match aggregation {
-                Aggregation::Count if trend == Trend::OutputTokens => g.output_tokens as f64,
-                Aggregation::Rate => per_second(g.output_tokens as f64),
-                Aggregation::Count => h.len() as f64,
-                Aggregation::Avg => h.mean() / scale,
-                Aggregation::Min => h.min() as f64 / scale,
-                Aggregation::Max => h.max() as f64 / scale,
-                Aggregation::Med => h.value_at_quantile(0.5) as f64 / scale,
-                Aggregation::Percentile(p) => h.value_at_quantile(p / 100.0) as f64 / scale,
-                Aggregation::Value => return None,
-            })
+            match aggregation {
+                // Over output tokens, count and rate are totals, not counts of requests.
+                Aggregation::Count if trend == Trend::OutputTokens => Some(g.output_tokens as f64),
+                Aggregation::Rate => Some(per_second(g.output_tokens as f64)),
+                _ => distribution(h, aggregation, trend.unit()),
+            }
         }
         Metric::DroppedIterations if requests + g.dropped > 0 => {
             Some(if aggregation == Aggregation::Rate {

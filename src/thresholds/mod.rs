@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use parse::{parse_expression, parse_metric_key, Aggregation, Expression, MetricKey, TagKey, Unit};
 
-use crate::metrics::recorder::Trend;
+use crate::metrics::trend::{self, Trend, REGISTRY};
 use crate::scenario::{Scenario, ThresholdSpec};
 
 /// What a metric name refers to.
@@ -31,25 +31,8 @@ pub enum Metric {
     Custom,
 }
 
-/// Every metric name thresholds accept.
-pub const METRICS: [(&str, Metric); 19] = [
-    ("ttft", Metric::Trend(Trend::Ttft)),
-    ("ttfa", Metric::Trend(Trend::Ttfa)),
-    ("itl", Metric::Trend(Trend::Itl)),
-    ("tpot", Metric::Trend(Trend::Tpot)),
-    ("e2e_latency", Metric::Trend(Trend::E2e)),
-    ("output_tokens", Metric::Trend(Trend::OutputTokens)),
-    ("prompt_tokens", Metric::Trend(Trend::PromptTokens)),
-    (
-        "request_tokens_per_second",
-        Metric::Trend(Trend::RequestTokensPerSecond),
-    ),
-    ("queue_wait", Metric::Trend(Trend::QueueWait)),
-    ("load", Metric::Trend(Trend::Load)),
-    ("prefill", Metric::Trend(Trend::Prefill)),
-    ("schedule_lag", Metric::Trend(Trend::ScheduleLag)),
-    ("ttft_from_schedule", Metric::Trend(Trend::TtftFromSchedule)),
-    ("e2e_from_schedule", Metric::Trend(Trend::E2eFromSchedule)),
+/// Metric names thresholds accept besides the trends of the registry.
+const OTHER_METRICS: [(&str, Metric); 5] = [
     ("requests", Metric::Requests),
     ("output_tokens_per_second", Metric::OutputTokensPerSecond),
     ("errors", Metric::Errors),
@@ -57,15 +40,23 @@ pub const METRICS: [(&str, Metric); 19] = [
     ("dropped_iterations", Metric::DroppedIterations),
 ];
 
+/// Every metric name thresholds accept: the trends, then the rest.
+pub fn metrics() -> impl Iterator<Item = (&'static str, Metric)> {
+    REGISTRY
+        .iter()
+        .map(|d| (d.name, Metric::Trend(d.trend)))
+        .chain(OTHER_METRICS)
+}
+
 impl Metric {
     /// Looks a name up.
     pub fn by_name(name: &str) -> Option<Metric> {
-        METRICS.iter().find(|(n, _)| *n == name).map(|(_, m)| *m)
+        metrics().find(|(n, _)| *n == name).map(|(_, m)| m)
     }
 
     /// True for metrics measured in time (limits in ms, units allowed).
     pub fn is_time(self) -> bool {
-        matches!(self, Metric::Trend(trend) if trend.is_time())
+        matches!(self, Metric::Trend(trend) if trend.unit() == trend::Unit::Millis)
     }
 
     /// The aggregations that make sense for this metric, as written in messages.
@@ -235,7 +226,7 @@ pub fn compile(
 fn check_key(text: &str, scenario: &Scenario, custom: &[String]) -> Result<MetricKey, String> {
     let key = parse_metric_key(text).map_err(|e| e.to_string())?;
     if Metric::by_name(&key.name).is_none() && !custom.contains(&key.name) {
-        let names: Vec<&str> = METRICS.iter().map(|(n, _)| *n).collect();
+        let names: Vec<&str> = metrics().map(|(n, _)| n).collect();
         return Err(format!(
             "unknown metric {:?}; valid metrics: {}",
             key.name,
@@ -307,7 +298,7 @@ mod tests {
 
     #[test]
     fn every_time_trend_takes_units_and_no_other_metric_does() {
-        for (name, metric) in METRICS {
+        for (name, metric) in metrics() {
             let with_unit = check_expression("p(95)<2s", metric)
                 .or_else(|_| check_expression("count<2s", metric));
             let timed = !matches!(
