@@ -32,7 +32,11 @@ pub async fn run(cli: Cli) -> Result<Status, Error> {
                 scenario::schema::prompt_set_schema_json()
             } else {
                 scenario::schema::scenario_schema_json()
-            };
+            }
+            .map_err(|source| Error::Serialize {
+                what: "the schema",
+                source,
+            })?;
             print(&text)?;
             Ok(Status::Success)
         }

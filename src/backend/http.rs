@@ -190,7 +190,8 @@ pub async fn send<F: StreamFold>(
     body: Value,
     build: impl FnOnce(Vec<u8>) -> reqwest::RequestBuilder,
 ) -> Exchange {
-    let request = build(serde_json::to_vec(&body).unwrap_or_default());
+    // A JSON value always serialises (string keys, finite numbers): `Display` cannot fail.
+    let request = build(body.to_string().into_bytes());
     let sent_at = Instant::now();
     let measurement = match tokio::time::timeout(timeout, exchange::<F>(request, sent_at)).await {
         Ok(m) => m,

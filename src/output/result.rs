@@ -400,7 +400,7 @@ pub fn assemble(facts: RunFacts<'_>, recorder: &Recorder) -> RunResult {
 }
 
 /// The JSON Schema of [`RunResult`] as committed in `schemas/result.schema.json`.
-pub fn result_schema_json() -> String {
+pub fn result_schema_json() -> serde_json::Result<String> {
     crate::scenario::schema::pretty(&schemars::schema_for!(RunResult))
 }
 

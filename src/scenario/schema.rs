@@ -10,21 +10,19 @@ use serde_json::Value;
 use super::Scenario;
 
 /// The scenario schema as pretty JSON, exactly as committed in `schemas/scenario.schema.json`.
-pub fn scenario_schema_json() -> String {
+pub fn scenario_schema_json() -> serde_json::Result<String> {
     let schema = schemars::schema_for!(Scenario);
     pretty(&schema)
 }
 
 /// The prompt-set file schema, as committed in `schemas/prompt-set.schema.json`.
-pub fn prompt_set_schema_json() -> String {
+pub fn prompt_set_schema_json() -> serde_json::Result<String> {
     pretty(&schemars::schema_for!(super::PromptSetFile))
 }
 
 /// Pretty JSON with a trailing newline, the form every committed schema file has.
-pub fn pretty(value: &impl serde::Serialize) -> String {
-    let mut text = serde_json::to_string_pretty(value).unwrap_or_default();
-    text.push('\n');
-    text
+pub fn pretty(schema: &schemars::Schema) -> serde_json::Result<String> {
+    Ok(serde_json::to_string_pretty(schema)? + "\n")
 }
 
 fn validator() -> &'static jsonschema::Validator {

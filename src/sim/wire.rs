@@ -58,15 +58,16 @@ pub struct Frames {
     pub created: u64,
 }
 
+// A JSON value always serialises (string keys, finite numbers): `Display` cannot fail.
 fn ndjson(v: &Value) -> Vec<u8> {
-    let mut bytes = serde_json::to_vec(v).unwrap_or_default();
+    let mut bytes = v.to_string().into_bytes();
     bytes.push(b'\n');
     bytes
 }
 
 fn sse(v: &Value) -> Vec<u8> {
     let mut bytes = b"data: ".to_vec();
-    bytes.extend(serde_json::to_vec(v).unwrap_or_default());
+    bytes.extend(v.to_string().into_bytes());
     bytes.extend_from_slice(b"\n\n");
     bytes
 }
@@ -123,16 +124,7 @@ impl Frames {
     /// The end of a successful answer: Ollama's final line, or OpenAI's finish chunk, usage
     /// chunk (when asked for) and `[DONE]`.
     pub fn end(&self, done: &Done) -> Vec<u8> {
-        let metrics = |mut v: Value| {
-            v["done_reason"] = json!(done.reason);
-            v["total_duration"] = json!(nanos(done.total));
-            v["load_duration"] = json!(nanos(done.load));
-            v["prompt_eval_count"] = json!(done.prompt_tokens);
-            v["prompt_eval_duration"] = json!(nanos(done.prefill));
-            v["eval_count"] = json!(done.tokens);
-            v["eval_duration"] = json!(nanos(done.eval));
-            ndjson(&v)
-        };
+        let metrics = |v: Value| ndjson(&self.ollama_done(v, done));
         let ms = crate::duration::millis;
         let openai_end = |finish: Value, include_usage: bool| {
             let mut out = sse(&self.openai_chunk(finish));
@@ -193,20 +185,30 @@ impl Frames {
         }
     }
 
+    /// Ollama's final line: `v` with the server's counts and durations.
+    fn ollama_done(&self, mut v: Value, done: &Done) -> Value {
+        v["done_reason"] = json!(done.reason);
+        v["total_duration"] = json!(nanos(done.total));
+        v["load_duration"] = json!(nanos(done.load));
+        v["prompt_eval_count"] = json!(done.prompt_tokens);
+        v["prompt_eval_duration"] = json!(nanos(done.prefill));
+        v["eval_count"] = json!(done.tokens);
+        v["eval_duration"] = json!(nanos(done.eval));
+        v
+    }
+
     /// The `stream: false` answer.
     pub fn whole(&self, text: &str, done: &Done) -> Value {
         let usage = json!({"prompt_tokens": done.prompt_tokens, "completion_tokens": done.tokens, "total_tokens": done.prompt_tokens + done.tokens});
         match self.wire {
-            Wire::OllamaChat | Wire::OllamaGenerate => {
-                let line = self.end(done);
-                let mut v: Value = serde_json::from_slice(&line).unwrap_or_default();
-                if self.wire == Wire::OllamaChat {
-                    v["message"]["content"] = json!(text);
-                } else {
-                    v["response"] = json!(text);
-                }
-                v
-            }
+            Wire::OllamaChat => self.ollama_done(
+                json!({"model": self.model, "created_at": self.created_at, "message": {"role": "assistant", "content": text}, "done": true}),
+                done,
+            ),
+            Wire::OllamaGenerate => self.ollama_done(
+                json!({"model": self.model, "created_at": self.created_at, "response": text, "done": true}),
+                done,
+            ),
             Wire::OpenAiChat { .. } => {
                 json!({"id": format!("chatcmpl-sim-{}", self.created_at), "object": "chat.completion", "created": self.created, "model": self.model, "choices": [{"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": done.reason}], "usage": usage})
             }

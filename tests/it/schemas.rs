@@ -18,12 +18,12 @@ fn committed(name: &str) -> String {
 
 #[test]
 fn committed_scenario_schema_is_current() {
-    assert!(committed("scenario.schema.json") == scenario_schema_json(), "schemas/scenario.schema.json is stale: run `cargo run -- schema > schemas/scenario.schema.json`");
+    assert!(committed("scenario.schema.json") == scenario_schema_json().unwrap(), "schemas/scenario.schema.json is stale: run `cargo run -- schema > schemas/scenario.schema.json`");
 }
 
 #[test]
 fn committed_prompt_set_schema_is_current_and_the_library_follows_it() {
-    let schema = llm_bench::scenario::schema::prompt_set_schema_json();
+    let schema = llm_bench::scenario::schema::prompt_set_schema_json().unwrap();
     assert!(committed("prompt-set.schema.json") == schema, "schemas/prompt-set.schema.json is stale: run `cargo run -- schema --prompt-set > schemas/prompt-set.schema.json`");
     let validator = jsonschema::validator_for(&serde_json::from_str(&schema).unwrap()).unwrap();
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("scenarios/prompts");
@@ -47,7 +47,7 @@ fn committed_prompt_set_schema_is_current_and_the_library_follows_it() {
 
 #[test]
 fn committed_result_schema_is_current() {
-    assert!(committed("result.schema.json") == result_schema_json(), "schemas/result.schema.json is stale: run `cargo run -- schema --result > schemas/result.schema.json`");
+    assert!(committed("result.schema.json") == result_schema_json().unwrap(), "schemas/result.schema.json is stale: run `cargo run -- schema --result > schemas/result.schema.json`");
 }
 
 #[tokio::test(start_paused = true)]
