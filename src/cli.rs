@@ -82,7 +82,7 @@ pub struct RunArgs {
     /// Where result files go.
     #[arg(long, value_name = "DIR", default_value = "results")]
     pub output_dir: PathBuf,
-    /// Also write one JSON line per request to <name>-<timestamp>.requests.jsonl.
+    /// Also write one JSON line per request to `<name>-<timestamp>.requests.jsonl`.
     #[arg(long)]
     pub raw: bool,
     /// No progress output.

@@ -5,20 +5,23 @@
 //! double when they want no server at all).
 //!
 //! # Layers
-//! Each module imports only from its own layer or the layers below it; nothing imports upward.
+//! Each module uses only modules listed before it, so nothing imports upward and no circle can
+//! form (`tests/it/architecture.rs` checks this list against the code):
 //!
-//! 1. Leaves: `duration` (the duration format), `yaml` (text -> value with positions).
-//! 2. The scenario format: `scenario` (types, schema, semantic checks, loading stage one).
-//!    The simulator's settings (`sim::SimConfig`) are part of it.
-//! 3. The domain, pure where it can be: `prompts`, `plan`, `backend` (the [`Backend`] seam and
-//!    the stream folds), `metrics` (the trend registry, the recorder, summaries), `thresholds`,
-//!    `hooks`, `sim` (the built-in server).
-//! 4. `compile` (loading stage two: prompt sets, hook script, thresholds, once) and `executor`
-//!    (VUs following a plan).
-//! 5. Outputs: `output` (result document and its saving, raw log, progress, live metrics) and
-//!    `report` (renderers: table, CI outputs, HTML and Markdown).
-//! 6. The run: `run` (config resolved once, target, recorder task, `execute`).
-//! 7. The edge: `cli` (clap types), `commands` (one function per subcommand), `error`.
+//! 1. Leaves: `duration` (the duration format), `yaml` (text -> value with positions, used by
+//!    scenarios and prompt sets alike).
+//! 2. `sim`: the built-in server, whose settings are part of the scenario format.
+//! 3. `scenario`: the file format (types, schema, semantic checks, loading stage one).
+//! 4. The domain, pure where it can be, in this order: `plan` (load plans), `prompts`,
+//!    `backend` (the [`backend::Backend`] seam and the stream folds), `metrics` (the trend
+//!    registry, the recorder, summaries), `thresholds`, `hooks`.
+//! 5. `compile` (loading stage two: prompt sets, hook script and thresholds, once), then
+//!    `executor` (VUs following a plan).
+//! 6. `output` (the result document and its saving, raw log, live `/metrics`), then `report`
+//!    (what a person reads: progress, table, CI outputs, HTML and Markdown).
+//! 7. The edge: `cli` (clap types), `error` (typed errors, exit codes), `run` (a run: config
+//!    resolved once, target, recorder task, `execute`), `commands` (one function per
+//!    subcommand).
 
 pub mod backend;
 mod cli;

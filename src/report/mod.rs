@@ -1,13 +1,13 @@
-//! What a person reads: live [`progress`], the terminal [`table`], the [`ci`] outputs (summary.md, junit.xml) and
+//! What a person reads: live [`progress`], the terminal `table`, the [`ci`] outputs (summary.md, junit.xml) and
 //! the reports: the view model built from a [`RunResult`] (charts rendered to SVG, "how to read
 //! this" notes), and its rendering through tera templates. The templates are embedded; a
 //! directory or a file given by the user overrides them.
 
 pub mod ci;
-pub mod format;
+pub(crate) mod format;
 pub mod progress;
-pub mod svg;
-pub mod table;
+pub(crate) mod svg;
+pub(crate) mod table;
 
 use std::collections::HashMap;
 use std::path::Path;

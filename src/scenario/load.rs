@@ -1,6 +1,6 @@
 //! Loading, stage one: a scenario file -> YAML with positions ([`crate::yaml`]) -> schema check
 //! -> typed [`Scenario`] -> the semantic checks that need nothing but the scenario. Every problem
-//! is kept with its position; the second stage (`crate::compile`) adds what compiling the
+//! is kept with its position; the second stage (`compile.rs`) adds what compiling the
 //! runnable parts finds, then decides. All scenario file I/O lives here.
 
 use std::path::{Path, PathBuf};

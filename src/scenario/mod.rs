@@ -3,9 +3,9 @@
 //! Field doc comments become the JSON Schema's descriptions, which editors show as hover help
 //! through yaml-language-server, so they are written for users, not for maintainers.
 
-pub mod load;
+pub(crate) mod load;
 pub mod schema;
-pub mod validate;
+pub(crate) mod validate;
 
 use std::collections::BTreeMap;
 

@@ -7,7 +7,7 @@
 
 pub mod model;
 mod server;
-pub mod wire;
+pub(crate) mod wire;
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;

@@ -2,6 +2,7 @@
 
 mod common;
 
+mod architecture;
 mod backend_double;
 mod browser;
 mod cli;
