@@ -1,12 +1,13 @@
-//! Measurements -> aggregates. Workers send [`Event`]s; one task owns the [`Recorder`]; the
-//! [`summary`] functions turn it into serializable statistics. Everything here is pure.
+//! Measurements -> aggregates. The [`registry`] declares every trend once; workers send [`Event`]s;
+//! one task owns the [`Recorder`]; the [`summary`] functions turn it into serializable statistics.
+//! Everything here is pure.
 
 pub mod knee;
 pub mod recorder;
+pub mod registry;
 pub mod sample;
 pub mod summary;
 pub mod timeseries;
-pub mod trend;
 
 pub use recorder::Recorder;
 pub use sample::{Event, Group, GroupKey, Outcome, Sample, Verdict};

@@ -6,9 +6,9 @@ use std::time::Duration;
 
 use hdrhistogram::Histogram;
 
+use super::registry::{Request, Trend, CUSTOM_UNIT, REGISTRY};
 use super::sample::{Event, Group, GroupKey, Outcome, Sample};
 use super::timeseries::TimeSeries;
-use super::trend::{Request, Trend, CUSTOM_UNIT, REGISTRY};
 use crate::backend::{ErrorKind, Measurement};
 
 /// Highest recordable value: one hour in microseconds (also ample for token counts and rates).

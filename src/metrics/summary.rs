@@ -8,7 +8,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use super::recorder::GroupStats;
-use super::trend::{Trend, CUSTOM_UNIT};
+use super::registry::{Trend, CUSTOM_UNIT};
 use crate::backend::ErrorKind;
 
 /// Distribution statistics of one metric.

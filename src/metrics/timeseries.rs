@@ -8,8 +8,8 @@ use hdrhistogram::Histogram;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+use super::registry::{micros, Unit};
 use super::sample::{Outcome, Sample};
-use super::trend::{micros, Unit};
 
 /// The most buckets kept before merging.
 pub const MAX_BUCKETS: usize = 3600;

@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 use super::parse::{Aggregation, TagKey};
 use super::{Metric, Threshold};
 use crate::metrics::recorder::{GroupStats, Recorder};
-use crate::metrics::trend::{Trend, Unit, CUSTOM_UNIT};
+use crate::metrics::registry::{Trend, Unit, CUSTOM_UNIT};
 use crate::metrics::{Group, GroupKey};
 
 /// The outcome of one threshold.

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use parse::{parse_expression, parse_metric_key, Aggregation, Expression, MetricKey, TagKey, Unit};
 
-use crate::metrics::trend::{self, Trend, REGISTRY};
+use crate::metrics::registry::{self, Trend, REGISTRY};
 use crate::scenario::{Scenario, ThresholdSpec};
 
 /// What a metric name refers to.
@@ -56,7 +56,7 @@ impl Metric {
 
     /// True for metrics measured in time (limits in ms, units allowed).
     pub fn is_time(self) -> bool {
-        matches!(self, Metric::Trend(trend) if trend.unit() == trend::Unit::Millis)
+        matches!(self, Metric::Trend(trend) if trend.unit() == registry::Unit::Millis)
     }
 
     /// The aggregations that make sense for this metric, as written in messages.

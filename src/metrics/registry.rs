@@ -1,4 +1,4 @@
-//! The trend registry: every per-request distribution is declared once, in [`REGISTRY`], with
+//! The metric registry: every per-request distribution (trend) is declared once, in [`REGISTRY`], with
 //! its name (in thresholds), its unit (how it is recorded and how it is shown) and how one
 //! request's values are read. The recorder, goodput limits, threshold names and scaling, and the
 //! summaries all read this table, so a new metric is a [`Trend`] variant, one entry, and its
