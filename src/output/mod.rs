@@ -2,6 +2,7 @@
 //! raw per-request log and the live Prometheus families. What a person reads (table, progress,
 //! reports) is rendered in `report`.
 
+pub mod files;
 pub mod prometheus;
 pub mod raw;
 pub mod result;

@@ -2,13 +2,13 @@
 //! `schemas/result.schema.json`, which is generated from these types.
 
 use std::collections::BTreeMap;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+use super::files::{self, WriteError};
 use crate::backend::ErrorKind;
 use crate::executor::open::CapacityReport;
 use crate::metrics::knee::{self, Knee, LevelPoint};
@@ -423,28 +423,27 @@ pub fn file_stem(name: &str) -> String {
     }
 }
 
-/// `2026-11-28T08:05:03Z` -> `20261128T080503Z`, for file names.
+/// `2026-11-28T08:05:03.123Z` -> `20261128T080503.123Z`, for file names.
 pub fn compact_timestamp(rfc3339: &str) -> String {
     rfc3339
         .chars()
-        .filter(|c| c.is_ascii_alphanumeric())
+        .filter(|c| c.is_ascii_alphanumeric() || *c == '.')
         .collect()
 }
 
-/// Writes the result as pretty JSON.
-pub fn write_json(result: &RunResult, out: impl Write) -> serde_json::Result<()> {
-    let mut out = std::io::BufWriter::new(out);
-    serde_json::to_writer_pretty(&mut out, result)?;
-    out.write_all(b"\n").map_err(serde_json::Error::io)
+/// The result as pretty JSON with a trailing newline.
+pub fn to_json(result: &RunResult) -> serde_json::Result<Vec<u8>> {
+    let mut bytes = serde_json::to_vec_pretty(result)?;
+    bytes.push(b'\n');
+    Ok(bytes)
 }
 
-/// Writes `<dir>/<stem>-<timestamp>.json` and `<dir>/benchmark_latest.json`; returns the first.
-pub fn save(result: &RunResult, dir: &Path, stem: &str) -> std::io::Result<PathBuf> {
-    std::fs::create_dir_all(dir)?;
-    let path = dir.join(format!("{stem}.json"));
-    write_json(result, std::fs::File::create(&path)?)?;
-    std::fs::copy(&path, dir.join("benchmark_latest.json"))?;
-    Ok(path)
+/// Writes `json` as `<dir>/<stem>.json` (or `<stem>-2.json`, … if taken) and then as
+/// `<dir>/benchmark_latest.json`, each whole or not at all; returns the first and its stem.
+pub fn save(json: &[u8], dir: &Path, stem: &str) -> Result<(PathBuf, String), WriteError> {
+    let (path, stem) = files::create_unique(dir, stem, ".json", json)?;
+    files::replace(&dir.join("benchmark_latest.json"), json)?;
+    Ok((path, stem))
 }
 
 #[cfg(test)]
@@ -456,8 +455,8 @@ mod tests {
         assert_eq!(file_stem("llama3.2:1b sweep"), "llama3.2-1b-sweep");
         assert_eq!(file_stem(""), "run");
         assert_eq!(
-            compact_timestamp("2026-11-28T08:05:03Z"),
-            "20261128T080503Z"
+            compact_timestamp("2026-11-28T08:05:03.012Z"),
+            "20261128T080503.012Z"
         );
     }
 }

@@ -7,6 +7,7 @@ use std::io::Write as _;
 use std::path::{Path, PathBuf};
 
 use super::format::{fmt_ms, format_number};
+use crate::output::files::{self, WriteError};
 use crate::output::result::RunResult;
 
 fn xml_escape(text: &str) -> String {
@@ -68,28 +69,52 @@ pub fn render_junit(result: &RunResult) -> String {
     xml
 }
 
-/// Writes `summary.md` and `junit.xml` into `dir` and appends the summary to `step_summary`
-/// (GitHub's `$GITHUB_STEP_SUMMARY`) when given. Returns the files written.
+/// Why the CI outputs could not be written.
+#[derive(Debug, thiserror::Error)]
+pub enum CiError {
+    /// The Markdown template failed.
+    #[error("cannot render summary.md")]
+    Template(#[source] tera::Error),
+    /// A file could not be written (the previous one is intact).
+    #[error(transparent)]
+    Write(#[from] WriteError),
+    /// `$GITHUB_STEP_SUMMARY` could not be appended to.
+    #[error("cannot append to {}", path.display())]
+    Append {
+        /// The step-summary file.
+        path: PathBuf,
+        /// The OS's error.
+        source: std::io::Error,
+    },
+}
+
+/// Writes `summary.md` and `junit.xml` into `dir`, each whole or not at all, and appends the
+/// summary to `step_summary` (GitHub's `$GITHUB_STEP_SUMMARY`) when given. Returns the files
+/// written.
 pub fn write_outputs(
     result: &RunResult,
     templates: &super::Templates,
     dir: &Path,
     step_summary: Option<&OsStr>,
-) -> std::io::Result<Vec<PathBuf>> {
-    let summary = super::render_markdown(result, templates)
-        .map_err(|e| std::io::Error::other(format!("summary.md template: {e:?}")))?;
+) -> Result<Vec<PathBuf>, CiError> {
+    let summary = super::render_markdown(result, templates).map_err(CiError::Template)?;
     let summary_path = dir.join("summary.md");
-    std::fs::write(&summary_path, &summary)?;
+    files::replace(&summary_path, summary.as_bytes())?;
     let junit_path = dir.join("junit.xml");
-    std::fs::write(&junit_path, render_junit(result))?;
+    files::replace(&junit_path, render_junit(result).as_bytes())?;
     let mut written = vec![summary_path, junit_path];
     if let Some(path) = step_summary.filter(|p| !p.is_empty()) {
-        let mut file = std::fs::OpenOptions::new()
+        let path = PathBuf::from(path);
+        std::fs::OpenOptions::new()
             .create(true)
             .append(true)
-            .open(path)?;
-        writeln!(file, "{summary}")?;
-        written.push(PathBuf::from(path));
+            .open(&path)
+            .and_then(|mut file| writeln!(file, "{summary}"))
+            .map_err(|source| CiError::Append {
+                path: path.clone(),
+                source,
+            })?;
+        written.push(path);
     }
     Ok(written)
 }

@@ -122,6 +122,22 @@ fn open_model_rows(result: &RunResult) -> Vec<Vec<String>> {
     rows
 }
 
+/// The run's title line and its table, as printed at the end of `llm-bench run`.
+pub fn summary(r: &RunResult) -> String {
+    let target = if r.target.simulated {
+        "built-in simulator"
+    } else {
+        r.target.backend.as_str()
+    };
+    format!(
+        "\n{} — {} on {} ({target})\n{}",
+        r.scenario.name,
+        r.target.model,
+        r.target.url,
+        render(r)
+    )
+}
+
 /// The table of every level/stage, each phase's total when it has several groups, and notes on
 /// warm-up, errors and interruption.
 pub fn render(result: &RunResult) -> String {

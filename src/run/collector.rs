@@ -25,6 +25,8 @@ use crate::thresholds::{self, Threshold};
 
 /// How often thresholds are evaluated during the run (k6's interval).
 pub const THRESHOLD_INTERVAL: Duration = Duration::from_secs(2);
+/// How often the raw log is flushed to the file.
+pub const RAW_FLUSH: Duration = Duration::from_secs(1);
 
 /// A running `/metrics` endpoint.
 pub struct Live {
@@ -199,8 +201,17 @@ pub async fn collect(
     let mut aborted_by = None;
     let mut tick =
         tokio::time::interval_at(watch.run_start + THRESHOLD_INTERVAL, THRESHOLD_INTERVAL);
+    let mut flush = tokio::time::interval_at(watch.run_start + RAW_FLUSH, RAW_FLUSH);
     loop {
         let event = tokio::select! {
+            _ = flush.tick(), if raw.is_some() => {
+                // Even a process killed with SIGKILL loses at most this last second of the log.
+                if let Some(Err(err)) = raw.as_mut().map(Write::flush) {
+                    eprintln!("warning: raw log stopped: {err}");
+                    raw = None;
+                }
+                continue;
+            }
             event = rx.recv() => match event {
                 Some(event) => event,
                 None => break,

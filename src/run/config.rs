@@ -43,6 +43,8 @@ pub struct RunOptions {
     pub prometheus_linger: Option<Duration>,
     /// Progress display.
     pub progress: ProgressMode,
+    /// Print the title line and table on stdout before the files are written.
+    pub print_summary: bool,
 }
 
 impl RunOptions {
@@ -64,6 +66,7 @@ impl RunOptions {
             } else {
                 ProgressMode::detect(args.quiet)
             },
+            print_summary: true,
         }
     }
 }
@@ -107,6 +110,8 @@ pub struct RunConfig {
     pub templates: Templates,
     /// Progress display.
     pub progress: ProgressMode,
+    /// Print the title line and table before the files are written.
+    pub print_summary: bool,
 }
 
 impl RunConfig {
@@ -156,6 +161,7 @@ impl RunConfig {
             precise_timer: opts.precise_timer,
             templates: opts.templates.clone(),
             progress: opts.progress,
+            print_summary: opts.print_summary,
         })
     }
 
@@ -231,6 +237,7 @@ mod tests {
             prometheus: None,
             prometheus_linger: None,
             progress: ProgressMode::Quiet,
+            print_summary: false,
         }
     }
 

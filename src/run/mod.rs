@@ -11,7 +11,8 @@ pub mod config;
 pub mod target;
 
 use std::collections::HashMap;
-use std::path::{Path, PathBuf};
+use std::io::Write;
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
@@ -24,11 +25,12 @@ use crate::error::{Error, EXIT_HOOK, EXIT_INTERRUPTED, EXIT_THRESHOLDS_FAILED};
 use crate::executor::open::CapacityReport;
 use crate::executor::{arm_grace, Runner};
 use crate::metrics::{Group, GroupKey, Recorder};
+use crate::output::files;
 use crate::output::result::{self, RunFacts, RunResult};
 use crate::plan::{self, PhasePlan, PlanKind};
 use crate::prompts::Picker;
+use crate::report;
 use crate::report::progress::Progress;
-use crate::report::{self, Templates};
 use collector::{collect, start_live_metrics, Live, ThresholdWatch};
 pub use config::{RunConfig, RunOptions};
 pub use target::Target;
@@ -91,11 +93,53 @@ impl RunOutcome {
     }
 }
 
-/// Runs a loaded scenario to its end or until `stop` is cancelled, and writes the results.
+/// How a run is told to stop from outside (Ctrl-C, SIGTERM, SIGHUP). The first request ends
+/// the sending of new requests and gives those in flight [`INTERRUPT_GRACE`]; `now` cuts the
+/// grace short. Either way the results gathered so far are written.
+#[derive(Debug, Clone, Default)]
+pub struct Stop {
+    requested: CancellationToken,
+    now: CancellationToken,
+}
+
+impl Stop {
+    /// A stop nobody has asked for yet.
+    pub fn new() -> Stop {
+        Stop::default()
+    }
+
+    /// No new requests; those in flight get the grace period.
+    pub fn request(&self) {
+        self.requested.cancel();
+    }
+
+    /// Cut requests in flight off now (a second signal).
+    pub fn now(&self) {
+        self.requested.cancel();
+        self.now.cancel();
+    }
+
+    /// Whether a stop was asked for.
+    pub fn is_requested(&self) -> bool {
+        self.requested.is_cancelled()
+    }
+}
+
+impl From<CancellationToken> for Stop {
+    /// A stop requested by cancelling `token`, with the full grace period.
+    fn from(token: CancellationToken) -> Stop {
+        Stop {
+            requested: token,
+            now: CancellationToken::new(),
+        }
+    }
+}
+
+/// Runs a loaded scenario to its end or until a stop is requested, and writes the results.
 pub async fn execute(
     loaded: Loaded,
     opts: &RunOptions,
-    stop: CancellationToken,
+    stop: impl Into<Stop>,
 ) -> Result<RunOutcome, Error> {
     let config = RunConfig::resolve(loaded, opts)?;
     let target = Target::connect(&config).await?;
@@ -106,8 +150,9 @@ pub async fn execute(
 pub async fn execute_on(
     config: RunConfig,
     mut target: Target,
-    stop: CancellationToken,
+    stop: impl Into<Stop>,
 ) -> Result<RunOutcome, Error> {
+    let stop = stop.into();
     if let Some(hooks) = &config.loaded.hooks {
         hooks.setup().map_err(Error::Hook)?;
     }
@@ -143,42 +188,37 @@ struct Driven {
 
 impl Prepared {
     /// Plans, output names, the raw log, the recorder task and the runner.
-    async fn new(
-        config: &RunConfig,
-        target: &Target,
-        stop: &CancellationToken,
-    ) -> Result<Prepared, Error> {
+    async fn new(config: &RunConfig, target: &Target, stop: &Stop) -> Result<Prepared, Error> {
         let scenario = config.scenario();
         let plans: Vec<PhasePlan> = scenario
             .scenarios
             .iter()
             .map(|(name, phase)| plan::build(name, phase))
             .collect();
-        let started_at = humantime::format_rfc3339_seconds(SystemTime::now()).to_string();
-        let stem = format!(
+        let now = SystemTime::now();
+        let started_at = humantime::format_rfc3339_seconds(now).to_string();
+        // Milliseconds in the name, and a counter when even those collide, keep two runs of one
+        // scenario from ever writing the same files.
+        let mut stem = format!(
             "{}-{}",
             result::file_stem(&scenario.name),
-            result::compact_timestamp(&started_at)
+            result::compact_timestamp(&humantime::format_rfc3339_millis(now).to_string())
         );
-        std::fs::create_dir_all(&config.output_dir).map_err(Error::io(format!(
-            "cannot create {}",
-            config.output_dir.display()
-        )))?;
-        let raw_path = config
-            .raw
-            .then(|| config.output_dir.join(format!("{stem}.requests.jsonl")));
-        let raw_file = match &raw_path {
-            Some(p) => Some(std::io::BufWriter::new(
-                std::fs::File::create(p)
-                    .map_err(Error::io(format!("cannot create {}", p.display())))?,
-            )),
-            None => None,
+        // Found now rather than after the whole run.
+        files::check_writable(&config.output_dir)?;
+        let (raw_path, raw_file) = if config.raw {
+            let (file, taken) = files::open_unique(&config.output_dir, &stem, ".requests.jsonl")?;
+            stem = taken;
+            let path = config.output_dir.join(format!("{stem}.requests.jsonl"));
+            (Some(path), Some(std::io::BufWriter::new(file)))
+        } else {
+            (None, None)
         };
 
         let (events, rx) = mpsc::channel(4096);
         // Ctrl-C cancels `stop`; a failed abort_on_fail threshold cancels only `run_stop`, so
         // the two stay distinguishable in the result and the exit code.
-        let run_stop = stop.child_token();
+        let run_stop = stop.requested.child_token();
         let run_start = Instant::now();
         let watch = ThresholdWatch::new(&config.loaded.thresholds, run_stop.clone(), run_start);
         let progress = Progress::new(config.progress, expected_totals(&plans));
@@ -204,6 +244,14 @@ impl Prepared {
             INTERRUPT_GRACE,
             finished.clone(),
         );
+        // A second signal does not wait for the grace period.
+        let (now, cut_off, done) = (stop.now.clone(), abort.clone(), finished.clone());
+        tokio::spawn(async move {
+            tokio::select! {
+                _ = now.cancelled() => cut_off.cancel(),
+                _ = done.cancelled() => {}
+            }
+        });
         let runner = Runner {
             backend: target.backend.clone(),
             prompts: Arc::new(Picker::new(
@@ -284,12 +332,13 @@ impl Prepared {
     }
 }
 
-/// Assembles and saves the result, lets `/metrics` linger, renders the HTML report, then runs
+/// Assembles the result, prints its table (for the command line), saves it, lets `/metrics`
+/// linger, renders the HTML report, then runs
 /// the hook script's `teardown` once everything is saved, so its failure loses nothing.
 async fn finish(
     config: &RunConfig,
     target: &Target,
-    stop: &CancellationToken,
+    stop: &Stop,
     driven: Driven,
 ) -> Result<RunOutcome, Error> {
     let result = result::assemble(
@@ -301,31 +350,50 @@ async fn finish(
             simulated: target.simulated,
             started_at: driven.started_at,
             duration: driven.duration,
-            interrupted: stop.is_cancelled(),
+            interrupted: stop.is_requested(),
             aborted_by: driven.aborted_by,
             capacity: driven.capacity,
             thresholds: &config.loaded.thresholds,
         },
         &driven.recorder,
     );
-    let result_path =
-        result::save(&result, &config.output_dir, &driven.stem).map_err(Error::io(format!(
-            "cannot write results to {}",
-            config.output_dir.display()
-        )))?;
+    if config.print_summary {
+        // Shown before any file is written, so a failed write still leaves the numbers on screen.
+        // A closed stdout must not change the exit code a CI gate reads: errors are ignored.
+        let mut out = std::io::stdout().lock();
+        let _ = out.write_all(report::table::summary(&result).as_bytes());
+        let _ = out.flush();
+    }
+    let json = result::to_json(&result).map_err(|source| Error::Serialize {
+        what: "the result",
+        source,
+    })?;
+    let (result_path, stem) = result::save(&json, &config.output_dir, &driven.stem)?;
     if let Some(live) = driven.live {
         live.metrics.thresholds(&result.thresholds);
-        live.linger(stop).await;
+        live.linger(&stop.requested).await;
     }
-    // The results are saved: a template that fails to render is reported, not fatal.
-    let report_path =
-        match write_html_report(&result, &config.templates, &config.output_dir, &driven.stem) {
-            Ok(path) => Some(path),
-            Err(err) => {
-                eprintln!("warning: no HTML report: {}", crate::error::chain(&err));
-                None
-            }
-        };
+    // The results are saved: a template that fails to render is reported, not fatal; a report
+    // that cannot be written is an error like any other failed write.
+    let report_path = match report::render_html(&result, &config.templates) {
+        Ok(html) => {
+            let path = config.output_dir.join(format!("report_{stem}.html"));
+            files::replace(&path, html.as_bytes())?;
+            files::replace(
+                &config.output_dir.join("report_latest.html"),
+                html.as_bytes(),
+            )?;
+            Some(path)
+        }
+        Err(source) => {
+            let err = Error::Template {
+                template: "HTML report",
+                source,
+            };
+            eprintln!("warning: no HTML report: {}", crate::error::chain(&err));
+            None
+        }
+    };
     let teardown_error = match &config.loaded.hooks {
         Some(hooks) => {
             let summary =
@@ -347,24 +415,6 @@ async fn finish(
         report_path,
         teardown_error,
     })
-}
-
-/// Writes `<dir>/report_<stem>.html` and `<dir>/report_latest.html`; returns the first.
-fn write_html_report(
-    result: &RunResult,
-    templates: &Templates,
-    dir: &Path,
-    stem: &str,
-) -> Result<PathBuf, Error> {
-    let html = report::render_html(result, templates).map_err(|source| Error::Template {
-        template: "HTML report",
-        source,
-    })?;
-    let path = dir.join(format!("report_{stem}.html"));
-    std::fs::write(&path, &html).map_err(Error::io(format!("cannot write {}", path.display())))?;
-    std::fs::write(dir.join("report_latest.html"), &html)
-        .map_err(Error::io("cannot write report_latest.html"))?;
-    Ok(path)
 }
 
 /// Requests each level (and each fixed-iteration phase) will send, for the progress bars.

@@ -53,6 +53,7 @@ pub fn options(dir: &Path, url: Option<String>) -> RunOptions {
         prometheus: None,
         prometheus_linger: None,
         progress: ProgressMode::Quiet,
+        print_summary: false,
     }
 }
 

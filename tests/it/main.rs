@@ -10,6 +10,7 @@ mod connection_reuse;
 mod hooks_runs;
 mod open_model;
 mod openai_runs;
+mod outputs;
 mod prometheus;
 mod prompt_sets;
 mod real_inference;

@@ -82,7 +82,7 @@ async fn a_missing_key_variable_is_reported_before_sending() {
     let err = llm_bench::execute(
         scenario(yaml),
         &options(dir.path(), Some("http://127.0.0.1:9".into())),
-        Default::default(),
+        llm_bench::Stop::new(),
     )
     .await
     .unwrap_err();

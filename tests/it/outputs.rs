@@ -1,0 +1,214 @@
+//! What the outputs guarantee (issue 12): every file is written whole or not at all and a failed
+//! write is exit 1 with the table already shown; SIGTERM and SIGHUP stop a run like Ctrl-C and a
+//! second signal cuts the grace short; two runs never share file names; the raw log reaches the
+//! disk while the run goes on.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::common::{options, run, scenario};
+
+fn bin() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_llm-bench"))
+}
+
+const SMALL: &str = "name: small\ntarget: {model: m}\nprompts: [hi]\nscenarios:\n  s: {executor: concurrency-levels, levels: [1, 2], requests_per_level: 4}\nsimulator: {parallel: 2, decode_per_token: 1ms, load_time: 0s, output_tokens: {min: 5, max: 5}}\n";
+
+/// Requests of 10,000 tokens at 5 ms each: nothing finishes within a test's lifetime.
+const ENDLESS: &str = "name: endless\ntarget: {model: m}\nprompts: [hi]\nscenarios:\n  s: {executor: concurrency-levels, levels: [2], requests_per_level: 100000}\nsimulator: {parallel: 2, decode_per_token: 5ms, load_time: 0s, output_tokens: {min: 10000, max: 10000}}\n";
+
+/// Requests of 10 tokens: many finish every second.
+const STEADY: &str = "name: steady\ntarget: {model: m}\nprompts: [hi]\nscenarios:\n  s: {executor: concurrency-levels, levels: [2], requests_per_level: 100000}\nsimulator: {parallel: 2, decode_per_token: 5ms, load_time: 0s, output_tokens: {min: 10, max: 10}}\n";
+
+fn json_files(dir: &Path) -> Vec<PathBuf> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    files.sort();
+    files
+}
+
+#[test]
+fn a_write_that_fails_is_exit_1_and_leaves_the_previous_result_intact() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("s.yaml"), SMALL).unwrap();
+    let first = bin()
+        .args(["run", "s.yaml", "-q"])
+        .current_dir(dir.path())
+        .output()
+        .unwrap();
+    assert_eq!(first.status.code(), Some(0));
+    let results = dir.path().join("results");
+    let latest = std::fs::read(results.join("benchmark_latest.json")).unwrap();
+    let before = json_files(&results);
+    // A 16 KiB file-size limit (SIGXFSZ ignored, so writes fail with EFBIG): the result, some
+    // 40 KiB, cannot be written.
+    let second = Command::new("bash")
+        .arg("-c")
+        .arg(format!(
+            "trap '' XFSZ; ulimit -f 16; exec {} run s.yaml -q",
+            env!("CARGO_BIN_EXE_llm-bench")
+        ))
+        .current_dir(dir.path())
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&second.stderr);
+    assert_eq!(second.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("error: cannot write"), "{stderr}");
+    assert!(
+        stderr.contains("File too large"),
+        "the OS's words: {stderr}"
+    );
+    assert!(
+        String::from_utf8_lossy(&second.stdout).contains("e2e p50"),
+        "the table is shown before the files are written"
+    );
+    assert_eq!(
+        std::fs::read(results.join("benchmark_latest.json")).unwrap(),
+        latest,
+        "the previous latest result is intact"
+    );
+    assert_eq!(
+        json_files(&results),
+        before,
+        "no new, partial or temporary file is left"
+    );
+}
+
+#[test]
+fn an_unwritable_output_folder_is_found_before_anything_is_sent() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("s.yaml"), SMALL).unwrap();
+    std::fs::write(dir.path().join("taken"), "a file, not a folder").unwrap();
+    let out = bin()
+        .args(["run", "s.yaml", "-q", "--output-dir", "taken/results"])
+        .current_dir(dir.path())
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("cannot write taken/results"), "{stderr}");
+    assert!(
+        !String::from_utf8_lossy(&out.stdout).contains("e2e p50"),
+        "nothing ran"
+    );
+}
+
+fn start(dir: &Path, yaml: &str) -> Child {
+    std::fs::write(dir.join("s.yaml"), yaml).unwrap();
+    bin()
+        .args(["run", "s.yaml", "--raw", "-q"])
+        .current_dir(dir)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
+/// Waits until the simulator has had `requests` requests in flight for a while (the raw log or
+/// the process says so), at most 30 s.
+fn wait_for_raw_log(dir: &Path, bytes: u64) {
+    let started = Instant::now();
+    while started.elapsed() < Duration::from_secs(30) {
+        let grown = std::fs::read_dir(dir.join("results"))
+            .ok()
+            .into_iter()
+            .flatten()
+            .flatten()
+            .any(|e| {
+                e.path().to_string_lossy().ends_with(".requests.jsonl")
+                    && e.metadata().map(|m| m.len() >= bytes).unwrap_or(false)
+            });
+        if grown {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    panic!("the raw log never reached {bytes} bytes");
+}
+
+fn signal(child: &Child, name: &str) {
+    let status = Command::new("kill")
+        .args([&format!("-{name}"), &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+}
+
+fn latest(dir: &Path) -> serde_json::Value {
+    serde_json::from_slice(&std::fs::read(dir.join("results/benchmark_latest.json")).unwrap())
+        .unwrap()
+}
+
+fn finished(child: Child) -> Output {
+    child.wait_with_output().unwrap()
+}
+
+#[test]
+fn sigterm_stops_the_run_like_ctrl_c_and_the_raw_log_is_on_disk_meanwhile() {
+    let dir = tempfile::tempdir().unwrap();
+    let child = start(dir.path(), STEADY);
+    // The raw log reaches the disk during the run (flushed every second), not only at the end.
+    wait_for_raw_log(dir.path(), 1);
+    signal(&child, "TERM");
+    let out = finished(child);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(105), "{stderr}");
+    assert!(stderr.contains("terminated (SIGTERM)"), "{stderr}");
+    let result = latest(dir.path());
+    assert_eq!(result["interrupted"], true);
+    let requests = result["total"]["requests"].as_u64().unwrap();
+    assert!(requests > 0, "finished requests are kept");
+}
+
+#[test]
+fn a_second_sighup_cuts_the_grace_short_and_the_results_are_still_written() {
+    let dir = tempfile::tempdir().unwrap();
+    let child = start(dir.path(), ENDLESS);
+    // Warm-up and the first requests are in flight once the simulator has answered a little.
+    std::thread::sleep(Duration::from_millis(500));
+    signal(&child, "HUP");
+    std::thread::sleep(Duration::from_millis(100));
+    let cut = Instant::now();
+    signal(&child, "HUP");
+    let out = finished(child);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(105), "{stderr}");
+    assert!(
+        stderr.contains("requests in flight are cut off"),
+        "{stderr}"
+    );
+    // Without the second signal the requests in flight would have had 5 s.
+    assert!(
+        cut.elapsed() < Duration::from_secs(4),
+        "{:?}",
+        cut.elapsed()
+    );
+    let result = latest(dir.path());
+    assert_eq!(result["interrupted"], true);
+    assert_eq!(result["total"]["interrupted"], 2, "{}", result["total"]);
+}
+
+#[tokio::test(start_paused = true)]
+async fn two_runs_at_once_write_separate_files() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut opts = options(dir.path(), None);
+    opts.raw = true;
+    let (a, b) = tokio::join!(run(scenario(SMALL), &opts), run(scenario(SMALL), &opts));
+    assert_ne!(a.result_path, b.result_path);
+    assert_ne!(a.raw_path, b.raw_path);
+    assert_ne!(a.report_path, b.report_path);
+    for out in [&a, &b] {
+        let written: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(&out.result_path).unwrap()).unwrap();
+        assert_eq!(written["total"]["requests"], 8);
+        let raw = std::fs::read_to_string(out.raw_path.as_ref().unwrap()).unwrap();
+        assert_eq!(
+            raw.lines().count(),
+            8,
+            "each run's raw log holds only its own requests"
+        );
+    }
+}
