@@ -122,6 +122,25 @@ fn open_model_rows(result: &RunResult) -> Vec<Vec<String>> {
     rows
 }
 
+/// A warning when the run sent requests and not one succeeded: its latencies are then "no data"
+/// and only throughput and error thresholds can catch it.
+pub fn every_request_failed(result: &RunResult) -> Option<String> {
+    let t = &result.total;
+    (t.requests > 0 && t.successes == 0).then(|| {
+        let kinds: Vec<String> = t
+            .errors_by_kind
+            .iter()
+            .map(|(kind, n)| format!("{kind} {n}"))
+            .collect();
+        format!(
+            "warning: every request failed ({} of {}: {}); no latency was measured",
+            t.errors,
+            t.requests,
+            kinds.join(", ")
+        )
+    })
+}
+
 /// The run's title line and its table, as printed at the end of `llm-bench run`.
 pub fn summary(r: &RunResult) -> String {
     let target = if r.target.simulated {
@@ -313,6 +332,9 @@ pub fn render(result: &RunResult) -> String {
     }
     if result.interrupted {
         let _ = writeln!(out, "the run was interrupted: these results are partial");
+    }
+    if let Some(warning) = every_request_failed(result) {
+        let _ = writeln!(out, "{warning}");
     }
     if let Some(label) = &result.aborted_by_threshold {
         let _ = writeln!(

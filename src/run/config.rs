@@ -12,6 +12,7 @@ use crate::compile::Loaded;
 use crate::error::Error;
 use crate::report::progress::ProgressMode;
 use crate::report::Templates;
+use crate::scenario::validate::check_url;
 use crate::scenario::{BackendKind, Phase, Scenario};
 use crate::sim::SimConfig;
 
@@ -144,6 +145,18 @@ impl RunConfig {
                     .unwrap_or_else(|| openai::DEFAULT_URL.to_string()),
             }),
         };
+        if let Endpoint::Url(url) = &endpoint {
+            check_url(url).map_err(|message| {
+                let given_by = if opts.target_url.is_some() {
+                    "--target-url"
+                } else if scenario.target.url.is_some() {
+                    "target.url"
+                } else {
+                    "OLLAMA_HOST"
+                };
+                Error::Usage(format!("{given_by}: {message}"))
+            })?;
+        }
         let api_key = match (&scenario.target.api_key_env, scenario.target.backend) {
             (Some(var), BackendKind::Openai) => {
                 Some(env(var).ok_or_else(|| Error::MissingKey { var: var.clone() })?)
@@ -297,6 +310,18 @@ mod tests {
         opts.prometheus = Some("127.0.0.1:1".parse().unwrap());
         let config = RunConfig::resolve_with(loaded(""), &opts, |_| None).unwrap();
         assert_eq!(config.prometheus.unwrap().linger, DEFAULT_PROMETHEUS_LINGER);
+    }
+
+    #[test]
+    fn a_url_that_is_not_one_is_a_usage_error_before_anything_is_sent() {
+        let mut opts = options();
+        opts.target_url = Some("not a url".into());
+        let err = RunConfig::resolve_with(loaded(""), &opts, |_| None).unwrap_err();
+        assert_eq!(err.exit_code(), crate::error::EXIT_USAGE);
+        assert!(err.to_string().starts_with("--target-url: "), "{err}");
+        let env = |_: &str| Some("http://[::1".to_string());
+        let err = RunConfig::resolve_with(loaded(""), &options(), env).unwrap_err();
+        assert!(err.to_string().starts_with("OLLAMA_HOST: "), "{err}");
     }
 
     #[test]

@@ -357,6 +357,9 @@ async fn finish(
         },
         &driven.recorder,
     );
+    if let Some(warning) = report::table::every_request_failed(&result) {
+        eprintln!("{warning}");
+    }
     if config.print_summary {
         // Shown before any file is written, so a failed write still leaves the numbers on screen.
         // A closed stdout must not change the exit code a CI gate reads: errors are ignored.

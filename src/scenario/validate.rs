@@ -21,6 +21,26 @@ fn check_open(open: &super::OpenModel, problem: &mut impl FnMut(&str, &str)) {
     }
 }
 
+/// Whether `text` is a URL requests can be sent to: http or https, with a host. Found before
+/// anything is sent, instead of every request failing as `disconnected`.
+pub fn check_url(text: &str) -> Result<(), String> {
+    let hint = if text.contains("${") {
+        " (environment variables are not interpolated in scenario files)"
+    } else {
+        ""
+    };
+    match reqwest::Url::parse(text) {
+        Ok(url) if matches!(url.scheme(), "http" | "https") && url.has_host() => Ok(()),
+        Ok(url) => Err(format!(
+            "{text:?} is not an http:// or https:// URL with a host (scheme {:?}){hint}",
+            url.scheme()
+        )),
+        Err(err) => Err(format!(
+            "{text:?} is not an http:// or https:// URL: {err}{hint}"
+        )),
+    }
+}
+
 /// Every semantic problem of a schema-valid scenario, as (JSON pointer, message).
 pub fn check(scenario: &Scenario) -> Vec<(String, String)> {
     let mut problems = Vec::new();
@@ -28,6 +48,9 @@ pub fn check(scenario: &Scenario) -> Vec<(String, String)> {
         |pointer: String, message: &str| problems.push((pointer, message.to_string()));
     if scenario.name.trim().is_empty() {
         problem("/name".into(), "must not be empty");
+    }
+    if let Some(Err(message)) = scenario.target.url.as_deref().map(check_url) {
+        problem("/target/url".into(), &message);
     }
     if scenario.target.model.trim().is_empty() {
         problem("/target/model".into(), "a model must be set");
@@ -156,4 +179,23 @@ pub fn check(scenario: &Scenario) -> Vec<(String, String)> {
         }
     }
     problems
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_http_urls_with_a_host_are_targets() {
+        assert!(check_url("http://localhost:11434").is_ok());
+        assert!(check_url("https://api.example/v1").is_ok());
+        let err = check_url("${TARGET_URL}").unwrap_err();
+        assert!(err.contains("not interpolated"), "{err}");
+        assert!(check_url("not a url").is_err());
+        assert!(
+            check_url("localhost:11434").is_err(),
+            "a host without a scheme"
+        );
+        assert!(check_url("ftp://host/x").is_err());
+    }
 }

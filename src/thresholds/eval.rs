@@ -130,8 +130,12 @@ pub fn observe(
     match metric {
         Metric::Trend(trend) => {
             let h = g.trend(trend);
+            let total = matches!(aggregation, Aggregation::Rate)
+                || (aggregation == Aggregation::Count && trend == Trend::OutputTokens);
             if h.is_empty() {
-                return None;
+                // Tokens over a run whose every request failed are 0, not "no data": a
+                // throughput gate must not pass on a run that produced nothing.
+                return (total && requests > 0).then_some(0.0);
             }
             match aggregation {
                 // Over output tokens, count and rate are totals, not counts of requests.
@@ -153,7 +157,8 @@ pub fn observe(
         } else {
             requests as f64
         }),
-        Metric::OutputTokensPerSecond => (g.ok > 0).then(|| per_second(g.output_tokens as f64)),
+        // 0 when every request failed: only a trend without samples is "no data".
+        Metric::OutputTokensPerSecond => Some(per_second(g.output_tokens as f64)),
         Metric::Errors => Some(if aggregation == Aggregation::Count {
             g.error_count() as f64
         } else {
@@ -305,6 +310,37 @@ mod tests {
         assert_eq!(obs("output_tokens", "count>1"), 1080.0);
         assert_eq!(obs("output_tokens", "rate>1"), 108.0);
         assert_eq!(obs("output_tokens", "avg>1"), 10.0);
+    }
+
+    #[test]
+    fn a_run_whose_every_request_failed_produced_zero_tokens_not_no_data() {
+        let mut r = Recorder::default();
+        for end_s in 1..=4 {
+            let m = Measurement {
+                e2e: Duration::from_millis(5),
+                error: Some(RequestError::new(ErrorKind::Refused, "x")),
+                ..Measurement::default()
+            };
+            let key = GroupKey {
+                scenario: "sweep".into(),
+                group: Group::Level(1),
+            };
+            let sample = Sample::plain(Some(key), Duration::from_secs(end_s), Outcome::Done(m));
+            r.record(&Event::Finished(Box::new(sample)));
+        }
+        for (key, expr) in [
+            ("output_tokens_per_second", "value>50"),
+            ("output_tokens", "rate>1"),
+            ("output_tokens", "count>1"),
+        ] {
+            let o = evaluate(&threshold(key, expr), &r);
+            assert!(
+                !o.passed && !o.no_data && o.observed == Some(0.0),
+                "{key} {expr}: {o:?}"
+            );
+        }
+        // A latency trend has no sample at all: that is what "no data" means.
+        assert!(evaluate(&threshold("ttft", "p(95)<1"), &r).no_data);
     }
 
     #[test]

@@ -377,3 +377,46 @@ fn an_error_names_its_cause() {
         "the serde cause is printed: {stderr}"
     );
 }
+
+#[test]
+fn a_url_that_is_not_one_is_refused_before_anything_is_sent() {
+    let (_dir, path, stderr) = invalid(
+        "url.yaml",
+        "name: u\ntarget:\n  model: m\n  url: ${TARGET_URL}\nprompts: [hi]\nscenarios:\n  s: {executor: concurrency-levels, levels: [1], requests_per_level: 1}\n",
+    );
+    assert!(
+        stderr.contains(&format!(
+            "{path}:4:3: target.url: \"${{TARGET_URL}}\" is not an http:// or https:// URL"
+        )),
+        "{stderr}"
+    );
+    let out = bin()
+        .args(["run", "--target-url", "not a url", "-q"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--target-url: \"not a url\""));
+}
+
+#[test]
+fn a_run_whose_every_request_failed_cannot_pass_a_throughput_gate() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("down.yaml");
+    // Port 9 (discard) has no listener here: every request is refused.
+    std::fs::write(&file, "name: down\ntarget: {model: m, url: \"http://127.0.0.1:9\"}\nprompts: [hi]\nscenarios:\n  s: {executor: concurrency-levels, levels: [1], requests_per_level: 3}\nthresholds:\n  output_tokens_per_second: [\"value>50\"]\n  ttft: [\"p(95)<2s\"]\n").unwrap();
+    let out = bin()
+        .arg("run")
+        .arg(&file)
+        .arg("-q")
+        .current_dir(dir.path())
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(99), "{stdout}{stderr}");
+    assert!(
+        stderr.contains("warning: every request failed (3 of 3: refused 3)"),
+        "{stderr}"
+    );
+    assert!(stdout.contains("warning: every request failed"), "{stdout}");
+}
