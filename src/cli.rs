@@ -92,6 +92,10 @@ pub struct RunArgs {
     /// summary is appended to $GITHUB_STEP_SUMMARY when that is set.
     #[arg(long)]
     pub ci: bool,
+    /// A threshold without data (no sample ever arrived for it) fails instead of passing as
+    /// in k6.
+    #[arg(long)]
+    pub no_data_fails: bool,
     /// A directory whose report.html.tera / summary.md.tera replace the built-in templates.
     #[arg(long, value_name = "DIR")]
     pub templates_dir: Option<PathBuf>,

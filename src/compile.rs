@@ -11,8 +11,9 @@ use std::sync::Arc;
 use crate::hooks::Hooks;
 use crate::prompts::{self, PromptSet};
 use crate::scenario::load::{check_file, check_str, Checked};
-use crate::scenario::{LoadError, Scenario};
+use crate::scenario::{LoadError, Problem, Scenario};
 use crate::thresholds::{self, Threshold};
+use crate::yaml::Document;
 
 /// A scenario that passed every check, compiled into what a run needs.
 #[derive(Debug, Clone)]
@@ -30,6 +31,15 @@ pub struct Loaded {
     /// The thresholds (and `slo:` sugar), compiled against the scenario and the hook script's
     /// custom metrics.
     pub thresholds: Vec<Threshold>,
+    /// The file's positions, to locate problems found after loading (command-line overrides).
+    document: Arc<Document>,
+}
+
+impl Loaded {
+    /// A problem at a JSON pointer of the scenario file, with its line and column.
+    pub fn problem_at(&self, pointer: &str, message: String) -> Problem {
+        self.document.problem(&self.source, pointer, message)
+    }
 }
 
 /// Loads, checks and compiles the scenario at `path`.
@@ -74,7 +84,8 @@ fn compile(mut checked: Checked) -> Result<Loaded, LoadError> {
             Vec::new()
         } else {
             let custom = hooks.as_ref().map_or(&[][..], |h| h.custom_metrics());
-            thresholds::compile(scenario, custom).unwrap_or_else(|found| {
+            let sets: Vec<&str> = prompt_sets.iter().map(|p| &*p.name).collect();
+            thresholds::compile(scenario, custom, &sets).unwrap_or_else(|found| {
                 problems.extend(found);
                 Vec::new()
             })
@@ -84,7 +95,7 @@ fn compile(mut checked: Checked) -> Result<Loaded, LoadError> {
     }
     let source = checked.source.clone();
     let content_sha256 = checked.content_sha256.clone();
-    let scenario = checked.finish()?;
+    let (scenario, document) = checked.finish()?;
     let (prompt_sets, hooks, thresholds) = parts.unwrap_or_default();
     Ok(Loaded {
         scenario,
@@ -93,5 +104,6 @@ fn compile(mut checked: Checked) -> Result<Loaded, LoadError> {
         prompt_sets,
         hooks,
         thresholds,
+        document: Arc::new(document),
     })
 }

@@ -346,6 +346,8 @@ pub struct RunFacts<'a> {
     pub capacity: Vec<CapacityReport>,
     /// The compiled thresholds, evaluated here on the final aggregates.
     pub thresholds: &'a [Threshold],
+    /// A threshold without data fails (`--no-data-fails`) instead of passing as in k6.
+    pub no_data_fails: bool,
 }
 
 /// The result document of a run from its facts and its aggregates.
@@ -390,7 +392,13 @@ pub fn assemble(facts: RunFacts<'_>, recorder: &Recorder) -> RunResult {
         scenarios,
         total,
         timeseries: recorder.series.points(),
-        thresholds: evaluate_all(facts.thresholds, recorder),
+        thresholds: evaluate_all(facts.thresholds, recorder)
+            .into_iter()
+            .map(|mut t| {
+                t.passed &= !(facts.no_data_fails && t.no_data);
+                t
+            })
+            .collect(),
         aborted_by_threshold: facts.aborted_by,
         capacity: facts.capacity,
         spectrum,

@@ -29,11 +29,17 @@ fn xml_escape(text: &str) -> String {
 /// JUnit XML: one test case per threshold expression; a failure carries measured vs limit.
 pub fn render_junit(result: &RunResult) -> String {
     let failures = result.thresholds.iter().filter(|t| !t.passed).count();
+    // "No data" passes the gate (as in k6) but tested nothing: CI shows it as skipped.
+    let skipped = result
+        .thresholds
+        .iter()
+        .filter(|t| t.passed && t.no_data)
+        .count();
     let tests = result.thresholds.len();
     let suite = xml_escape(&format!("llm-bench thresholds: {}", result.scenario.name));
     let mut xml = String::from("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n");
     let _ = writeln!(xml, "<testsuites name=\"llm-bench\" tests=\"{tests}\" failures=\"{failures}\" errors=\"0\" time=\"{:.3}\">", result.duration_secs);
-    let _ = writeln!(xml, "  <testsuite name=\"{suite}\" tests=\"{tests}\" failures=\"{failures}\" errors=\"0\" skipped=\"0\" time=\"{:.3}\" timestamp=\"{}\">", result.duration_secs, xml_escape(&result.started_at));
+    let _ = writeln!(xml, "  <testsuite name=\"{suite}\" tests=\"{tests}\" failures=\"{failures}\" errors=\"0\" skipped=\"{skipped}\" time=\"{:.3}\" timestamp=\"{}\">", result.duration_secs, xml_escape(&result.started_at));
     for t in &result.thresholds {
         let name = xml_escape(&t.label());
         let measured = match t.observed {
@@ -60,7 +66,7 @@ pub fn render_junit(result: &RunResult) -> String {
         } else if t.no_data {
             let _ = write!(
                 xml,
-                "\n      <system-out>no data: passes, as in k6</system-out>\n    "
+                "\n      <skipped message=\"no data: passes, as in k6 (--no-data-fails makes it fail)\"/>\n    "
             );
         }
         xml.push_str("</testcase>\n");

@@ -15,6 +15,7 @@ use crate::report::Templates;
 use crate::scenario::validate::check_url;
 use crate::scenario::{BackendKind, Phase, Scenario};
 use crate::sim::SimConfig;
+use crate::thresholds;
 
 /// How long `/metrics` stays up after a run when neither the command line nor the scenario says.
 const DEFAULT_PROMETHEUS_LINGER: Duration = Duration::from_secs(15);
@@ -46,6 +47,8 @@ pub struct RunOptions {
     pub progress: ProgressMode,
     /// Print the title line and table on stdout before the files are written.
     pub print_summary: bool,
+    /// A threshold without data fails instead of passing.
+    pub no_data_fails: bool,
 }
 
 impl RunOptions {
@@ -68,6 +71,7 @@ impl RunOptions {
                 ProgressMode::detect(args.quiet)
             },
             print_summary: true,
+            no_data_fails: args.no_data_fails,
         }
     }
 }
@@ -113,6 +117,8 @@ pub struct RunConfig {
     pub progress: ProgressMode,
     /// Print the title line and table before the files are written.
     pub print_summary: bool,
+    /// A threshold without data fails instead of passing.
+    pub no_data_fails: bool,
 }
 
 impl RunConfig {
@@ -130,6 +136,21 @@ impl RunConfig {
     ) -> Result<RunConfig, Error> {
         apply_overrides(&mut loaded.scenario, opts)?;
         let scenario = &loaded.scenario;
+        // Overrides can take away what a tagged threshold watches (`-c 4` and `level:16`).
+        let sets: Vec<&str> = loaded.prompt_sets.iter().map(|p| &*p.name).collect();
+        let mut unreachable = Vec::new();
+        for t in &loaded.thresholds {
+            if let Some(message) = thresholds::unreachable(&t.key, scenario, &sets) {
+                let message = format!("{message} (after command-line overrides)");
+                let problem = loaded.problem_at(&t.pointer(), message);
+                if !unreachable.contains(&problem) {
+                    unreachable.push(problem);
+                }
+            }
+        }
+        if !unreachable.is_empty() {
+            return Err(Error::InvalidScenario(unreachable));
+        }
         let endpoint = match (&scenario.simulator, &opts.target_url) {
             (Some(sim), None) => Endpoint::Simulator(sim.clone()),
             _ => Endpoint::Url(match scenario.target.backend {
@@ -175,6 +196,7 @@ impl RunConfig {
             templates: opts.templates.clone(),
             progress: opts.progress,
             print_summary: opts.print_summary,
+            no_data_fails: opts.no_data_fails,
         })
     }
 
@@ -251,6 +273,7 @@ mod tests {
             prometheus_linger: None,
             progress: ProgressMode::Quiet,
             print_summary: false,
+            no_data_fails: false,
         }
     }
 

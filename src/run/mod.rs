@@ -354,6 +354,7 @@ async fn finish(
             aborted_by: driven.aborted_by,
             capacity: driven.capacity,
             thresholds: &config.loaded.thresholds,
+            no_data_fails: config.no_data_fails,
         },
         &driven.recorder,
     );

@@ -59,10 +59,11 @@ impl Checked {
         }
     }
 
-    /// The scenario when nothing was found wrong, or every problem in file order.
-    pub fn finish(self) -> Result<Scenario, LoadError> {
+    /// The scenario (and its positions, to locate later problems) when nothing was found
+    /// wrong, or every problem in file order.
+    pub fn finish(self) -> Result<(Scenario, Document), LoadError> {
         match self.scenario {
-            Some(scenario) if self.problems.is_empty() => Ok(scenario),
+            Some(scenario) if self.problems.is_empty() => Ok((scenario, self.doc)),
             _ => {
                 let mut problems = self.problems;
                 problems.sort_by_key(|p| (p.line, p.col));

@@ -10,7 +10,7 @@ use std::time::Duration;
 use parse::{parse_expression, parse_metric_key, Aggregation, Expression, MetricKey, TagKey, Unit};
 
 use crate::metrics::registry::{self, Trend, REGISTRY};
-use crate::scenario::{Scenario, ThresholdSpec};
+use crate::scenario::{Phase, Scenario, ThresholdSpec};
 
 /// What a metric name refers to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -107,6 +107,24 @@ pub struct Threshold {
     pub from_slo: Option<&'static str>,
 }
 
+/// Where a threshold key is written in the scenario, as a JSON pointer.
+fn key_pointer(key_text: &str) -> String {
+    format!(
+        "/thresholds/{}",
+        key_text.replace('~', "~0").replace('/', "~1")
+    )
+}
+
+impl Threshold {
+    /// Where it is written in the scenario (its key, or the `slo:` entry it stands for).
+    pub fn pointer(&self) -> String {
+        match self.from_slo {
+            Some(slo) => format!("/{}", slo.replace('.', "/")),
+            None => key_pointer(&self.key_text),
+        }
+    }
+}
+
 /// The per-request limits the thresholds imply, for goodput: every trend threshold with an
 /// upper (`<`, `<=`) or lower (`>`, `>=`) bound, read as a bound on one request's value.
 pub fn request_limits(thresholds: &[Threshold]) -> crate::metrics::recorder::Limits {
@@ -141,14 +159,12 @@ pub fn request_limits(thresholds: &[Threshold]) -> crate::metrics::recorder::Lim
 pub fn compile(
     scenario: &Scenario,
     custom: &[String],
+    prompt_sets: &[&str],
 ) -> Result<Vec<Threshold>, Vec<(String, String)>> {
     let mut out = Vec::new();
     let mut problems = Vec::new();
     for (key_text, specs) in scenario.thresholds.iter().flatten() {
-        let pointer = format!(
-            "/thresholds/{}",
-            key_text.replace('~', "~0").replace('/', "~1")
-        );
+        let pointer = key_pointer(key_text);
         let key = match check_key(key_text, scenario, custom) {
             Ok(key) => key,
             Err(message) => {
@@ -156,6 +172,10 @@ pub fn compile(
                 continue;
             }
         };
+        if let Some(message) = unreachable(&key, scenario, prompt_sets) {
+            problems.push((pointer, message));
+            continue;
+        }
         let metric = Metric::by_name(&key.name).unwrap_or(Metric::Custom);
         for (i, spec) in specs.iter().enumerate() {
             let (text, abort_on_fail, delay) = match spec {
@@ -251,6 +271,76 @@ fn check_key(text: &str, scenario: &Scenario, custom: &[String]) -> Result<Metri
     Ok(key)
 }
 
+/// Why a key's tags can never receive data from `scenario` (with its prompt sets named
+/// `prompt_sets`): a level no concurrency-levels scenario runs, a stage past the last one, a
+/// prompt set that does not exist. Checked at load time and again after command-line overrides
+/// (`-c 4` takes `level:16` away), because a threshold that can only be "no data" passes
+/// silently.
+pub fn unreachable(key: &MetricKey, scenario: &Scenario, prompt_sets: &[&str]) -> Option<String> {
+    let named = key
+        .tags
+        .iter()
+        .find(|(tag, _)| *tag == TagKey::Scenario)
+        .map(|(_, v)| v.as_str());
+    let phases = || {
+        scenario
+            .scenarios
+            .iter()
+            .filter(move |(name, _)| named.is_none_or(|n| n == name.as_str()))
+            .map(|(_, phase)| phase)
+    };
+    let within = named.map_or(String::new(), |n| format!(" of scenario {n:?}"));
+    for (tag, value) in &key.tags {
+        match tag {
+            TagKey::Level => {
+                let levels: Vec<u32> = phases()
+                    .filter_map(|p| match p {
+                        Phase::ConcurrencyLevels(c) => Some(c.levels.iter().copied()),
+                        _ => None,
+                    })
+                    .flatten()
+                    .collect();
+                if !levels.iter().any(|l| l.to_string() == *value) {
+                    let listed: Vec<String> = levels.iter().map(u32::to_string).collect();
+                    return Some(match listed.is_empty() {
+                        true => format!("level:{value} can never have data: no concurrency-levels scenario{within}"),
+                        false => format!("level:{value} can never have data: the levels{within} are {}", listed.join(", ")),
+                    });
+                }
+            }
+            TagKey::Stage => {
+                let stages = phases()
+                    .map(|p| match p {
+                        Phase::RampingVus(r) => r.stages.len(),
+                        Phase::RampingArrivalRate(r) => r.stages.len(),
+                        _ => 0,
+                    })
+                    .max()
+                    .unwrap_or(0);
+                let n: usize = value.parse().unwrap_or(0);
+                if n == 0 || n > stages {
+                    return Some(match stages {
+                        0 => format!(
+                            "stage:{value} can never have data: no ramping scenario{within}"
+                        ),
+                        _ => format!(
+                            "stage:{value} can never have data: stages{within} are 1 to {stages}"
+                        ),
+                    });
+                }
+            }
+            TagKey::PromptSet if !prompt_sets.contains(&value.as_str()) => {
+                return Some(format!(
+                    "prompt_set:{value} can never have data: the prompt sets are {}",
+                    prompt_sets.join(", ")
+                ));
+            }
+            _ => {}
+        }
+    }
+    None
+}
+
 fn check_expression(text: &str, metric: Metric) -> Result<Expression, String> {
     let expression = parse_expression(text).map_err(|e| e.to_string())?;
     if !metric.accepts(expression.aggregation) {
@@ -278,7 +368,7 @@ mod tests {
     use super::*;
 
     fn scenario(thresholds: &str) -> Scenario {
-        let yaml = format!("name: t\ntarget: {{model: m}}\nprompts: [hi]\nscenarios:\n  sweep: {{executor: concurrency-levels, levels: [1], requests_per_level: 1}}\n{thresholds}");
+        let yaml = format!("name: t\ntarget: {{model: m}}\nprompts: [hi]\nscenarios:\n  sweep: {{executor: concurrency-levels, levels: [1, 10], requests_per_level: 1}}\n  ramp: {{executor: ramping-vus, stages: [{{duration: 1s, target: 2}}, {{duration: 1s, target: 0}}]}}\n{thresholds}");
         let doc = crate::yaml::parse(&yaml).unwrap();
         serde_json::from_value(doc.value).unwrap()
     }
@@ -286,7 +376,7 @@ mod tests {
     #[test]
     fn compiles_plain_detailed_and_tagged_thresholds() {
         let s = scenario("thresholds:\n  ttft: [\"p(95)<500ms\", \"med<200\"]\n  \"ttft{level:10}\": [\"p(95)<1s\"]\n  itl:\n    - {threshold: \"p(99)<50ms\", abort_on_fail: true, delay_abort_eval: 30s}\n");
-        let t = compile(&s, &[]).unwrap();
+        let t = compile(&s, &[], &["inline"]).unwrap();
         assert_eq!(t.len(), 4);
         let itl = t.iter().find(|t| t.key_text == "itl").unwrap();
         assert!(itl.abort_on_fail);
@@ -294,6 +384,37 @@ mod tests {
         let tagged = t.iter().find(|t| t.key_text == "ttft{level:10}").unwrap();
         assert_eq!(tagged.key.tags, vec![(TagKey::Level, "10".to_string())]);
         assert_eq!(tagged.expression.limit(), 1000.0);
+    }
+
+    #[test]
+    fn a_tag_value_the_scenario_never_produces_is_a_problem() {
+        let s = scenario("thresholds:\n  \"ttft{level:15}\": [\"p(95)<1\"]\n  \"ttft{scenario:ramp,level:1}\": [\"p(95)<1\"]\n  \"ttft{stage:3}\": [\"p(95)<1\"]\n  \"ttft{prompt_set:rga}\": [\"p(95)<1\"]\n  \"ttft{stage:2}\": [\"p(95)<1\"]\n  \"ttft{prompt_set:rag,level:10}\": [\"p(95)<1\"]\n");
+        let problems = compile(&s, &[], &["inline", "rag"]).unwrap_err();
+        let said = |key: &str| {
+            problems
+                .iter()
+                .find(|(p, _)| p == &format!("/thresholds/{key}"))
+                .map(|(_, m)| m.clone())
+        };
+        assert_eq!(
+            said("ttft{level:15}").unwrap(),
+            "level:15 can never have data: the levels are 1, 10"
+        );
+        assert_eq!(
+            said("ttft{scenario:ramp,level:1}").unwrap(),
+            "level:1 can never have data: no concurrency-levels scenario of scenario \"ramp\""
+        );
+        assert_eq!(
+            said("ttft{stage:3}").unwrap(),
+            "stage:3 can never have data: stages are 1 to 2"
+        );
+        assert_eq!(
+            said("ttft{prompt_set:rga}").unwrap(),
+            "prompt_set:rga can never have data: the prompt sets are inline, rag"
+        );
+        assert_eq!(said("ttft{stage:2}"), None);
+        assert_eq!(said("ttft{prompt_set:rag,level:10}"), None);
+        assert_eq!(problems.len(), 4);
     }
 
     #[test]
@@ -316,7 +437,7 @@ mod tests {
         let s = scenario(
             "slo: {p95_latency_ms: 30000, p99_latency_ms: 60000, min_throughput_tps: 2}\n",
         );
-        let t = compile(&s, &[]).unwrap();
+        let t = compile(&s, &[], &["inline"]).unwrap();
         let shown: Vec<_> = t
             .iter()
             .map(|t| {
@@ -344,7 +465,7 @@ mod tests {
     #[test]
     fn every_mistake_is_reported_where_it_is() {
         let s = scenario("thresholds:\n  ttfb: [\"p(95)<1\"]\n  errors: [\"avg<0.1\", \"rate<1ms\"]\n  \"ttft{lvl:1}\": [\"p(95)<1\"]\n  \"ttft{scenario:nope}\": [\"p(95)<1\"]\n  ttft: [\"p(95)<<1\"]\n");
-        let problems = compile(&s, &[]).unwrap_err();
+        let problems = compile(&s, &[], &["inline"]).unwrap_err();
         let find = |p: &str| {
             problems
                 .iter()
@@ -359,7 +480,7 @@ mod tests {
         assert!(find("/thresholds/errors/1").contains("unit \"ms\" on a metric that is not a time"));
         assert!(find("/thresholds/ttft{lvl:1}").contains("unknown tag \"lvl\""));
         assert!(find("/thresholds/ttft{scenario:nope}")
-            .contains("no scenario named \"nope\"; scenarios: sweep"));
+            .contains("no scenario named \"nope\"; scenarios: ramp, sweep"));
         assert!(find("/thresholds/ttft/0").contains("unknown operator"));
         assert_eq!(problems.len(), 6);
     }

@@ -420,3 +420,24 @@ fn a_run_whose_every_request_failed_cannot_pass_a_throughput_gate() {
     );
     assert!(stdout.contains("warning: every request failed"), "{stdout}");
 }
+
+#[test]
+fn a_threshold_an_override_leaves_without_data_is_a_scenario_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("s.yaml");
+    std::fs::write(&file, "name: s\ntarget: {model: m}\nprompts: [hi]\nscenarios:\n  s: {executor: concurrency-levels, levels: [1, 16], requests_per_level: 2}\nsimulator: {parallel: 4, decode_per_token: 1ms, load_time: 0s}\nthresholds:\n  \"ttft{level:16}\": [\"p(95)<1s\"]\n").unwrap();
+    let out = bin()
+        .arg("run")
+        .arg(&file)
+        .args(["-c", "4", "-q"])
+        .current_dir(dir.path())
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(104), "{stderr}");
+    assert!(
+        stderr.contains(&format!("{}:8:3: thresholds.ttft{{level:16}}: level:16 can never have data: the levels are 4 (after command-line overrides)", file.display())),
+        "{stderr}"
+    );
+    assert!(!dir.path().join("results").exists(), "nothing ran");
+}

@@ -54,6 +54,7 @@ pub fn options(dir: &Path, url: Option<String>) -> RunOptions {
         prometheus_linger: None,
         progress: ProgressMode::Quiet,
         print_summary: false,
+        no_data_fails: false,
     }
 }
 

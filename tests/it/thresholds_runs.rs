@@ -181,8 +181,8 @@ async fn ci_outputs_render_thresholds_and_parse_as_junit() {
     use quick_xml::events::Event;
     let xml = std::fs::read_to_string(dir.path().join("junit.xml")).unwrap();
     let mut reader = quick_xml::Reader::from_str(&xml);
-    let (mut cases, mut failures, mut failure_message, mut suites) =
-        (Vec::new(), 0, String::new(), 0);
+    let (mut cases, mut failures, mut failure_message, mut suites, mut skipped) =
+        (Vec::new(), 0, String::new(), 0, 0);
     loop {
         match reader.read_event().expect("well-formed XML") {
             Event::Start(e) | Event::Empty(e) => {
@@ -194,8 +194,12 @@ async fn ci_outputs_render_thresholds_and_parse_as_junit() {
                 };
                 match e.name().as_ref() {
                     b"testsuites" => assert_eq!(attr(b"failures").as_deref(), Some("1")),
-                    b"testsuite" => suites += 1,
+                    b"testsuite" => {
+                        suites += 1;
+                        assert_eq!(attr(b"skipped").as_deref(), Some("1"));
+                    }
                     b"testcase" => cases.push(attr(b"name").unwrap()),
+                    b"skipped" => skipped += 1,
                     b"failure" => {
                         failures += 1;
                         failure_message = attr(b"message").unwrap();
@@ -217,9 +221,32 @@ async fn ci_outputs_render_thresholds_and_parse_as_junit() {
         ]
     );
     assert_eq!(failures, 1);
+    assert_eq!(
+        skipped, 1,
+        "the no-data threshold is a skipped test case, not a pass"
+    );
     assert!(
         failure_message.starts_with("ttft p(95)<100ms: measured ")
             && failure_message.ends_with("limit < 100ms"),
         "{failure_message}"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn no_data_fails_when_asked_to() {
+    let sim = start_sim(one_slot()).await;
+    let dir = tempfile::tempdir().unwrap();
+    let yaml = sweep("thresholds:\n  checks: [\"rate>0.9\"]\n  e2e_latency: [\"p(99)<50s\"]\n");
+    let mut opts = options(dir.path(), Some(sim.url()));
+    let passes = run(scenario(&yaml), &opts).await;
+    assert_eq!(passes.status(), Status::Success, "no data passes, as in k6");
+    opts.no_data_fails = true;
+    let fails = run(scenario(&yaml), &opts).await;
+    assert_eq!(fails.status(), Status::ThresholdsFailed);
+    let checks = &fails.result.thresholds[0];
+    assert!(checks.no_data && !checks.passed, "{checks:?}");
+    assert!(
+        fails.result.thresholds[1].passed,
+        "thresholds with data are unaffected"
     );
 }
