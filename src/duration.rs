@@ -13,6 +13,10 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 /// The regular expression the JSON Schema uses; [`parse`] accepts exactly this language.
 pub const PATTERN: &str = r"^([0-9]+(\.[0-9]+)?(us|ms|s|m|h))+$";
 
+/// The longest duration accepted anywhere: a year of soak test. Bounding every duration keeps the
+/// time arithmetic of plans and executors (start times plus stages) far from overflowing.
+pub const MAX: Duration = Duration::from_secs(366 * 24 * 3600);
+
 /// A parse failure, phrased for a scenario error message.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("invalid duration {input:?}: {reason} (examples: 500ms, 30s, 2m, 1m30s)")]
@@ -56,6 +60,11 @@ pub fn parse(text: &str) -> Result<Duration, DurationError> {
         };
         rest = &rest[unit_len..];
         total += number * seconds_per_unit;
+    }
+    if total > MAX.as_secs_f64() {
+        return Err(fail(
+            "longer than the longest run this tool plans for, 8784h (366 days)",
+        ));
     }
     Duration::try_from_secs_f64(total).map_err(|_| fail("out of range"))
 }
@@ -157,6 +166,14 @@ mod tests {
             let err = parse(bad).expect_err(bad);
             assert!(err.to_string().contains("invalid duration"), "{bad}: {err}");
         }
+    }
+
+    #[test]
+    fn durations_past_a_year_are_refused() {
+        assert_eq!(parse("8784h"), Ok(MAX));
+        let err = parse("4000000000000000h").unwrap_err();
+        assert!(err.to_string().contains("longer than"), "{err}");
+        assert!(parse("8784h1s").is_err());
     }
 
     #[test]

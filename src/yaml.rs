@@ -105,14 +105,31 @@ pub fn parse(text: &str) -> Result<Document, Problem> {
         parser: Parser::new_from_str(text),
         positions: HashMap::new(),
         anchors: HashMap::new(),
+        expanded: 0,
     };
     builder.document()
 }
 
+/// Values that aliases may copy into one document. Aliases are expanded by copying, so a few
+/// hundred bytes of nested aliases (a "billion laughs") would otherwise allocate gigabytes.
+pub const ALIAS_BUDGET: usize = 10_000;
+
 struct Builder<'a> {
     parser: Parser<std::str::Chars<'a>>,
     positions: HashMap<String, (usize, usize)>,
-    anchors: HashMap<usize, Value>,
+    /// Each anchored value with its size in values.
+    anchors: HashMap<usize, (Value, usize)>,
+    /// Values copied by aliases so far.
+    expanded: usize,
+}
+
+/// How many values `v` holds, itself included.
+fn size(v: &Value) -> usize {
+    1 + match v {
+        Value::Array(items) => items.iter().map(size).sum(),
+        Value::Object(map) => map.values().map(size).sum(),
+        _ => 0,
+    }
 }
 
 fn syntax_problem(marker: Marker, message: String) -> Problem {
@@ -166,10 +183,17 @@ impl Builder<'_> {
         let (value, anchor) = match event {
             Event::Scalar(text, style, anchor, _) => (scalar(&text, style), anchor),
             Event::Alias(id) => {
-                let value = self.anchors.get(&id).cloned().ok_or_else(|| {
+                let (value, values) = self.anchors.get(&id).ok_or_else(|| {
                     syntax_problem(marker, "alias to an unknown anchor".to_string())
                 })?;
-                (value, 0)
+                self.expanded += values;
+                if self.expanded > ALIAS_BUDGET {
+                    return Err(syntax_problem(
+                        marker,
+                        format!("aliases expand to more than {ALIAS_BUDGET} values; write the values out or use fewer nested aliases"),
+                    ));
+                }
+                (value.clone(), 0)
             }
             Event::SequenceStart(anchor, _) => {
                 let mut items = Vec::new();
@@ -192,7 +216,7 @@ impl Builder<'_> {
             }
         };
         if anchor != 0 {
-            self.anchors.insert(anchor, value.clone());
+            self.anchors.insert(anchor, (value.clone(), size(&value)));
         }
         Ok(value)
     }
@@ -293,6 +317,31 @@ mod tests {
         let err = parse("a: [1, 2\nb: 3\n").unwrap_err();
         assert!(err.message.starts_with("YAML syntax"), "{}", err.message);
         assert!(err.line >= 1);
+    }
+
+    #[test]
+    fn an_alias_bomb_stops_at_the_budget_with_its_line() {
+        // Nine levels of ten aliases each: 10^9 values if expanded.
+        let mut text = String::from("a0: &a0 [x, x, x, x, x, x, x, x, x, x]\n");
+        for i in 1..10 {
+            let p = i - 1;
+            text.push_str(&format!(
+                "a{i}: &a{i} [*a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}]\n"
+            ));
+        }
+        let err = parse(&text).unwrap_err();
+        assert!(
+            err.message
+                .contains("aliases expand to more than 10000 values"),
+            "{err}"
+        );
+        assert!(
+            (3..=5).contains(&err.line),
+            "the alias that crossed the budget: {err}"
+        );
+        // Ordinary reuse stays well inside it.
+        let doc = parse("base: &b {x: 1, y: [1, 2, 3]}\none: *b\ntwo: *b\n").unwrap();
+        assert_eq!(doc.value["two"]["y"][2], 3);
     }
 
     #[test]

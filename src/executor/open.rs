@@ -53,7 +53,7 @@ async fn run_schedule(
     let offset = phase_start.saturating_duration_since(runner.run_start);
     let end = phase_start + schedule.duration();
     let vus = Arc::new(Semaphore::new(max_vus as usize));
-    let ids = VuIds::new(max_vus);
+    let ids = VuIds::new();
     let soft = runner.stop.child_token();
     let hard = runner.abort.child_token();
     let done = CancellationToken::new();
@@ -121,25 +121,37 @@ async fn run_schedule(
 /// VU numbers 1..=max_vus for the arrivals in flight, as k6 numbers the VUs of its open-model
 /// executors: an arrival takes the number given back last (1, 2, ... at first), so hooks can
 /// tell VUs apart (`ctx.vu`) and no two requests in flight share one.
+/// Numbers are handed out lazily: memory follows the VUs in flight, not `max_vus`.
 #[derive(Clone)]
-struct VuIds(Arc<std::sync::Mutex<Vec<u32>>>);
+struct VuIds(Arc<std::sync::Mutex<Numbers>>);
+
+#[derive(Default)]
+struct Numbers {
+    /// Numbers given back, the last one on top.
+    free: Vec<u32>,
+    /// Numbers handed out so far (the next new one is this plus 1).
+    issued: u32,
+}
 
 impl VuIds {
-    fn new(max_vus: u32) -> Self {
-        Self(Arc::new(std::sync::Mutex::new(
-            (1..=max_vus).rev().collect(),
-        )))
+    fn new() -> Self {
+        Self(Arc::new(std::sync::Mutex::new(Numbers::default())))
     }
 
     fn take(&self) -> u32 {
-        self.free().pop().unwrap_or(0)
+        let mut numbers = self.numbers();
+        numbers.free.pop().unwrap_or_else(|| {
+            // The semaphore admits at most max_vus at once, so this stays within 1..=max_vus.
+            numbers.issued += 1;
+            numbers.issued
+        })
     }
 
     fn give_back(&self, vu: u32) {
-        self.free().push(vu);
+        self.numbers().free.push(vu);
     }
 
-    fn free(&self) -> std::sync::MutexGuard<'_, Vec<u32>> {
+    fn numbers(&self) -> std::sync::MutexGuard<'_, Numbers> {
         // A panic while holding the lock cannot leave the list half-changed (push and pop only).
         self.0
             .lock()
@@ -336,7 +348,7 @@ mod tests {
 
     #[test]
     fn vu_numbers_are_reused_last_given_back_first() {
-        let ids = VuIds::new(3);
+        let ids = VuIds::new();
         assert_eq!([ids.take(), ids.take(), ids.take()], [1, 2, 3]);
         ids.give_back(2);
         ids.give_back(1);

@@ -104,12 +104,19 @@ pub fn check_str(text: &str, source: &str) -> Result<Checked, LoadError> {
         remove(&mut value, pointer);
     }
     let mut typed = serde_path_to_error::deserialize::<_, Scenario>(&value);
+    let schema_removed = removed.clone();
+    let mut problems = problems;
     // A removal can leave a required field missing: remove its owner too, until the rest types.
+    // A typing error elsewhere (a duration the schema's pattern admits but the parser refuses)
+    // is a problem of its own, reported before its node is removed.
     while let Err(err) = &typed {
         if removed.is_empty() {
             break;
         }
         let at = path_to_pointer(err.path());
+        if !schema_removed.iter().any(|r| related(&at, r)) {
+            problems.push(doc.problem(source, &at, err.inner().to_string()));
+        }
         let pointer = removal_points(&value, std::iter::once(at.as_str())).remove(0);
         if pointer.is_empty() || removed.contains(&pointer) {
             break;

@@ -17,6 +17,10 @@ use crate::duration::HumanDuration;
 use crate::sim::SimConfig;
 
 pub use load::LoadError;
+
+/// The most virtual users (requests in flight) any setting may ask for: far beyond what one
+/// load generator holds open, and small enough that bookkeeping per VU stays cheap.
+pub const MAX_VUS: u32 = 100_000;
 pub use validate::Problem;
 
 /// A benchmark scenario: what to call, with which prompts, under which load.
@@ -457,7 +461,7 @@ impl Phase {
 #[serde(deny_unknown_fields)]
 pub struct ConcurrencyLevels {
     /// Concurrency levels, run in order, e.g. [1, 5, 10, 20].
-    #[schemars(length(min = 1), inner(range(min = 1)))]
+    #[schemars(length(min = 1), inner(range(min = 1, max = MAX_VUS)))]
     pub levels: Vec<u32>,
     /// Requests completed at each level.
     #[schemars(range(min = 1))]
@@ -472,7 +476,7 @@ pub struct ConcurrencyLevels {
 #[serde(deny_unknown_fields)]
 pub struct ConstantVus {
     /// Number of virtual users, each with one request in flight.
-    #[schemars(range(min = 1))]
+    #[schemars(range(min = 1, max = MAX_VUS))]
     pub vus: u32,
     /// How long to keep sending. Give `duration` or `iterations`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -495,6 +499,7 @@ pub struct ConstantVus {
 pub struct RampingVus {
     /// VUs at the start. Default 1, as in k6.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(max = MAX_VUS))]
     pub start_vus: Option<u32>,
     /// The VU count moves linearly to each stage's target over its duration.
     #[schemars(length(min = 1))]
@@ -518,6 +523,7 @@ pub struct Stage {
     /// How long the stage lasts.
     pub duration: HumanDuration,
     /// VUs at the end of the stage.
+    #[schemars(range(max = MAX_VUS))]
     pub target: u32,
 }
 
@@ -555,10 +561,11 @@ pub struct OpenModel {
     pub time_unit: Option<HumanDuration>,
     /// VUs ready at the start. Default: max_vus, or 100.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(max = MAX_VUS))]
     pub pre_allocated_vus: Option<u32>,
     /// Most requests in flight at once. Default: pre_allocated_vus, or 100.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(range(min = 1))]
+    #[schemars(range(min = 1, max = MAX_VUS))]
     pub max_vus: Option<u32>,
     /// Spacing of arrivals. Default uniform.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -662,7 +669,7 @@ pub struct CapacitySearch {
     pub time_unit: Option<HumanDuration>,
     /// Rate mode: most requests in flight. Default 1000.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(range(min = 1))]
+    #[schemars(range(min = 1, max = MAX_VUS))]
     pub max_vus: Option<u32>,
     /// Rate mode: spacing of arrivals. Default poisson.
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -441,3 +441,42 @@ fn a_threshold_an_override_leaves_without_data_is_a_scenario_error() {
     );
     assert!(!dir.path().join("results").exists(), "nothing ran");
 }
+
+#[test]
+fn sizes_and_durations_beyond_reason_are_scenario_errors_not_crashes() {
+    let (_dir, path, stderr) = invalid(
+        "huge.yaml",
+        "name: h\ntarget: {model: m}\nprompts: [hi]\nscenarios:\n  open:\n    executor: constant-arrival-rate\n    rate: 1\n    duration: 1s\n    max_vus: 4294967295\n  later:\n    executor: constant-vus\n    vus: 1\n    duration: 1s\n    start_time: 4000000000000000h\n",
+    );
+    assert!(
+        stderr.contains(&format!("{path}:9:5: scenarios.open.max_vus:")),
+        "{stderr}"
+    );
+    assert!(stderr.contains("100000"), "{stderr}");
+    // Inside a scenario (an enum tagged by `executor`), serde's path stops at the scenario.
+    assert!(
+        stderr.contains(&format!(
+            "{path}:10:3: scenarios.later: invalid duration \"4000000000000000h\": longer than"
+        )),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("panicked"), "{stderr}");
+}
+
+#[test]
+fn an_alias_bomb_is_a_scenario_error_at_its_line() {
+    let mut text =
+        String::from("name: bomb\nx0: &a0 [lol, lol, lol, lol, lol, lol, lol, lol, lol, lol]\n");
+    for i in 1..9 {
+        let p = i - 1;
+        text.push_str(&format!(
+            "x{i}: &a{i} [*a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}]\n"
+        ));
+    }
+    let (_dir, path, stderr) = invalid("bomb.yaml", &text);
+    assert!(
+        stderr.contains(&format!("{path}:5:"))
+            && stderr.contains("aliases expand to more than 10000 values"),
+        "{stderr}"
+    );
+}
