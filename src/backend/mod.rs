@@ -41,9 +41,11 @@ pub enum ErrorKind {
     ModelNotFound,
     /// HTTP 503: the server's queue is full (OLLAMA_MAX_QUEUE).
     ServerBusy,
-    /// Another 4xx status.
+    /// Another 4xx status. (Results written before the spelling was unified say `http4xx`.)
+    #[serde(rename = "http_4xx", alias = "http4xx")]
     Http4xx,
     /// A 5xx status other than 503.
+    #[serde(rename = "http_5xx", alias = "http5xx")]
     Http5xx,
     /// The server sent an `{"error": ...}` line after the stream began.
     StreamError,
@@ -84,6 +86,28 @@ impl ErrorKind {
             400..=499 => ErrorKind::Http4xx,
             _ => ErrorKind::Http5xx,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_kind_has_one_spelling_and_old_results_still_read() {
+        for kind in [
+            ErrorKind::Refused,
+            ErrorKind::Http4xx,
+            ErrorKind::Http5xx,
+            ErrorKind::ModelNotFound,
+            ErrorKind::Hook,
+        ] {
+            assert_eq!(serde_json::to_value(kind).unwrap(), kind.as_str());
+        }
+        let old: std::collections::BTreeMap<ErrorKind, u64> =
+            serde_json::from_str(r#"{"http4xx": 1, "http5xx": 2}"#).unwrap();
+        assert_eq!(old[&ErrorKind::Http4xx], 1);
+        assert_eq!(old[&ErrorKind::Http5xx], 2);
     }
 }
 

@@ -5,4 +5,5 @@
 pub mod files;
 pub mod prometheus;
 pub mod raw;
+pub mod redact;
 pub mod result;

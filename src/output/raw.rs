@@ -4,6 +4,7 @@ use std::io::Write;
 
 use serde::Serialize;
 
+use super::redact::Secrets;
 use crate::metrics::{Outcome, Sample};
 
 #[derive(Serialize)]
@@ -43,13 +44,13 @@ struct RawLine<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     error_kind: Option<&'static str>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    error: Option<&'a str>,
+    error: Option<std::borrow::Cow<'a, str>>,
 }
 
 use crate::duration::millis as ms;
 
-/// Appends one line for `sample` to `out`.
-pub fn write_line(out: &mut impl Write, sample: &Sample) -> std::io::Result<()> {
+/// Appends one line for `sample` to `out`, with `secrets` masked in what the server said.
+pub fn write_line(out: &mut impl Write, sample: &Sample, secrets: &Secrets) -> std::io::Result<()> {
     let m = match &sample.outcome {
         Outcome::Done(m) => Some(m),
         Outcome::Interrupted => None,
@@ -79,7 +80,9 @@ pub fn write_line(out: &mut impl Write, sample: &Sample) -> std::io::Result<()> 
         server_prefill_ms: m.and_then(|m| m.server.prompt_eval).map(ms),
         server_decode_ms: m.and_then(|m| m.server.eval).map(ms),
         error_kind: m.and_then(|m| m.error.as_ref()).map(|e| e.kind.as_str()),
-        error: m.and_then(|m| m.error.as_ref()).map(|e| e.message.as_str()),
+        error: m
+            .and_then(|m| m.error.as_ref())
+            .map(|e| secrets.apply(&e.message)),
     };
     serde_json::to_writer(&mut *out, &line)?;
     out.write_all(b"\n")

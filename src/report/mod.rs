@@ -538,12 +538,29 @@ fn measure_filter(value: &Value, args: &HashMap<String, Value>) -> tera::Result<
     }))
 }
 
-fn cell_filter(value: &Value, _: &HashMap<String, Value>) -> tera::Result<Value> {
+/// A value for a Markdown table cell inside a code span (`` `{{ x | cell }}` ``): one line, no
+/// column break, and no backtick that would end the span early.
+fn cell_text(value: &Value) -> String {
     let text = value
         .as_str()
         .map_or_else(|| value.to_string(), str::to_string);
+    text.replace('|', "\\|")
+        .replace(['\n', '\r'], " ")
+        .replace('`', "'")
+}
+
+fn cell_filter(value: &Value, _: &HashMap<String, Value>) -> tera::Result<Value> {
+    Ok(Value::String(cell_text(value)))
+}
+
+/// A value for Markdown text outside code spans: as `cell`, and HTML's special characters
+/// escaped, since GitHub renders some raw HTML in comments and step summaries.
+fn md_filter(value: &Value, _: &HashMap<String, Value>) -> tera::Result<Value> {
     Ok(Value::String(
-        text.replace('|', "\\|").replace(['\n', '\r'], " "),
+        cell_text(value)
+            .replace('&', "&amp;")
+            .replace('<', "&lt;")
+            .replace('>', "&gt;"),
     ))
 }
 
@@ -555,6 +572,7 @@ pub fn render(result: &RunResult, name: &str, template: &str) -> tera::Result<St
     tera.register_filter("ms", ms_filter);
     tera.register_filter("measure", measure_filter);
     tera.register_filter("cell", cell_filter);
+    tera.register_filter("md", md_filter);
     tera.add_raw_template(name, template)?;
     let view = view(result);
     let mut context = Context::from_serialize(result)?;

@@ -18,6 +18,7 @@ use crate::metrics::summary::summarize;
 use crate::metrics::{Event, Group, GroupKey, Recorder, Verdict};
 use crate::output::prometheus::{self, LiveMetrics};
 use crate::output::raw;
+use crate::output::redact::Secrets;
 use crate::report::progress::Progress;
 use crate::thresholds::eval::{evaluate_all, evaluate_on};
 use crate::thresholds::parse::TagKey;
@@ -194,6 +195,7 @@ pub async fn collect(
     mut rx: mpsc::Receiver<Event>,
     mut progress: Progress,
     mut raw: Option<std::io::BufWriter<std::fs::File>>,
+    secrets: Secrets,
     watch: ThresholdWatch,
     live: Option<Arc<LiveMetrics>>,
 ) -> (Recorder, Option<String>) {
@@ -244,7 +246,7 @@ pub async fn collect(
         match &event {
             Event::Finished(sample) => {
                 if let Some(out) = raw.as_mut() {
-                    if let Err(err) = raw::write_line(out, sample) {
+                    if let Err(err) = raw::write_line(out, sample, &secrets) {
                         eprintln!("warning: raw log stopped: {err}");
                         raw = None;
                     }

@@ -25,8 +25,8 @@ use crate::error::{Error, EXIT_HOOK, EXIT_INTERRUPTED, EXIT_THRESHOLDS_FAILED};
 use crate::executor::open::CapacityReport;
 use crate::executor::{arm_grace, Runner};
 use crate::metrics::{Group, GroupKey, Recorder};
-use crate::output::files;
 use crate::output::result::{self, RunFacts, RunResult};
+use crate::output::{files, redact};
 use crate::plan::{self, PhasePlan, PlanKind};
 use crate::prompts::Picker;
 use crate::report;
@@ -232,6 +232,7 @@ impl Prepared {
             rx,
             progress,
             raw_file,
+            redact::Secrets::new(config.api_key.as_deref(), &target.url),
             watch,
             live.as_ref().map(|l| l.metrics.clone()),
         ));
@@ -346,7 +347,7 @@ async fn finish(
             scenario: config.scenario(),
             source: &config.loaded.source,
             content_sha256: &config.loaded.content_sha256,
-            url: target.url.clone(),
+            url: redact::url(&target.url),
             simulated: target.simulated,
             started_at: driven.started_at,
             duration: driven.duration,

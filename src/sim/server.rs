@@ -262,9 +262,18 @@ async fn handle(sim: Arc<Sim>, headers: HeaderMap, body: Bytes, api: Api) -> Res
     };
     let f = &job.frames;
     if openai && !authorized(&sim, &headers) {
+        // Like some real servers, say which key was refused: the client must not log it.
+        let given = headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .unwrap_or("none");
         return error(
             StatusCode::UNAUTHORIZED,
-            f.error_body("invalid or missing API key", "invalid_request_error"),
+            f.error_body(
+                &format!("invalid or missing API key (given: {given})"),
+                "invalid_request_error",
+            ),
         );
     }
     let not_found = || {

@@ -66,13 +66,41 @@ async fn the_api_key_is_sent_and_never_written() {
         );
     }
 
-    std::env::set_var(var, "wrong-key");
-    let out = run(scenario(&yaml), &options(dir.path(), Some(sim.url()))).await;
+    // A refused key is echoed by the server, and URL credentials are part of the target:
+    // neither reaches an output.
+    const WRONG: &str = "sk-wrong-key-5c21";
+    std::env::set_var(var, WRONG);
+    let dir = tempfile::tempdir().unwrap();
+    let mut opts = options(dir.path(), Some(sim.url()));
+    opts.raw = true;
+    let out = run(scenario(&yaml), &opts).await;
     assert_eq!(
         out.result.total.errors_by_kind.get(&ErrorKind::Http4xx),
         Some(&4),
         "401 without the right key"
     );
+    let raw = std::fs::read_to_string(out.raw_path.as_ref().unwrap()).unwrap();
+    assert!(
+        raw.contains("invalid or missing API key (given: ***)"),
+        "{raw}"
+    );
+    opts.target_url = Some(sim.url().replace("http://", "http://bench:pa55word@"));
+    let out = run(scenario(&yaml), &opts).await;
+    assert!(
+        out.result
+            .target
+            .url
+            .starts_with("http://bench:***@127.0.0.1:"),
+        "{}",
+        out.result.target.url
+    );
+    for entry in std::fs::read_dir(dir.path()).unwrap() {
+        let text = std::fs::read_to_string(entry.unwrap().path()).unwrap();
+        assert!(
+            !text.contains(WRONG) && !text.contains("pa55word"),
+            "{text}"
+        );
+    }
 }
 
 #[tokio::test]
