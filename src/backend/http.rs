@@ -20,20 +20,83 @@ pub trait StreamFold: Default {
     fn finish(self, at: Duration) -> Measurement;
     /// Ends the stream because the transport failed.
     fn fail(self, at: Duration, error: RequestError) -> Measurement;
+    /// True once a chunk with content (text, thinking, a tool call) arrived.
+    fn has_content(&self) -> bool;
 }
 
-/// The HTTP client for `target` and its request timeout (default 120 s). Connection set-up gets
-/// at most 10 s of it; TCP_NODELAY keeps small request writes from waiting on delayed ACKs.
+/// How long a request may take: in all, until its first token, and between two reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Timeouts {
+    /// From sending to the last byte.
+    pub total: Duration,
+    /// From sending to the first token.
+    pub first_token: Option<Duration>,
+    /// Between two reads (and from sending to the first byte).
+    pub idle: Option<Duration>,
+}
+
+impl Timeouts {
+    /// The next instant a request that is still waiting fails, and as what: the idle limit
+    /// counts from `last_read`, the first-token limit from `sent_at` until a token arrived.
+    fn next(
+        &self,
+        sent_at: Instant,
+        last_read: Instant,
+        has_token: bool,
+    ) -> Option<(Instant, RequestError)> {
+        let idle = self.idle.map(|d| {
+            (
+                last_read + d,
+                RequestError::new(ErrorKind::IdleTimeout, format!("no byte for {d:?}")),
+            )
+        });
+        let first = self.first_token.filter(|_| !has_token).map(|d| {
+            (
+                sent_at + d,
+                RequestError::new(
+                    ErrorKind::FirstTokenTimeout,
+                    format!("no token within {d:?}"),
+                ),
+            )
+        });
+        match (idle, first) {
+            (Some(a), Some(b)) => Some(if b.0 <= a.0 { b } else { a }),
+            (a, b) => a.or(b),
+        }
+    }
+}
+
+/// Awaits `work` unless `deadline` comes first, which yields its error.
+async fn before<T>(
+    deadline: Option<(Instant, RequestError)>,
+    work: impl std::future::Future<Output = T>,
+) -> Result<T, RequestError> {
+    match deadline {
+        None => Ok(work.await),
+        Some((at, error)) => tokio::select! {
+            done = work => Ok(done),
+            _ = tokio::time::sleep_until(at) => Err(error),
+        },
+    }
+}
+
+/// The HTTP client for `target` and its timeouts (in all 120 s by default). Connection set-up
+/// gets at most 10 s of it; TCP_NODELAY keeps small request writes from waiting on delayed ACKs.
 pub fn client_for(
     target: &crate::scenario::Target,
-) -> reqwest::Result<(reqwest::Client, Duration)> {
+) -> reqwest::Result<(reqwest::Client, Timeouts)> {
     let timeout = target.timeout.map_or(Duration::from_secs(120), |t| t.get());
+    let timeouts = Timeouts {
+        total: timeout,
+        first_token: target.first_token_timeout.map(|t| t.get()),
+        idle: target.idle_timeout.map(|t| t.get()),
+    };
     let client = reqwest::Client::builder()
         .connect_timeout(timeout.min(Duration::from_secs(10)))
         .pool_idle_timeout(Duration::from_secs(90))
         .tcp_nodelay(true)
         .build()?;
-    Ok((client, timeout))
+    Ok((client, timeouts))
 }
 
 /// A measurement of a request that failed before any answer.
@@ -98,25 +161,35 @@ pub fn error_message(text: &str) -> String {
 async fn exchange<F: StreamFold>(
     request: reqwest::RequestBuilder,
     sent_at: Instant,
+    timeouts: Timeouts,
 ) -> Measurement {
     let elapsed = || sent_at.elapsed();
     let again = request.try_clone();
-    let mut sent = request.send().await;
     let mut reconnected = false;
-    if let (Err(err), Some(again)) = (&sent, again) {
-        // A server that closes a kept-alive connection right after an answer (llama-server
-        // after every streamed one) races the next request written to it: the server never
-        // read that request, so it is sent once more on a new connection, as browsers do.
-        // t0 stays at the first attempt, so the lost round trip counts as latency.
-        if closed_before_answer(err) {
-            reconnected = true;
-            sent = again.send().await;
+    let sending = async {
+        let sent = request.send().await;
+        match (sent, again) {
+            // A server that closes a kept-alive connection right after an answer (llama-server
+            // after every streamed one) races the next request written to it: the server never
+            // read that request, so it is sent once more on a new connection, as browsers do.
+            // t0 stays at the first attempt, so the lost round trip counts as latency.
+            (Err(err), Some(again)) if closed_before_answer(&err) => {
+                reconnected = true;
+                again.send().await
+            }
+            (sent, _) => sent,
         }
-    }
+    };
+    let sent = before(timeouts.next(sent_at, sent_at, false), sending).await;
     let response = match sent {
-        Ok(response) => response,
-        Err(err) => {
+        Ok(Ok(response)) => response,
+        Ok(Err(err)) => {
             let mut m = failed(elapsed(), transport_error(&err));
+            m.reconnected = reconnected;
+            return m;
+        }
+        Err(stalled) => {
+            let mut m = failed(elapsed(), stalled);
             m.reconnected = reconnected;
             return m;
         }
@@ -126,7 +199,18 @@ async fn exchange<F: StreamFold>(
         let mut fold = F::default();
         let mut body = response.bytes_stream();
         let mut broken = None;
-        while let Some(read) = body.next().await {
+        let mut last_read = Instant::now();
+        loop {
+            let deadline = timeouts.next(sent_at, last_read, fold.has_content());
+            let read = match before(deadline, body.next()).await {
+                Ok(Some(read)) => read,
+                Ok(None) => break,
+                Err(stalled) => {
+                    broken = Some(stalled);
+                    break;
+                }
+            };
+            last_read = Instant::now();
             match read {
                 Ok(bytes) => fold.feed(elapsed(), &bytes),
                 Err(err) => {
@@ -183,17 +267,19 @@ fn closed_before_answer(err: &reqwest::Error) -> bool {
     false
 }
 
-/// Sends `body` with the request `build` makes of it, under `timeout`. The body is serialised
+/// Sends `body` with the request `build` makes of it, under `timeouts`. The body is serialised
 /// before t0, so building the request is not counted as latency.
 pub async fn send<F: StreamFold>(
-    timeout: Duration,
+    timeouts: Timeouts,
     body: Value,
     build: impl FnOnce(Vec<u8>) -> reqwest::RequestBuilder,
 ) -> Exchange {
     // A JSON value always serialises (string keys, finite numbers): `Display` cannot fail.
     let request = build(body.to_string().into_bytes());
     let sent_at = Instant::now();
-    let measurement = match tokio::time::timeout(timeout, exchange::<F>(request, sent_at)).await {
+    let timeout = timeouts.total;
+    let answer = exchange::<F>(request, sent_at, timeouts);
+    let measurement = match tokio::time::timeout(timeout, answer).await {
         Ok(m) => m,
         Err(_) => failed(
             sent_at.elapsed(),

@@ -37,6 +37,10 @@ pub enum ErrorKind {
     Connect,
     /// The request did not finish within the target's timeout.
     Timeout,
+    /// No token arrived within the target's `first_token_timeout`.
+    FirstTokenTimeout,
+    /// No byte arrived for the target's `idle_timeout` (a stream stuck mid-answer).
+    IdleTimeout,
     /// HTTP 404: the model is not on the server (Ollama does not pull on demand).
     ModelNotFound,
     /// HTTP 503: the server's queue is full (OLLAMA_MAX_QUEUE).
@@ -66,6 +70,8 @@ impl ErrorKind {
             ErrorKind::Refused => "refused",
             ErrorKind::Connect => "connect",
             ErrorKind::Timeout => "timeout",
+            ErrorKind::FirstTokenTimeout => "first_token_timeout",
+            ErrorKind::IdleTimeout => "idle_timeout",
             ErrorKind::ModelNotFound => "model_not_found",
             ErrorKind::ServerBusy => "server_busy",
             ErrorKind::Http4xx => "http_4xx",
@@ -97,6 +103,8 @@ mod tests {
     fn every_kind_has_one_spelling_and_old_results_still_read() {
         for kind in [
             ErrorKind::Refused,
+            ErrorKind::FirstTokenTimeout,
+            ErrorKind::IdleTimeout,
             ErrorKind::Http4xx,
             ErrorKind::Http5xx,
             ErrorKind::ModelNotFound,

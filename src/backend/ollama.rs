@@ -1,8 +1,6 @@
 //! Ollama's native API over HTTP: POST /api/chat or /api/generate with `stream: true`.
 //! Timestamps are read as each read comes off the socket, before any parsing.
 
-use std::time::Duration;
-
 use futures_util::future::BoxFuture;
 use serde_json::{json, Map, Value};
 
@@ -51,7 +49,7 @@ pub struct OllamaBackend {
     endpoint: String,
     model: String,
     api: Api,
-    timeout: Duration,
+    timeouts: http::Timeouts,
     options: Option<Map<String, Value>>,
     keep_alive: Option<KeepAlive>,
 }
@@ -59,7 +57,7 @@ pub struct OllamaBackend {
 impl OllamaBackend {
     /// A backend for `target` at `base_url`.
     pub fn try_new(target: &Target, base_url: &str) -> Result<Self, reqwest::Error> {
-        let (client, timeout) = http::client_for(target)?;
+        let (client, timeouts) = http::client_for(target)?;
         // Validation rejects `completions` for Ollama; its nearest endpoint keeps this total.
         let path = match target.api {
             Api::Chat => "/api/chat",
@@ -70,7 +68,7 @@ impl OllamaBackend {
             endpoint: format!("{}{path}", base_url.trim_end_matches('/')),
             model: target.model.clone(),
             api: target.api,
-            timeout,
+            timeouts,
             options: target.options.clone(),
             keep_alive: target.keep_alive.clone(),
         })
@@ -118,7 +116,7 @@ impl OllamaBackend {
 impl Backend for OllamaBackend {
     fn send<'a>(&'a self, request: &'a Picked) -> BoxFuture<'a, Exchange> {
         Box::pin(http::send::<OllamaStream>(
-            self.timeout,
+            self.timeouts,
             self.body(&request.prompt, request.options.as_ref()),
             |body| {
                 self.client

@@ -123,6 +123,10 @@ impl StreamFold for OllamaStream {
         self.m.tokens_estimated = true;
         self.m
     }
+
+    fn has_content(&self) -> bool {
+        self.m.content_chunks > 0
+    }
 }
 
 impl OllamaStream {

@@ -2,8 +2,6 @@
 //! /v1): POST /v1/chat/completions or /v1/completions with `stream: true` and
 //! `stream_options.include_usage`. Timestamps are read as each read comes off the socket.
 
-use std::time::Duration;
-
 use futures_util::future::BoxFuture;
 use serde_json::{json, Map, Value};
 
@@ -33,7 +31,7 @@ pub struct OpenAiBackend {
     endpoint: String,
     model: String,
     api: Api,
-    timeout: Duration,
+    timeouts: http::Timeouts,
     options: Option<Map<String, Value>>,
     /// Sent as a bearer token; never logged or written anywhere.
     api_key: Option<String>,
@@ -46,13 +44,13 @@ impl OpenAiBackend {
         base_url: &str,
         api_key: Option<String>,
     ) -> Result<Self, reqwest::Error> {
-        let (client, timeout) = http::client_for(target)?;
+        let (client, timeouts) = http::client_for(target)?;
         Ok(Self {
             client,
             endpoint: endpoint(base_url, target.api),
             model: target.model.clone(),
             api: target.api,
-            timeout,
+            timeouts,
             options: target.options.clone(),
             api_key,
         })
@@ -105,7 +103,7 @@ impl OpenAiBackend {
 impl Backend for OpenAiBackend {
     fn send<'a>(&'a self, request: &'a Picked) -> BoxFuture<'a, Exchange> {
         Box::pin(http::send::<OpenAiStream>(
-            self.timeout,
+            self.timeouts,
             self.body(&request.prompt, request.options.as_ref()),
             |body| {
                 let request = self

@@ -77,6 +77,10 @@ impl StreamFold for OpenAiStream {
         self.settle_counts();
         self.m
     }
+
+    fn has_content(&self) -> bool {
+        self.m.content_chunks > 0
+    }
 }
 
 impl OpenAiStream {

@@ -138,6 +138,15 @@ pub struct Target {
     /// Time allowed for one request, from sending to the last byte. Default 120s.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub timeout: Option<HumanDuration>,
+    /// Time allowed from sending to the first token; past it the request fails as
+    /// `first_token_timeout`. Unset: only `timeout` applies.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub first_token_timeout: Option<HumanDuration>,
+    /// Longest silence allowed between two reads (no byte for this long) before the request
+    /// fails as `idle_timeout`, so a stream stuck mid-answer is found in seconds, not after the
+    /// whole `timeout`. Unset: only `timeout` applies.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub idle_timeout: Option<HumanDuration>,
     /// Ollama: passed through as `options` (num_predict, temperature, seed, num_ctx, ...); keep
     /// num_ctx constant across runs, a change forces a model reload. OpenAI: merged into the
     /// request body (max_tokens, temperature, seed, ...).

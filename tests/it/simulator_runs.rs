@@ -362,3 +362,49 @@ async fn the_generate_api_streams_and_reports_server_counts() {
     // "Hello there" + "Be brief." = 20 characters = 5 prompt tokens.
     assert_eq!(t.prompt_tokens.as_ref().unwrap().p50, 5.0);
 }
+
+both_backends!(a_stuck_stream_and_a_slow_first_token_are_found_by_their_own_timeouts);
+async fn a_stuck_stream_and_a_slow_first_token_are_found_by_their_own_timeouts(backend: &str) {
+    // Every stream stalls for 10 minutes mid-answer; the total timeout is 2 minutes.
+    let mut cfg = steady(4, 20);
+    cfg.faults.set(Fault::Stall.name(), 1.0);
+    cfg.faults.stall_duration = Some(ms(600_000));
+    let sim = start_sim(cfg).await;
+    let dir = tempfile::tempdir().unwrap();
+    let target = |extra: &str| {
+        format!("name: t\ntarget:\n  backend: {backend}\n  model: m\n  timeout: 2m\n{extra}prompts: [hello]\nscenarios:\n  s: {{executor: concurrency-levels, levels: [2], requests_per_level: 4}}\n")
+    };
+    let out = run(
+        scenario(&target("  idle_timeout: 1s\n")),
+        &options(dir.path(), Some(sim.url())),
+    )
+    .await;
+    let by_kind = &out.result.total.errors_by_kind;
+    assert_eq!(
+        by_kind.get(&ErrorKind::IdleTimeout),
+        Some(&4),
+        "{by_kind:?}"
+    );
+    // Found after a second of silence, not after the whole 2-minute timeout.
+    assert!(
+        out.result.duration_secs < 10.0,
+        "{}",
+        out.result.duration_secs
+    );
+
+    // A cold model load of 30 s before the first token; first_token_timeout 5 s.
+    let mut cold = steady(4, 20);
+    cold.load_time = ms(30_000);
+    let sim = start_sim(cold).await;
+    let out = run(
+        scenario(&target("  first_token_timeout: 5s\n  idle_timeout: 60s\n")),
+        &options(dir.path(), Some(sim.url())),
+    )
+    .await;
+    let by_kind = &out.result.total.errors_by_kind;
+    assert_eq!(
+        by_kind.get(&ErrorKind::FirstTokenTimeout),
+        Some(&4),
+        "{by_kind:?}"
+    );
+}
