@@ -96,6 +96,9 @@ pub struct RunArgs {
     /// in k6.
     #[arg(long)]
     pub no_data_fails: bool,
+    /// Skip the check, before any load, that the server answers and has the model.
+    #[arg(long)]
+    pub no_preflight: bool,
     /// A directory whose report.html.tera / summary.md.tera replace the built-in templates.
     #[arg(long, value_name = "DIR")]
     pub templates_dir: Option<PathBuf>,

@@ -66,6 +66,16 @@ pub enum Error {
     /// An output file could not be written (the previous one, if any, is intact).
     #[error(transparent)]
     Write(#[from] WriteError),
+    /// The pre-flight check found the server unreachable or without the model.
+    #[error("pre-flight check of {url} failed: {tried}: {message}")]
+    Preflight {
+        /// The target URL (credentials masked).
+        url: String,
+        /// The request that was tried.
+        tried: String,
+        /// What came back.
+        message: String,
+    },
     /// The hook script's `setup` or `teardown` failed.
     #[error("hook script")]
     Hook(#[source] HookError),
@@ -117,6 +127,7 @@ impl Error {
             | Error::NotAResult { .. } => EXIT_USAGE,
             Error::Io { .. }
             | Error::Write(_)
+            | Error::Preflight { .. }
             | Error::Client(_)
             | Error::Template { .. }
             | Error::Serialize { .. }
@@ -130,6 +141,7 @@ impl Error {
         match self {
             Error::InvalidScenario(_) => Some("`llm-bench schema` prints the schema; editors validate as you type with the `# yaml-language-server: $schema=` line"),
             Error::ReadScenario { .. } => Some("run `llm-bench run` with no argument for the built-in quickstart"),
+            Error::Preflight { .. } => Some("check --target-url / target.url and target.model; --no-preflight skips this check"),
             _ => None,
         }
     }

@@ -49,6 +49,8 @@ pub struct RunOptions {
     pub print_summary: bool,
     /// A threshold without data fails instead of passing.
     pub no_data_fails: bool,
+    /// Check that the server answers and has the model before sending load.
+    pub preflight: bool,
 }
 
 impl RunOptions {
@@ -72,6 +74,7 @@ impl RunOptions {
             },
             print_summary: true,
             no_data_fails: args.no_data_fails,
+            preflight: !args.no_preflight,
         }
     }
 }
@@ -119,6 +122,8 @@ pub struct RunConfig {
     pub print_summary: bool,
     /// A threshold without data fails instead of passing.
     pub no_data_fails: bool,
+    /// Check the server before sending load (never for the built-in simulator).
+    pub preflight: bool,
 }
 
 impl RunConfig {
@@ -187,7 +192,6 @@ impl RunConfig {
         let prometheus = prometheus_config(scenario, opts)?;
         Ok(RunConfig {
             loaded,
-            endpoint,
             api_key,
             prometheus,
             output_dir: opts.output_dir.clone(),
@@ -197,6 +201,8 @@ impl RunConfig {
             progress: opts.progress,
             print_summary: opts.print_summary,
             no_data_fails: opts.no_data_fails,
+            preflight: opts.preflight && matches!(endpoint, Endpoint::Url(_)),
+            endpoint,
         })
     }
 
@@ -274,6 +280,7 @@ mod tests {
             progress: ProgressMode::Quiet,
             print_summary: false,
             no_data_fails: false,
+            preflight: false,
         }
     }
 

@@ -143,6 +143,9 @@ pub async fn execute(
 ) -> Result<RunOutcome, Error> {
     let config = RunConfig::resolve(loaded, opts)?;
     let target = Target::connect(&config).await?;
+    if config.preflight {
+        target.preflight(&config.scenario().target).await?;
+    }
     execute_on(config, target, stop).await
 }
 

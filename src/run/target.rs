@@ -3,12 +3,35 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
 use super::config::{Endpoint, RunConfig};
 use crate::backend::{Backend, OllamaBackend, OpenAiBackend};
 use crate::error::Error;
+use crate::output::redact;
 use crate::scenario::BackendKind;
+use crate::scenario::Target as ScenarioTarget;
 use crate::sim::{self, SimServer};
+
+/// How long the pre-flight check waits for each answer.
+const PREFLIGHT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The `key` of every object in a JSON list.
+fn names(list: &serde_json::Value, key: &str) -> Vec<String> {
+    list.as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|m| m[key].as_str().map(str::to_string))
+        .collect()
+}
+
+fn listing(names: &[String]) -> String {
+    if names.is_empty() {
+        "no models listed".into()
+    } else {
+        names.join(", ")
+    }
+}
 
 /// A connected target: what requests go through, and what keeps the simulator alive.
 pub struct Target {
@@ -60,6 +83,96 @@ impl Target {
             simulated: simulator.is_some(),
             simulator,
         })
+    }
+
+    /// Checks, before any load, that the server answers and has the model: Ollama's
+    /// `/api/show` (its 404 is what every request would get), OpenAI's `/v1/models`. A server
+    /// that cannot be reached, or an Ollama without the model, is an error naming what was
+    /// tried and the models the server has; an OpenAI-compatible server that does not list the
+    /// model is a warning only, since some (llama-server) answer to any name.
+    pub async fn preflight(&self, target: &ScenarioTarget) -> Result<(), Error> {
+        let client = reqwest::Client::builder()
+            .timeout(PREFLIGHT_TIMEOUT)
+            .build()
+            .map_err(Error::Client)?;
+        let base = self.url.trim_end_matches('/');
+        let model = target.model.as_str();
+        let fail = |tried: String, message: String| Error::Preflight {
+            url: redact::url(&self.url),
+            tried,
+            message,
+        };
+        let get_json = |url: String| {
+            let client = client.clone();
+            async move {
+                let response = client
+                    .get(&url)
+                    .send()
+                    .await
+                    .map_err(|e| (url.clone(), crate::backend::http::error_chain(&e)))?;
+                let status = response.status();
+                let text = response.text().await.unwrap_or_default();
+                if !status.is_success() {
+                    return Err((
+                        url,
+                        format!(
+                            "HTTP {}: {}",
+                            status.as_u16(),
+                            crate::backend::http::error_message(&text)
+                        ),
+                    ));
+                }
+                serde_json::from_str::<serde_json::Value>(&text)
+                    .map_err(|e| (url, format!("not JSON: {e}")))
+            }
+        };
+        match target.backend {
+            BackendKind::Ollama => {
+                let show = format!("{base}/api/show");
+                let answer = client
+                    .post(&show)
+                    .json(&serde_json::json!({ "model": model }))
+                    .send()
+                    .await
+                    .map_err(|e| {
+                        fail(
+                            format!("POST {show}"),
+                            crate::backend::http::error_chain(&e),
+                        )
+                    })?;
+                if answer.status().is_success() {
+                    return Ok(());
+                }
+                let status = answer.status().as_u16();
+                let listed = match get_json(format!("{base}/api/tags")).await {
+                    Ok(tags) => names(&tags["models"], "name"),
+                    Err(_) => Vec::new(),
+                };
+                Err(fail(
+                    format!("POST {show}"),
+                    format!(
+                        "HTTP {status}: the server does not have model {model:?}; it has: {}",
+                        listing(&listed)
+                    ),
+                ))
+            }
+            BackendKind::Openai => {
+                let base = base.strip_suffix("/v1").unwrap_or(base);
+                let url = format!("{base}/v1/models");
+                match get_json(url.clone()).await {
+                    Ok(models) => {
+                        let listed = names(&models["data"], "id");
+                        if !listed.is_empty() && !listed.iter().any(|m| m == model) {
+                            eprintln!("warning: {url} does not list model {model:?} (it lists: {}); some servers answer to any name, others will fail every request as model_not_found", listing(&listed));
+                        }
+                        Ok(())
+                    }
+                    // Answered, but without a model list: the server is up.
+                    Err((_, message)) if message.starts_with("HTTP ") => Ok(()),
+                    Err((tried, message)) => Err(fail(format!("GET {tried}"), message)),
+                }
+            }
+        }
     }
 
     /// Stops the simulator, if this target started one.

@@ -81,6 +81,7 @@ pub async fn start(cfg: SimConfig, addr: SocketAddr) -> std::io::Result<SimServe
             }),
         )
         .route("/api/tags", get(tags))
+        .route("/api/show", post(show))
         .route("/api/ps", get(ps))
         .route("/api/generate", post(generate))
         .route("/api/chat", post(chat))
@@ -118,6 +119,25 @@ async fn tags(State(sim): State<Arc<Sim>>) -> Json<Value> {
         .map(|name| json!({"name": name, "model": name, "modified_at": "2026-01-01T00:00:00Z", "size": 0, "digest": "sim", "details": {"format": "gguf", "family": "sim", "parameter_size": "0", "quantization_level": "none"}}))
         .collect();
     Json(json!({"models": models}))
+}
+
+/// Ollama's `/api/show`: 200 with a few details when the model is served, 404 as Ollama words it
+/// otherwise.
+async fn show(State(sim): State<Arc<Sim>>, body: Bytes) -> Response {
+    let asked: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+    let model = asked["model"]
+        .as_str()
+        .or_else(|| asked["name"].as_str())
+        .unwrap_or("");
+    if sim.cfg.models.is_empty() || sim.cfg.models.iter().any(|m| m == model) {
+        Json(json!({"modelfile": "", "details": {"format": "gguf", "family": "sim"}, "model_info": {}}))
+            .into_response()
+    } else {
+        error(
+            StatusCode::NOT_FOUND,
+            json!({"error": format!("model '{model}' not found")}),
+        )
+    }
 }
 
 async fn openai_models(State(sim): State<Arc<Sim>>) -> Json<Value> {

@@ -407,7 +407,7 @@ fn a_run_whose_every_request_failed_cannot_pass_a_throughput_gate() {
     let out = bin()
         .arg("run")
         .arg(&file)
-        .arg("-q")
+        .args(["-q", "--no-preflight"])
         .current_dir(dir.path())
         .output()
         .unwrap();
@@ -479,4 +479,30 @@ fn an_alias_bomb_is_a_scenario_error_at_its_line() {
             && stderr.contains("aliases expand to more than 10000 values"),
         "{stderr}"
     );
+}
+
+#[test]
+fn a_server_that_is_down_stops_the_run_before_any_load() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("down.yaml");
+    std::fs::write(&file, "name: down\ntarget: {model: m, url: \"http://127.0.0.1:9\"}\nprompts: [hi]\nscenarios:\n  s: {executor: concurrency-levels, levels: [4], requests_per_level: 1000}\n").unwrap();
+    let out = bin()
+        .arg("run")
+        .arg(&file)
+        .arg("-q")
+        .current_dir(dir.path())
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("error: pre-flight check of http://127.0.0.1:9 failed: POST http://127.0.0.1:9/api/show: ")
+            && stderr.contains("Connection refused"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("--no-preflight skips this check"),
+        "{stderr}"
+    );
+    assert!(!dir.path().join("results").exists(), "no load, no results");
 }

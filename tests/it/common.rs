@@ -55,6 +55,7 @@ pub fn options(dir: &Path, url: Option<String>) -> RunOptions {
         progress: ProgressMode::Quiet,
         print_summary: false,
         no_data_fails: false,
+        preflight: false,
     }
 }
 

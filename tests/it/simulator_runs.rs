@@ -408,3 +408,39 @@ async fn a_stuck_stream_and_a_slow_first_token_are_found_by_their_own_timeouts(b
         "{by_kind:?}"
     );
 }
+
+#[tokio::test(start_paused = true)]
+async fn the_preflight_names_the_models_a_server_has() {
+    let mut cfg = steady(2, 4);
+    cfg.models = vec!["llama3.2:1b".into(), "qwen3:0.6b".into()];
+    let sim = start_sim(cfg).await;
+    let dir = tempfile::tempdir().unwrap();
+    let yaml = |backend: &str, model: &str| {
+        format!("name: p\ntarget:\n  backend: {backend}\n  model: {model}\nprompts: [hello]\nscenarios:\n  s: {{executor: concurrency-levels, levels: [1], requests_per_level: 2}}\n")
+    };
+    let mut opts = options(dir.path(), Some(sim.url()));
+    opts.preflight = true;
+    let err = llm_bench::execute(
+        scenario(&yaml("ollama", "llama3.2:3b")),
+        &opts,
+        llm_bench::Stop::new(),
+    )
+    .await
+    .unwrap_err();
+    let text = llm_bench::error::chain(&err);
+    assert!(
+        text.contains("HTTP 404: the server does not have model \"llama3.2:3b\"; it has: llama3.2:1b, qwen3:0.6b"),
+        "{text}"
+    );
+    assert_eq!(
+        sim.stats.requests.load(Ordering::Relaxed),
+        0,
+        "no load was sent"
+    );
+    // With the model: the run goes ahead.
+    let out = run(scenario(&yaml("ollama", "qwen3:0.6b")), &opts).await;
+    assert_eq!((out.result.total.requests, out.result.total.errors), (2, 0));
+    // OpenAI-compatible servers may answer to any name: a model they do not list is a warning.
+    let out = run(scenario(&yaml("openai", "llama3.2:1b")), &opts).await;
+    assert_eq!(out.result.total.errors, 0);
+}
