@@ -22,7 +22,15 @@ pub trait StreamFold: Default {
     fn fail(self, at: Duration, error: RequestError) -> Measurement;
     /// True once a chunk with content (text, thinking, a tool call) arrived.
     fn has_content(&self) -> bool;
+    /// Bytes held for a line or event not yet complete (bounded by the exchange).
+    fn pending(&self) -> usize;
 }
+
+/// The longest line (NDJSON) or event (SSE) accepted by default: far above any real token chunk,
+/// small enough that a server sending endless bytes without a line end cannot exhaust memory.
+pub const DEFAULT_MAX_LINE_BYTES: usize = 4 << 20;
+/// How much of an error body is kept: enough for any server's message.
+const MAX_ERROR_BODY: usize = 4 << 10;
 
 /// How long a request may take: in all, until its first token, and between two reads.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -33,6 +41,8 @@ pub struct Timeouts {
     pub first_token: Option<Duration>,
     /// Between two reads (and from sending to the first byte).
     pub idle: Option<Duration>,
+    /// The longest line or event accepted, in bytes.
+    pub max_line_bytes: usize,
 }
 
 impl Timeouts {
@@ -90,6 +100,9 @@ pub fn client_for(
         total: timeout,
         first_token: target.first_token_timeout.map(|t| t.get()),
         idle: target.idle_timeout.map(|t| t.get()),
+        max_line_bytes: target.max_line_bytes.map_or(DEFAULT_MAX_LINE_BYTES, |n| {
+            usize::try_from(n).unwrap_or(usize::MAX)
+        }),
     };
     let client = reqwest::Client::builder()
         .connect_timeout(timeout.min(Duration::from_secs(10)))
@@ -212,7 +225,19 @@ async fn exchange<F: StreamFold>(
             };
             last_read = Instant::now();
             match read {
-                Ok(bytes) => fold.feed(elapsed(), &bytes),
+                Ok(bytes) => {
+                    fold.feed(elapsed(), &bytes);
+                    if fold.pending() > timeouts.max_line_bytes {
+                        broken = Some(RequestError::new(
+                            ErrorKind::Oversized,
+                            format!(
+                                "a line or event longer than {} bytes (target.max_line_bytes)",
+                                timeouts.max_line_bytes
+                            ),
+                        ));
+                        break;
+                    }
+                }
                 Err(err) => {
                     broken = Some(RequestError::new(
                         ErrorKind::Disconnected,
@@ -230,7 +255,7 @@ async fn exchange<F: StreamFold>(
             None => fold.finish(elapsed()),
         }
     } else {
-        let text = response.text().await.unwrap_or_default();
+        let text = error_body(response).await;
         failed(
             elapsed(),
             RequestError::new(
@@ -242,6 +267,21 @@ async fn exchange<F: StreamFold>(
     m.status = Some(status);
     m.reconnected = reconnected;
     m
+}
+
+/// The start of an error body: at most [`MAX_ERROR_BODY`] bytes are read and kept, so a server
+/// answering an error with megabytes costs neither memory nor raw-log space.
+async fn error_body(response: reqwest::Response) -> String {
+    let mut body = response.bytes_stream();
+    let mut kept = Vec::new();
+    while let Some(Ok(bytes)) = body.next().await {
+        kept.extend_from_slice(&bytes);
+        if kept.len() >= MAX_ERROR_BODY {
+            kept.truncate(MAX_ERROR_BODY);
+            break;
+        }
+    }
+    String::from_utf8_lossy(&kept).into_owned()
 }
 
 /// True when the connection closed before any byte of an answer: hyper's "connection closed

@@ -55,6 +55,8 @@ pub enum ErrorKind {
     StreamError,
     /// A line that is not valid JSON.
     Malformed,
+    /// A line or event longer than the target's `max_line_bytes`.
+    Oversized,
     /// The stream ended cleanly but before `done: true`.
     Truncated,
     /// The connection broke mid-response.
@@ -78,6 +80,7 @@ impl ErrorKind {
             ErrorKind::Http5xx => "http_5xx",
             ErrorKind::StreamError => "stream_error",
             ErrorKind::Malformed => "malformed",
+            ErrorKind::Oversized => "oversized",
             ErrorKind::Truncated => "truncated",
             ErrorKind::Disconnected => "disconnected",
             ErrorKind::Hook => "hook",
@@ -134,13 +137,22 @@ pub struct RequestError {
     pub message: String,
 }
 
+/// The longest error message kept (in the raw log), in bytes.
+pub const MAX_ERROR_MESSAGE: usize = 4 << 10;
+
 impl RequestError {
-    /// A new error of `kind`.
+    /// A new error of `kind`; a message longer than [`MAX_ERROR_MESSAGE`] is cut there.
     pub fn new(kind: ErrorKind, message: impl Into<String>) -> Self {
-        Self {
-            kind,
-            message: message.into(),
+        let mut message = message.into();
+        if message.len() > MAX_ERROR_MESSAGE {
+            let mut cut = MAX_ERROR_MESSAGE;
+            while !message.is_char_boundary(cut) {
+                cut -= 1;
+            }
+            message.truncate(cut);
+            message.push_str("… (cut)");
         }
+        Self { kind, message }
     }
 }
 

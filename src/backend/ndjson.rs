@@ -24,6 +24,11 @@ impl LineSplitter {
         self.partial.extend_from_slice(bytes);
     }
 
+    /// Bytes held for a line not yet complete.
+    pub fn pending(&self) -> usize {
+        self.partial.len()
+    }
+
     /// The last line if the stream ended without a newline (as a non-streaming response does).
     pub fn finish(&mut self) -> Option<Vec<u8>> {
         let rest = std::mem::take(&mut self.partial);

@@ -127,6 +127,10 @@ impl StreamFold for OllamaStream {
     fn has_content(&self) -> bool {
         self.m.content_chunks > 0
     }
+
+    fn pending(&self) -> usize {
+        self.lines.pending()
+    }
 }
 
 impl OllamaStream {

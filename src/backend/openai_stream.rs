@@ -81,6 +81,10 @@ impl StreamFold for OpenAiStream {
     fn has_content(&self) -> bool {
         self.m.content_chunks > 0
     }
+
+    fn pending(&self) -> usize {
+        self.sse.pending()
+    }
 }
 
 impl OpenAiStream {

@@ -42,6 +42,11 @@ impl SseParser {
         }
     }
 
+    /// Bytes held for a line and an event not yet complete.
+    pub fn pending(&self) -> usize {
+        self.line.len() + self.data.as_ref().map_or(0, String::len)
+    }
+
     /// Ends the stream: a partial last line is processed and a pending event dispatched.
     pub fn finish(&mut self, mut on_item: impl FnMut(SseItem)) {
         if !self.line.is_empty() {

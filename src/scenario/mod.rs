@@ -147,6 +147,11 @@ pub struct Target {
     /// whole `timeout`. Unset: only `timeout` applies.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub idle_timeout: Option<HumanDuration>,
+    /// The longest line (NDJSON) or event (SSE) accepted, in bytes; a longer one fails the
+    /// request as `oversized`. Default 4194304 (4 MiB).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1024))]
+    pub max_line_bytes: Option<u64>,
     /// Ollama: passed through as `options` (num_predict, temperature, seed, num_ctx, ...); keep
     /// num_ctx constant across runs, a change forces a model reload. OpenAI: merged into the
     /// request body (max_tokens, temperature, seed, ...).

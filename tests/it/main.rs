@@ -11,6 +11,7 @@ mod hooks_runs;
 mod open_model;
 mod openai_runs;
 mod outputs;
+mod oversized;
 mod prometheus;
 mod prompt_sets;
 mod real_inference;
