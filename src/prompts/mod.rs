@@ -1,6 +1,6 @@
 //! Prompt libraries, resolved: named sets of entries, and the pure choice of each request's
 //! prompt from its index and the seed (same seed, same sequence), with `{{ var }}` placeholders
-//! filled by tera, the engine the reports use.
+//! filled by plain substitution (no template language: dataset text is sent verbatim).
 
 pub mod load;
 pub mod synthetic;
@@ -95,28 +95,19 @@ impl Entry {
         }
     }
 
-    /// The prompt with placeholders filled, each var's value drawn from `rng`.
+    /// The prompt with placeholders filled, each var's value drawn from `rng`. Only entries
+    /// that declare `vars` are templates: any other text (every dataset line) is sent verbatim,
+    /// `{{` and all.
     fn render(&self, rng: &mut SmallRng) -> Result<(Prompt, BTreeMap<String, String>), String> {
-        if self.vars.is_empty() && !self.has_placeholders() {
+        if self.vars.is_empty() {
             return Ok((self.prompt.clone(), BTreeMap::new()));
         }
-        let mut context = tera::Context::new();
         let mut chosen = BTreeMap::new();
         for (name, values) in &self.vars {
             let value = values[rng.random_range(0..values.len())].clone();
-            context.insert(name, &value);
             chosen.insert(name.clone(), value);
         }
-        let fill = |text: &str| -> Result<String, String> {
-            if !text.contains("{{") && !text.contains("{%") {
-                return Ok(text.to_string());
-            }
-            tera::Tera::one_off(text, &context, false).map_err(|e| {
-                let cause =
-                    std::error::Error::source(&e).map_or_else(String::new, |c| format!(": {c}"));
-                format!("template {text:?}: {e}{cause}")
-            })
-        };
+        let fill = |text: &str| fill(text, &chosen);
         let prompt = match &self.prompt {
             Prompt::Text(text) => Prompt::Text(fill(text)?),
             Prompt::WithSystem(p) => Prompt::WithSystem(PromptWithSystem {
@@ -138,15 +129,38 @@ impl Entry {
         };
         Ok((prompt, chosen))
     }
+}
 
-    fn has_placeholders(&self) -> bool {
-        let has = |t: &str| t.contains("{{") || t.contains("{%");
-        match &self.prompt {
-            Prompt::Text(t) => has(t),
-            Prompt::WithSystem(p) => has(&p.prompt) || p.system.as_deref().is_some_and(has),
-            Prompt::Chat(c) => c.messages.iter().any(|m| has(&m.content)),
-        }
+/// `text` with every `{{ name }}` replaced by `values[name]`. Nothing else is evaluated (no
+/// expressions, filters, loops), so a prompt is its text plus the values and rendering can
+/// neither loop nor grow without bound.
+fn fill(text: &str, values: &BTreeMap<String, String>) -> Result<String, String> {
+    if text.contains("{%") {
+        return Err(format!(
+            "template {text:?}: only {{{{ name }}}} placeholders are filled; `{{%` statements are not supported"
+        ));
     }
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(open) = rest.find("{{") {
+        out.push_str(&rest[..open]);
+        let after = &rest[open + 2..];
+        let close = after
+            .find("}}")
+            .ok_or_else(|| format!("template {text:?}: `{{{{` without `}}}}`"))?;
+        let name = after[..close].trim();
+        let value = values.get(name).ok_or_else(|| {
+            let known: Vec<&str> = values.keys().map(String::as_str).collect();
+            format!(
+                "template {text:?}: no var named {name:?}; vars: {}",
+                known.join(", ")
+            )
+        })?;
+        out.push_str(value);
+        rest = &after[close + 2..];
+    }
+    out.push_str(rest);
+    Ok(out)
 }
 
 /// A named set of entries.
@@ -342,6 +356,19 @@ mod tests {
     }
 
     #[test]
+    fn text_without_vars_is_sent_verbatim() {
+        for text in [
+            "Compute {{ 7*7 }}",
+            "{{ message }}",
+            "{% for i in range(end=3) %}",
+        ] {
+            let entry = Entry::from_written(&PromptEntry::Text(text.into())).unwrap();
+            let (prompt, _) = entry.render(&mut SmallRng::seed_from_u64(1)).unwrap();
+            assert_eq!(prompt, Prompt::Text(text.into()));
+        }
+    }
+
+    #[test]
     fn written_mistakes_are_errors() {
         let full = |f: FullEntry| Entry::from_written(&PromptEntry::Full(f)).unwrap_err();
         assert!(full(FullEntry::default()).contains("give `prompt` or `messages`"));
@@ -353,9 +380,16 @@ mod tests {
         .contains("not both"));
         assert!(full(FullEntry {
             prompt: Some("{{ nope }}".into()),
+            vars: BTreeMap::from([("t".into(), vec!["x".into()])]),
             ..FullEntry::default()
         })
-        .contains("template"));
+        .contains("no var named \"nope\"; vars: t"));
+        assert!(full(FullEntry {
+            prompt: Some("{% for i in range(end=30000000) %}x{% endfor %}{{ t }}".into()),
+            vars: BTreeMap::from([("t".into(), vec!["x".into()])]),
+            ..FullEntry::default()
+        })
+        .contains("statements are not supported"));
         assert!(full(FullEntry {
             prompt: Some("{{ t }}".into()),
             vars: BTreeMap::from([("t".into(), vec![])]),

@@ -128,7 +128,7 @@ fn errors_inside_an_included_file_name_that_file_and_line() {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(
         dir.path().join("set.yaml"),
-        "name: s\nprompts:\n  - fine\n  - {prompt: \"{{ missing_var }}\"}\n",
+        "name: s\nprompts:\n  - fine\n  - {prompt: \"{{ missing_var }}\", vars: {topic: [a]}}\n",
     )
     .unwrap();
     std::fs::write(dir.path().join("s.yaml"), "name: x\ntarget: {model: m}\nprompts: {include: set.yaml}\nscenarios:\n  a: {executor: constant-vus, vus: 1, iterations: 1}\n").unwrap();
