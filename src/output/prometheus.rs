@@ -5,9 +5,11 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
-use axum::routing::get;
-use axum::Router;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::sync::Semaphore;
+
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
@@ -237,7 +239,18 @@ impl LiveMetrics {
     }
 }
 
-/// Serves `/metrics` on `addr` until `stop` is cancelled; returns the bound address.
+/// Connections served at once; more are closed as they arrive, so scrapers that never finish
+/// cannot take the file descriptors the benchmark's own requests need.
+const MAX_CONNECTIONS: usize = 32;
+/// Time a client has to send its request head (a slow-loris client is dropped after it).
+const HEAD_TIMEOUT: Duration = Duration::from_secs(5);
+/// The longest request head read.
+const MAX_HEAD: usize = 8 << 10;
+
+/// Serves `GET /metrics` on `addr` until `stop`; returns the bound address. A deliberately small
+/// HTTP/1.1 server: one request per connection, its head read within [`HEAD_TIMEOUT`] and
+/// [`MAX_HEAD`] bytes, at most [`MAX_CONNECTIONS`] at once. Those bounds are what a general
+/// server (axum) does not offer without a timer-aware connection builder.
 pub async fn serve(
     metrics: Arc<LiveMetrics>,
     addr: SocketAddr,
@@ -245,27 +258,62 @@ pub async fn serve(
 ) -> std::io::Result<SocketAddr> {
     let listener = tokio::net::TcpListener::bind(addr).await?;
     let bound = listener.local_addr()?;
-    let app = Router::new().route(
-        "/metrics",
-        get(move || {
-            let metrics = metrics.clone();
-            async move {
-                (
-                    [(
-                        axum::http::header::CONTENT_TYPE,
-                        "application/openmetrics-text; version=1.0.0; charset=utf-8",
-                    )],
-                    metrics.encode(),
-                )
-            }
-        }),
-    );
+    let slots = Arc::new(Semaphore::new(MAX_CONNECTIONS));
     tokio::spawn(async move {
-        let _ = axum::serve(listener, app)
-            .with_graceful_shutdown(async move { stop.cancelled().await })
-            .await;
+        loop {
+            let socket = tokio::select! {
+                accepted = listener.accept() => match accepted {
+                    Ok((socket, _)) => socket,
+                    Err(_) => continue,
+                },
+                _ = stop.cancelled() => return,
+            };
+            // Full: the connection is closed at once instead of waiting in the backlog.
+            let Ok(slot) = slots.clone().try_acquire_owned() else {
+                continue;
+            };
+            let metrics = metrics.clone();
+            tokio::spawn(async move {
+                let _slot = slot;
+                let _ = tokio::time::timeout(HEAD_TIMEOUT, answer(socket, &metrics)).await;
+            });
+        }
     });
     Ok(bound)
+}
+
+/// Reads one request head and answers it: the metrics for `GET /metrics`, 404 otherwise.
+async fn answer(mut socket: tokio::net::TcpStream, metrics: &LiveMetrics) -> std::io::Result<()> {
+    let mut head = Vec::new();
+    let mut buf = [0u8; 1024];
+    while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+        let n = socket.read(&mut buf).await?;
+        if n == 0 || head.len() + n > MAX_HEAD {
+            return Ok(());
+        }
+        head.extend_from_slice(&buf[..n]);
+    }
+    let request_line = head.split(|&b| b == b'\r').next().unwrap_or_default();
+    let mut parts = request_line.split(|&b| b == b' ');
+    let (method, path) = (parts.next(), parts.next());
+    let (status, content_type, body) = match (method, path) {
+        (Some(b"GET"), Some(b"/metrics")) => (
+            "200 OK",
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+            metrics.encode(),
+        ),
+        _ => (
+            "404 Not Found",
+            "text/plain",
+            "not found: try /metrics\n".to_string(),
+        ),
+    };
+    let response = format!(
+        "HTTP/1.1 {status}\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    socket.write_all(response.as_bytes()).await?;
+    socket.shutdown().await
 }
 
 #[cfg(test)]
@@ -275,6 +323,57 @@ mod tests {
     use super::*;
     use crate::backend::{ErrorKind, Measurement, RequestError};
     use crate::metrics::Group;
+
+    async fn get(addr: SocketAddr, request: &str) -> String {
+        let mut client = tokio::net::TcpStream::connect(addr).await.unwrap();
+        client.write_all(request.as_bytes()).await.unwrap();
+        let mut answer = String::new();
+        client.read_to_string(&mut answer).await.unwrap();
+        answer
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn silent_clients_are_dropped_and_scrapes_still_answer() {
+        let stop = CancellationToken::new();
+        let metrics = Arc::new(LiveMetrics::new("m", "ollama"));
+        let addr = serve(metrics, "127.0.0.1:0".parse().unwrap(), stop.clone())
+            .await
+            .unwrap();
+        // A client that connects and says nothing is closed after HEAD_TIMEOUT.
+        let mut silent = tokio::net::TcpStream::connect(addr).await.unwrap();
+        let mut byte = [0u8; 1];
+        let read = tokio::time::timeout(HEAD_TIMEOUT * 2, silent.read(&mut byte)).await;
+        assert!(matches!(read, Ok(Ok(0))), "{read:?}");
+        let answer = get(addr, "GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n").await;
+        assert!(answer.starts_with("HTTP/1.1 200 OK\r\n"), "{answer}");
+        assert!(answer.ends_with("# EOF\n"), "{answer}");
+        let other = get(addr, "GET / HTTP/1.1\r\n\r\n").await;
+        assert!(other.starts_with("HTTP/1.1 404"), "{other}");
+        stop.cancel();
+    }
+
+    #[tokio::test]
+    async fn open_connections_are_capped() {
+        let stop = CancellationToken::new();
+        let metrics = Arc::new(LiveMetrics::new("m", "ollama"));
+        let addr = serve(metrics, "127.0.0.1:0".parse().unwrap(), stop.clone())
+            .await
+            .unwrap();
+        let fds = || std::fs::read_dir("/proc/self/fd").unwrap().count();
+        let before = fds();
+        let mut idle = Vec::new();
+        for _ in 0..300 {
+            idle.push(tokio::net::TcpStream::connect(addr).await.unwrap());
+        }
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        // This process holds the 300 client ends; the server keeps at most its cap of them.
+        let server_side = fds().saturating_sub(before + idle.len());
+        assert!(
+            server_side <= MAX_CONNECTIONS + 8,
+            "the server holds {server_side} connections"
+        );
+        stop.cancel();
+    }
 
     #[test]
     fn families_encode_with_bounded_labels() {
