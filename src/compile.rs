@@ -69,7 +69,10 @@ fn compile(mut checked: Checked) -> Result<Loaded, LoadError> {
             Vec::new()
         });
         let hooks = match &scenario.hooks {
-            Some(h) => match Hooks::load(&base.join(&h.script)) {
+            Some(h) => match Hooks::load(
+                &base.join(&h.script),
+                h.timeout.map_or(crate::hooks::DEFAULT_TIMEOUT, |t| t.get()),
+            ) {
                 Ok(hooks) => Some(Arc::new(hooks)),
                 Err(message) => {
                     problems.push(("/hooks/script".into(), message));

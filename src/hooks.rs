@@ -1,13 +1,16 @@
 //! Rhai hook scripts: `setup()`, `before_request(ctx)`, `after_response(ctx, res)` and
 //! `teardown(summary)`, all optional, looked up by name. The script is compiled once; every call
-//! runs under limits (operations, call depth, sizes), so a runaway script is stopped with an
-//! error instead of hanging the run.
+//! runs under limits (operations, wall-clock time, call depth, sizes), so a runaway script is
+//! stopped with an error instead of hanging the run. Scripts have no file access: `import` is
+//! refused and `sleep` is not available.
 //!
 //! Rhai passes maps by value: `before_request` returns the (modified) `ctx`, or `false` to skip
 //! the request; `after_response` returns a map of check names to booleans.
 
+use std::cell::Cell;
 use std::path::Path;
 use std::sync::RwLock;
+use std::time::{Duration, Instant};
 
 use rhai::{Dynamic, Engine, Scope, AST};
 use serde_json::{json, Map, Value};
@@ -18,6 +21,47 @@ use crate::scenario::{ChatPrompt, Message, Prompt, PromptWithSystem};
 
 /// Operations one hook call may take: generous for real checks, fatal for an endless loop.
 pub const MAX_OPERATIONS: u64 = 2_000_000;
+/// Wall-clock time one hook call may take unless `hooks.timeout` says otherwise. An operation
+/// limit is not a time limit: two million operations that each copy megabytes run for minutes.
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(1);
+/// The largest string a script may build, in bytes.
+const MAX_STRING: usize = 1 << 20;
+/// The most items in an array or map a script may build.
+const MAX_ITEMS: usize = 10_000;
+
+/// Memory one hook call may add to the process, in bytes. Rhai bounds each string, array and
+/// map, not their sum: a map of large strings could otherwise take the machine's memory.
+const MAX_GROWTH: u64 = 256 << 20;
+
+thread_local! {
+    /// When the hook call running on this thread must stop, and the process's resident memory
+    /// when it started.
+    static LIMITS: Cell<Option<(Instant, u64)>> = const { Cell::new(None) };
+}
+
+/// The process's resident memory in bytes (Linux `/proc/self/statm`); 0 where unknown.
+fn resident_bytes() -> u64 {
+    std::fs::read_to_string("/proc/self/statm")
+        .ok()
+        .and_then(|statm| statm.split_whitespace().nth(1)?.parse::<u64>().ok())
+        .map_or(0, |pages| pages * 4096)
+}
+
+/// Why the running call must stop, if it must: checked every 256 operations for time and every
+/// 1024 for memory (reading the clock, and more so `/proc`, is not free).
+fn over_limit(operations: u64) -> Option<&'static str> {
+    if operations % 256 != 0 {
+        return None;
+    }
+    let (deadline, start_memory) = LIMITS.get()?;
+    if Instant::now() >= deadline {
+        return Some("the hook call ran out of time (hooks.timeout)");
+    }
+    if operations % 1024 == 0 && resident_bytes().saturating_sub(start_memory) > MAX_GROWTH {
+        return Some("the hook call used more than 256 MiB of memory");
+    }
+    None
+}
 
 /// A failed hook call.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -57,6 +101,8 @@ pub struct Hooks {
     script: String,
     custom_metrics: Vec<String>,
     shared: RwLock<Dynamic>,
+    /// Wall-clock limit of one call.
+    timeout: Duration,
 }
 
 impl std::fmt::Debug for Hooks {
@@ -74,15 +120,19 @@ fn from_dynamic(d: &Dynamic) -> Value {
 }
 
 impl Hooks {
-    /// Compiles the script at `path`; a syntax error names the line.
-    pub fn load(path: &Path) -> Result<Hooks, String> {
+    /// Compiles the script at `path` with each call limited to `timeout`; a syntax error names
+    /// the line.
+    pub fn load(path: &Path, timeout: Duration) -> Result<Hooks, String> {
         let text = std::fs::read_to_string(path)
             .map_err(|e| format!("cannot read hook script {}: {e}", path.display()))?;
         let name = path.file_name().map_or_else(
             || path.display().to_string(),
             |n| n.to_string_lossy().into_owned(),
         );
-        Self::compile_named(&text, &name).map_err(|e| format!("{}: {e}", path.display()))
+        let mut hooks =
+            Self::compile_named(&text, &name).map_err(|e| format!("{}: {e}", path.display()))?;
+        hooks.timeout = timeout;
+        Ok(hooks)
     }
 
     /// Compiles script text.
@@ -101,9 +151,20 @@ impl Hooks {
         engine.set_max_operations(MAX_OPERATIONS);
         engine.set_max_call_levels(64);
         engine.set_max_expr_depths(64, 64);
-        engine.set_max_string_size(4 << 20);
-        engine.set_max_array_size(100_000);
-        engine.set_max_map_size(100_000);
+        engine.set_max_string_size(MAX_STRING);
+        engine.set_max_array_size(MAX_ITEMS);
+        engine.set_max_map_size(MAX_ITEMS);
+        // No file access: `import "/any/path"` would load any script on the machine.
+        engine.set_module_resolver(rhai::module_resolvers::DummyModuleResolver::new());
+        // A hook that sleeps holds a VU (and its thread) for as long as it likes.
+        engine.register_fn("sleep", |_: f64| -> Result<(), Box<rhai::EvalAltResult>> {
+            Err("sleep is not available in hook scripts".into())
+        });
+        engine.register_fn("sleep", |_: i64| -> Result<(), Box<rhai::EvalAltResult>> {
+            Err("sleep is not available in hook scripts".into())
+        });
+        // Time and memory limits per call; the reason travels in the termination token.
+        engine.on_progress(|operations| over_limit(operations).map(Dynamic::from));
         // `res.text.parse_json()`: the value, or () when the text is not JSON.
         engine.register_fn("parse_json", |text: &str| {
             serde_json::from_str::<Value>(text).map_or(Dynamic::UNIT, |v| to_dynamic(&v))
@@ -130,6 +191,7 @@ impl Hooks {
             script: script.to_string(),
             custom_metrics,
             shared: RwLock::new(Dynamic::UNIT),
+            timeout: DEFAULT_TIMEOUT,
         })
     }
 
@@ -142,13 +204,26 @@ impl Hooks {
         function: &'static str,
         args: impl rhai::FuncArgs,
     ) -> Result<Dynamic, HookError> {
-        self.engine
-            .call_fn::<Dynamic>(&mut Scope::new(), &self.ast, function, args)
-            .map_err(|e| HookError {
-                script: self.script.clone(),
-                function,
-                message: e.to_string(),
-            })
+        let deadline = Instant::now()
+            .checked_add(self.timeout)
+            .unwrap_or_else(|| Instant::now() + DEFAULT_TIMEOUT);
+        LIMITS.set(Some((deadline, resident_bytes())));
+        let result = self
+            .engine
+            .call_fn::<Dynamic>(&mut Scope::new(), &self.ast, function, args);
+        LIMITS.set(None);
+        let result = result.map_err(|e| match *e {
+            rhai::EvalAltResult::ErrorTerminated(reason, position) => {
+                let reason = reason.into_string().unwrap_or_default();
+                format!("{reason} ({position})")
+            }
+            other => other.to_string(),
+        });
+        result.map_err(|message| HookError {
+            script: self.script.clone(),
+            function,
+            message,
+        })
     }
 
     /// Runs `setup()` once; what it returns is `ctx.data` in every later call.
@@ -473,6 +548,54 @@ mod tests {
             panic!("sent")
         };
         assert_eq!(metrics, vec![("prompt_chars".to_string(), 5.0)]);
+    }
+
+    #[test]
+    fn scripts_cannot_sleep_read_files_or_run_past_their_time() {
+        let err = Hooks::compile("fn before_request(ctx) { sleep(3600); ctx }")
+            .unwrap()
+            .before_request(&picked("x"), &info())
+            .unwrap_err();
+        assert!(err.message.contains("sleep is not available"), "{err}");
+        let err = Hooks::compile("fn setup() { sleep(1e300); }")
+            .unwrap()
+            .setup()
+            .unwrap_err();
+        assert!(err.message.contains("sleep is not available"), "{err}");
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("x.rhai"), "fn f() { 1 }").unwrap();
+        let script = format!(
+            "fn setup() {{ import \"{}\" as x; }}",
+            dir.path().join("x").display()
+        );
+        let err = Hooks::compile(&script).unwrap().setup().unwrap_err();
+        assert!(err.message.to_lowercase().contains("module"), "{err}");
+        // Few operations, each copying a megabyte: the operation limit would allow minutes.
+        let mut slow = Hooks::compile(
+            r#"fn before_request(ctx) { let big = "x"; big.pad(500000, "y"); for i in 0..1000000 { let copy = big + big; } ctx }"#,
+        )
+        .unwrap();
+        slow.timeout = Duration::from_millis(100);
+        let started = Instant::now();
+        let err = slow.before_request(&picked("x"), &info()).unwrap_err();
+        assert!(err.message.contains("ran out of time"), "{err}");
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "{:?}",
+            started.elapsed()
+        );
+    }
+
+    #[test]
+    fn scripts_cannot_build_unbounded_data() {
+        let mut greedy = Hooks::compile(
+            r#"fn setup() { let m = #{}; for i in 0..100000 { let s = "x"; s.pad(1000000, "y"); m[i.to_string()] = s; } }"#,
+        )
+        .unwrap();
+        greedy.timeout = Duration::from_secs(60);
+        let err = greedy.setup().unwrap_err();
+        // The items limit (10,000) would allow a gigabyte here; the memory limit stops it first.
+        assert!(err.message.contains("more than 256 MiB"), "{err}");
     }
 
     #[test]

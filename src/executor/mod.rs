@@ -18,7 +18,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::backend::Backend;
 use crate::backend::{ErrorKind, Measurement, RequestError};
-use crate::hooks::{Before, Hooks, Observed, RequestInfo};
+use crate::hooks::{Before, HookError, Hooks, Observed, RequestInfo};
 use crate::metrics::Group;
 use crate::metrics::{Event, GroupKey, Outcome, Sample};
 use crate::plan::{PhasePlan, PlanKind};
@@ -52,6 +52,25 @@ pub struct Runner {
     /// Spin the last 2 ms before each scheduled arrival for sub-millisecond dispatch (off in
     /// tests under tokio's paused clock, where only timers advance time).
     pub precise_timer: bool,
+}
+
+/// Runs a hook call on tokio's blocking pool: a slow script (up to its `hooks.timeout`) then
+/// holds one pool thread, never one of the runtime's workers that read every other stream.
+async fn off_the_runtime<I: Send + 'static, T: Send + 'static>(
+    hooks: &Arc<Hooks>,
+    input: I,
+    call: impl FnOnce(&Hooks, I) -> Result<T, HookError> + Send + 'static,
+) -> Result<T, HookError> {
+    let hooks = hooks.clone();
+    tokio::task::spawn_blocking(move || call(&hooks, input))
+        .await
+        .unwrap_or_else(|panic| {
+            Err(HookError {
+                script: String::new(),
+                function: "hook",
+                message: format!("the hook call panicked: {panic}"),
+            })
+        })
 }
 
 /// What `before_request` left for the request it let through.
@@ -94,7 +113,11 @@ impl Runner {
         });
         let mut prelude = Prelude::default();
         if let (Some(hooks), Some(info)) = (&self.hooks, &info) {
-            match hooks.before_request(&picked, info) {
+            let decided = off_the_runtime(hooks, (picked.clone(), info.clone()), |h, (p, i)| {
+                h.before_request(&p, &i)
+            })
+            .await;
+            match decided {
                 Ok(Before::Send(rewritten, metrics)) => {
                     picked = rewritten;
                     prelude.metrics = metrics
@@ -213,7 +236,13 @@ impl Runner {
             if hooks.checks_responses()
                 && m.error.as_ref().is_none_or(|e| e.kind != ErrorKind::Hook)
             {
-                match hooks.after_response(picked, info, m) {
+                let observed = off_the_runtime(
+                    hooks,
+                    (picked.clone(), info.clone(), m.clone()),
+                    |h, (p, i, m)| h.after_response(&p, &i, &m),
+                )
+                .await;
+                match observed {
                     Ok(Observed {
                         checks: found,
                         metrics: recorded,

@@ -727,6 +727,10 @@ fn default_follow_ups() -> Vec<String> {
 pub struct HooksConfig {
     /// The Rhai script, relative to the scenario file.
     pub script: String,
+    /// Wall-clock time one hook call may take; past it the call fails (the request as `hook`).
+    /// Default 1s.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeout: Option<HumanDuration>,
 }
 
 /// Live outputs.
