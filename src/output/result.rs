@@ -17,9 +17,10 @@ use crate::metrics::registry::{Trend, Unit};
 use crate::metrics::summary::{summarize_with, GroupSummary};
 use crate::metrics::timeseries::SeriesPoint;
 use crate::metrics::Group;
-use crate::scenario::Scenario;
-use crate::thresholds::eval::{evaluate_all, ThresholdOutcome};
-use crate::thresholds::Threshold;
+use crate::scenario::{Phase, Scenario};
+use crate::thresholds::eval::{evaluate_all, outcome, ThresholdOutcome};
+use crate::thresholds::parse::TagKey;
+use crate::thresholds::{Metric, Threshold};
 
 /// Bumped whenever a field changes meaning or disappears.
 pub const FORMAT_VERSION: u32 = 1;
@@ -392,10 +393,17 @@ pub fn assemble(facts: RunFacts<'_>, recorder: &Recorder) -> RunResult {
         scenarios,
         total,
         timeseries: recorder.series.points(),
-        thresholds: evaluate_all(facts.thresholds, recorder)
-            .into_iter()
-            .map(|mut t| {
-                t.passed &= !(facts.no_data_fails && t.no_data);
+        thresholds: facts
+            .thresholds
+            .iter()
+            .zip(evaluate_all(facts.thresholds, recorder))
+            .map(|(threshold, mut t)| {
+                if threshold.metric == Metric::Capacity {
+                    t = outcome(threshold, found_capacity(threshold, &facts.capacity));
+                } else if t.no_data {
+                    t.judges_steps = judges_capacity_steps(threshold, scenario);
+                }
+                t.passed &= !(facts.no_data_fails && t.no_data && !t.judges_steps);
                 t
             })
             .collect(),
@@ -404,6 +412,38 @@ pub fn assemble(facts: RunFacts<'_>, recorder: &Recorder) -> RunResult {
         spectrum,
         prompt_sets: summarize_split(recorder, recorder.by_prompt_set()),
         entry_tags: summarize_split(recorder, recorder.by_entry_tag()),
+    }
+}
+
+/// The capacity a threshold on `capacity` reads: the lowest found by the searches it names (by
+/// its `scenario` tag, or all), 0 for a search where no step held; no data without a search.
+fn found_capacity(threshold: &Threshold, reports: &[CapacityReport]) -> Option<f64> {
+    let named = threshold
+        .key
+        .tags
+        .iter()
+        .find(|(tag, _)| *tag == TagKey::Scenario)
+        .map(|(_, v)| v.as_str());
+    reports
+        .iter()
+        .filter(|r| named.is_none_or(|n| n == r.scenario))
+        .map(|r| r.capacity.unwrap_or(0.0))
+        .reduce(f64::min)
+}
+
+/// Whether a threshold without data for the run is one a capacity search uses to judge its
+/// steps: untagged or tagged with a capacity-search scenario's name, in a scenario file with one.
+fn judges_capacity_steps(threshold: &Threshold, scenario: &Scenario) -> bool {
+    let searches = |name: Option<&str>| {
+        scenario.scenarios.iter().any(|(n, p)| {
+            matches!(p, Phase::CapacitySearch(_)) && name.is_none_or(|name| name == n)
+        })
+    };
+    let tags = &threshold.key.tags;
+    match tags.as_slice() {
+        [] => searches(None),
+        [(TagKey::Scenario, name)] => searches(Some(name)),
+        _ => false,
     }
 }
 

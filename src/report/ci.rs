@@ -33,7 +33,7 @@ pub fn render_junit(result: &RunResult) -> String {
     let skipped = result
         .thresholds
         .iter()
-        .filter(|t| t.passed && t.no_data)
+        .filter(|t| t.passed && (t.no_data || t.judges_steps))
         .count();
     let tests = result.thresholds.len();
     let suite = xml_escape(&format!("llm-bench thresholds: {}", result.scenario.name));
@@ -63,6 +63,11 @@ pub fn render_junit(result: &RunResult) -> String {
                 t.operator
             ));
             let _ = write!(xml, "\n      <failure type=\"threshold\" message=\"{message}\">{message}</failure>\n    ");
+        } else if t.judges_steps {
+            let _ = write!(
+                xml,
+                "\n      <skipped message=\"judged each capacity-search step, not the run; gate the search with capacity: [value&gt;=N]\"/>\n    "
+            );
         } else if t.no_data {
             let _ = write!(
                 xml,

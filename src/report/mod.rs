@@ -199,6 +199,9 @@ pub struct ReportView {
     pub charts: Charts,
     /// Thresholds that failed.
     pub failed_thresholds: usize,
+    /// Thresholds that are a verdict on the run (those that only judged capacity-search steps
+    /// are not).
+    pub gating_thresholds: usize,
     /// Short "how to read this" notes that apply to this run.
     pub notes: Vec<String>,
 }
@@ -516,6 +519,7 @@ pub fn view(result: &RunResult) -> ReportView {
             checks,
         },
         failed_thresholds: result.thresholds.iter().filter(|t| !t.passed).count(),
+        gating_thresholds: result.thresholds.iter().filter(|t| !t.judges_steps).count(),
         notes: notes(result),
     }
 }

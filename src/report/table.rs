@@ -347,8 +347,17 @@ pub fn render(result: &RunResult) -> String {
         let labels: Vec<String> = result.thresholds.iter().map(|t| t.label()).collect();
         let width = labels.iter().map(|l| l.chars().count()).max().unwrap_or(0);
         for (t, label) in result.thresholds.iter().zip(&labels) {
-            let mark = if !t.passed { '✗' } else { '✓' };
+            let mark = if t.judges_steps {
+                '↪'
+            } else if !t.passed {
+                '✗'
+            } else {
+                '✓'
+            };
             let measured = match t.observed {
+                None if t.judges_steps => {
+                    "judged each capacity-search step, not the run (gate it with capacity: [\"value>=N\"])".to_string()
+                }
                 None => "no data".to_string(),
                 Some(v) if t.unit == "ms" => fmt_ms(v),
                 Some(v) => format_number(v),

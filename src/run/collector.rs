@@ -22,7 +22,7 @@ use crate::output::redact::Secrets;
 use crate::report::progress::Progress;
 use crate::thresholds::eval::{evaluate_all, evaluate_on};
 use crate::thresholds::parse::TagKey;
-use crate::thresholds::{self, Threshold};
+use crate::thresholds::{self, Metric, Threshold};
 
 /// How often thresholds are evaluated during the run (k6's interval).
 pub const THRESHOLD_INTERVAL: Duration = Duration::from_secs(2);
@@ -144,10 +144,11 @@ impl ThresholdWatch {
             };
         };
         let applies = |t: &&Threshold| {
-            t.key
-                .tags
-                .iter()
-                .all(|(tag, v)| *tag == TagKey::Scenario && v.as_str() == &*key.scenario)
+            t.metric != Metric::Capacity
+                && t.key
+                    .tags
+                    .iter()
+                    .all(|(tag, v)| *tag == TagKey::Scenario && v.as_str() == &*key.scenario)
         };
         let mut failed: Vec<String> = self
             .all

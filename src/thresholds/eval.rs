@@ -35,6 +35,11 @@ pub struct ThresholdOutcome {
     pub unit: String,
     /// Whether a failure stops the run.
     pub abort_on_fail: bool,
+    /// True for a threshold that only capacity-search steps ever feed: it judged each step (see
+    /// `capacity`), not the run, so it is no verdict on the run. Gate a search with
+    /// `capacity: ["value>=N"]`.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub judges_steps: bool,
 }
 
 impl ThresholdOutcome {
@@ -151,6 +156,8 @@ pub fn observe(
                 g.dropped as f64
             })
         }
+        // Evaluated from the capacity-search reports when the result is assembled.
+        Metric::Capacity => None,
         _ if requests == 0 => None,
         Metric::Requests => Some(if aggregation == Aggregation::Rate {
             per_second(requests as f64)
@@ -188,6 +195,11 @@ pub fn evaluate_on(threshold: &Threshold, g: &GroupStats) -> ThresholdOutcome {
             .map(|(_, v)| v.as_str()),
     };
     let observed = observe(threshold.metric, threshold.expression.aggregation, g, check);
+    outcome(threshold, observed)
+}
+
+/// The outcome of `threshold` for a measured value (`None`: no data).
+pub fn outcome(threshold: &Threshold, observed: Option<f64>) -> ThresholdOutcome {
     let limit = threshold.expression.limit();
     ThresholdOutcome {
         metric: threshold.key_text.clone(),
@@ -204,6 +216,7 @@ pub fn evaluate_on(threshold: &Threshold, g: &GroupStats) -> ThresholdOutcome {
             String::new()
         },
         abort_on_fail: threshold.abort_on_fail,
+        judges_steps: false,
     }
 }
 

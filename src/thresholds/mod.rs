@@ -29,15 +29,18 @@ pub enum Metric {
     DroppedIterations,
     /// A trend the hook script records with `metric(name, value)`; the key's name says which.
     Custom,
+    /// The capacity a capacity search found (value), in its unit; 0 when no step held.
+    Capacity,
 }
 
 /// Metric names thresholds accept besides the trends of the registry.
-const OTHER_METRICS: [(&str, Metric); 5] = [
+const OTHER_METRICS: [(&str, Metric); 6] = [
     ("requests", Metric::Requests),
     ("output_tokens_per_second", Metric::OutputTokensPerSecond),
     ("errors", Metric::Errors),
     ("checks", Metric::Checks),
     ("dropped_iterations", Metric::DroppedIterations),
+    ("capacity", Metric::Capacity),
 ];
 
 /// Every metric name thresholds accept: the trends, then the rest.
@@ -70,6 +73,7 @@ impl Metric {
             Metric::OutputTokensPerSecond => "value, avg",
             Metric::Errors | Metric::Checks => "rate, count",
             Metric::Custom => "avg, min, max, med, p(N), count",
+            Metric::Capacity => "value",
         }
     }
 
@@ -82,6 +86,7 @@ impl Metric {
             Metric::OutputTokensPerSecond => matches!(aggregation, Value | Avg),
             Metric::Errors | Metric::Checks => matches!(aggregation, Rate | Count),
             Metric::Custom => !matches!(aggregation, Value | Rate),
+            Metric::Capacity => matches!(aggregation, Value),
         }
     }
 }
@@ -290,6 +295,11 @@ pub fn unreachable(key: &MetricKey, scenario: &Scenario, prompt_sets: &[&str]) -
             .map(|(_, phase)| phase)
     };
     let within = named.map_or(String::new(), |n| format!(" of scenario {n:?}"));
+    if key.name == "capacity" && !phases().any(|p| matches!(p, Phase::CapacitySearch(_))) {
+        return Some(format!(
+            "capacity can never have data: no capacity-search scenario{within}"
+        ));
+    }
     for (tag, value) in &key.tags {
         match tag {
             TagKey::Level => {
@@ -388,7 +398,7 @@ mod tests {
 
     #[test]
     fn a_tag_value_the_scenario_never_produces_is_a_problem() {
-        let s = scenario("thresholds:\n  \"ttft{level:15}\": [\"p(95)<1\"]\n  \"ttft{scenario:ramp,level:1}\": [\"p(95)<1\"]\n  \"ttft{stage:3}\": [\"p(95)<1\"]\n  \"ttft{prompt_set:rga}\": [\"p(95)<1\"]\n  \"ttft{stage:2}\": [\"p(95)<1\"]\n  \"ttft{prompt_set:rag,level:10}\": [\"p(95)<1\"]\n");
+        let s = scenario("thresholds:\n  \"ttft{level:15}\": [\"p(95)<1\"]\n  \"ttft{scenario:ramp,level:1}\": [\"p(95)<1\"]\n  \"ttft{stage:3}\": [\"p(95)<1\"]\n  \"ttft{prompt_set:rga}\": [\"p(95)<1\"]\n  \"ttft{stage:2}\": [\"p(95)<1\"]\n  \"ttft{prompt_set:rag,level:10}\": [\"p(95)<1\"]\n  capacity: [\"value>=3\"]\n");
         let problems = compile(&s, &[], &["inline", "rag"]).unwrap_err();
         let said = |key: &str| {
             problems
@@ -412,9 +422,13 @@ mod tests {
             said("ttft{prompt_set:rga}").unwrap(),
             "prompt_set:rga can never have data: the prompt sets are inline, rag"
         );
+        assert_eq!(
+            said("capacity").unwrap(),
+            "capacity can never have data: no capacity-search scenario"
+        );
         assert_eq!(said("ttft{stage:2}"), None);
         assert_eq!(said("ttft{prompt_set:rag,level:10}"), None);
-        assert_eq!(problems.len(), 4);
+        assert_eq!(problems.len(), 5);
     }
 
     #[test]

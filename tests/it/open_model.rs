@@ -212,13 +212,44 @@ async fn capacity_search_finds_the_rate_the_simulator_implies() {
     let dir = tempfile::tempdir().unwrap();
     let load = "    executor: capacity-search\n    mode: rate\n    start: 1\n    precision: 0.05\n    step_duration: 10s\n    discard: 2s\n    arrivals: uniform\n";
     // Below capacity every request takes exactly one service time; above, a queue builds.
+    // The capacity threshold gates the run on what the search found (about 9.66 req/s).
     let yaml = yaml(load)
         + format!(
-            "thresholds:\n  e2e_latency: [\"p(95)<{}\"]\n",
+            "thresholds:\n  e2e_latency: [\"p(95)<{}\"]\n  capacity: [\"value>=9\", \"value>=50\"]\n",
             (1.5 * s).round()
         )
         .as_str();
     let out = run(scenario(&yaml), &options(dir.path(), Some(sim.url()))).await;
+    let e2e = format!("p(95)<{}", (1.5 * s).round());
+    let verdicts: Vec<(&str, &str, bool, bool)> = out
+        .result
+        .thresholds
+        .iter()
+        .map(|t| {
+            (
+                t.metric.as_str(),
+                t.expression.as_str(),
+                t.passed,
+                t.judges_steps,
+            )
+        })
+        .collect();
+    assert_eq!(
+        verdicts,
+        vec![
+            ("capacity", "value>=9", true, false),
+            ("capacity", "value>=50", false, false),
+            // It judged each step; it is no verdict on the run, and says so.
+            ("e2e_latency", e2e.as_str(), true, true),
+        ]
+    );
+    assert_eq!(out.status(), llm_bench::Status::ThresholdsFailed);
+    let table = llm_bench::report::render_markdown(&out.result, &Default::default()).unwrap();
+    assert!(
+        table.contains("1 of 2 failed"),
+        "only the capacity gates count: {table}"
+    );
+    assert!(table.contains("↪"), "{table}");
     let report = &out.result.capacity[0];
     let found = report.capacity.unwrap();
     let failed = report.first_failure.unwrap();
