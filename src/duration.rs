@@ -202,4 +202,19 @@ mod tests {
             assert_eq!(parse(&format(d)), Ok(d));
         }
     }
+
+    proptest::proptest! {
+        /// Any text is a duration within the bound or an error that quotes it; the parser never
+        /// panics, whatever the digits.
+        #[test]
+        fn any_text_is_a_bounded_duration_or_an_error(text in "[0-9.a-z ]{0,24}") {
+            match parse(&text) {
+                Ok(d) => proptest::prop_assert!(d <= MAX),
+                Err(e) => {
+                    let quoted = format!("{:?}", text);
+                    proptest::prop_assert!(e.to_string().contains(&quoted));
+                }
+            }
+        }
+    }
 }

@@ -359,4 +359,19 @@ mod tests {
         assert_eq!(pointer_to_field(""), "");
         assert_eq!(pointer_to_field("/a~1b"), "a/b");
     }
+
+    proptest::proptest! {
+        /// Whatever the text, parsing ends with a document or a problem at a real position, and
+        /// aliases never expand past the budget.
+        #[test]
+        fn any_text_parses_or_names_a_position(text in "(\\PC|[\\n:&*\\[\\]{},-]){0,200}") {
+            match parse(&text) {
+                Ok(doc) => proptest::prop_assert!(size(&doc.value) <= text.len() + ALIAS_BUDGET + 1),
+                Err(problem) => {
+                    proptest::prop_assert!(problem.line >= 1 && problem.col >= 1, "{problem:?}");
+                    proptest::prop_assert!(problem.line <= text.lines().count().max(1) + 1, "{problem:?}");
+                }
+            }
+        }
+    }
 }

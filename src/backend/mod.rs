@@ -9,6 +9,8 @@ pub(crate) mod ollama;
 pub(crate) mod ollama_stream;
 pub(crate) mod openai;
 pub(crate) mod openai_stream;
+#[cfg(test)]
+mod property_tests;
 pub(crate) mod sse;
 
 use std::fmt;

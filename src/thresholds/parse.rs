@@ -411,4 +411,14 @@ mod tests {
             .contains("missing closing"));
         assert!(parse_metric_key("ttft{level}").is_err());
     }
+
+    proptest::proptest! {
+        /// Threshold expressions and metric keys from any text: a value or an error, never a
+        /// panic.
+        #[test]
+        fn any_text_parses_or_fails_cleanly(text in "[ a-z0-9(){}:,.<>=!_%-]{0,40}") {
+            let _ = parse_expression(&text);
+            let _ = parse_metric_key(&text);
+        }
+    }
 }

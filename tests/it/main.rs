@@ -14,6 +14,7 @@ mod outputs;
 mod oversized;
 mod prometheus;
 mod prompt_sets;
+mod properties;
 mod real_inference;
 mod report;
 mod schemas;
