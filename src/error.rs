@@ -159,21 +159,8 @@ impl Error {
     }
 }
 
-/// An error and every cause under it, joined as `outer: inner: innermost`.
-pub fn chain(err: &dyn std::error::Error) -> String {
-    let mut text = err.to_string();
-    let mut cause = err.source();
-    while let Some(inner) = cause {
-        let words = inner.to_string();
-        // Some libraries repeat their cause in their own message; say each thing once.
-        if !text.ends_with(&words) {
-            text.push_str(": ");
-            text.push_str(&words);
-        }
-        cause = inner.source();
-    }
-    text
-}
+/// An error and every cause under it, joined as `outer: inner: innermost` (each said once).
+pub use crate::backend::http::error_chain as chain;
 
 impl From<LoadError> for Error {
     fn from(err: LoadError) -> Self {

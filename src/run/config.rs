@@ -54,6 +54,27 @@ pub struct RunOptions {
 }
 
 impl RunOptions {
+    /// A library caller's defaults: results in `output_dir`, the scenario as written, nothing
+    /// on the terminal, no pre-flight, arrival pacing by tokio's timer alone.
+    pub fn new(output_dir: impl Into<PathBuf>) -> Self {
+        Self {
+            concurrency: Vec::new(),
+            requests_per_level: None,
+            target_url: None,
+            model: None,
+            output_dir: output_dir.into(),
+            raw: false,
+            precise_timer: false,
+            templates: Templates::default(),
+            prometheus: None,
+            prometheus_linger: None,
+            progress: ProgressMode::Quiet,
+            print_summary: false,
+            no_data_fails: false,
+            preflight: false,
+        }
+    }
+
     /// Options from `llm-bench run` arguments (templates are read by the caller).
     pub fn from_args(args: &RunArgs) -> Self {
         Self {
@@ -61,10 +82,8 @@ impl RunOptions {
             requests_per_level: args.requests_per_level,
             target_url: args.target_url.clone(),
             model: args.model.clone(),
-            output_dir: args.output_dir.clone(),
             raw: args.raw,
             precise_timer: true,
-            templates: Templates::default(),
             prometheus: args.prometheus,
             prometheus_linger: args.prometheus_linger.map(|d| d.get()),
             progress: if args.ci && !args.quiet {
@@ -75,6 +94,7 @@ impl RunOptions {
             print_summary: true,
             no_data_fails: args.no_data_fails,
             preflight: !args.no_preflight,
+            ..Self::new(args.output_dir.clone())
         }
     }
 }
@@ -266,22 +286,7 @@ mod tests {
     use super::*;
 
     fn options() -> RunOptions {
-        RunOptions {
-            concurrency: Vec::new(),
-            requests_per_level: None,
-            target_url: None,
-            model: None,
-            output_dir: PathBuf::from("out"),
-            raw: false,
-            precise_timer: false,
-            templates: Templates::default(),
-            prometheus: None,
-            prometheus_linger: None,
-            progress: ProgressMode::Quiet,
-            print_summary: false,
-            no_data_fails: false,
-            preflight: false,
-        }
+        RunOptions::new("out")
     }
 
     fn loaded(extra: &str) -> Loaded {

@@ -286,21 +286,12 @@ impl Prepared {
     /// Warm-up, then every phase at once (each from its start time), then the recorder's
     /// aggregates once the last event is in.
     async fn drive(self, config: &RunConfig) -> Result<Driven, Error> {
-        let Prepared {
-            plans,
-            started_at,
-            stem,
-            raw_path,
-            runner,
-            collector,
-            live,
-            finished,
-        } = self;
         let clock = Instant::now();
         let warmup = config.scenario().warmup.as_ref().map_or(0, |w| w.requests);
+        let runner = self.runner;
         runner.warmup(warmup).await;
         // Phase start times count from the end of warm-up, so warm-up never overlaps measurement.
-        let phases = plans.into_iter().map(|p| {
+        let phases = self.plans.into_iter().map(|p| {
             let r = runner.clone();
             async move {
                 let offset = r.run_start.elapsed();
@@ -318,8 +309,8 @@ impl Prepared {
             .collect();
         // The last sender goes with the runner, which ends the recorder task's loop.
         drop(runner);
-        finished.cancel();
-        let (recorder, aborted_by) = collector.await.map_err(|source| Error::Task {
+        self.finished.cancel();
+        let (recorder, aborted_by) = self.collector.await.map_err(|source| Error::Task {
             what: "recorder",
             source,
         })?;
@@ -328,10 +319,10 @@ impl Prepared {
             aborted_by,
             capacity,
             duration: clock.elapsed(),
-            started_at,
-            stem,
-            raw_path,
-            live,
+            started_at: self.started_at,
+            stem: self.stem,
+            raw_path: self.raw_path,
+            live: self.live,
         })
     }
 }

@@ -2,12 +2,10 @@
 //! directory. Runs the real binary.
 
 use std::path::Path;
+
+use crate::common::bin;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
-
-fn bin() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_llm-bench"))
-}
 
 fn repo(path: &str) -> String {
     Path::new(env!("CARGO_MANIFEST_DIR"))

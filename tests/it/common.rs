@@ -4,7 +4,6 @@
 use std::net::SocketAddr;
 use std::path::Path;
 
-use llm_bench::report::progress::ProgressMode;
 use llm_bench::sim::{self, SimConfig, SimServer};
 use llm_bench::{LoadError, Loaded};
 use llm_bench::{RunOptions, RunOutcome};
@@ -42,21 +41,14 @@ pub fn scenario(yaml: &str) -> Loaded {
 /// Quiet options writing into `dir`, calling `url` when given.
 pub fn options(dir: &Path, url: Option<String>) -> RunOptions {
     RunOptions {
-        concurrency: Vec::new(),
-        requests_per_level: None,
         target_url: url,
-        model: None,
-        output_dir: dir.to_path_buf(),
-        raw: false,
-        precise_timer: false,
-        templates: Default::default(),
-        prometheus: None,
-        prometheus_linger: None,
-        progress: ProgressMode::Quiet,
-        print_summary: false,
-        no_data_fails: false,
-        preflight: false,
+        ..RunOptions::new(dir)
     }
+}
+
+/// The llm-bench binary, for what only the process shows.
+pub fn bin() -> std::process::Command {
+    std::process::Command::new(env!("CARGO_BIN_EXE_llm-bench"))
 }
 
 /// A simulator on a free loopback port.

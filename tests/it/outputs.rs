@@ -7,11 +7,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::common::{options, run, scenario};
-
-fn bin() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_llm-bench"))
-}
+use crate::common::{bin, options, run, scenario};
 
 const SMALL: &str = "name: small\ntarget: {model: m}\nprompts: [hi]\nscenarios:\n  s: {executor: concurrency-levels, levels: [1, 2], requests_per_level: 4}\nsimulator: {parallel: 2, decode_per_token: 1ms, load_time: 0s, output_tokens: {min: 5, max: 5}}\n";
 
