@@ -105,7 +105,11 @@ impl OpenAiStream {
         }
         match item {
             SseItem::Comment(_) => {}
-            SseItem::ErrorField(text) => self.stop(at, ErrorKind::StreamError, text),
+            // Legacy llama-server: `error: {"code","message","type"}`; the message is the words.
+            SseItem::ErrorField(text) => {
+                let message = super::http::error_message(&text);
+                self.stop(at, ErrorKind::StreamError, message)
+            }
             SseItem::Event(data) if data.starts_with("[DONE]") => {
                 self.done = true;
                 self.m.e2e = at;
@@ -235,6 +239,20 @@ mod tests {
             let m = s.finish(ms(3));
             assert_eq!(m.error.map(|e| e.kind), Some(ErrorKind::StreamError), "{}", String::from_utf8_lossy(body));
         }
+    }
+
+    #[test]
+    fn the_legacy_error_field_reports_its_message() {
+        let mut s = OpenAiStream::default();
+        s.feed(
+            ms(1),
+            b"error: {\"code\":500,\"message\":\"the request exceeds the available context size\",\"type\":\"exceed_context_size_error\"}\n\ndata: [DONE]\n\n",
+        );
+        let error = s.finish(ms(2)).error.unwrap();
+        assert_eq!(
+            error.message,
+            "the request exceeds the available context size"
+        );
     }
 
     #[test]

@@ -10,6 +10,7 @@ use serde::{Deserialize, Serialize};
 
 use super::registry::{micros, Unit};
 use super::sample::{Outcome, Sample};
+use super::summary::quantile;
 
 /// The most buckets kept before merging.
 pub const MAX_BUCKETS: usize = 3600;
@@ -50,8 +51,8 @@ impl Bucket {
     fn close(&mut self) {
         if let Some(h) = self.ttft.take() {
             if !h.is_empty() {
-                self.point.ttft_p50_ms = Some(Unit::Millis.shown(h.value_at_quantile(0.5) as f64));
-                self.point.ttft_p95_ms = Some(Unit::Millis.shown(h.value_at_quantile(0.95) as f64));
+                self.point.ttft_p50_ms = Some(Unit::Millis.shown(quantile(&h, 0.5) as f64));
+                self.point.ttft_p95_ms = Some(Unit::Millis.shown(quantile(&h, 0.95) as f64));
             }
         }
     }

@@ -14,7 +14,7 @@ use crate::executor::open::CapacityReport;
 use crate::metrics::knee::{self, Knee, LevelPoint};
 use crate::metrics::recorder::{GroupStats, Recorder};
 use crate::metrics::registry::{Trend, Unit};
-use crate::metrics::summary::{summarize_with, GroupSummary};
+use crate::metrics::summary::{quantile, summarize_with, GroupSummary};
 use crate::metrics::timeseries::SeriesPoint;
 use crate::metrics::Group;
 use crate::scenario::{Phase, Scenario};
@@ -128,12 +128,12 @@ pub fn spectrum_of(h: &hdrhistogram::Histogram<u64>) -> Vec<SpectrumPoint> {
         .map(|k| 1.0 - 0.5f64.powi(k))
         .map(|q| SpectrumPoint {
             percentile: q * 100.0,
-            value: Unit::Millis.shown(h.value_at_quantile(q) as f64),
+            value: Unit::Millis.shown(quantile(h, q) as f64),
         })
         .collect();
     points.push(SpectrumPoint {
         percentile: 100.0,
-        value: Unit::Millis.shown(h.max() as f64),
+        value: Unit::Millis.shown(h.median_equivalent(h.max()) as f64),
     });
     points
 }

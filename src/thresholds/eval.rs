@@ -9,6 +9,7 @@ use super::parse::{Aggregation, TagKey};
 use super::{Metric, Threshold};
 use crate::metrics::recorder::{GroupStats, Recorder};
 use crate::metrics::registry::{Trend, Unit, CUSTOM_UNIT};
+use crate::metrics::summary::quantile;
 use crate::metrics::{Group, GroupKey};
 
 /// The outcome of one threshold.
@@ -94,10 +95,10 @@ fn distribution(h: &Histogram<u64>, aggregation: Aggregation, unit: Unit) -> Opt
     let recorded = match aggregation {
         Aggregation::Count => return Some(h.len() as f64),
         Aggregation::Avg => h.mean(),
-        Aggregation::Min => h.min() as f64,
-        Aggregation::Max => h.max() as f64,
-        Aggregation::Med => h.value_at_quantile(0.5) as f64,
-        Aggregation::Percentile(p) => h.value_at_quantile(p / 100.0) as f64,
+        Aggregation::Min => h.median_equivalent(h.min()) as f64,
+        Aggregation::Max => h.median_equivalent(h.max()) as f64,
+        Aggregation::Med => quantile(h, 0.5) as f64,
+        Aggregation::Percentile(p) => quantile(h, p / 100.0) as f64,
         Aggregation::Rate | Aggregation::Value => return None,
     };
     Some(unit.shown(recorded))
