@@ -8,6 +8,7 @@ use futures_util::StreamExt;
 use serde_json::Value;
 use tokio::time::Instant;
 
+use super::think::ThinkTags;
 use super::{ErrorKind, Exchange, Measurement, RequestError};
 
 /// A pure fold of one streamed response body (NDJSON or SSE).
@@ -24,6 +25,8 @@ pub trait StreamFold: Default {
     fn has_content(&self) -> bool;
     /// Bytes held for a line or event not yet complete (bounded by the exchange).
     fn pending(&self) -> usize;
+    /// Which tag pair marks reasoning inside the answer text (`None`: none is looked for).
+    fn set_think_tags(&mut self, tags: Option<ThinkTags>);
 }
 
 /// The longest line (NDJSON) or event (SSE) accepted by default: far above any real token chunk,
@@ -32,9 +35,10 @@ pub const DEFAULT_MAX_LINE_BYTES: usize = 4 << 20;
 /// How much of an error body is kept: enough for any server's message.
 const MAX_ERROR_BODY: usize = 4 << 10;
 
-/// How long a request may take: in all, until its first token, and between two reads.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Timeouts {
+/// How a request is read: how long it may take (in all, until its first token, between two
+/// reads), how long a line may be, and which tags mark reasoning inside the answer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Settings {
     /// From sending to the last byte.
     pub total: Duration,
     /// From sending to the first token.
@@ -43,9 +47,11 @@ pub struct Timeouts {
     pub idle: Option<Duration>,
     /// The longest line or event accepted, in bytes.
     pub max_line_bytes: usize,
+    /// The tag pair of inline reasoning (`<think>…</think>` by default).
+    pub think_tags: Option<ThinkTags>,
 }
 
-impl Timeouts {
+impl Settings {
     /// The next instant a request that is still waiting fails, and as what: the idle limit
     /// counts from `last_read`, the first-token limit from `sent_at` until a token arrived.
     fn next(
@@ -90,26 +96,35 @@ async fn before<T>(
     }
 }
 
-/// The HTTP client for `target` and its timeouts (in all 120 s by default). Connection set-up
+/// The HTTP client for `target` and its settings (in all 120 s by default). Connection set-up
 /// gets at most 10 s of it; TCP_NODELAY keeps small request writes from waiting on delayed ACKs.
 pub fn client_for(
     target: &crate::scenario::Target,
-) -> reqwest::Result<(reqwest::Client, Timeouts)> {
+) -> reqwest::Result<(reqwest::Client, Settings)> {
     let timeout = target.timeout.map_or(Duration::from_secs(120), |t| t.get());
-    let timeouts = Timeouts {
+    let settings = Settings {
         total: timeout,
         first_token: target.first_token_timeout.map(|t| t.get()),
         idle: target.idle_timeout.map(|t| t.get()),
         max_line_bytes: target.max_line_bytes.map_or(DEFAULT_MAX_LINE_BYTES, |n| {
             usize::try_from(n).unwrap_or(usize::MAX)
         }),
+        think_tags: match target.think_tags.as_deref() {
+            None => Some(ThinkTags::default()),
+            Some([open, close]) => Some(ThinkTags {
+                open: open.clone(),
+                close: close.clone(),
+            }),
+            // `[]` (validation allows nothing else) turns the detection off.
+            Some(_) => None,
+        },
     };
     let client = reqwest::Client::builder()
         .connect_timeout(timeout.min(Duration::from_secs(10)))
         .pool_idle_timeout(Duration::from_secs(90))
         .tcp_nodelay(true)
         .build()?;
-    Ok((client, timeouts))
+    Ok((client, settings))
 }
 
 /// A measurement of a request that failed before any answer.
@@ -174,7 +189,7 @@ pub fn error_message(text: &str) -> String {
 async fn exchange<F: StreamFold>(
     request: reqwest::RequestBuilder,
     sent_at: Instant,
-    timeouts: Timeouts,
+    settings: Settings,
 ) -> Measurement {
     let elapsed = || sent_at.elapsed();
     let again = request.try_clone();
@@ -193,7 +208,7 @@ async fn exchange<F: StreamFold>(
             (sent, _) => sent,
         }
     };
-    let sent = before(timeouts.next(sent_at, sent_at, false), sending).await;
+    let sent = before(settings.next(sent_at, sent_at, false), sending).await;
     let response = match sent {
         Ok(Ok(response)) => response,
         Ok(Err(err)) => {
@@ -210,11 +225,12 @@ async fn exchange<F: StreamFold>(
     let status = response.status().as_u16();
     let mut m = if response.status().is_success() {
         let mut fold = F::default();
+        fold.set_think_tags(settings.think_tags.clone());
         let mut body = response.bytes_stream();
         let mut broken = None;
         let mut last_read = Instant::now();
         loop {
-            let deadline = timeouts.next(sent_at, last_read, fold.has_content());
+            let deadline = settings.next(sent_at, last_read, fold.has_content());
             let read = match before(deadline, body.next()).await {
                 Ok(Some(read)) => read,
                 Ok(None) => break,
@@ -227,12 +243,12 @@ async fn exchange<F: StreamFold>(
             match read {
                 Ok(bytes) => {
                     fold.feed(elapsed(), &bytes);
-                    if fold.pending() > timeouts.max_line_bytes {
+                    if fold.pending() > settings.max_line_bytes {
                         broken = Some(RequestError::new(
                             ErrorKind::Oversized,
                             format!(
                                 "a line or event longer than {} bytes (target.max_line_bytes)",
-                                timeouts.max_line_bytes
+                                settings.max_line_bytes
                             ),
                         ));
                         break;
@@ -307,18 +323,18 @@ fn closed_before_answer(err: &reqwest::Error) -> bool {
     false
 }
 
-/// Sends `body` with the request `build` makes of it, under `timeouts`. The body is serialised
+/// Sends `body` with the request `build` makes of it, under `settings`. The body is serialised
 /// before t0, so building the request is not counted as latency.
 pub async fn send<F: StreamFold>(
-    timeouts: Timeouts,
+    settings: Settings,
     body: Value,
     build: impl FnOnce(Vec<u8>) -> reqwest::RequestBuilder,
 ) -> Exchange {
     // A JSON value always serialises (string keys, finite numbers): `Display` cannot fail.
     let request = build(body.to_string().into_bytes());
     let sent_at = Instant::now();
-    let timeout = timeouts.total;
-    let answer = exchange::<F>(request, sent_at, timeouts);
+    let timeout = settings.total;
+    let answer = exchange::<F>(request, sent_at, settings);
     let measurement = match tokio::time::timeout(timeout, answer).await {
         Ok(m) => m,
         Err(_) => failed(

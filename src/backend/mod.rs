@@ -12,6 +12,7 @@ pub(crate) mod openai_stream;
 #[cfg(test)]
 mod property_tests;
 pub(crate) mod sse;
+pub(crate) mod think;
 
 use std::fmt;
 use std::time::Duration;

@@ -49,7 +49,7 @@ pub struct OllamaBackend {
     endpoint: String,
     model: String,
     api: Api,
-    timeouts: http::Timeouts,
+    settings: http::Settings,
     options: Option<Map<String, Value>>,
     keep_alive: Option<KeepAlive>,
 }
@@ -57,7 +57,7 @@ pub struct OllamaBackend {
 impl OllamaBackend {
     /// A backend for `target` at `base_url`.
     pub fn try_new(target: &Target, base_url: &str) -> Result<Self, reqwest::Error> {
-        let (client, timeouts) = http::client_for(target)?;
+        let (client, settings) = http::client_for(target)?;
         // Validation rejects `completions` for Ollama; its nearest endpoint keeps this total.
         let path = match target.api {
             Api::Chat => "/api/chat",
@@ -68,7 +68,7 @@ impl OllamaBackend {
             endpoint: format!("{}{path}", base_url.trim_end_matches('/')),
             model: target.model.clone(),
             api: target.api,
-            timeouts,
+            settings,
             options: target.options.clone(),
             keep_alive: target.keep_alive.clone(),
         })
@@ -116,7 +116,7 @@ impl OllamaBackend {
 impl Backend for OllamaBackend {
     fn send<'a>(&'a self, request: &'a Picked) -> BoxFuture<'a, Exchange> {
         Box::pin(http::send::<OllamaStream>(
-            self.timeouts,
+            self.settings.clone(),
             self.body(&request.prompt, request.options.as_ref()),
             |body| {
                 self.client

@@ -11,6 +11,7 @@ use serde_json::Value;
 
 use super::http::StreamFold;
 use super::ndjson::LineSplitter;
+use super::think::{ThinkSplitter, ThinkTags};
 use super::{ErrorKind, Measurement, RequestError, ServerTimings};
 
 /// One line of /api/generate or /api/chat output. Every field is optional: servers omit
@@ -63,6 +64,15 @@ impl Chunk {
         (answer, thinking)
     }
 
+    fn has_tool_calls(&self) -> bool {
+        let has_tools = |t: &Option<Vec<Value>>| t.as_ref().is_some_and(|t| !t.is_empty());
+        has_tools(&self.tool_calls)
+            || self
+                .message
+                .as_ref()
+                .is_some_and(|m| has_tools(&m.tool_calls))
+    }
+
     fn text(&self) -> impl Iterator<Item = &str> {
         let message = self.message.as_ref();
         [
@@ -78,6 +88,7 @@ impl Chunk {
 #[derive(Debug, Default)]
 pub struct OllamaStream {
     lines: LineSplitter,
+    think: ThinkSplitter,
     m: Measurement,
     last_content_at: Option<Duration>,
     finished: bool,
@@ -113,6 +124,7 @@ impl StreamFold for OllamaStream {
             self.m.output_tokens = self.m.content_chunks;
             self.m.tokens_estimated = self.m.content_chunks > 0;
         }
+        self.flush_think();
         self.m
     }
 
@@ -121,6 +133,7 @@ impl StreamFold for OllamaStream {
         self.m.fail_at(at, error);
         self.m.output_tokens = self.m.content_chunks;
         self.m.tokens_estimated = true;
+        self.flush_think();
         self.m
     }
 
@@ -131,9 +144,20 @@ impl StreamFold for OllamaStream {
     fn pending(&self) -> usize {
         self.lines.pending()
     }
+
+    fn set_think_tags(&mut self, tags: Option<ThinkTags>) {
+        self.think = ThinkSplitter::new(tags);
+    }
 }
 
 impl OllamaStream {
+    /// Text held back for a tag that never completed is what it was.
+    fn flush_think(&mut self) {
+        let (thinking, text) = self.think.finish();
+        self.m.thinking.push_str(&thinking);
+        self.m.text.push_str(&text);
+    }
+
     fn line(&mut self, at: Duration, line: &[u8], unparsable: ErrorKind) {
         if self.finished || line.iter().all(u8::is_ascii_whitespace) {
             return;
@@ -154,11 +178,19 @@ impl OllamaStream {
         }
         let (answer, thinking) = chunk.payload();
         if answer || thinking {
+            // Reasoning inside the answer text (`<think>…</think>`) is thinking, not answer.
+            let mut answer_text = String::new();
+            for piece in chunk.text() {
+                let (inline_thinking, text) = self.think.push(piece);
+                self.m.thinking.push_str(&inline_thinking);
+                answer_text.push_str(&text);
+            }
+            // The first answer token is the first that is not whitespace (R1 sends "\n\n"
+            // right after `</think>`).
+            let answer = chunk.has_tool_calls() || !answer_text.trim().is_empty();
             self.m
                 .content_arrived(at, answer, &mut self.last_content_at);
-            for piece in chunk.text() {
-                self.m.text.push_str(piece);
-            }
+            self.m.text.push_str(&answer_text);
             let message_thinking = chunk.message.as_ref().and_then(|m| m.thinking.as_deref());
             for piece in [chunk.thinking.as_deref(), message_thinking]
                 .into_iter()
@@ -195,6 +227,45 @@ impl OllamaStream {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn inline_reasoning_is_thinking_and_ttfa_follows_the_closing_tag() {
+        // DeepSeek-R1 on Ollama without `think`: the reasoning streams as content.
+        let mut s = OllamaStream::default();
+        for (i, piece) in [
+            "<think>",
+            "\nThe capital",
+            " is Paris.",
+            "</th",
+            "ink>",
+            "\n\n",
+            "Paris",
+            ".",
+        ]
+        .iter()
+        .enumerate()
+        {
+            let line = format!(
+                "{{\"message\":{{\"role\":\"assistant\",\"content\":{}}},\"done\":false}}\n",
+                serde_json::json!(piece)
+            );
+            s.feed(Duration::from_secs(i as u64 + 1), line.as_bytes());
+        }
+        s.feed(
+            Duration::from_secs(9),
+            b"{\"done\":true,\"eval_count\":8}\n",
+        );
+        let m = s.finish(Duration::from_secs(9));
+        assert_eq!(m.thinking, "\nThe capital is Paris.");
+        assert_eq!(m.text, "\n\nParis.");
+        assert_eq!(m.ttft, Some(Duration::from_secs(1)));
+        assert_eq!(
+            m.ttfa,
+            Some(Duration::from_secs(7)),
+            "the first answer token after </think>"
+        );
+        assert_eq!(m.content_chunks, 8);
+    }
 
     fn ms(n: u64) -> Duration {
         Duration::from_millis(n)

@@ -31,7 +31,7 @@ pub struct OpenAiBackend {
     endpoint: String,
     model: String,
     api: Api,
-    timeouts: http::Timeouts,
+    settings: http::Settings,
     options: Option<Map<String, Value>>,
     /// Sent as a bearer token; never logged or written anywhere.
     api_key: Option<String>,
@@ -44,13 +44,13 @@ impl OpenAiBackend {
         base_url: &str,
         api_key: Option<String>,
     ) -> Result<Self, reqwest::Error> {
-        let (client, timeouts) = http::client_for(target)?;
+        let (client, settings) = http::client_for(target)?;
         Ok(Self {
             client,
             endpoint: endpoint(base_url, target.api),
             model: target.model.clone(),
             api: target.api,
-            timeouts,
+            settings,
             options: target.options.clone(),
             api_key,
         })
@@ -103,7 +103,7 @@ impl OpenAiBackend {
 impl Backend for OpenAiBackend {
     fn send<'a>(&'a self, request: &'a Picked) -> BoxFuture<'a, Exchange> {
         Box::pin(http::send::<OpenAiStream>(
-            self.timeouts,
+            self.settings.clone(),
             self.body(&request.prompt, request.options.as_ref()),
             |body| {
                 let request = self

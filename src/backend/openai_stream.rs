@@ -15,12 +15,14 @@ use serde_json::Value;
 
 use super::http::StreamFold;
 use super::sse::{SseItem, SseParser};
+use super::think::{ThinkSplitter, ThinkTags};
 use super::{ErrorKind, Measurement, RequestError};
 
 /// Folds one streamed response.
 #[derive(Debug, Default)]
 pub struct OpenAiStream {
     sse: SseParser,
+    think: ThinkSplitter,
     m: Measurement,
     last_content_at: Option<Duration>,
     done: bool,
@@ -68,6 +70,7 @@ impl StreamFold for OpenAiStream {
             );
         }
         self.settle_counts();
+        self.flush_think();
         self.m
     }
 
@@ -75,6 +78,7 @@ impl StreamFold for OpenAiStream {
     fn fail(mut self, at: Duration, error: RequestError) -> Measurement {
         self.m.fail_at(at, error);
         self.settle_counts();
+        self.flush_think();
         self.m
     }
 
@@ -85,9 +89,20 @@ impl StreamFold for OpenAiStream {
     fn pending(&self) -> usize {
         self.sse.pending()
     }
+
+    fn set_think_tags(&mut self, tags: Option<ThinkTags>) {
+        self.think = ThinkSplitter::new(tags);
+    }
 }
 
 impl OpenAiStream {
+    /// Text held back for a tag that never completed is what it was.
+    fn flush_think(&mut self) {
+        let (thinking, text) = self.think.finish();
+        self.m.thinking.push_str(&thinking);
+        self.m.text.push_str(&text);
+    }
+
     fn settle_counts(&mut self) {
         match self.completion_tokens.or(self.predicted_n) {
             Some(n) => self.m.output_tokens = n,
@@ -142,8 +157,21 @@ impl OpenAiStream {
             if let Some(text) =
                 non_empty_str(&delta["content"]).or_else(|| non_empty_str(&choice["text"]))
             {
-                self.m.text.push_str(text);
-                answer = true;
+                // Reasoning inside the answer text (`<think>…</think>`) is thinking, not answer.
+                let (inline_thinking, text) = self.think.push(text);
+                if !inline_thinking.is_empty() {
+                    self.m.thinking.push_str(&inline_thinking);
+                    reasoning = true;
+                }
+                self.m.text.push_str(&text);
+                // The first answer token is the first that is not whitespace (R1 sends "\n\n"
+                // right after `</think>`); text held back while a tag may be forming, or
+                // whitespace, is still content that arrived.
+                if text.trim().is_empty() {
+                    reasoning = true;
+                } else {
+                    answer = true;
+                }
             }
             if delta["tool_calls"]
                 .as_array()
@@ -239,6 +267,34 @@ mod tests {
             let m = s.finish(ms(3));
             assert_eq!(m.error.map(|e| e.kind), Some(ErrorKind::StreamError), "{}", String::from_utf8_lossy(body));
         }
+    }
+
+    #[test]
+    fn inline_reasoning_is_thinking_unless_turned_off() {
+        let feed = |s: &mut OpenAiStream| {
+            for (i, piece) in ["<think>", "hmm", "</think>", "\n\n", "Yes"]
+                .iter()
+                .enumerate()
+            {
+                let event = format!(
+                    "data: {{\"choices\":[{{\"index\":0,\"delta\":{{\"content\":{}}}}}]}}\n\n",
+                    serde_json::json!(piece)
+                );
+                s.feed(ms(i as u64 + 1), event.as_bytes());
+            }
+            s.feed(ms(6), b"data: [DONE]\n\n");
+        };
+        let mut on = OpenAiStream::default();
+        feed(&mut on);
+        let m = on.finish(ms(6));
+        assert_eq!((m.thinking.as_str(), m.text.as_str()), ("hmm", "\n\nYes"));
+        assert_eq!((m.ttft, m.ttfa), (Some(ms(1)), Some(ms(5))));
+        let mut off = OpenAiStream::default();
+        off.set_think_tags(None);
+        feed(&mut off);
+        let m = off.finish(ms(6));
+        assert_eq!(m.text, "<think>hmm</think>\n\nYes");
+        assert_eq!(m.ttfa, Some(ms(1)));
     }
 
     #[test]

@@ -152,6 +152,13 @@ pub struct Target {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(range(min = 1024))]
     pub max_line_bytes: Option<u64>,
+    /// The tag pair that marks reasoning inside the answer text (DeepSeek-R1 on Ollama without
+    /// `think`, OpenAI-compatible servers without a reasoning parser), as `[open, close]`; `[]`
+    /// turns the detection off. Default `["<think>", "</think>"]`. A block counts only at the
+    /// start of the answer; TTFA is the first answer token after it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 2))]
+    pub think_tags: Option<Vec<String>>,
     /// Ollama: passed through as `options` (num_predict, temperature, seed, num_ctx, ...); keep
     /// num_ctx constant across runs, a change forces a model reload. OpenAI: merged into the
     /// request body (max_tokens, temperature, seed, ...).

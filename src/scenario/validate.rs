@@ -49,6 +49,14 @@ pub fn check(scenario: &Scenario) -> Vec<(String, String)> {
     if scenario.name.trim().is_empty() {
         problem("/name".into(), "must not be empty");
     }
+    if let Some(tags) = &scenario.target.think_tags {
+        if tags.len() == 1 || tags.iter().any(String::is_empty) {
+            problem(
+                "/target/think_tags".into(),
+                "give the pair [open, close], e.g. [\"<think>\", \"</think>\"], or [] to turn it off",
+            );
+        }
+    }
     if let Some(Err(message)) = scenario.target.url.as_deref().map(check_url) {
         problem("/target/url".into(), &message);
     }
