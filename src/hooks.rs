@@ -342,6 +342,10 @@ impl Hooks {
             "ttft_ms": m.ttft.map(ms),
             "e2e_ms": ms(m.e2e),
             "done_reason": m.done_reason,
+            // Every choice of an `n > 1` answer; `text` is the first.
+            "choices": std::iter::once(json!({"index": 0, "text": m.text, "finish_reason": m.done_reason}))
+                .chain(m.other_choices.iter().map(|c| json!({"index": c.index, "text": c.text, "finish_reason": c.finish_reason})))
+                .collect::<Vec<_>>(),
         });
         RECORDED.with(|r| r.borrow_mut().clear());
         let out = self.call(
@@ -548,6 +552,27 @@ mod tests {
             panic!("sent")
         };
         assert_eq!(metrics, vec![("prompt_chars".to_string(), 5.0)]);
+    }
+
+    #[test]
+    fn after_response_sees_every_choice() {
+        let hooks = Hooks::compile(
+            r#"fn after_response(ctx, res) { #{ three: res.choices.len() == 3, first: res.choices[0].text == res.text, last: res.choices[2].text == "c" } }"#,
+        )
+        .unwrap();
+        let choice = |index: u64, text: &str| crate::backend::Choice {
+            index,
+            text: text.into(),
+            finish_reason: None,
+        };
+        let m = Measurement {
+            text: "a".into(),
+            other_choices: vec![choice(1, "b"), choice(2, "c")],
+            ..Measurement::default()
+        };
+        let observed = hooks.after_response(&picked("x"), &info(), &m).unwrap();
+        assert!(observed.checks.iter().all(|(_, ok)| *ok), "{observed:?}");
+        assert_eq!(observed.checks.len(), 3);
     }
 
     #[test]

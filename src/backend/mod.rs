@@ -217,6 +217,20 @@ pub struct Measurement {
     /// True when the request was sent a second time because the server had closed the
     /// kept-alive connection it was first written to; the first attempt's time is included.
     pub reconnected: bool,
+    /// The other choices of an OpenAI `n > 1` answer (the first is `text`), each measured as
+    /// its own stream: their gaps are in `itl`, never pooled across choices.
+    pub other_choices: Vec<Choice>,
+}
+
+/// One more choice of an `n > 1` answer.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Choice {
+    /// Its `index`.
+    pub index: u64,
+    /// Its answer text.
+    pub text: String,
+    /// Its `finish_reason`.
+    pub finish_reason: Option<String>,
 }
 
 /// `base` with `overrides` merged over it (entry options over the target's).
@@ -250,7 +264,10 @@ impl Measurement {
         }
         self.content_chunks += 1;
         match *last {
-            None => self.ttft = Some(at),
+            // The first content of the request; another choice's first content is not.
+            None => {
+                self.ttft.get_or_insert(at);
+            }
             Some(prev) => self.itl.push(at.saturating_sub(prev)),
         }
         *last = Some(at);

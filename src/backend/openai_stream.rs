@@ -16,21 +16,49 @@ use serde_json::Value;
 use super::http::StreamFold;
 use super::sse::{SseItem, SseParser};
 use super::think::{ThinkSplitter, ThinkTags};
-use super::{ErrorKind, Measurement, RequestError};
+use super::{Choice, ErrorKind, Measurement, RequestError};
+use std::collections::BTreeMap;
+
+/// One choice of the answer (`n > 1` streams several, interleaved): measured as its own stream.
+#[derive(Debug, Default)]
+struct ChoiceState {
+    think: ThinkSplitter,
+    text: String,
+    finish_reason: Option<String>,
+    last_content_at: Option<Duration>,
+}
 
 /// Folds one streamed response.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct OpenAiStream {
     sse: SseParser,
-    think: ThinkSplitter,
+    think_tags: Option<ThinkTags>,
+    /// Each choice by its `index`.
+    choices: BTreeMap<u64, ChoiceState>,
     m: Measurement,
-    last_content_at: Option<Duration>,
     done: bool,
     failed: bool,
     completion_tokens: Option<u64>,
     predicted_n: Option<u64>,
     prompt_from_usage: Option<u64>,
     prompt_from_timings: Option<u64>,
+}
+
+impl Default for OpenAiStream {
+    fn default() -> Self {
+        Self {
+            sse: SseParser::default(),
+            think_tags: Some(ThinkTags::default()),
+            choices: BTreeMap::new(),
+            m: Measurement::default(),
+            done: false,
+            failed: false,
+            completion_tokens: None,
+            predicted_n: None,
+            prompt_from_usage: None,
+            prompt_from_timings: None,
+        }
+    }
 }
 
 fn non_empty_str(v: &Value) -> Option<&str> {
@@ -91,16 +119,33 @@ impl StreamFold for OpenAiStream {
     }
 
     fn set_think_tags(&mut self, tags: Option<ThinkTags>) {
-        self.think = ThinkSplitter::new(tags);
+        self.think_tags = tags;
     }
 }
 
 impl OpenAiStream {
-    /// Text held back for a tag that never completed is what it was.
+    /// Ends every choice: text held back for a tag that never completed is what it was. The
+    /// first choice is the answer (`text`, `done_reason`); the others are kept beside it.
     fn flush_think(&mut self) {
-        let (thinking, text) = self.think.finish();
-        self.m.thinking.push_str(&thinking);
-        self.m.text.push_str(&text);
+        for (position, (index, mut choice)) in
+            std::mem::take(&mut self.choices).into_iter().enumerate()
+        {
+            let (thinking, text) = choice.think.finish();
+            self.m.thinking.push_str(&thinking);
+            choice.text.push_str(&text);
+            if position == 0 {
+                self.m.text = choice.text;
+                if choice.finish_reason.is_some() {
+                    self.m.done_reason = choice.finish_reason;
+                }
+            } else {
+                self.m.other_choices.push(Choice {
+                    index,
+                    text: choice.text,
+                    finish_reason: choice.finish_reason,
+                });
+            }
+        }
     }
 
     fn settle_counts(&mut self) {
@@ -151,19 +196,25 @@ impl OpenAiStream {
         }
         // Until [DONE] arrives, the last chunk is the end of the answer.
         self.m.e2e = at;
-        let (mut answer, mut reasoning) = (false, false);
         for choice in chunk["choices"].as_array().into_iter().flatten() {
+            let index = as_u64(&choice["index"]).unwrap_or(0);
+            let tags = &self.think_tags;
+            let state = self.choices.entry(index).or_insert_with(|| ChoiceState {
+                think: ThinkSplitter::new(tags.clone()),
+                ..ChoiceState::default()
+            });
+            let (mut answer, mut reasoning) = (false, false);
             let delta = &choice["delta"];
             if let Some(text) =
                 non_empty_str(&delta["content"]).or_else(|| non_empty_str(&choice["text"]))
             {
                 // Reasoning inside the answer text (`<think>…</think>`) is thinking, not answer.
-                let (inline_thinking, text) = self.think.push(text);
+                let (inline_thinking, text) = state.think.push(text);
                 if !inline_thinking.is_empty() {
                     self.m.thinking.push_str(&inline_thinking);
                     reasoning = true;
                 }
-                self.m.text.push_str(&text);
+                state.text.push_str(&text);
                 // The first answer token is the first that is not whitespace (R1 sends "\n\n"
                 // right after `</think>`); text held back while a tag may be forming, or
                 // whitespace, is still content that arrived.
@@ -186,12 +237,13 @@ impl OpenAiStream {
                 reasoning = true;
             }
             if let Some(reason) = non_empty_str(&choice["finish_reason"]) {
-                self.m.done_reason = Some(reason.to_string());
+                state.finish_reason = Some(reason.to_string());
             }
-        }
-        if answer || reasoning {
-            self.m
-                .content_arrived(at, answer, &mut self.last_content_at);
+            // Each choice's gaps are its own: interleaved choices must not pool into one ITL.
+            if answer || reasoning {
+                self.m
+                    .content_arrived(at, answer, &mut state.last_content_at);
+            }
         }
         let usage = &chunk["usage"];
         if let Some(n) = as_u64(&usage["completion_tokens"]) {
@@ -295,6 +347,36 @@ mod tests {
         let m = off.finish(ms(6));
         assert_eq!(m.text, "<think>hmm</think>\n\nYes");
         assert_eq!(m.ttfa, Some(ms(1)));
+    }
+
+    #[test]
+    fn each_choice_of_n_is_its_own_stream() {
+        // n: 3, one event every 20 ms, round robin: each choice gets a token every 60 ms.
+        let mut s = OpenAiStream::default();
+        for step in 0..12u64 {
+            let (index, token) = (step % 3, step / 3);
+            let event = format!("data: {{\"choices\":[{{\"index\":{index},\"delta\":{{\"content\":\"c{index}t{token} \"}}}}]}}\n\n");
+            s.feed(ms(100 + 20 * step), event.as_bytes());
+        }
+        s.feed(ms(400), b"data: {\"choices\":[{\"index\":0,\"delta\":{},\"finish_reason\":\"stop\"},{\"index\":1,\"delta\":{},\"finish_reason\":\"length\"},{\"index\":2,\"delta\":{},\"finish_reason\":\"stop\"}]}\n\ndata: [DONE]\n\n");
+        let m = s.finish(ms(400));
+        assert_eq!(m.ttft, Some(ms(100)));
+        assert_eq!(m.text, "c0t0 c0t1 c0t2 c0t3 ");
+        assert_eq!(m.done_reason.as_deref(), Some("stop"));
+        assert_eq!(m.itl.len(), 9, "3 gaps in each of 3 choices");
+        assert!(m.itl.iter().all(|gap| *gap == ms(60)), "{:?}", m.itl);
+        let others: Vec<(u64, &str, Option<&str>)> = m
+            .other_choices
+            .iter()
+            .map(|c| (c.index, c.text.as_str(), c.finish_reason.as_deref()))
+            .collect();
+        assert_eq!(
+            others,
+            vec![
+                (1, "c1t0 c1t1 c1t2 c1t3 ", Some("length")),
+                (2, "c2t0 c2t1 c2t2 c2t3 ", Some("stop"))
+            ]
+        );
     }
 
     #[test]
