@@ -191,7 +191,8 @@ impl ThresholdWatch {
 }
 
 /// The recorder task: the only owner of the aggregates, the raw log and the progress display.
-/// Returns the aggregates and the threshold that aborted the run, if one did.
+/// Returns the aggregates, the threshold that aborted the run (if one did) and the error that
+/// stopped the raw log (if one did: the run goes on, but must not end as a success).
 pub async fn collect(
     mut rx: mpsc::Receiver<Event>,
     mut progress: Progress,
@@ -199,7 +200,8 @@ pub async fn collect(
     secrets: Secrets,
     watch: ThresholdWatch,
     live: Option<Arc<LiveMetrics>>,
-) -> (Recorder, Option<String>) {
+) -> (Recorder, Option<String>, Option<std::io::Error>) {
+    let mut raw_failure = None;
     let mut recorder = Recorder::with_limits(thresholds::request_limits(&watch.all));
     let mut aborted_by = None;
     let mut tick =
@@ -212,6 +214,7 @@ pub async fn collect(
                 if let Some(Err(err)) = raw.as_mut().map(Write::flush) {
                     eprintln!("warning: raw log stopped: {err}");
                     raw = None;
+                    raw_failure = Some(err);
                 }
                 continue;
             }
@@ -250,6 +253,7 @@ pub async fn collect(
                     if let Err(err) = raw::write_line(out, sample, &secrets) {
                         eprintln!("warning: raw log stopped: {err}");
                         raw = None;
+                        raw_failure = Some(err);
                     }
                 }
                 if let Some(key) = &sample.key {
@@ -265,10 +269,11 @@ pub async fn collect(
         }
     }
     if let Some(mut out) = raw {
-        if let Err(err) = out.flush() {
+        if let Err(err) = out.flush().and_then(|()| out.get_ref().sync_all()) {
             eprintln!("warning: raw log incomplete: {err}");
+            raw_failure = Some(err);
         }
     }
     progress.finish();
-    (recorder, aborted_by)
+    (recorder, aborted_by, raw_failure)
 }

@@ -172,7 +172,7 @@ struct Prepared {
     stem: String,
     raw_path: Option<PathBuf>,
     runner: Runner,
-    collector: tokio::task::JoinHandle<(Recorder, Option<String>)>,
+    collector: tokio::task::JoinHandle<(Recorder, Option<String>, Option<std::io::Error>)>,
     live: Option<Live>,
     finished: CancellationToken,
 }
@@ -180,6 +180,7 @@ struct Prepared {
 /// What driving the load left for `finish`.
 struct Driven {
     recorder: Recorder,
+    raw_failure: Option<std::io::Error>,
     aborted_by: Option<String>,
     capacity: Vec<CapacityReport>,
     duration: Duration,
@@ -310,12 +311,14 @@ impl Prepared {
         // The last sender goes with the runner, which ends the recorder task's loop.
         drop(runner);
         self.finished.cancel();
-        let (recorder, aborted_by) = self.collector.await.map_err(|source| Error::Task {
-            what: "recorder",
-            source,
-        })?;
+        let (recorder, aborted_by, raw_failure) =
+            self.collector.await.map_err(|source| Error::Task {
+                what: "recorder",
+                source,
+            })?;
         Ok(Driven {
             recorder,
+            raw_failure,
             aborted_by,
             capacity,
             duration: clock.elapsed(),
@@ -406,6 +409,13 @@ async fn finish(
     };
     if let Some(err) = &teardown_error {
         eprintln!("error: hook script: {err}");
+    }
+    // Everything else is written; a raw log that could not be is still a failed write.
+    if let (Some(source), Some(path)) = (driven.raw_failure, &driven.raw_path) {
+        return Err(Error::Write(files::WriteError {
+            path: path.clone(),
+            source,
+        }));
     }
     Ok(RunOutcome {
         result,

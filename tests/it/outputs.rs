@@ -212,3 +212,39 @@ async fn two_runs_at_once_write_separate_files() {
         );
     }
 }
+
+#[test]
+fn a_raw_log_that_cannot_be_written_fails_the_run_after_everything_else_is_written() {
+    let dir = tempfile::tempdir().unwrap();
+    // 2,000 quick requests: the raw log passes 128 KiB long before the result (~25 KiB) does.
+    std::fs::write(
+        dir.path().join("s.yaml"),
+        "name: many\ntarget: {model: m}\nprompts: [hi]\nscenarios:\n  s: {executor: concurrency-levels, levels: [8], requests_per_level: 2000}\nsimulator: {parallel: 8, decode_per_token: 0s, prefill_per_token: 0s, load_time: 0s, output_tokens: {min: 2, max: 2}}\n",
+    )
+    .unwrap();
+    let out = Command::new("bash")
+        .arg("-c")
+        .arg(format!(
+            "trap '' XFSZ; ulimit -f 128; exec {} run s.yaml -q --raw",
+            env!("CARGO_BIN_EXE_llm-bench")
+        ))
+        .current_dir(dir.path())
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("warning: raw log stopped: File too large"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("error: cannot write results/many-") && stderr.contains(".requests.jsonl"),
+        "{stderr}"
+    );
+    // The result itself was written whole.
+    let latest: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(dir.path().join("results/benchmark_latest.json")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(latest["total"]["requests"], 2000);
+}
