@@ -106,6 +106,17 @@ mod tests {
     use super::*;
 
     #[test]
+    fn kept_text_stops_at_its_bound_on_a_character_boundary() {
+        let mut text = "x".repeat(MAX_TEXT - 1);
+        keep_text(&mut text, "éé");
+        assert_eq!(text.len(), MAX_TEXT - 1, "half an é is not kept");
+        keep_text(&mut text, "y");
+        keep_text(&mut text, "z");
+        assert_eq!(text.len(), MAX_TEXT);
+        assert!(text.ends_with('y'));
+    }
+
+    #[test]
     fn every_kind_has_one_spelling_and_old_results_still_read() {
         for kind in [
             ErrorKind::Refused,
@@ -231,6 +242,24 @@ pub struct Choice {
     pub text: String,
     /// Its `finish_reason`.
     pub finish_reason: Option<String>,
+}
+
+/// The most answer (or reasoning) text kept per request, in bytes, for hooks and checks: lines
+/// are bounded, but their number is not, and a server that never stops must not exhaust memory.
+pub const MAX_TEXT: usize = 8 << 20;
+
+/// Appends `piece` to `text` while `text` is below [`MAX_TEXT`] (cut at a character boundary).
+pub fn keep_text(text: &mut String, piece: &str) {
+    let room = MAX_TEXT.saturating_sub(text.len());
+    if piece.len() <= room {
+        text.push_str(piece);
+    } else {
+        let mut cut = room;
+        while !piece.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        text.push_str(&piece[..cut]);
+    }
 }
 
 /// `base` with `overrides` merged over it (entry options over the target's).

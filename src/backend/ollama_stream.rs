@@ -10,6 +10,7 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use super::http::StreamFold;
+use super::keep_text;
 use super::ndjson::LineSplitter;
 use super::think::{ThinkSplitter, ThinkTags};
 use super::{ErrorKind, Measurement, RequestError, ServerTimings};
@@ -154,8 +155,8 @@ impl OllamaStream {
     /// Text held back for a tag that never completed is what it was.
     fn flush_think(&mut self) {
         let (thinking, text) = self.think.finish();
-        self.m.thinking.push_str(&thinking);
-        self.m.text.push_str(&text);
+        keep_text(&mut self.m.thinking, &thinking);
+        keep_text(&mut self.m.text, &text);
     }
 
     fn line(&mut self, at: Duration, line: &[u8], unparsable: ErrorKind) {
@@ -182,7 +183,7 @@ impl OllamaStream {
             let mut answer_text = String::new();
             for piece in chunk.text() {
                 let (inline_thinking, text) = self.think.push(piece);
-                self.m.thinking.push_str(&inline_thinking);
+                keep_text(&mut self.m.thinking, &inline_thinking);
                 answer_text.push_str(&text);
             }
             // The first answer token is the first that is not whitespace (R1 sends "\n\n"
@@ -190,13 +191,13 @@ impl OllamaStream {
             let answer = chunk.has_tool_calls() || !answer_text.trim().is_empty();
             self.m
                 .content_arrived(at, answer, &mut self.last_content_at);
-            self.m.text.push_str(&answer_text);
+            keep_text(&mut self.m.text, &answer_text);
             let message_thinking = chunk.message.as_ref().and_then(|m| m.thinking.as_deref());
             for piece in [chunk.thinking.as_deref(), message_thinking]
                 .into_iter()
                 .flatten()
             {
-                self.m.thinking.push_str(piece);
+                keep_text(&mut self.m.thinking, piece);
             }
         }
         if chunk.done {

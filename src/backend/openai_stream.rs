@@ -14,6 +14,7 @@ use std::time::Duration;
 use serde_json::Value;
 
 use super::http::StreamFold;
+use super::keep_text;
 use super::sse::{SseItem, SseParser};
 use super::think::{ThinkSplitter, ThinkTags};
 use super::{Choice, ErrorKind, Measurement, RequestError};
@@ -131,8 +132,8 @@ impl OpenAiStream {
             std::mem::take(&mut self.choices).into_iter().enumerate()
         {
             let (thinking, text) = choice.think.finish();
-            self.m.thinking.push_str(&thinking);
-            choice.text.push_str(&text);
+            keep_text(&mut self.m.thinking, &thinking);
+            keep_text(&mut choice.text, &text);
             if position == 0 {
                 self.m.text = choice.text;
                 if choice.finish_reason.is_some() {
@@ -211,10 +212,10 @@ impl OpenAiStream {
                 // Reasoning inside the answer text (`<think>…</think>`) is thinking, not answer.
                 let (inline_thinking, text) = state.think.push(text);
                 if !inline_thinking.is_empty() {
-                    self.m.thinking.push_str(&inline_thinking);
+                    keep_text(&mut self.m.thinking, &inline_thinking);
                     reasoning = true;
                 }
-                state.text.push_str(&text);
+                keep_text(&mut state.text, &text);
                 // The first answer token is the first that is not whitespace (R1 sends "\n\n"
                 // right after `</think>`); text held back while a tag may be forming, or
                 // whitespace, is still content that arrived.
@@ -233,7 +234,7 @@ impl OpenAiStream {
             if let Some(piece) = non_empty_str(&delta["reasoning_content"])
                 .or_else(|| non_empty_str(&delta["reasoning"]))
             {
-                self.m.thinking.push_str(piece);
+                keep_text(&mut self.m.thinking, piece);
                 reasoning = true;
             }
             if let Some(reason) = non_empty_str(&choice["finish_reason"]) {

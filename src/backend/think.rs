@@ -23,6 +23,9 @@ impl Default for ThinkTags {
     }
 }
 
+/// Leading whitespace held while a reasoning block may still open; past it the text is answer.
+const MAX_LEAD: usize = 4096;
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 enum State {
     /// Only whitespace so far: a reasoning block may still open (it must come first).
@@ -76,7 +79,7 @@ impl ThinkSplitter {
                     if let Some(rest) = trimmed.strip_prefix(open.as_str()) {
                         self.pending = rest.to_string();
                         self.state = State::Thinking;
-                    } else if open.starts_with(trimmed) {
+                    } else if open.starts_with(trimmed) && self.pending.len() <= MAX_LEAD {
                         // Whitespace, or a tag not yet complete: wait for more.
                         return (thinking, answer);
                     } else {
