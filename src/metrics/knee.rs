@@ -8,8 +8,13 @@
 //!   as long as the others; past it, some queue behind others and the tail separates from the
 //!   median. A spread is used rather than the p95/p50 ratio, because at the lowest level both
 //!   are a few milliseconds and their ratio is noise.
+//! - **Queueing**: the first level where the TTFT median itself leaves its uncontended value:
+//!   above twice the lowest level's p95. When every request waits about as long as the others
+//!   (one slot, a uniform queue), the tail never separates from the median, yet all of them
+//!   wait: the spread rule alone would call a 12 ms -> 3.6 s sweep knee-free.
 //! - **Saturation**: the last level before throughput (output tokens/s) grows by less than 10 %
-//!   from one level to the next. Adding users past it adds waiting, not tokens.
+//!   from one level to the next. Adding users past it adds waiting, not tokens. A sweep that
+//!   produced no tokens at any level says nothing about throughput.
 
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
@@ -20,6 +25,8 @@ pub const SPREAD_FACTOR: f64 = 2.0;
 pub const NOISE_SHARE: f64 = 0.5;
 /// The share of the level's own median the spread must also exceed.
 pub const MEDIAN_SHARE: f64 = 0.25;
+/// How many times the lowest level's p95 the median must exceed for uniform queueing.
+pub const MEDIAN_GROWTH: f64 = 2.0;
 /// Throughput growth below which the server counts as saturated.
 pub const MIN_THROUGHPUT_GAIN: f64 = 0.10;
 
@@ -43,10 +50,18 @@ pub struct Knee {
     pub latency_knee_level: Option<u32>,
     /// The last level before throughput stops growing, if it does.
     pub saturation_level: Option<u32>,
+    /// The first level where the TTFT median itself leaves its uncontended value (every request
+    /// waits), if any. Absent in results written before it existed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub queueing_level: Option<u32>,
+    /// True when no level produced output tokens: nothing is said about throughput.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub no_throughput: bool,
 }
 
 /// Applies the rules to a sweep; points need not be sorted.
 pub fn find(points: &[LevelPoint]) -> Knee {
+    let no_throughput = points.iter().all(|p| p.throughput <= 0.0);
     let mut points: Vec<LevelPoint> = points
         .iter()
         .copied()
@@ -54,7 +69,10 @@ pub fn find(points: &[LevelPoint]) -> Knee {
         .collect();
     points.sort_by_key(|p| p.level);
     let Some(first) = points.first() else {
-        return Knee::default();
+        return Knee {
+            no_throughput,
+            ..Knee::default()
+        };
     };
     let floor = SPREAD_FACTOR * (first.ttft_p95 - first.ttft_p50) + NOISE_SHARE * first.ttft_p95;
     let latency_knee_level = points
@@ -65,13 +83,21 @@ pub fn find(points: &[LevelPoint]) -> Knee {
             spread > floor && spread > MEDIAN_SHARE * p.ttft_p50
         })
         .map(|p| p.level);
+    let queueing_level = points
+        .iter()
+        .skip(1)
+        .find(|p| p.ttft_p50 > MEDIAN_GROWTH * first.ttft_p95)
+        .map(|p| p.level);
     let saturation_level = points
         .windows(2)
         .find(|w| w[1].throughput < w[0].throughput * (1.0 + MIN_THROUGHPUT_GAIN))
-        .map(|w| w[0].level);
+        .map(|w| w[0].level)
+        .filter(|_| !no_throughput);
     Knee {
         latency_knee_level,
         saturation_level,
+        queueing_level,
+        no_throughput,
     }
 }
 
@@ -101,7 +127,9 @@ mod tests {
             find(&sweep),
             Knee {
                 latency_knee_level: Some(4),
-                saturation_level: Some(2)
+                saturation_level: Some(2),
+                queueing_level: Some(4),
+                ..Knee::default()
             }
         );
     }
@@ -127,10 +155,12 @@ mod tests {
             find(&sweep),
             Knee {
                 latency_knee_level: Some(8),
-                saturation_level: Some(2)
+                saturation_level: Some(2),
+                queueing_level: Some(8),
+                ..Knee::default()
             }
         );
-        assert_eq!(find(&[]), Knee::default());
+        assert!(find(&[]).no_throughput, "no level, no tokens");
     }
 
     #[test]
@@ -146,7 +176,9 @@ mod tests {
             find(&sweep),
             Knee {
                 latency_knee_level: Some(4),
-                saturation_level: Some(2)
+                saturation_level: Some(2),
+                queueing_level: Some(4),
+                ..Knee::default()
             }
         );
     }
@@ -164,8 +196,39 @@ mod tests {
             find(&sweep),
             Knee {
                 latency_knee_level: None,
-                saturation_level: Some(1)
+                saturation_level: Some(1),
+                queueing_level: Some(2),
+                ..Knee::default()
             }
         );
+    }
+
+    #[test]
+    fn uniform_queueing_is_a_knee_even_when_the_tail_stays_with_the_median() {
+        // Every request waits: the median goes from 12 ms to 3.59 s with p95 right beside it.
+        let sweep = [
+            p(1, 12.0, 13.0, 80.0),
+            p(2, 230.0, 240.0, 81.0),
+            p(4, 900.0, 930.0, 80.0),
+            p(8, 1800.0, 1850.0, 80.0),
+            p(16, 3590.0, 3640.0, 80.0),
+        ];
+        let knee = find(&sweep);
+        assert_eq!(knee.latency_knee_level, None, "the tail never separates");
+        assert_eq!(knee.queueing_level, Some(2));
+    }
+
+    #[test]
+    fn no_tokens_at_any_level_says_nothing_about_throughput() {
+        let sweep = [
+            p(1, 12.0, 13.0, 0.0),
+            p(2, 13.0, 14.0, 0.0),
+            p(4, 14.0, 15.0, 0.0),
+        ];
+        let knee = find(&sweep);
+        assert!(knee.no_throughput);
+        assert_eq!(knee.saturation_level, None);
+        // Nor when every request failed and no level has a TTFT either.
+        assert!(find(&[p(1, 0.0, 0.0, 0.0), p(2, 0.0, 0.0, 0.0)]).no_throughput);
     }
 }

@@ -247,17 +247,19 @@ pub fn render(result: &RunResult) -> String {
     }
     for phase in &result.scenarios {
         if let Some(knee) = &phase.knee {
-            let latency = knee
-                .latency_knee_level
-                .map_or("TTFT p95 stays with p50 at every level".to_string(), |l| {
-                    format!("TTFT p95 diverges from p50 at level {l}")
-                });
-            let saturation = knee
-                .saturation_level
-                .map_or("throughput grows at every level".to_string(), |l| {
-                    format!("throughput stops growing after level {l}")
-                });
-            let _ = writeln!(out, "knee ({}): {latency}; {saturation}", phase.name);
+            let latency = match (knee.latency_knee_level, knee.queueing_level) {
+                (Some(l), _) => format!("TTFT p95 diverges from p50 at level {l}"),
+                (None, Some(l)) => format!(
+                    "TTFT p95 stays with p50, but from level {l} the median itself grows: every request queues"
+                ),
+                (None, None) => "TTFT p95 stays with p50 at every level".to_string(),
+            };
+            let saturation = match knee.saturation_level {
+                _ if knee.no_throughput => String::new(),
+                Some(l) => format!("; throughput stops growing after level {l}"),
+                None => "; throughput grows at every level".to_string(),
+            };
+            let _ = writeln!(out, "knee ({}): {latency}{saturation}", phase.name);
         }
     }
     for c in &result.capacity {
