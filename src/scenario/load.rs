@@ -87,16 +87,25 @@ pub fn check_file(path: &Path) -> Result<Checked, LoadError> {
 
 /// Checks scenario text; `source` names it in error messages.
 pub fn check_str(text: &str, source: &str) -> Result<Checked, LoadError> {
-    let doc = yaml::parse(text).map_err(|p| LoadError::Invalid {
+    let mut doc = yaml::parse(text).map_err(|p| LoadError::Invalid {
         file: source.to_string(),
         problems: vec![p.in_file(source)],
     })?;
+    // `${NAME}` and `${NAME:-default}` are replaced before anything is checked.
+    let env_problems = super::env::interpolate(&mut doc.value, &|name| std::env::var(name).ok());
     let schema_problems = crate::scenario::schema::check(&doc.value);
     // The semantic checks need typed values. When the schema found problems, they still run on
     // the document without the offending parts, so one `validate` lists both kinds.
-    let mut removed = removal_points(&doc.value, schema_problems.iter().map(|(p, _)| p.as_str()));
-    let problems: Vec<Problem> = schema_problems
+    let mut removed = removal_points(
+        &doc.value,
+        env_problems
+            .iter()
+            .chain(&schema_problems)
+            .map(|(p, _)| p.as_str()),
+    );
+    let problems: Vec<Problem> = env_problems
         .into_iter()
+        .chain(schema_problems)
         .map(|(pointer, message)| doc.problem(source, &pointer, message))
         .collect();
     let mut value = doc.value.clone();

@@ -3,6 +3,7 @@
 //! Field doc comments become the JSON Schema's descriptions, which editors show as hover help
 //! through yaml-language-server, so they are written for users, not for maintainers.
 
+pub(crate) mod env;
 pub(crate) mod load;
 pub mod schema;
 pub(crate) mod validate;

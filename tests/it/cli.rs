@@ -382,12 +382,30 @@ fn a_url_that_is_not_one_is_refused_before_anything_is_sent() {
         "url.yaml",
         "name: u\ntarget:\n  model: m\n  url: ${TARGET_URL}\nprompts: [hi]\nscenarios:\n  s: {executor: concurrency-levels, levels: [1], requests_per_level: 1}\n",
     );
+    // Interpolated first: an unset variable is said as such, once, at its line.
     assert!(
         stderr.contains(&format!(
-            "{path}:4:3: target.url: \"${{TARGET_URL}}\" is not an http:// or https:// URL"
+            "{path}:4:3: target.url: environment variable TARGET_URL is not set"
         )),
         "{stderr}"
     );
+    assert!(stderr.contains("(1 problem(s))"), "{stderr}");
+    // Set, the variable is the URL; a URL that is not one is still refused before sending.
+    let validate = |value: &str| {
+        bin()
+            .arg("validate")
+            .arg(&path)
+            .env("TARGET_URL", value)
+            .output()
+            .unwrap()
+    };
+    let out = validate("gpu-box:11434");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("target.url: \"gpu-box:11434\" is not an http:// or https:// URL"),
+        "{stderr}"
+    );
+    assert_eq!(validate("http://gpu-box:11434").status.code(), Some(0));
     let out = bin()
         .args(["run", "--target-url", "not a url", "-q"])
         .output()
