@@ -94,7 +94,7 @@ impl RunOutcome {
 }
 
 /// How a run is told to stop from outside (Ctrl-C, SIGTERM, SIGHUP). The first request ends
-/// the sending of new requests and gives those in flight [`INTERRUPT_GRACE`]; `now` cuts the
+/// the sending of new requests and gives those in flight its grace period (5 s); `now` cuts the
 /// grace short. Either way the results gathered so far are written.
 #[derive(Debug, Clone, Default)]
 pub struct Stop {
