@@ -96,6 +96,10 @@ pub struct RunArgs {
     /// in k6.
     #[arg(long)]
     pub no_data_fails: bool,
+    /// Sets any scenario field, typed by the schema: `--set scenarios.steady.rate=4`,
+    /// `--set target.options.temperature=0`. Repeatable; recorded in the result.
+    #[arg(long = "set", value_name = "PATH=VALUE")]
+    pub set: Vec<String>,
     /// Skip the check, before any load, that the server answers and has the model.
     #[arg(long)]
     pub no_preflight: bool,

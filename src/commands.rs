@@ -14,6 +14,7 @@ use crate::output::result::{self, RunResult};
 use crate::report::{self, ci, Format, Templates};
 use crate::run::{self, RunOptions, Status, Stop};
 use crate::scenario;
+use crate::scenario::set::Set;
 use crate::sim::{self, SimConfig};
 
 /// The quickstart scenario, built in so `llm-bench run` works from any directory.
@@ -61,19 +62,29 @@ fn validate(files: &[PathBuf]) -> Result<(), Error> {
     }
 }
 
-/// The scenario named on the command line, or the quickstart.
-pub fn load_scenario(path: Option<&Path>) -> Result<Loaded, Error> {
+/// The scenario named on the command line, or the quickstart, with `--set` values applied.
+pub fn load_scenario(path: Option<&Path>, sets: &[Set]) -> Result<Loaded, Error> {
     match path {
-        Some(path) => Ok(compile::load_file(path)?),
+        Some(path) => Ok(compile::load_file_with(path, sets)?),
         None if Path::new(QUICKSTART_PATH).exists() => {
-            Ok(compile::load_file(Path::new(QUICKSTART_PATH))?)
+            Ok(compile::load_file_with(Path::new(QUICKSTART_PATH), sets)?)
         }
-        None => Ok(compile::load_str(QUICKSTART, "<built-in quickstart>")?),
+        None => Ok(compile::load_str_with(
+            QUICKSTART,
+            "<built-in quickstart>",
+            sets,
+        )?),
     }
 }
 
 async fn cmd_run(args: RunArgs) -> Result<Status, Error> {
-    let loaded = load_scenario(args.scenario.as_deref())?;
+    let sets = args
+        .set
+        .iter()
+        .map(|arg| Set::parse(arg))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(Error::Usage)?;
+    let loaded = load_scenario(args.scenario.as_deref(), &sets)?;
     let mut opts = RunOptions::from_args(&args);
     opts.templates = Templates::load(args.templates_dir.as_deref())
         .map_err(Error::io("cannot read the templates directory"))?;

@@ -11,6 +11,7 @@ use std::sync::Arc;
 use crate::hooks::Hooks;
 use crate::prompts::{self, PromptSet};
 use crate::scenario::load::{check_file, check_str, Checked};
+use crate::scenario::set::Set;
 use crate::scenario::{LoadError, Problem, Scenario};
 use crate::thresholds::{self, Threshold};
 use crate::yaml::Document;
@@ -31,6 +32,8 @@ pub struct Loaded {
     /// The thresholds (and `slo:` sugar), compiled against the scenario and the hook script's
     /// custom metrics.
     pub thresholds: Vec<Threshold>,
+    /// The `--set` values applied, as written (`--set path=value`), for the result.
+    pub overrides: Vec<String>,
     /// The file's positions, to locate problems found after loading (command-line overrides).
     document: Arc<Document>,
 }
@@ -44,16 +47,26 @@ impl Loaded {
 
 /// Loads, checks and compiles the scenario at `path`.
 pub fn load_file(path: &Path) -> Result<Loaded, LoadError> {
-    compile(check_file(path)?)
+    load_file_with(path, &[])
 }
 
 /// Loads, checks and compiles scenario text; `source` names it in error messages.
 pub fn load_str(text: &str, source: &str) -> Result<Loaded, LoadError> {
-    compile(check_str(text, source)?)
+    load_str_with(text, source, &[])
+}
+
+/// [`load_file`] with `--set` values applied before the checks.
+pub fn load_file_with(path: &Path, sets: &[Set]) -> Result<Loaded, LoadError> {
+    compile(check_file(path, sets)?, sets)
+}
+
+/// [`load_str`] with `--set` values applied before the checks.
+pub fn load_str_with(text: &str, source: &str, sets: &[Set]) -> Result<Loaded, LoadError> {
+    compile(check_str(text, source, sets)?, sets)
 }
 
 /// Compiles the runnable parts of a checked scenario, adding every problem they reveal.
-fn compile(mut checked: Checked) -> Result<Loaded, LoadError> {
+fn compile(mut checked: Checked, sets: &[Set]) -> Result<Loaded, LoadError> {
     let mut parts = None;
     if let Some(scenario) = &checked.scenario {
         let base = prompts::load::base_dir(&checked.source);
@@ -107,6 +120,7 @@ fn compile(mut checked: Checked) -> Result<Loaded, LoadError> {
         prompt_sets,
         hooks,
         thresholds,
+        overrides: sets.iter().map(Set::label).collect(),
         document: Arc::new(document),
     })
 }

@@ -167,6 +167,7 @@ impl From<LoadError> for Error {
         match err {
             LoadError::Invalid { problems, .. } => Error::InvalidScenario(problems),
             LoadError::Read { path, source } => Error::ReadScenario { path, source },
+            LoadError::Set(message) => Error::Usage(message),
         }
     }
 }

@@ -157,8 +157,13 @@ pub struct ScenarioInfo {
     pub description: Option<String>,
     /// The file path, or `<built-in quickstart>`.
     pub source: String,
-    /// SHA-256 of the file text: two results with the same hash ran the same scenario.
+    /// SHA-256 of the file text: two results with the same hash ran the same scenario, unless
+    /// `overrides` says otherwise.
     pub content_sha256: String,
+    /// What the command line changed (`--set path=value`, `--concurrency 4`, `--model m`,
+    /// `--target-url …`, `--requests-per-level 10`). Absent when nothing was.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub overrides: Vec<String>,
 }
 
 /// The server under test.
@@ -331,6 +336,8 @@ pub struct RunFacts<'a> {
     pub source: &'a str,
     /// SHA-256 of the scenario file's text.
     pub content_sha256: &'a str,
+    /// What the command line changed.
+    pub overrides: Vec<String>,
     /// The URL requests went to.
     pub url: String,
     /// True when that URL is the built-in simulator's.
@@ -371,6 +378,7 @@ pub fn assemble(facts: RunFacts<'_>, recorder: &Recorder) -> RunResult {
             description: scenario.description.clone(),
             source: facts.source.to_string(),
             content_sha256: facts.content_sha256.to_string(),
+            overrides: facts.overrides,
         },
         target: TargetInfo {
             backend: scenario.target.backend.as_str().into(),

@@ -144,6 +144,8 @@ pub struct RunConfig {
     pub no_data_fails: bool,
     /// Check the server before sending load (never for the built-in simulator).
     pub preflight: bool,
+    /// What the command line changed, as written, for the result (`--set` values first).
+    pub overrides: Vec<String>,
 }
 
 impl RunConfig {
@@ -210,6 +212,12 @@ impl RunConfig {
             _ => None,
         };
         let prometheus = prometheus_config(scenario, opts)?;
+        let overrides = loaded
+            .overrides
+            .iter()
+            .cloned()
+            .chain(command_line_overrides(opts))
+            .collect();
         Ok(RunConfig {
             loaded,
             api_key,
@@ -222,6 +230,7 @@ impl RunConfig {
             print_summary: opts.print_summary,
             no_data_fails: opts.no_data_fails,
             preflight: opts.preflight && matches!(endpoint, Endpoint::Url(_)),
+            overrides,
             endpoint,
         })
     }
@@ -230,6 +239,25 @@ impl RunConfig {
     pub fn scenario(&self) -> &Scenario {
         &self.loaded.scenario
     }
+}
+
+/// The flags that replaced what the scenario says, as written (credentials in a URL masked).
+fn command_line_overrides(opts: &RunOptions) -> Vec<String> {
+    let mut out = Vec::new();
+    if !opts.concurrency.is_empty() {
+        let levels: Vec<String> = opts.concurrency.iter().map(u32::to_string).collect();
+        out.push(format!("--concurrency {}", levels.join(",")));
+    }
+    if let Some(n) = opts.requests_per_level {
+        out.push(format!("--requests-per-level {n}"));
+    }
+    if let Some(model) = &opts.model {
+        out.push(format!("--model {model}"));
+    }
+    if let Some(url) = &opts.target_url {
+        out.push(format!("--target-url {}", crate::output::redact::url(url)));
+    }
+    out
 }
 
 /// Applies command-line overrides to the scenario.

@@ -344,6 +344,7 @@ async fn finish(
             scenario: config.scenario(),
             source: &config.loaded.source,
             content_sha256: &config.loaded.content_sha256,
+            overrides: config.overrides.clone(),
             url: redact::url(&target.url),
             simulated: target.simulated,
             started_at: driven.started_at,

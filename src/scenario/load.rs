@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 
 use serde_json::Value;
 
+use super::set::Set;
 use super::validate::{self, Problem};
 use super::Scenario;
 use crate::yaml::{self, Document};
@@ -22,6 +23,9 @@ pub enum LoadError {
         /// The I/O failure.
         source: std::io::Error,
     },
+    /// A `--set` could not be applied.
+    #[error("{0}")]
+    Set(String),
     /// The file was read but has problems; every one is listed.
     #[error("{} problem(s) in {}", problems.len(), file)]
     Invalid {
@@ -76,23 +80,27 @@ impl Checked {
     }
 }
 
-/// Reads and checks the scenario at `path`.
-pub fn check_file(path: &Path) -> Result<Checked, LoadError> {
+/// Reads and checks the scenario at `path`, with `sets` applied.
+pub fn check_file(path: &Path, sets: &[Set]) -> Result<Checked, LoadError> {
     let text = std::fs::read_to_string(path).map_err(|source| LoadError::Read {
         path: path.to_path_buf(),
         source,
     })?;
-    check_str(&text, &path.display().to_string())
+    check_str(&text, &path.display().to_string(), sets)
 }
 
-/// Checks scenario text; `source` names it in error messages.
-pub fn check_str(text: &str, source: &str) -> Result<Checked, LoadError> {
+/// Checks scenario text with `sets` applied; `source` names it in error messages.
+pub fn check_str(text: &str, source: &str, sets: &[Set]) -> Result<Checked, LoadError> {
     let mut doc = yaml::parse(text).map_err(|p| LoadError::Invalid {
         file: source.to_string(),
         problems: vec![p.in_file(source)],
     })?;
     // `${NAME}` and `${NAME:-default}` are replaced before anything is checked.
     let env_problems = super::env::interpolate(&mut doc.value, &|name| std::env::var(name).ok());
+    // Command-line values replace written ones before the schema types them.
+    for set in sets {
+        set.apply(&mut doc.value).map_err(LoadError::Set)?;
+    }
     let schema_problems = crate::scenario::schema::check(&doc.value);
     // The semantic checks need typed values. When the schema found problems, they still run on
     // the document without the offending parts, so one `validate` lists both kinds.

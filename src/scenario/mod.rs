@@ -6,6 +6,7 @@
 pub(crate) mod env;
 pub(crate) mod load;
 pub mod schema;
+pub mod set;
 pub(crate) mod validate;
 
 use std::collections::BTreeMap;

@@ -522,3 +522,56 @@ fn a_server_that_is_down_stops_the_run_before_any_load() {
     );
     assert!(!dir.path().join("results").exists(), "no load, no results");
 }
+
+#[test]
+fn set_changes_any_field_typed_by_the_schema_and_is_recorded() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("s.yaml");
+    std::fs::write(&file, "name: s\ntarget: {model: m}\nprompts: [hi]\nscenarios:\n  s: {executor: concurrency-levels, levels: [1], requests_per_level: 2}\nsimulator: {parallel: 2, decode_per_token: 1ms, load_time: 0s}\n").unwrap();
+    let out = bin()
+        .arg("run")
+        .arg(&file)
+        .args([
+            "-q",
+            "--set",
+            "scenarios.s.requests_per_level=5",
+            "--set",
+            "target.options.temperature=0",
+            "-c",
+            "2",
+        ])
+        .current_dir(dir.path())
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let latest: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(dir.path().join("results/benchmark_latest.json")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(latest["total"]["requests"], 5);
+    assert_eq!(
+        latest["scenario"]["overrides"],
+        serde_json::json!([
+            "--set scenarios.s.requests_per_level=5",
+            "--set target.options.temperature=0",
+            "--concurrency 2"
+        ])
+    );
+    // Typed by the schema like a value written in the file; a malformed one is a usage error.
+    let out = bin()
+        .arg("run")
+        .arg(&file)
+        .args(["-q", "--set", "scenarios.s.requests_per_level=-1"])
+        .current_dir(dir.path())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(104));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("scenarios.s.requests_per_level"));
+    let out = bin().args(["run", "--set", "name"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+}

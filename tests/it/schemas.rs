@@ -52,9 +52,10 @@ fn committed_result_schema_is_current() {
 
 #[tokio::test(start_paused = true)]
 async fn a_real_result_validates_against_the_result_schema() {
-    let loaded = llm_bench::load_scenario(Some(
-        &Path::new(env!("CARGO_MANIFEST_DIR")).join("scenarios/quickstart.yaml"),
-    ))
+    let loaded = llm_bench::load_scenario(
+        Some(&Path::new(env!("CARGO_MANIFEST_DIR")).join("scenarios/quickstart.yaml")),
+        &[],
+    )
     .unwrap();
     let dir = tempfile::tempdir().unwrap();
     let out = common::run(loaded, &common::options(dir.path(), None)).await;
