@@ -65,8 +65,9 @@ pub struct ReportArgs {
 /// `llm-bench run`.
 #[derive(Debug, Args, Default)]
 pub struct RunArgs {
-    /// Scenario file. Default: scenarios/quickstart.yaml, or the built-in copy of it.
-    pub scenario: Option<PathBuf>,
+    /// Scenario files, run one after another into one output folder, ending with a side-by-side
+    /// table. Default: scenarios/quickstart.yaml, or the built-in copy of it.
+    pub scenarios: Vec<PathBuf>,
     /// Replace the levels of every concurrency-levels scenario (repeatable).
     #[arg(long = "concurrency", short = 'c', value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
     pub concurrency: Vec<u32>,

@@ -11,7 +11,7 @@ use crate::cli::{Cli, Command, ReportArgs, RunArgs, SimArgs};
 use crate::compile::{self, Loaded};
 use crate::error::Error;
 use crate::output::result::{self, RunResult};
-use crate::report::{self, ci, Format, Templates};
+use crate::report::{self, ci, table, Format, Templates};
 use crate::run::{self, RunOptions, Status, Stop};
 use crate::scenario;
 use crate::scenario::set::Set;
@@ -84,7 +84,29 @@ async fn cmd_run(args: RunArgs) -> Result<Status, Error> {
         .map(|arg| Set::parse(arg))
         .collect::<Result<Vec<_>, _>>()
         .map_err(Error::Usage)?;
-    let loaded = load_scenario(args.scenario.as_deref(), &sets)?;
+    if args.ci && args.scenarios.len() > 1 {
+        return Err(Error::Usage(
+            "--ci writes one summary.md and junit.xml: give it one scenario per run".into(),
+        ));
+    }
+    // Every file is checked before anything is sent, and every problem of every file is listed.
+    let paths: Vec<Option<&Path>> = if args.scenarios.is_empty() {
+        vec![None]
+    } else {
+        args.scenarios.iter().map(|p| Some(p.as_path())).collect()
+    };
+    let mut loaded = Vec::new();
+    let mut problems = Vec::new();
+    for path in paths {
+        match load_scenario(path, &sets) {
+            Ok(l) => loaded.push(l),
+            Err(Error::InvalidScenario(p)) => problems.extend(p),
+            Err(other) => return Err(other),
+        }
+    }
+    if !problems.is_empty() {
+        return Err(Error::InvalidScenario(problems));
+    }
     let mut opts = RunOptions::from_args(&args);
     opts.templates = Templates::load(args.templates_dir.as_deref())
         .map_err(Error::io("cannot read the templates directory"))?;
@@ -102,10 +124,47 @@ async fn cmd_run(args: RunArgs) -> Result<Status, Error> {
         eprintln!("{name}: requests in flight are cut off; writing the results");
         on_signal.now();
     });
-    let outcome = run::execute(loaded, &opts, stop).await?;
-    let r = &outcome.result;
-    // The results are saved whatever happens to stdout: a closed pipe must not change the exit
-    // code a CI gate reads, so these lines ignore write errors.
+    let several = loaded.len() > 1;
+    let mut results = Vec::new();
+    let mut status = Status::Success;
+    for scenario in loaded {
+        let outcome = run::execute(scenario, &opts, stop.clone()).await?;
+        print_paths(&outcome);
+        if args.ci {
+            write_ci_outputs(&outcome, &opts)?;
+        }
+        status = worse(status, outcome.status());
+        results.push(outcome.result);
+        if stop.is_requested() {
+            break;
+        }
+    }
+    if several {
+        let mut out = std::io::stdout().lock();
+        let _ = write!(out, "\n{}", table::side_by_side(&results));
+    }
+    Ok(status)
+}
+
+/// The exit status of several runs: interrupted beats a failed hook, which beats failed
+/// thresholds, which beat success.
+fn worse(a: Status, b: Status) -> Status {
+    let rank = |s: Status| match s {
+        Status::Success => 0,
+        Status::ThresholdsFailed => 1,
+        Status::HookFailed => 2,
+        Status::Interrupted => 3,
+    };
+    if rank(b) > rank(a) {
+        b
+    } else {
+        a
+    }
+}
+
+/// Where a run's files are. The results are saved whatever happens to stdout: a closed pipe must
+/// not change the exit code a CI gate reads, so these lines ignore write errors.
+fn print_paths(outcome: &run::RunOutcome) {
     let mut out = std::io::stdout().lock();
     let _ = writeln!(out, "results: {}", outcome.result_path.display());
     if let Some(raw) = &outcome.raw_path {
@@ -114,29 +173,32 @@ async fn cmd_run(args: RunArgs) -> Result<Status, Error> {
     if let Some(report) = &outcome.report_path {
         let _ = writeln!(out, "report: {}", report.display());
     }
-    if args.ci {
-        let written = ci::write_outputs(
-            r,
-            &opts.templates,
-            &opts.output_dir,
-            std::env::var_os("GITHUB_STEP_SUMMARY").as_deref(),
-        )
-        .map_err(|err| match err {
-            ci::CiError::Template(source) => Error::Template {
-                template: "summary.md",
-                source,
-            },
-            ci::CiError::Write(err) => Error::Write(err),
-            ci::CiError::Append { path, source } => Error::Io {
-                context: format!("cannot append to {}", path.display()),
-                source,
-            },
-        })?;
-        for path in written {
-            let _ = writeln!(out, "ci: {}", path.display());
-        }
+}
+
+/// `summary.md` and `junit.xml` (and `$GITHUB_STEP_SUMMARY`) for `--ci`.
+fn write_ci_outputs(outcome: &run::RunOutcome, opts: &RunOptions) -> Result<(), Error> {
+    let written = ci::write_outputs(
+        &outcome.result,
+        &opts.templates,
+        &opts.output_dir,
+        std::env::var_os("GITHUB_STEP_SUMMARY").as_deref(),
+    )
+    .map_err(|err| match err {
+        ci::CiError::Template(source) => Error::Template {
+            template: "summary.md",
+            source,
+        },
+        ci::CiError::Write(err) => Error::Write(err),
+        ci::CiError::Append { path, source } => Error::Io {
+            context: format!("cannot append to {}", path.display()),
+            source,
+        },
+    })?;
+    let mut out = std::io::stdout().lock();
+    for path in written {
+        let _ = writeln!(out, "ci: {}", path.display());
     }
-    Ok(outcome.status())
+    Ok(())
 }
 
 /// `llm-bench report`: re-renders a saved result.

@@ -141,6 +141,48 @@ pub fn every_request_failed(result: &RunResult) -> Option<String> {
     })
 }
 
+/// One row per run of `llm-bench run a.yaml b.yaml …`: which scenario (model) met its gate,
+/// and at what latency and throughput.
+pub fn side_by_side(results: &[RunResult]) -> String {
+    let mut rows = vec![[
+        "scenario",
+        "model",
+        "reqs",
+        "errors",
+        "ttft p50",
+        "ttft p95",
+        "e2e p95",
+        "out tok/s",
+        "thresholds",
+    ]
+    .map(String::from)
+    .to_vec()];
+    for r in results {
+        let t = &r.total;
+        let failed = r.thresholds.iter().filter(|t| !t.passed).count();
+        let gating = r.thresholds.iter().filter(|t| !t.judges_steps).count();
+        let verdict = match (gating, failed) {
+            (0, _) => "-".to_string(),
+            (n, 0) => format!("✓ {n} passed"),
+            (n, f) => format!("✗ {f} of {n} failed"),
+        };
+        rows.push(vec![
+            r.scenario.name.clone(),
+            r.target.model.clone(),
+            t.requests.to_string(),
+            t.errors.to_string(),
+            stat(&t.ttft_ms, |s| s.p50),
+            stat(&t.ttft_ms, |s| s.p95),
+            stat(&t.e2e_latency_ms, |s| s.p95),
+            format!("{:.1}", t.output_tokens_per_second),
+            verdict,
+        ]);
+    }
+    let mut out = String::new();
+    layout(&mut out, &rows);
+    out
+}
+
 /// The run's title line and its table, as printed at the end of `llm-bench run`.
 pub fn summary(r: &RunResult) -> String {
     let target = if r.target.simulated {

@@ -575,3 +575,54 @@ fn set_changes_any_field_typed_by_the_schema_and_is_recorded() {
     let out = bin().args(["run", "--set", "name"]).output().unwrap();
     assert_eq!(out.status.code(), Some(2));
 }
+
+#[test]
+fn several_scenarios_run_in_turn_and_end_side_by_side() {
+    let dir = tempfile::tempdir().unwrap();
+    let write = |name: &str, model: &str, gate: &str| {
+        let file = dir.path().join(format!("{name}.yaml"));
+        std::fs::write(&file, format!("name: {name}\ntarget: {{model: {model}}}\nprompts: [hi]\nscenarios:\n  s: {{executor: concurrency-levels, levels: [1], requests_per_level: 3}}\nsimulator: {{parallel: 1, decode_per_token: 2ms, load_time: 0s, output_tokens: {{min: 5, max: 5}}}}\nthresholds:\n  ttft: [\"{gate}\"]\n")).unwrap();
+        file
+    };
+    let fast = write("fast", "small:1b", "p(95)<10s");
+    let slow = write("strict", "big:70b", "p(95)<0.001");
+    let out = bin()
+        .arg("run")
+        .args([&fast, &slow])
+        .arg("-q")
+        .current_dir(dir.path())
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(99), "one gate failed: {stdout}");
+    let table = stdout
+        .rsplit_once("\nscenario")
+        .map(|(_, t)| t)
+        .unwrap_or_default();
+    assert!(
+        table.contains("fast") && table.contains("small:1b") && table.contains("✓ 1 passed"),
+        "{stdout}"
+    );
+    assert!(
+        table.contains("strict") && table.contains("big:70b") && table.contains("✗ 1 of 1 failed"),
+        "{stdout}"
+    );
+    let results = std::fs::read_dir(dir.path().join("results"))
+        .unwrap()
+        .filter(|e| {
+            let name = e
+                .as_ref()
+                .unwrap()
+                .file_name()
+                .to_string_lossy()
+                .into_owned();
+            name.ends_with(".json") && name != "benchmark_latest.json"
+        })
+        .count();
+    assert_eq!(results, 2);
+    // One broken file stops everything before anything is sent, listing its problems.
+    let broken = dir.path().join("broken.yaml");
+    std::fs::write(&broken, "name: b\n").unwrap();
+    let out = bin().arg("run").args([&fast, &broken]).output().unwrap();
+    assert_eq!(out.status.code(), Some(104));
+}
