@@ -158,6 +158,9 @@ pub struct SimArgs {
     /// Cold-load delay of the first request.
     #[arg(long, value_parser = parse_duration)]
     pub load_time: Option<HumanDuration>,
+    /// An exact pause before each answer's first token (fixed-timing benchmarks).
+    #[arg(long, value_parser = parse_duration)]
+    pub first_token_delay: Option<HumanDuration>,
     /// Output tokens when a request sets no num_predict: N or MIN-MAX.
     #[arg(long, value_parser = parse_range)]
     pub output_tokens: Option<(u32, u32)>,

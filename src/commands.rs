@@ -275,6 +275,9 @@ async fn cmd_sim(args: SimArgs) -> Result<Status, Error> {
     if let Some(d) = args.load_time {
         cfg.load_time = d;
     }
+    if let Some(d) = args.first_token_delay {
+        cfg.first_token_delay = d;
+    }
     if let Some((min, max)) = args.output_tokens {
         cfg.output_tokens = sim::OutputTokens { min, max };
     }

@@ -34,6 +34,9 @@ pub struct SimConfig {
     pub max_decode_tokens_per_second: Option<f64>,
     /// Cold model load paid by the first request (and those arriving during it).
     pub load_time: HumanDuration,
+    /// An exact pause before each answer's first token, after prefill (0 by default): with
+    /// prefill and load at 0 and many slots, the first-token time of a fixed-timing benchmark.
+    pub first_token_delay: HumanDuration,
     /// Output length when the request sets no num_predict: uniform in [min, max].
     pub output_tokens: OutputTokens,
     /// Models served; empty serves any name. Other names get 404 as in Ollama.
@@ -55,6 +58,7 @@ impl Default for SimConfig {
             decode_per_token: HumanDuration(Duration::from_millis(20)),
             max_decode_tokens_per_second: None,
             load_time: HumanDuration(Duration::from_millis(500)),
+            first_token_delay: HumanDuration(Duration::ZERO),
             output_tokens: OutputTokens::default(),
             models: Vec::new(),
             seed: 1,
@@ -193,6 +197,47 @@ pub struct SimStats {
     /// The most generation requests handled at once since the last reset.
     pub max_in_flight: AtomicU64,
     faults: [AtomicU64; 7],
+    /// The simulator's own send times: the truth a client's report is compared with.
+    truth: std::sync::Mutex<Truth>,
+}
+
+/// The server's side of every completed answer: from its arrival to the first token handed to
+/// the connection, the gaps between tokens, and to the last frame. Microseconds.
+#[derive(Debug)]
+struct Truth {
+    ttft: hdrhistogram::Histogram<u64>,
+    itl: hdrhistogram::Histogram<u64>,
+    e2e: hdrhistogram::Histogram<u64>,
+}
+
+impl Default for Truth {
+    fn default() -> Self {
+        let h = || {
+            hdrhistogram::Histogram::new_with_bounds(1, 3_600_000_000, 3)
+                .expect("static histogram bounds are valid")
+        };
+        Self {
+            ttft: h(),
+            itl: h(),
+            e2e: h(),
+        }
+    }
+}
+
+/// Percentiles of one truth histogram, ms (the middle of each HDR bucket).
+fn truth_stats(h: &hdrhistogram::Histogram<u64>) -> serde_json::Value {
+    let q = |q: f64| h.median_equivalent(h.value_at_quantile(q)) as f64 / 1000.0;
+    if h.is_empty() {
+        return serde_json::Value::Null;
+    }
+    serde_json::json!({
+        "count": h.len(),
+        "p50": q(0.5),
+        "p90": q(0.9),
+        "p99": q(0.99),
+        "mean": h.mean() / 1000.0,
+        "max": h.median_equivalent(h.max()) as f64 / 1000.0,
+    })
 }
 
 impl SimStats {
@@ -205,6 +250,34 @@ impl SimStats {
     pub fn reset_max_in_flight(&self) {
         self.max_in_flight
             .store(self.in_flight.load(Ordering::Relaxed), Ordering::Relaxed);
+    }
+
+    /// Records one completed answer's send times (µs from its arrival).
+    pub(crate) fn record_truth(&self, ttft: u64, gaps: &[u64], e2e: u64) {
+        let mut truth = self.truth.lock().unwrap_or_else(|e| e.into_inner());
+        truth.ttft.saturating_record(ttft);
+        for gap in gaps {
+            truth.itl.saturating_record(*gap);
+        }
+        truth.e2e.saturating_record(e2e);
+    }
+
+    /// The distribution of the simulator's own send times since the last reset, in ms:
+    /// `{"requests", "ttft_ms", "itl_ms", "e2e_ms"}` (`GET /sim/stats`).
+    pub fn truth(&self) -> serde_json::Value {
+        let truth = self.truth.lock().unwrap_or_else(|e| e.into_inner());
+        serde_json::json!({
+            "requests": truth.e2e.len(),
+            "ttft_ms": truth_stats(&truth.ttft),
+            "itl_ms": truth_stats(&truth.itl),
+            "e2e_ms": truth_stats(&truth.e2e),
+        })
+    }
+
+    /// Forgets the send times and the in-flight high-water mark (`POST /sim/reset`).
+    pub fn reset_truth(&self) {
+        *self.truth.lock().unwrap_or_else(|e| e.into_inner()) = Truth::default();
+        self.reset_max_in_flight();
     }
 
     fn count_fault(&self, fault: Fault) {

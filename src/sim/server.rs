@@ -88,6 +88,8 @@ pub async fn start(cfg: SimConfig, addr: SocketAddr) -> std::io::Result<SimServe
         .route("/v1/chat/completions", post(openai_chat))
         .route("/v1/completions", post(openai_completions))
         .route("/v1/models", get(openai_models))
+        .route("/sim/stats", get(truth))
+        .route("/sim/reset", post(reset_truth))
         .with_state(sim);
     let stop = CancellationToken::new();
     let shutdown = stop.clone();
@@ -119,6 +121,16 @@ async fn tags(State(sim): State<Arc<Sim>>) -> Json<Value> {
         .map(|name| json!({"name": name, "model": name, "modified_at": "2026-01-01T00:00:00Z", "size": 0, "digest": "sim", "details": {"format": "gguf", "family": "sim", "parameter_size": "0", "quantization_level": "none"}}))
         .collect();
     Json(json!({"models": models}))
+}
+
+/// The simulator's own send times since the last reset (the truth benchmarks compare with).
+async fn truth(State(sim): State<Arc<Sim>>) -> Json<Value> {
+    Json(sim.stats.truth())
+}
+
+async fn reset_truth(State(sim): State<Arc<Sim>>) -> Json<Value> {
+    sim.stats.reset_truth();
+    Json(json!({"reset": true}))
 }
 
 /// Ollama's `/api/show`: 200 with a few details when the model is served, 404 as Ollama words it
@@ -453,6 +465,9 @@ async fn produce(
         send(start).await.ok()?;
     }
     let mut text = String::new();
+    pause(sim.cfg.first_token_delay.get()).await;
+    let micros = |d: Duration| u64::try_from(d.as_micros()).unwrap_or(u64::MAX);
+    let (mut first_sent, mut last_sent, mut gaps) = (None, None::<Instant>, Vec::new());
     for i in 0..tokens {
         if i > 0 {
             pause(decode_step(&sim.cfg, sim.decoding.load(Ordering::SeqCst))).await;
@@ -489,7 +504,13 @@ async fn produce(
         }
         let word = WORDS[rng.random_range(0..WORDS.len())];
         text.push_str(word);
+        let sent = Instant::now();
         send(f.token(word)).await.ok()?;
+        first_sent.get_or_insert(sent);
+        if let Some(previous) = last_sent {
+            gaps.push(micros(sent - previous));
+        }
+        last_sent = Some(sent);
     }
     let done = Done {
         reason,
@@ -501,5 +522,9 @@ async fn produce(
         eval: decode_start.elapsed(),
     };
     let _ = send(f.end(&done)).await;
+    if let Some(first) = first_sent {
+        sim.stats
+            .record_truth(micros(first - arrived), &gaps, micros(arrived.elapsed()));
+    }
     Some((text, done))
 }

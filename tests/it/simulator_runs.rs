@@ -444,3 +444,47 @@ async fn the_preflight_names_the_models_a_server_has() {
     let out = run(scenario(&yaml("openai", "llama3.2:1b")), &opts).await;
     assert_eq!(out.result.total.errors, 0);
 }
+
+#[tokio::test(start_paused = true)]
+async fn the_simulator_reports_its_own_send_times_as_the_truth() {
+    let cfg = SimConfig {
+        parallel: 1000,
+        prefill_per_token: ms(0),
+        load_time: ms(0),
+        first_token_delay: ms(50),
+        decode_per_token: ms(10),
+        output_tokens: OutputTokens { min: 8, max: 8 },
+        ..SimConfig::default()
+    };
+    let sim = start_sim(cfg).await;
+    let dir = tempfile::tempdir().unwrap();
+    let yaml = with_load(
+        "scenarios:\n  s: {executor: concurrency-levels, levels: [4], requests_per_level: 20}\n",
+    );
+    let out = run(scenario(&yaml), &options(dir.path(), Some(sim.url()))).await;
+    let truth = sim.stats.truth();
+    assert_eq!(truth["requests"], 20);
+    let near = |v: &serde_json::Value, want: f64| (v.as_f64().unwrap() - want).abs() < 0.05;
+    assert!(near(&truth["ttft_ms"]["p50"], 50.0), "{truth}");
+    assert!(near(&truth["itl_ms"]["p99"], 10.0), "{truth}");
+    assert!(near(&truth["e2e_ms"]["p50"], 120.0), "{truth}");
+    // Under the paused clock the client sees exactly what the server sent.
+    let client = out.result.total.ttft_ms.unwrap();
+    assert!((client.p50 - 50.0).abs() < 0.1, "{client:?}");
+    // Over HTTP, as benchmarks read it, and reset between runs.
+    let http = reqwest::Client::new();
+    let stats: serde_json::Value = http
+        .get(format!("{}/sim/stats", sim.url()))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(stats, truth);
+    http.post(format!("{}/sim/reset", sim.url()))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(sim.stats.truth()["requests"], 0);
+}
