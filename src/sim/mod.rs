@@ -268,6 +268,7 @@ impl SimStats {
         let truth = self.truth.lock().unwrap_or_else(|e| e.into_inner());
         serde_json::json!({
             "requests": truth.e2e.len(),
+            "max_in_flight": self.max_in_flight.load(Ordering::Relaxed),
             "ttft_ms": truth_stats(&truth.ttft),
             "itl_ms": truth_stats(&truth.itl),
             "e2e_ms": truth_stats(&truth.e2e),
