@@ -17,6 +17,20 @@ const ENDLESS: &str = "name: endless\ntarget: {model: m}\nprompts: [hi]\nscenari
 /// Requests of 10 tokens: many finish every second.
 const STEADY: &str = "name: steady\ntarget: {model: m}\nprompts: [hi]\nscenarios:\n  s: {executor: concurrency-levels, levels: [2], requests_per_level: 100000}\nsimulator: {parallel: 2, decode_per_token: 5ms, load_time: 0s, output_tokens: {min: 10, max: 10}}\n";
 
+/// `llm-bench run s.yaml FLAGS` in `dir` with files limited to `kib` KiB; SIGXFSZ is ignored,
+/// so a write past the limit fails with EFBIG as on a full disk instead of killing the process.
+fn run_with_file_limit(dir: &Path, kib: u32, flags: &str) -> Output {
+    Command::new("bash")
+        .arg("-c")
+        .arg(format!(
+            "trap '' XFSZ; ulimit -f {kib}; exec {} run s.yaml {flags}",
+            env!("CARGO_BIN_EXE_llm-bench")
+        ))
+        .current_dir(dir)
+        .output()
+        .unwrap()
+}
+
 fn json_files(dir: &Path) -> Vec<PathBuf> {
     let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
         .unwrap()
@@ -41,15 +55,7 @@ fn a_write_that_fails_is_exit_1_and_leaves_the_previous_result_intact() {
     let before = json_files(&results);
     // A 16 KiB file-size limit (SIGXFSZ ignored, so writes fail with EFBIG): the result, some
     // 40 KiB, cannot be written.
-    let second = Command::new("bash")
-        .arg("-c")
-        .arg(format!(
-            "trap '' XFSZ; ulimit -f 16; exec {} run s.yaml -q",
-            env!("CARGO_BIN_EXE_llm-bench")
-        ))
-        .current_dir(dir.path())
-        .output()
-        .unwrap();
+    let second = run_with_file_limit(dir.path(), 16, "-q");
     let stderr = String::from_utf8_lossy(&second.stderr);
     assert_eq!(second.status.code(), Some(1), "{stderr}");
     assert!(stderr.contains("error: cannot write"), "{stderr}");
@@ -222,15 +228,7 @@ fn a_raw_log_that_cannot_be_written_fails_the_run_after_everything_else_is_writt
         "name: many\ntarget: {model: m}\nprompts: [hi]\nscenarios:\n  s: {executor: concurrency-levels, levels: [8], requests_per_level: 2000}\nsimulator: {parallel: 8, decode_per_token: 0s, prefill_per_token: 0s, load_time: 0s, output_tokens: {min: 2, max: 2}}\n",
     )
     .unwrap();
-    let out = Command::new("bash")
-        .arg("-c")
-        .arg(format!(
-            "trap '' XFSZ; ulimit -f 128; exec {} run s.yaml -q --raw",
-            env!("CARGO_BIN_EXE_llm-bench")
-        ))
-        .current_dir(dir.path())
-        .output()
-        .unwrap();
+    let out = run_with_file_limit(dir.path(), 128, "-q --raw");
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{stderr}");
     assert!(
