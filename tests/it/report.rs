@@ -188,3 +188,17 @@ fn report_command_renders_every_format_and_honours_template_overrides() {
     assert_eq!(broken.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&broken.stderr).contains("is not an llm-bench result"));
 }
+
+#[test]
+fn a_clean_run_has_no_empty_errors_chart() {
+    let mut result = fixture();
+    let with_errors = report::render_html(&result, &Templates::default()).unwrap();
+    assert!(with_errors.contains("Failed requests by category"));
+    result.total.errors = 0;
+    result.total.errors_by_kind.clear();
+    let clean = report::render_html(&result, &Templates::default()).unwrap();
+    assert!(
+        !clean.contains("Failed requests by category"),
+        "no box that says no data"
+    );
+}
