@@ -2,13 +2,14 @@
 //! categorised non-2xx answers with the server's own message, and the body streamed read by
 //! read into a pure [`StreamFold`], timestamped as each read comes off the socket.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use futures_util::StreamExt;
 use serde_json::Value;
 use tokio::time::Instant;
 
-use super::think::ThinkTags;
+use super::think::{default_tags, ThinkTags};
 use super::{ErrorKind, Exchange, Measurement, RequestError};
 
 /// A pure fold of one streamed response body (NDJSON or SSE).
@@ -26,7 +27,7 @@ pub trait StreamFold: Default {
     /// Bytes held for a line or event not yet complete (bounded by the exchange).
     fn pending(&self) -> usize;
     /// Which tag pair marks reasoning inside the answer text (`None`: none is looked for).
-    fn set_think_tags(&mut self, tags: Option<ThinkTags>);
+    fn set_think_tags(&mut self, tags: Option<Arc<ThinkTags>>);
 }
 
 /// The longest line (NDJSON) or event (SSE) accepted by default: far above any real token chunk,
@@ -48,7 +49,31 @@ pub struct Settings {
     /// The longest line or event accepted, in bytes.
     pub max_line_bytes: usize,
     /// The tag pair of inline reasoning (`<think>…</think>` by default).
-    pub think_tags: Option<ThinkTags>,
+    pub think_tags: Option<Arc<ThinkTags>>,
+}
+
+/// A limit that can end a request before its answer is complete.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Deadline {
+    /// No token within this long of sending.
+    FirstToken(Duration),
+    /// No byte for this long.
+    Idle(Duration),
+}
+
+impl Deadline {
+    /// The failure it stands for; built only when the deadline has passed, not on every read.
+    fn error(self) -> RequestError {
+        match self {
+            Deadline::FirstToken(d) => RequestError::new(
+                ErrorKind::FirstTokenTimeout,
+                format!("no token within {d:?}"),
+            ),
+            Deadline::Idle(d) => {
+                RequestError::new(ErrorKind::IdleTimeout, format!("no byte for {d:?}"))
+            }
+        }
+    }
 }
 
 impl Settings {
@@ -59,22 +84,12 @@ impl Settings {
         sent_at: Instant,
         last_read: Instant,
         has_token: bool,
-    ) -> Option<(Instant, RequestError)> {
-        let idle = self.idle.map(|d| {
-            (
-                last_read + d,
-                RequestError::new(ErrorKind::IdleTimeout, format!("no byte for {d:?}")),
-            )
-        });
-        let first = self.first_token.filter(|_| !has_token).map(|d| {
-            (
-                sent_at + d,
-                RequestError::new(
-                    ErrorKind::FirstTokenTimeout,
-                    format!("no token within {d:?}"),
-                ),
-            )
-        });
+    ) -> Option<(Instant, Deadline)> {
+        let idle = self.idle.map(|d| (last_read + d, Deadline::Idle(d)));
+        let first = self
+            .first_token
+            .filter(|_| !has_token)
+            .map(|d| (sent_at + d, Deadline::FirstToken(d)));
         match (idle, first) {
             (Some(a), Some(b)) => Some(if b.0 <= a.0 { b } else { a }),
             (a, b) => a.or(b),
@@ -84,14 +99,14 @@ impl Settings {
 
 /// Awaits `work` unless `deadline` comes first, which yields its error.
 async fn before<T>(
-    deadline: Option<(Instant, RequestError)>,
+    deadline: Option<(Instant, Deadline)>,
     work: impl std::future::Future<Output = T>,
 ) -> Result<T, RequestError> {
     match deadline {
         None => Ok(work.await),
-        Some((at, error)) => tokio::select! {
+        Some((at, deadline)) => tokio::select! {
             done = work => Ok(done),
-            _ = tokio::time::sleep_until(at) => Err(error),
+            _ = tokio::time::sleep_until(at) => Err(deadline.error()),
         },
     }
 }
@@ -110,11 +125,11 @@ pub fn client_for(
             usize::try_from(n).unwrap_or(usize::MAX)
         }),
         think_tags: match target.think_tags.as_deref() {
-            None => Some(ThinkTags::default()),
-            Some([open, close]) => Some(ThinkTags {
+            None => Some(default_tags()),
+            Some([open, close]) => Some(Arc::new(ThinkTags {
                 open: open.clone(),
                 close: close.clone(),
-            }),
+            })),
             // `[]` (validation allows nothing else) turns the detection off.
             Some(_) => None,
         },
@@ -189,7 +204,7 @@ pub fn error_message(text: &str) -> String {
 async fn exchange<F: StreamFold>(
     request: reqwest::RequestBuilder,
     sent_at: Instant,
-    settings: Settings,
+    settings: &Settings,
 ) -> Measurement {
     let elapsed = || sent_at.elapsed();
     let again = request.try_clone();
@@ -239,10 +254,11 @@ async fn exchange<F: StreamFold>(
                     break;
                 }
             };
+            // One clock read per arrival: the timestamp and the idle limit's start are the same.
             last_read = Instant::now();
             match read {
                 Ok(bytes) => {
-                    fold.feed(elapsed(), &bytes);
+                    fold.feed(last_read - sent_at, &bytes);
                     if fold.pending() > settings.max_line_bytes {
                         broken = Some(RequestError::new(
                             ErrorKind::Oversized,
@@ -326,7 +342,7 @@ fn closed_before_answer(err: &reqwest::Error) -> bool {
 /// Sends `body` with the request `build` makes of it, under `settings`. The body is serialised
 /// before t0, so building the request is not counted as latency.
 pub async fn send<F: StreamFold>(
-    settings: Settings,
+    settings: &Settings,
     body: Value,
     build: impl FnOnce(Vec<u8>) -> reqwest::RequestBuilder,
 ) -> Exchange {

@@ -116,7 +116,7 @@ impl OllamaBackend {
 impl Backend for OllamaBackend {
     fn send<'a>(&'a self, request: &'a Picked) -> BoxFuture<'a, Exchange> {
         Box::pin(http::send::<OllamaStream>(
-            self.settings.clone(),
+            &self.settings,
             self.body(&request.prompt, request.options.as_ref()),
             |body| {
                 self.client

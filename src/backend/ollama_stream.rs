@@ -14,6 +14,7 @@ use super::keep_text;
 use super::ndjson::LineSplitter;
 use super::think::{ThinkSplitter, ThinkTags};
 use super::{ErrorKind, Measurement, RequestError, ServerTimings};
+use std::sync::Arc;
 
 /// One line of /api/generate or /api/chat output. Every field is optional: servers omit
 /// zero-valued metrics, and an error line has nothing but `error`.
@@ -55,11 +56,10 @@ impl Chunk {
     /// Whether this line carries an answer (text or a tool call) and whether it carries thinking.
     fn payload(&self) -> (bool, bool) {
         let some = |s: &Option<String>| s.as_ref().is_some_and(|s| !s.is_empty());
-        let has_tools = |t: &Option<Vec<Value>>| t.as_ref().is_some_and(|t| !t.is_empty());
-        let mut answer = some(&self.response) || has_tools(&self.tool_calls);
+        let mut answer = some(&self.response) || self.has_tool_calls();
         let mut thinking = some(&self.thinking);
         if let Some(m) = &self.message {
-            answer |= some(&m.content) || has_tools(&m.tool_calls);
+            answer |= some(&m.content);
             thinking |= some(&m.thinking);
         }
         (answer, thinking)
@@ -146,7 +146,7 @@ impl StreamFold for OllamaStream {
         self.lines.pending()
     }
 
-    fn set_think_tags(&mut self, tags: Option<ThinkTags>) {
+    fn set_think_tags(&mut self, tags: Option<Arc<ThinkTags>>) {
         self.think = ThinkSplitter::new(tags);
     }
 }
@@ -179,19 +179,18 @@ impl OllamaStream {
         }
         let (answer, thinking) = chunk.payload();
         if answer || thinking {
-            // Reasoning inside the answer text (`<think>…</think>`) is thinking, not answer.
-            let mut answer_text = String::new();
+            // Reasoning inside the answer text (`<think>…</think>`) is thinking, not answer. The
+            // first answer token is the first that is not whitespace (R1 sends "\n\n" right
+            // after `</think>`).
+            let mut answer = chunk.has_tool_calls();
             for piece in chunk.text() {
                 let (inline_thinking, text) = self.think.push(piece);
                 keep_text(&mut self.m.thinking, &inline_thinking);
-                answer_text.push_str(&text);
+                keep_text(&mut self.m.text, &text);
+                answer |= !text.trim().is_empty();
             }
-            // The first answer token is the first that is not whitespace (R1 sends "\n\n"
-            // right after `</think>`).
-            let answer = chunk.has_tool_calls() || !answer_text.trim().is_empty();
             self.m
                 .content_arrived(at, answer, &mut self.last_content_at);
-            keep_text(&mut self.m.text, &answer_text);
             let message_thinking = chunk.message.as_ref().and_then(|m| m.thinking.as_deref());
             for piece in [chunk.thinking.as_deref(), message_thinking]
                 .into_iter()

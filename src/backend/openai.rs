@@ -103,7 +103,7 @@ impl OpenAiBackend {
 impl Backend for OpenAiBackend {
     fn send<'a>(&'a self, request: &'a Picked) -> BoxFuture<'a, Exchange> {
         Box::pin(http::send::<OpenAiStream>(
-            self.settings.clone(),
+            &self.settings,
             self.body(&request.prompt, request.options.as_ref()),
             |body| {
                 let request = self

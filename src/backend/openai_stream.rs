@@ -16,9 +16,10 @@ use serde_json::Value;
 use super::http::StreamFold;
 use super::keep_text;
 use super::sse::{SseItem, SseParser};
-use super::think::{ThinkSplitter, ThinkTags};
+use super::think::{default_tags, ThinkSplitter, ThinkTags};
 use super::{Choice, ErrorKind, Measurement, RequestError};
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 /// One choice of the answer (`n > 1` streams several, interleaved): measured as its own stream.
 #[derive(Debug, Default)]
@@ -33,7 +34,7 @@ struct ChoiceState {
 #[derive(Debug)]
 pub struct OpenAiStream {
     sse: SseParser,
-    think_tags: Option<ThinkTags>,
+    think_tags: Option<Arc<ThinkTags>>,
     /// Each choice by its `index`.
     choices: BTreeMap<u64, ChoiceState>,
     m: Measurement,
@@ -49,7 +50,7 @@ impl Default for OpenAiStream {
     fn default() -> Self {
         Self {
             sse: SseParser::default(),
-            think_tags: Some(ThinkTags::default()),
+            think_tags: Some(default_tags()),
             choices: BTreeMap::new(),
             m: Measurement::default(),
             done: false,
@@ -119,7 +120,7 @@ impl StreamFold for OpenAiStream {
         self.sse.pending()
     }
 
-    fn set_think_tags(&mut self, tags: Option<ThinkTags>) {
+    fn set_think_tags(&mut self, tags: Option<Arc<ThinkTags>>) {
         self.think_tags = tags;
     }
 }

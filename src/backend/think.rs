@@ -4,6 +4,9 @@
 //! handled, so TTFA is the first answer token after the closing tag and the reasoning goes to
 //! `thinking`.
 
+use std::borrow::Cow;
+use std::sync::{Arc, LazyLock};
+
 /// The tag pair that wraps inline reasoning.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ThinkTags {
@@ -41,22 +44,29 @@ enum State {
 /// tag pair.
 #[derive(Debug, Clone)]
 pub struct ThinkSplitter {
-    /// `None`: inline reasoning is not looked for; all text is answer.
-    tags: Option<ThinkTags>,
+    /// `None`: inline reasoning is not looked for; all text is answer. Shared by every request
+    /// (and every choice), so a new fold costs no allocation.
+    tags: Option<Arc<ThinkTags>>,
     state: State,
     /// Text held back because it may be the start of a tag.
     pending: String,
 }
 
+/// The default pair, allocated once.
+pub fn default_tags() -> Arc<ThinkTags> {
+    static DEFAULT: LazyLock<Arc<ThinkTags>> = LazyLock::new(|| Arc::new(ThinkTags::default()));
+    DEFAULT.clone()
+}
+
 impl Default for ThinkSplitter {
     fn default() -> Self {
-        Self::new(Some(ThinkTags::default()))
+        Self::new(Some(default_tags()))
     }
 }
 
 impl ThinkSplitter {
     /// A splitter for `tags`, or one that passes everything through as answer.
-    pub fn new(tags: Option<ThinkTags>) -> Self {
+    pub fn new(tags: Option<Arc<ThinkTags>>) -> Self {
         Self {
             tags,
             state: State::Start,
@@ -64,29 +74,32 @@ impl ThinkSplitter {
         }
     }
 
-    /// Feeds one piece of content; returns the (thinking, answer) text it completes.
-    pub fn push(&mut self, text: &str) -> (String, String) {
-        let Some(tags) = &self.tags else {
-            return (String::new(), text.to_string());
+    /// Feeds one piece of content; returns the (thinking, answer) text it completes. Once the
+    /// answer has begun (or with no tags) the piece is passed through without a copy: this runs
+    /// for every token.
+    pub fn push<'a>(&mut self, text: &'a str) -> (Cow<'a, str>, Cow<'a, str>) {
+        let tags = match &self.tags {
+            Some(tags) if !(self.state == State::Answer && self.pending.is_empty()) => tags,
+            _ => return (Cow::Borrowed(""), Cow::Borrowed(text)),
         };
-        let (open, close) = (tags.open.clone(), tags.close.clone());
+        let (open, close) = (tags.open.as_str(), tags.close.as_str());
         self.pending.push_str(text);
         let (mut thinking, mut answer) = (String::new(), String::new());
         loop {
             match self.state {
                 State::Start => {
                     let trimmed = self.pending.trim_start();
-                    if let Some(rest) = trimmed.strip_prefix(open.as_str()) {
+                    if let Some(rest) = trimmed.strip_prefix(open) {
                         self.pending = rest.to_string();
                         self.state = State::Thinking;
                     } else if open.starts_with(trimmed) && self.pending.len() <= MAX_LEAD {
                         // Whitespace, or a tag not yet complete: wait for more.
-                        return (thinking, answer);
+                        break;
                     } else {
                         self.state = State::Answer;
                     }
                 }
-                State::Thinking => match self.pending.find(close.as_str()) {
+                State::Thinking => match self.pending.find(close) {
                     Some(end) => {
                         thinking.push_str(&self.pending[..end]);
                         self.pending = self.pending[end + close.len()..].to_string();
@@ -94,20 +107,21 @@ impl ThinkSplitter {
                     }
                     None => {
                         // Keep what may be the start of the closing tag.
-                        let keep = partial_suffix(&self.pending, &close);
+                        let keep = partial_suffix(&self.pending, close);
                         let cut = self.pending.len() - keep;
                         thinking.push_str(&self.pending[..cut]);
                         self.pending.drain(..cut);
-                        return (thinking, answer);
+                        break;
                     }
                 },
                 State::Answer => {
                     answer.push_str(&self.pending);
                     self.pending.clear();
-                    return (thinking, answer);
+                    break;
                 }
             }
         }
+        (Cow::Owned(thinking), Cow::Owned(answer))
     }
 
     /// Ends the stream: text held back for a tag that never completed is what it was.
@@ -135,9 +149,15 @@ mod tests {
     use super::*;
 
     fn split(pieces: &[&str], tags: Option<ThinkTags>) -> (String, String) {
-        let mut s = ThinkSplitter::new(tags);
+        let mut s = ThinkSplitter::new(tags.map(Arc::new));
         let (mut thinking, mut answer) = (String::new(), String::new());
-        let mut outputs: Vec<(String, String)> = pieces.iter().map(|p| s.push(p)).collect();
+        let mut outputs: Vec<(String, String)> = pieces
+            .iter()
+            .map(|p| {
+                let (t, a) = s.push(p);
+                (t.into_owned(), a.into_owned())
+            })
+            .collect();
         outputs.push(s.finish());
         for (t, a) in outputs {
             thinking.push_str(&t);
