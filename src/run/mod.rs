@@ -240,7 +240,8 @@ impl Prepared {
             watch,
             live.as_ref().map(|l| l.metrics.clone()),
         ));
-        let abort = CancellationToken::new();
+        // A second signal cuts requests in flight off at once: `abort` is its child.
+        let abort = stop.now.child_token();
         let finished = CancellationToken::new();
         // After Ctrl-C, requests in flight get INTERRUPT_GRACE to finish, then they are cut off.
         arm_grace(
@@ -249,14 +250,6 @@ impl Prepared {
             INTERRUPT_GRACE,
             finished.clone(),
         );
-        // A second signal does not wait for the grace period.
-        let (now, cut_off, done) = (stop.now.clone(), abort.clone(), finished.clone());
-        tokio::spawn(async move {
-            tokio::select! {
-                _ = now.cancelled() => cut_off.cancel(),
-                _ = done.cancelled() => {}
-            }
-        });
         let runner = Runner {
             backend: target.backend.clone(),
             prompts: Arc::new(Picker::new(
