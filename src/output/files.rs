@@ -49,33 +49,29 @@ pub fn create_unique(
 ) -> Result<(PathBuf, String), WriteError> {
     let first = dir.join(format!("{stem}{suffix}"));
     let temp = write_temp(&first, bytes).map_err(WriteError::at(&first))?;
-    let claimed = (1..=1000).find_map(|n| {
-        let name = if n == 1 {
-            stem.to_string()
-        } else {
-            format!("{stem}-{n}")
-        };
-        let path = dir.join(format!("{name}{suffix}"));
-        match fs::hard_link(&temp, &path) {
-            Ok(()) => Some(Ok((path, name))),
-            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => None,
-            Err(e) => Some(Err(WriteError::at(&path)(e))),
-        }
-    });
+    let claimed = claim_free(dir, stem, suffix, |path| fs::hard_link(&temp, path));
     let _ = fs::remove_file(&temp);
-    let claimed = claimed.unwrap_or_else(|| {
-        Err(WriteError::at(&first)(io::Error::new(
-            io::ErrorKind::AlreadyExists,
-            "1000 files of this name exist",
-        )))
-    })?;
-    sync_dir(&claimed.0).map_err(WriteError::at(&claimed.0))?;
-    Ok(claimed)
+    let ((), path, name) = claimed?;
+    sync_dir(&path).map_err(WriteError::at(&path))?;
+    Ok((path, name))
 }
 
 /// Creates `dir/<stem><suffix>` (or `<stem>-2<suffix>`, …) for streaming into, never opening
 /// a file that exists; returns it with the stem taken, which the run's other files then share.
 pub fn open_unique(dir: &Path, stem: &str, suffix: &str) -> Result<(File, String), WriteError> {
+    let (file, _, name) = claim_free(dir, stem, suffix, |path| File::create_new(path))?;
+    Ok((file, name))
+}
+
+/// Tries `claim` on `dir/<stem><suffix>`, then `<stem>-2<suffix>`, … until one does not exist
+/// yet (`claim` fails with `AlreadyExists` on taken names); returns what it made, the path and
+/// the stem taken.
+fn claim_free<T>(
+    dir: &Path,
+    stem: &str,
+    suffix: &str,
+    mut claim: impl FnMut(&Path) -> io::Result<T>,
+) -> Result<(T, PathBuf, String), WriteError> {
     for n in 1..=1000 {
         let name = if n == 1 {
             stem.to_string()
@@ -83,8 +79,8 @@ pub fn open_unique(dir: &Path, stem: &str, suffix: &str) -> Result<(File, String
             format!("{stem}-{n}")
         };
         let path = dir.join(format!("{name}{suffix}"));
-        match File::create_new(&path) {
-            Ok(file) => return Ok((file, name)),
+        match claim(&path) {
+            Ok(made) => return Ok((made, path, name)),
             Err(e) if e.kind() == io::ErrorKind::AlreadyExists => continue,
             Err(e) => return Err(WriteError::at(&path)(e)),
         }
