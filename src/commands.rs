@@ -47,16 +47,36 @@ pub async fn run(cli: Cli) -> Result<Status, Error> {
 }
 
 fn validate(files: &[PathBuf]) -> Result<(), Error> {
+    let paths = files.iter().map(|f| Some(f.as_path()));
+    load_all(paths, &[], |path| match path {
+        Some(path) => print(&format!("{}: ok\n", path.display())),
+        None => Ok(()),
+    })
+    .map(drop)
+}
+
+/// Loads every scenario (`None`: the quickstart) with `sets` applied, calling `on_valid` for each
+/// that is valid; fails after the last with every problem of every file, so one pass lists them
+/// all and nothing is sent while any file is invalid.
+fn load_all<'a>(
+    paths: impl IntoIterator<Item = Option<&'a Path>>,
+    sets: &[Set],
+    mut on_valid: impl FnMut(Option<&Path>) -> Result<(), Error>,
+) -> Result<Vec<Loaded>, Error> {
+    let mut loaded = Vec::new();
     let mut problems = Vec::new();
-    for file in files {
-        match compile::load_file(file) {
-            Ok(_) => print(&format!("{}: ok\n", file.display()))?,
-            Err(scenario::LoadError::Invalid { problems: p, .. }) => problems.extend(p),
-            Err(read) => return Err(read.into()),
+    for path in paths {
+        match load_scenario(path, sets) {
+            Ok(l) => {
+                on_valid(path)?;
+                loaded.push(l);
+            }
+            Err(Error::InvalidScenario(p)) => problems.extend(p),
+            Err(other) => return Err(other),
         }
     }
     if problems.is_empty() {
-        Ok(())
+        Ok(loaded)
     } else {
         Err(Error::InvalidScenario(problems))
     }
@@ -89,24 +109,12 @@ async fn cmd_run(args: RunArgs) -> Result<Status, Error> {
             "--ci writes one summary.md and junit.xml: give it one scenario per run".into(),
         ));
     }
-    // Every file is checked before anything is sent, and every problem of every file is listed.
     let paths: Vec<Option<&Path>> = if args.scenarios.is_empty() {
         vec![None]
     } else {
         args.scenarios.iter().map(|p| Some(p.as_path())).collect()
     };
-    let mut loaded = Vec::new();
-    let mut problems = Vec::new();
-    for path in paths {
-        match load_scenario(path, &sets) {
-            Ok(l) => loaded.push(l),
-            Err(Error::InvalidScenario(p)) => problems.extend(p),
-            Err(other) => return Err(other),
-        }
-    }
-    if !problems.is_empty() {
-        return Err(Error::InvalidScenario(problems));
-    }
+    let loaded = load_all(paths, &sets, |_| Ok(()))?;
     let mut opts = RunOptions::from_args(&args);
     opts.templates = Templates::load(args.templates_dir.as_deref())
         .map_err(Error::io("cannot read the templates directory"))?;
