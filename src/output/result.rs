@@ -426,12 +426,7 @@ pub fn assemble(facts: RunFacts<'_>, recorder: &Recorder) -> RunResult {
 /// The capacity a threshold on `capacity` reads: the lowest found by the searches it names (by
 /// its `scenario` tag, or all), 0 for a search where no step held; no data without a search.
 fn found_capacity(threshold: &Threshold, reports: &[CapacityReport]) -> Option<f64> {
-    let named = threshold
-        .key
-        .tags
-        .iter()
-        .find(|(tag, _)| *tag == TagKey::Scenario)
-        .map(|(_, v)| v.as_str());
+    let named = threshold.key.tag(TagKey::Scenario);
     reports
         .iter()
         .filter(|r| named.is_none_or(|n| n == r.scenario))
@@ -440,19 +435,11 @@ fn found_capacity(threshold: &Threshold, reports: &[CapacityReport]) -> Option<f
 }
 
 /// Whether a threshold without data for the run is one a capacity search uses to judge its
-/// steps: untagged or tagged with a capacity-search scenario's name, in a scenario file with one.
+/// steps (the rule the searches themselves apply).
 fn judges_capacity_steps(threshold: &Threshold, scenario: &Scenario) -> bool {
-    let searches = |name: Option<&str>| {
-        scenario.scenarios.iter().any(|(n, p)| {
-            matches!(p, Phase::CapacitySearch(_)) && name.is_none_or(|name| name == n)
-        })
-    };
-    let tags = &threshold.key.tags;
-    match tags.as_slice() {
-        [] => searches(None),
-        [(TagKey::Scenario, name)] => searches(Some(name)),
-        _ => false,
-    }
+    scenario.scenarios.iter().any(|(name, phase)| {
+        matches!(phase, Phase::CapacitySearch(_)) && threshold.applies_to_scenario(name)
+    })
 }
 
 /// The JSON Schema of [`RunResult`] as committed in `schemas/result.schema.json`.

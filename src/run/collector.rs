@@ -21,8 +21,7 @@ use crate::output::raw;
 use crate::output::redact::Secrets;
 use crate::report::progress::Progress;
 use crate::thresholds::eval::{evaluate_all, evaluate_on};
-use crate::thresholds::parse::TagKey;
-use crate::thresholds::{self, Metric, Threshold};
+use crate::thresholds::{self, Threshold};
 
 /// How often thresholds are evaluated during the run (k6's interval).
 pub const THRESHOLD_INTERVAL: Duration = Duration::from_secs(2);
@@ -143,17 +142,10 @@ impl ThresholdWatch {
                 failed: vec!["no request completed".into()],
             };
         };
-        let applies = |t: &&Threshold| {
-            t.metric != Metric::Capacity
-                && t.key
-                    .tags
-                    .iter()
-                    .all(|(tag, v)| *tag == TagKey::Scenario && v.as_str() == &*key.scenario)
-        };
         let mut failed: Vec<String> = self
             .all
             .iter()
-            .filter(applies)
+            .filter(|t| t.applies_to_scenario(&key.scenario))
             .map(|t| evaluate_on(t, g))
             .filter(|o| !o.passed)
             .map(|o| o.label())

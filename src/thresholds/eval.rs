@@ -5,7 +5,7 @@ use hdrhistogram::Histogram;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use super::parse::{Aggregation, TagKey};
+use super::parse::{Aggregation, MetricKey, TagKey};
 use super::{Metric, Threshold};
 use crate::metrics::recorder::{GroupStats, Recorder};
 use crate::metrics::registry::{Trend, Unit, CUSTOM_UNIT};
@@ -64,14 +64,12 @@ fn matches(key: &GroupKey, tags: &[(TagKey, String)]) -> bool {
 /// The merged aggregates of every group the tags select; a `prompt_set` tag selects within the
 /// per-set split. Capacity-search steps are left out: the thresholds are the search's pass
 /// criteria there, judged per step, and its steps above capacity fail them by design.
-fn selected(recorder: &Recorder, tags: &[(TagKey, String)]) -> GroupStats {
+fn selected(recorder: &Recorder, key: &MetricKey) -> GroupStats {
     let mut merged = GroupStats::default();
-    let counted =
-        |k: &GroupKey| !matches!(k.group, Group::Step(_) | Group::Discarded(_)) && matches(k, tags);
-    let set = tags
-        .iter()
-        .find(|(t, _)| *t == TagKey::PromptSet)
-        .map(|(_, v)| v.as_str());
+    let counted = |k: &GroupKey| {
+        !matches!(k.group, Group::Step(_) | Group::Discarded(_)) && matches(k, &key.tags)
+    };
+    let set = key.tag(TagKey::PromptSet);
     match set {
         Some(set) => {
             for ((key, name), stats) in recorder.by_prompt_set() {
@@ -180,7 +178,7 @@ pub fn observe(
 
 /// Evaluates one threshold.
 pub fn evaluate(threshold: &Threshold, recorder: &Recorder) -> ThresholdOutcome {
-    evaluate_on(threshold, &selected(recorder, &threshold.key.tags))
+    evaluate_on(threshold, &selected(recorder, &threshold.key))
 }
 
 /// Evaluates one threshold on given aggregates, ignoring its tags (capacity-search steps).
@@ -188,12 +186,7 @@ pub fn evaluate_on(threshold: &Threshold, g: &GroupStats) -> ThresholdOutcome {
     // `check` narrows `checks` to one check; for a custom metric it carries the metric's name.
     let check = match threshold.metric {
         Metric::Custom => Some(threshold.key.name.as_str()),
-        _ => threshold
-            .key
-            .tags
-            .iter()
-            .find(|(t, _)| *t == TagKey::Check)
-            .map(|(_, v)| v.as_str()),
+        _ => threshold.key.tag(TagKey::Check),
     };
     let observed = observe(threshold.metric, threshold.expression.aggregation, g, check);
     outcome(threshold, observed)

@@ -121,6 +121,18 @@ fn key_pointer(key_text: &str) -> String {
 }
 
 impl Threshold {
+    /// Whether it judges the scenario (phase) `name` on its own, as capacity-search steps are
+    /// judged: untagged, or tagged with that scenario only. Thresholds on `capacity` judge the
+    /// search's result instead.
+    pub fn applies_to_scenario(&self, name: &str) -> bool {
+        self.metric != Metric::Capacity
+            && self
+                .key
+                .tags
+                .iter()
+                .all(|(tag, v)| *tag == TagKey::Scenario && v == name)
+    }
+
     /// Where it is written in the scenario (its key, or the `slo:` entry it stands for).
     pub fn pointer(&self) -> String {
         match self.from_slo {
@@ -282,11 +294,7 @@ fn check_key(text: &str, scenario: &Scenario, custom: &[String]) -> Result<Metri
 /// (`-c 4` takes `level:16` away), because a threshold that can only be "no data" passes
 /// silently.
 pub fn unreachable(key: &MetricKey, scenario: &Scenario, prompt_sets: &[&str]) -> Option<String> {
-    let named = key
-        .tags
-        .iter()
-        .find(|(tag, _)| *tag == TagKey::Scenario)
-        .map(|(_, v)| v.as_str());
+    let named = key.tag(TagKey::Scenario);
     let phases = || {
         scenario
             .scenarios

@@ -258,6 +258,16 @@ pub struct MetricKey {
     pub tags: Vec<(TagKey, String)>,
 }
 
+impl MetricKey {
+    /// The value of tag `which`, when the key has it.
+    pub fn tag(&self, which: TagKey) -> Option<&str> {
+        self.tags
+            .iter()
+            .find(|(tag, _)| *tag == which)
+            .map(|(_, v)| v.as_str())
+    }
+}
+
 /// Parses a metric key; the name itself is checked by the caller against the metric table.
 pub fn parse_metric_key(input: &str) -> Result<MetricKey, ParseError> {
     let text = input.trim();
