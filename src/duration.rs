@@ -69,6 +69,12 @@ pub fn parse(text: &str) -> Result<Duration, DurationError> {
     Duration::try_from_secs_f64(total).map_err(|_| fail("out of range"))
 }
 
+/// Whole microseconds, saturating (HDR histograms record integers; truncation keeps µs-level
+/// values exact).
+pub fn micros(d: Duration) -> u64 {
+    u64::try_from(d.as_micros()).unwrap_or(u64::MAX)
+}
+
 /// A duration in milliseconds, with fractions (results, raw log and hooks show times in ms).
 pub fn millis(d: Duration) -> f64 {
     d.as_secs_f64() * 1000.0

@@ -120,10 +120,7 @@ impl std::fmt::Debug for TrendDef {
     }
 }
 
-/// Whole microseconds (HDR records integers; truncation keeps µs-level values exact).
-pub fn micros(d: Duration) -> u64 {
-    u64::try_from(d.as_micros()).unwrap_or(u64::MAX)
-}
+pub use crate::duration::micros;
 
 /// Decode time per token after the first: (e2e − TTFT) / (tokens − 1), in µs.
 fn tpot(r: &Request) -> Option<u64> {

@@ -50,6 +50,13 @@ pub struct SimConfig {
     pub api_key: Option<String>,
 }
 
+impl SimConfig {
+    /// Whether the simulator answers for `model` (any name when `models` is empty).
+    pub fn serves(&self, model: &str) -> bool {
+        self.models.is_empty() || self.models.iter().any(|m| m == model)
+    }
+}
+
 impl Default for SimConfig {
     fn default() -> Self {
         Self {

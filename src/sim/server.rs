@@ -141,7 +141,7 @@ async fn show(State(sim): State<Arc<Sim>>, body: Bytes) -> Response {
         .as_str()
         .or_else(|| asked["name"].as_str())
         .unwrap_or("");
-    if sim.cfg.models.is_empty() || sim.cfg.models.iter().any(|m| m == model) {
+    if sim.cfg.serves(model) {
         Json(json!({"modelfile": "", "details": {"format": "gguf", "family": "sim"}, "model_info": {}}))
             .into_response()
     } else {
@@ -269,14 +269,18 @@ fn parse_job(body: &[u8], api: Api) -> Result<Job, String> {
     })
 }
 
+/// The bearer token a request presents, if any.
+fn bearer(headers: &HeaderMap) -> Option<&str> {
+    headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+}
+
 fn authorized(sim: &Sim, headers: &HeaderMap) -> bool {
     match &sim.cfg.api_key {
         None => true,
-        Some(key) => headers
-            .get(header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer "))
-            .is_some_and(|given| given == key),
+        Some(key) => bearer(headers).is_some_and(|given| given == key),
     }
 }
 
@@ -295,11 +299,7 @@ async fn handle(sim: Arc<Sim>, headers: HeaderMap, body: Bytes, api: Api) -> Res
     let f = &job.frames;
     if openai && !authorized(&sim, &headers) {
         // Like some real servers, say which key was refused: the client must not log it.
-        let given = headers
-            .get(header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer "))
-            .unwrap_or("none");
+        let given = bearer(&headers).unwrap_or("none");
         return error(
             StatusCode::UNAUTHORIZED,
             f.error_body(
@@ -317,7 +317,7 @@ async fn handle(sim: Arc<Sim>, headers: HeaderMap, body: Bytes, api: Api) -> Res
             ),
         )
     };
-    if !sim.cfg.models.is_empty() && !sim.cfg.models.contains(&f.model) {
+    if !sim.cfg.serves(&f.model) {
         return not_found();
     }
     let index = sim.next_request.fetch_add(1, Ordering::Relaxed);
@@ -466,7 +466,7 @@ async fn produce(
     }
     let mut text = String::new();
     pause(sim.cfg.first_token_delay.get()).await;
-    let micros = |d: Duration| u64::try_from(d.as_micros()).unwrap_or(u64::MAX);
+    let micros = crate::duration::micros;
     let (mut first_sent, mut last_sent, mut gaps) = (None, None::<Instant>, Vec::new());
     for i in 0..tokens {
         if i > 0 {
