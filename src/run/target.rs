@@ -6,6 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::config::{Endpoint, RunConfig};
+use crate::backend::http::error_chain;
 use crate::backend::{Backend, OllamaBackend, OpenAiBackend};
 use crate::error::Error;
 use crate::output::redact;
@@ -15,6 +16,14 @@ use crate::sim::{self, SimServer};
 
 /// How long the pre-flight check waits for each answer.
 const PREFLIGHT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Why a pre-flight GET gave no JSON.
+enum Probe {
+    /// The server answered with a non-2xx status: it is up.
+    Refused,
+    /// No usable answer from this URL, and why.
+    Unreachable(String, String),
+}
 
 /// The `key` of every object in a JSON list.
 fn names(list: &serde_json::Value, key: &str) -> Vec<String> {
@@ -109,21 +118,14 @@ impl Target {
                     .get(&url)
                     .send()
                     .await
-                    .map_err(|e| (url.clone(), crate::backend::http::error_chain(&e)))?;
+                    .map_err(|e| Probe::Unreachable(url.clone(), error_chain(&e)))?;
                 let status = response.status();
                 let text = response.text().await.unwrap_or_default();
                 if !status.is_success() {
-                    return Err((
-                        url,
-                        format!(
-                            "HTTP {}: {}",
-                            status.as_u16(),
-                            crate::backend::http::error_message(&text)
-                        ),
-                    ));
+                    return Err(Probe::Refused);
                 }
                 serde_json::from_str::<serde_json::Value>(&text)
-                    .map_err(|e| (url, format!("not JSON: {e}")))
+                    .map_err(|e| Probe::Unreachable(url, format!("not JSON: {e}")))
             }
         };
         match target.backend {
@@ -134,12 +136,7 @@ impl Target {
                     .json(&serde_json::json!({ "model": model }))
                     .send()
                     .await
-                    .map_err(|e| {
-                        fail(
-                            format!("POST {show}"),
-                            crate::backend::http::error_chain(&e),
-                        )
-                    })?;
+                    .map_err(|e| fail(format!("POST {show}"), error_chain(&e)))?;
                 if answer.status().is_success() {
                     return Ok(());
                 }
@@ -168,8 +165,10 @@ impl Target {
                         Ok(())
                     }
                     // Answered, but without a model list: the server is up.
-                    Err((_, message)) if message.starts_with("HTTP ") => Ok(()),
-                    Err((tried, message)) => Err(fail(format!("GET {tried}"), message)),
+                    Err(Probe::Refused) => Ok(()),
+                    Err(Probe::Unreachable(tried, message)) => {
+                        Err(fail(format!("GET {tried}"), message))
+                    }
                 }
             }
         }
