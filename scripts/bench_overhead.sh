@@ -12,6 +12,8 @@
 #   scripts/bench_overhead.sh [C ...]                 default: 1 100 1000
 #   DURATION=15s BACKEND=openai scripts/bench_overhead.sh 100
 #   MAX_P50_DELTA_MS=20 scripts/bench_overhead.sh 10  exit 1 if a p50 is further from the truth
+#   CLIENT=/path/to/other/llm-bench scripts/bench_overhead.sh   measure another build (before and
+#                                                    after a change) against this simulator
 set -euo pipefail
 cd "$(dirname "$0")/.."
 cargo build --release --quiet
@@ -21,6 +23,7 @@ duration="${DURATION:-15s}"
 backend="${BACKEND:-openai}"
 max_delta="${MAX_P50_DELTA_MS:-}"
 bin=target/release/llm-bench
+client="${CLIENT:-$bin}"
 work=$(mktemp -d)
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 url="http://127.0.0.1:$port"
@@ -46,7 +49,7 @@ scenarios:
   steady: {executor: constant-vus, vus: $c, duration: $duration}
 YAML
   http POST /sim/reset > /dev/null
-  /usr/bin/time -f '%U %S %M' -o "$work/time" "$bin" run "$work/s.yaml" --target-url "$url" \
+  /usr/bin/time -f '%U %S %M' -o "$work/time" "$client" run "$work/s.yaml" --target-url "$url" \
     --quiet --output-dir "$work/results" > /dev/null
   http GET /sim/stats > "$work/truth.json"
   python3 - "$c" "$work/results/benchmark_latest.json" "$work/truth.json" "$work/time" "$max_delta" <<'PY' || status=1
