@@ -23,8 +23,11 @@ pub struct Loaded {
     pub scenario: Scenario,
     /// Where it came from (a path, or `<built-in quickstart>`).
     pub source: String,
-    /// SHA-256 of the file text, so two results can be checked for the same scenario.
+    /// SHA-256 of the file text (and of the texts it extends), so two results can be checked
+    /// for the same scenario.
     pub content_sha256: String,
+    /// The files this one extends, nearest first.
+    pub bases: Vec<String>,
     /// The prompts, with included sets read.
     pub prompt_sets: Vec<PromptSet>,
     /// The compiled hook script.
@@ -69,7 +72,7 @@ pub fn load_str_with(text: &str, source: &str, sets: &[Set]) -> Result<Loaded, L
 fn compile(mut checked: Checked, sets: &[Set]) -> Result<Loaded, LoadError> {
     let mut parts = None;
     if let Some(scenario) = &checked.scenario {
-        let base = prompts::load::base_dir(&checked.source);
+        let base = crate::scenario::load::base_dir(&checked.source);
         let mut problems = Vec::new();
         let prompt_sets = prompts::resolve(
             &scenario.prompts,
@@ -111,12 +114,14 @@ fn compile(mut checked: Checked, sets: &[Set]) -> Result<Loaded, LoadError> {
     }
     let source = checked.source.clone();
     let content_sha256 = checked.content_sha256.clone();
+    let bases = checked.bases.clone();
     let (scenario, document) = checked.finish()?;
     let (prompt_sets, hooks, thresholds) = parts.unwrap_or_default();
     Ok(Loaded {
         scenario,
         source,
         content_sha256,
+        bases,
         prompt_sets,
         hooks,
         thresholds,

@@ -7,6 +7,7 @@
 
 use std::collections::HashMap;
 use std::fmt;
+use std::sync::Arc;
 
 use serde_json::{Map, Number, Value};
 use yaml_rust2::parser::{Event, Parser};
@@ -66,36 +67,111 @@ pub fn pointer_to_field(pointer: &str) -> String {
 pub struct Document {
     /// The document as JSON.
     pub value: Value,
-    positions: HashMap<String, (usize, usize)>,
+    positions: HashMap<String, Position>,
+}
+
+/// Where a value was written: line and column, and the file when it is not the document's own
+/// (a value inherited through [`Document::merge_onto`]).
+#[derive(Debug, Clone)]
+struct Position {
+    line: usize,
+    col: usize,
+    file: Option<Arc<str>>,
 }
 
 impl Document {
     /// Line and column (both 1-based) of the value at a JSON pointer, falling back to the nearest
     /// enclosing value that exists (a missing field is reported where its parent starts).
     pub fn position(&self, pointer: &str) -> (usize, usize) {
+        let at = self.located(pointer);
+        (at.line, at.col)
+    }
+
+    fn located(&self, pointer: &str) -> Position {
         let mut pointer = pointer;
         loop {
-            if let Some(&pos) = self.positions.get(pointer) {
-                return pos;
+            if let Some(pos) = self.positions.get(pointer) {
+                return pos.clone();
             }
             match pointer.rfind('/') {
                 Some(cut) => pointer = &pointer[..cut],
-                None => return (1, 1),
+                None => {
+                    return Position {
+                        line: 1,
+                        col: 1,
+                        file: None,
+                    }
+                }
             }
         }
     }
 
-    /// A problem at a JSON pointer, located where the value (or its nearest parent) is written.
+    /// A problem at a JSON pointer, located where the value (or its nearest parent) is written:
+    /// in `file`, or in the base file it was inherited from.
     pub fn problem(&self, file: &str, pointer: &str, message: String) -> Problem {
-        let (line, col) = self.position(pointer);
+        let at = self.located(pointer);
         Problem {
-            file: file.to_string(),
-            line,
-            col,
+            file: at.file.as_deref().unwrap_or(file).to_string(),
+            line: at.line,
+            col: at.col,
             field: pointer_to_field(pointer),
             message,
         }
     }
+
+    /// This document laid over `base` (written in `base_file`) as a JSON Merge Patch (RFC 7396):
+    /// mappings merge key by key, anything else (lists, scalars) replaces what the base had, and
+    /// a key set to null removes the inherited one. Inherited values keep their positions, in
+    /// the base's file, so a problem is reported where its value was written.
+    pub fn merge_onto(mut self, base: Document, base_file: &str) -> Document {
+        let mut inherited = Vec::new();
+        let value = std::mem::take(&mut self.value);
+        self.value = merge(base.value, value, String::new(), &mut inherited);
+        let base_file: Arc<str> = Arc::from(base_file);
+        for (pointer, pos) in base.positions {
+            if inherited.iter().any(|root| inside(&pointer, root)) {
+                let file = Some(pos.file.unwrap_or_else(|| base_file.clone()));
+                self.positions.insert(pointer, Position { file, ..pos });
+            }
+        }
+        self
+    }
+}
+
+/// RFC 7396 merge of `patch` over `base`; `inherited` collects the pointers whose values came
+/// from the base whole.
+fn merge(base: Value, patch: Value, pointer: String, inherited: &mut Vec<String>) -> Value {
+    match (base, patch) {
+        (Value::Object(mut base), Value::Object(patch)) => {
+            let mut patched = Vec::new();
+            for (key, value) in patch {
+                let child = format!("{pointer}/{}", escape_pointer(&key));
+                if value.is_null() {
+                    base.remove(&key);
+                    continue;
+                }
+                let merged = match base.remove(&key) {
+                    Some(old) => merge(old, value, child, inherited),
+                    None => value,
+                };
+                patched.push((key, merged));
+            }
+            for key in base.keys() {
+                inherited.push(format!("{pointer}/{}", escape_pointer(key)));
+            }
+            base.extend(patched);
+            Value::Object(base)
+        }
+        (_, patch) => patch,
+    }
+}
+
+/// True when `pointer` is `root` or lies inside it.
+fn inside(pointer: &str, root: &str) -> bool {
+    pointer == root
+        || pointer
+            .strip_prefix(root)
+            .is_some_and(|rest| rest.starts_with('/'))
 }
 
 /// Parses YAML text into a [`Document`]. Scalars are typed by the YAML 1.2 core schema; quoted
@@ -116,7 +192,7 @@ pub const ALIAS_BUDGET: usize = 10_000;
 
 struct Builder<'a> {
     parser: Parser<std::str::Chars<'a>>,
-    positions: HashMap<String, (usize, usize)>,
+    positions: HashMap<String, Position>,
     /// Each anchored value with its size in values.
     anchors: HashMap<usize, (Value, usize)>,
     /// Values copied by aliases so far.
@@ -177,9 +253,11 @@ impl Builder<'_> {
     }
 
     fn node(&mut self, event: Event, marker: Marker, pointer: String) -> Result<Value, Problem> {
-        self.positions
-            .entry(pointer.clone())
-            .or_insert((marker.line(), marker.col() + 1));
+        self.positions.entry(pointer.clone()).or_insert(Position {
+            line: marker.line(),
+            col: marker.col() + 1,
+            file: None,
+        });
         let (value, anchor) = match event {
             Event::Scalar(text, style, anchor, _) => (scalar(&text, style), anchor),
             Event::Alias(id) => {
@@ -240,8 +318,14 @@ impl Builder<'_> {
                 return Err(syntax_problem(key_marker, format!("duplicate key `{key}`")));
             }
             // Report problems about a field where its key is written, which is where the user looks.
-            self.positions
-                .insert(child.clone(), (key_marker.line(), key_marker.col() + 1));
+            self.positions.insert(
+                child.clone(),
+                Position {
+                    line: key_marker.line(),
+                    col: key_marker.col() + 1,
+                    file: None,
+                },
+            );
             let (event, marker) = self.next()?;
             let value = self.node(event, marker, child)?;
             map.insert(key, value);
@@ -342,6 +426,42 @@ mod tests {
         // Ordinary reuse stays well inside it.
         let doc = parse("base: &b {x: 1, y: [1, 2, 3]}\none: *b\ntwo: *b\n").unwrap();
         assert_eq!(doc.value["two"]["y"][2], 3);
+    }
+
+    #[test]
+    fn merging_follows_rfc_7396_and_inherited_values_keep_their_file_and_line() {
+        let base =
+            parse("name: base\ntarget:\n  model: a\n  url: http://x\nlist: [1, 2]\ngone: 1\n")
+                .unwrap();
+        let child = parse("target:\n  model: b\nlist: [3]\ngone: ~\n").unwrap();
+        let merged = child.merge_onto(base, "base.yaml");
+        assert_eq!(
+            merged.value,
+            json!({"name": "base", "target": {"model": "b", "url": "http://x"}, "list": [3]}),
+            "maps merge, lists replace, null removes"
+        );
+        let at = |pointer| {
+            let p = merged.problem("child.yaml", pointer, String::new());
+            (p.file, p.line)
+        };
+        assert_eq!(at("/name"), ("base.yaml".into(), 1));
+        assert_eq!(at("/target/url"), ("base.yaml".into(), 4));
+        assert_eq!(at("/target/model"), ("child.yaml".into(), 2));
+        assert_eq!(at("/list/0"), ("child.yaml".into(), 3));
+        // A chain keeps the file of the first base the value was written in.
+        let top = parse("seed: 3\n").unwrap().merge_onto(merged, "child.yaml");
+        assert_eq!(
+            top.problem("top.yaml", "/name", String::new()).file,
+            "base.yaml"
+        );
+        assert_eq!(
+            top.problem("top.yaml", "/target/model", String::new()).file,
+            "child.yaml"
+        );
+        assert_eq!(
+            top.problem("top.yaml", "/seed", String::new()).file,
+            "top.yaml"
+        );
     }
 
     #[test]

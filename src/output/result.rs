@@ -157,9 +157,12 @@ pub struct ScenarioInfo {
     pub description: Option<String>,
     /// The file path, or `<built-in quickstart>`.
     pub source: String,
-    /// SHA-256 of the file text: two results with the same hash ran the same scenario, unless
-    /// `overrides` says otherwise.
+    /// SHA-256 of the file text (and of every file it extends): two results with the same hash
+    /// ran the same scenario, unless `overrides` says otherwise.
     pub content_sha256: String,
+    /// The files the scenario extends, nearest first. Absent when it extends none.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub extends: Vec<String>,
     /// What the command line changed (`--set path=value`, `--concurrency 4`, `--model m`,
     /// `--target-url …`, `--requests-per-level 10`). Absent when nothing was.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -334,8 +337,10 @@ pub struct RunFacts<'a> {
     pub scenario: &'a Scenario,
     /// Where the scenario came from.
     pub source: &'a str,
-    /// SHA-256 of the scenario file's text.
+    /// SHA-256 of the scenario file's text (and its bases').
     pub content_sha256: &'a str,
+    /// The files the scenario extends.
+    pub extends: &'a [String],
     /// What the command line changed.
     pub overrides: Vec<String>,
     /// The URL requests went to.
@@ -378,6 +383,7 @@ pub fn assemble(facts: RunFacts<'_>, recorder: &Recorder) -> RunResult {
             description: scenario.description.clone(),
             source: facts.source.to_string(),
             content_sha256: facts.content_sha256.to_string(),
+            extends: facts.extends.to_vec(),
             overrides: facts.overrides,
         },
         target: TargetInfo {
@@ -444,7 +450,7 @@ fn judges_capacity_steps(threshold: &Threshold, scenario: &Scenario) -> bool {
 
 /// The JSON Schema of [`RunResult`] as committed in `schemas/result.schema.json`.
 pub fn result_schema_json() -> serde_json::Result<String> {
-    crate::scenario::schema::pretty(&schemars::schema_for!(RunResult))
+    crate::scenario::schema::pretty(&crate::scenario::schema::generate::<RunResult>())
 }
 
 /// `name` made safe for a file name.

@@ -4,7 +4,7 @@
 //! ShareGPT JSON (`conversations` of `from`/`value`: the first human turn is the prompt, as
 //! vLLM's benchmark takes it).
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use serde_json::{Map, Value};
 
@@ -240,18 +240,11 @@ fn sharegpt_prompt(conversation: &Value) -> Option<String> {
         .map(str::to_string)
 }
 
-/// Where relative includes resolve: the scenario file's folder (or the working directory).
-pub fn base_dir(source: &str) -> PathBuf {
-    Path::new(source)
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .map_or_else(|| PathBuf::from("."), Path::to_path_buf)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::scenario::{Include, Prompt};
+    use std::path::PathBuf;
 
     fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
         let path = dir.join(name);

@@ -337,6 +337,7 @@ async fn finish(
             scenario: config.scenario(),
             source: &config.loaded.source,
             content_sha256: &config.loaded.content_sha256,
+            extends: &config.loaded.bases,
             overrides: config.overrides.clone(),
             url: redact::url(&target.url),
             simulated: target.simulated,

@@ -43,8 +43,11 @@ pub struct Checked {
     pub scenario: Option<Scenario>,
     /// Where it came from (a path, or `<built-in quickstart>`).
     pub source: String,
-    /// SHA-256 of the file text, so two results can be checked for the same scenario.
+    /// SHA-256 of the file text (and of the texts it extends), so two results can be checked
+    /// for the same scenario.
     pub content_sha256: String,
+    /// The files this one extends, nearest first.
+    pub bases: Vec<String>,
     doc: Document,
     /// Parts the schema rejected, removed so the rest could be typed.
     removed: Vec<String>,
@@ -89,12 +92,18 @@ pub fn check_file(path: &Path, sets: &[Set]) -> Result<Checked, LoadError> {
     check_str(&text, &path.display().to_string(), sets)
 }
 
-/// Checks scenario text with `sets` applied; `source` names it in error messages.
+/// Checks scenario text with `sets` applied; `source` names it in error messages, and
+/// `extends:` is read relative to its folder.
 pub fn check_str(text: &str, source: &str, sets: &[Set]) -> Result<Checked, LoadError> {
-    let mut doc = yaml::parse(text).map_err(|p| LoadError::Invalid {
+    let invalid = |p: Problem| LoadError::Invalid {
         file: source.to_string(),
-        problems: vec![p.in_file(source)],
-    })?;
+        problems: vec![p],
+    };
+    let doc = yaml::parse(text).map_err(|p| invalid(p.in_file(source)))?;
+    let mut chain = Chain::new(source);
+    let mut doc = chain
+        .extend(doc, source, &base_dir(source))
+        .map_err(invalid)?;
     // `${NAME}` and `${NAME:-default}` are replaced before anything is checked.
     let env_problems = super::env::interpolate(&mut doc.value, &|name| std::env::var(name).ok());
     // Command-line values replace written ones before the schema types them.
@@ -145,7 +154,8 @@ pub fn check_str(text: &str, source: &str, sets: &[Set]) -> Result<Checked, Load
     let mut checked = Checked {
         scenario: None,
         source: source.to_string(),
-        content_sha256: sha256_hex(text.as_bytes()),
+        content_sha256: chain.sha256(text),
+        bases: chain.files.split_off(1),
         doc,
         removed,
         problems,
@@ -166,6 +176,106 @@ pub fn check_str(text: &str, source: &str, sets: &[Set]) -> Result<Checked, Load
         Err(_) => {}
     }
     Ok(checked)
+}
+
+/// The folder a scenario's relative paths (`extends`, prompt files, hook script) are read from.
+pub fn base_dir(source: &str) -> PathBuf {
+    Path::new(source)
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .map_or_else(|| PathBuf::from("."), Path::to_path_buf)
+}
+
+/// The files an `extends:` chain has read so far, to refuse a cycle and to hash them all.
+struct Chain {
+    /// Display names, the scenario itself first.
+    files: Vec<String>,
+    /// Canonical paths of the bases read, to recognise one seen before.
+    seen: Vec<PathBuf>,
+    texts: Vec<String>,
+}
+
+impl Chain {
+    fn new(source: &str) -> Chain {
+        Chain {
+            files: vec![source.to_string()],
+            seen: std::fs::canonicalize(source).into_iter().collect(),
+            texts: Vec::new(),
+        }
+    }
+
+    /// `doc` (written in `file`) laid over the scenario it `extends`, recursively. Relative
+    /// paths in a base are read from the base's folder: a base elsewhere keeps working.
+    fn extend(&mut self, doc: Document, file: &str, dir: &Path) -> Result<Document, Problem> {
+        let Some(Value::String(name)) = doc.value.get("extends") else {
+            return Ok(doc);
+        };
+        let path = dir.join(name);
+        let at = |message: String| doc.problem(file, "/extends", message);
+        let canonical = std::fs::canonicalize(&path)
+            .map_err(|e| at(format!("cannot read {}: {e}", path.display())))?;
+        if let Some(first) = self.seen.iter().position(|p| *p == canonical) {
+            let mut cycle: Vec<&str> = self.files[first..].iter().map(String::as_str).collect();
+            let shown = path.display().to_string();
+            cycle.push(&shown);
+            return Err(at(format!("makes a cycle: {}", cycle.join(" -> "))));
+        }
+        let text = std::fs::read_to_string(&path)
+            .map_err(|e| at(format!("cannot read {}: {e}", path.display())))?;
+        let shown = path.display().to_string();
+        let base = yaml::parse(&text).map_err(|p| p.in_file(&shown))?;
+        self.seen.push(canonical);
+        self.files.push(shown.clone());
+        self.texts.push(text);
+        let base_dir = base_dir(&shown);
+        let mut base = self.extend(base, &shown, &base_dir)?;
+        if base_dir != dir {
+            anchor_paths(&mut base.value, &base_dir);
+        }
+        Ok(doc.merge_onto(base, &shown))
+    }
+
+    /// One hash over the scenario's text and every base's, so a changed base changes it.
+    fn sha256(&self, text: &str) -> String {
+        let mut all = text.to_string();
+        for base in &self.texts {
+            all.push('\0');
+            all.push_str(base);
+        }
+        sha256_hex(all.as_bytes())
+    }
+}
+
+/// Makes the relative file paths of a base (prompt files, hook script) absolute, so they are
+/// read from the base's folder rather than from the folder of the scenario extending it.
+fn anchor_paths(value: &mut Value, dir: &Path) {
+    let anchor = |v: &mut Value| {
+        if let Value::String(p) = v {
+            if Path::new(p.as_str()).is_relative() {
+                if let Ok(abs) = std::path::absolute(dir.join(p.as_str())) {
+                    *p = abs.display().to_string();
+                }
+            }
+        }
+    };
+    if let Some(script) = value.pointer_mut("/hooks/script") {
+        anchor(script);
+    }
+    match value.get_mut("prompts") {
+        Some(Value::Array(items)) => {
+            for item in items {
+                if let Some(include) = item.get_mut("include") {
+                    anchor(include);
+                }
+            }
+        }
+        Some(prompts @ Value::Object(_)) => {
+            if let Some(include) = prompts.get_mut("include") {
+                anchor(include);
+            }
+        }
+        _ => {}
+    }
 }
 
 /// Where to cut the document so it can be typed despite schema problems: each problem's node,
@@ -250,5 +360,112 @@ mod tests {
         assert!(related("/a/b", "/a") && related("/a", "/a/b/0") && related("/a", "/a"));
         assert!(!related("/ab", "/a") && !related("/c", "/a/b"));
         assert!(related("/anything", ""), "the root holds everything");
+    }
+}
+
+#[cfg(test)]
+mod extends_tests {
+    use super::*;
+
+    fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
+        let path = dir.join(name);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(&path, text).unwrap();
+        path
+    }
+
+    const BASE: &str = "name: base\ntarget:\n  model: m\n  timeout: 30s\nprompts: [hi]\n\
+                        scenarios:\n  one:\n    executor: concurrency-levels\n    levels: [1]\n    requests_per_level: 2\n";
+
+    #[test]
+    fn a_chain_merges_and_every_file_counts_in_the_hash() {
+        let dir = tempfile::tempdir().unwrap();
+        write(dir.path(), "base.yaml", BASE);
+        write(
+            dir.path(),
+            "mid.yaml",
+            "extends: base.yaml\ntarget:\n  model: mid\n",
+        );
+        let top = write(dir.path(), "top.yaml", "extends: mid.yaml\nname: top\n");
+        let checked = check_file(&top, &[]).unwrap();
+        assert_eq!(checked.bases.len(), 2, "{:?}", checked.bases);
+        let (scenario, _) = checked.finish().unwrap();
+        assert_eq!(
+            (scenario.name.as_str(), scenario.target.model.as_str()),
+            ("top", "mid")
+        );
+        assert!(
+            scenario.target.timeout.is_some(),
+            "inherited from two levels down"
+        );
+        let before = check_file(&top, &[]).unwrap().content_sha256;
+        write(dir.path(), "base.yaml", &BASE.replace("30s", "31s"));
+        let after = check_file(&top, &[]).unwrap().content_sha256;
+        assert_ne!(before, after, "a changed base changes the scenario's hash");
+    }
+
+    #[test]
+    fn a_cycle_is_a_problem_naming_every_file_in_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let a = write(dir.path(), "a.yaml", "extends: b.yaml\nname: a\n");
+        write(dir.path(), "b.yaml", "name: b\nextends: a.yaml\n");
+        let Err(LoadError::Invalid { problems, .. }) = check_file(&a, &[]) else {
+            panic!("a cycle must not load")
+        };
+        let text = problems[0].to_string();
+        assert!(
+            text.contains("b.yaml:2:1: extends: makes a cycle"),
+            "{text}"
+        );
+        assert!(
+            text.contains("a.yaml -> ") && text.ends_with("a.yaml"),
+            "{text}"
+        );
+        let itself = write(dir.path(), "self.yaml", "extends: self.yaml\n");
+        assert!(check_file(&itself, &[]).is_err(), "a file extending itself");
+    }
+
+    #[test]
+    fn a_bad_inherited_value_is_reported_in_the_base_at_its_line() {
+        let dir = tempfile::tempdir().unwrap();
+        write(
+            dir.path(),
+            "common/base.yaml",
+            &BASE.replace("30s", "30 parsecs"),
+        );
+        let child = write(
+            dir.path(),
+            "models/m.yaml",
+            "extends: ../common/base.yaml\nname: m\n",
+        );
+        let checked = check_file(&child, &[]).unwrap();
+        let Err(LoadError::Invalid { problems, .. }) = checked.finish() else {
+            panic!("the base's bad timeout must be found")
+        };
+        let text = problems[0].to_string();
+        assert!(
+            text.contains("common/base.yaml:4:3: target.timeout"),
+            "{text}"
+        );
+        let missing = write(dir.path(), "orphan.yaml", "extends: nowhere.yaml\n");
+        let Err(LoadError::Invalid { problems, .. }) = check_file(&missing, &[]) else {
+            panic!()
+        };
+        assert!(problems[0]
+            .to_string()
+            .contains("orphan.yaml:1:1: extends: cannot read"));
+    }
+
+    #[test]
+    fn a_base_elsewhere_keeps_its_relative_paths() {
+        let mut value = serde_json::json!({
+            "prompts": [{"include": "sets/a.yaml"}, "inline", {"include": "/abs.yaml"}],
+            "hooks": {"script": "h.rhai"}
+        });
+        anchor_paths(&mut value, Path::new("/srv/common"));
+        assert_eq!(value["prompts"][0]["include"], "/srv/common/sets/a.yaml");
+        assert_eq!(value["prompts"][1], "inline");
+        assert_eq!(value["prompts"][2]["include"], "/abs.yaml");
+        assert_eq!(value["hooks"]["script"], "/srv/common/h.rhai");
     }
 }

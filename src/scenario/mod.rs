@@ -29,6 +29,12 @@ pub use validate::Problem;
 #[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Scenario {
+    /// Another scenario file this one is based on, relative to this file: its fields are
+    /// inherited, mappings merge key by key, anything else written here (lists, scalars)
+    /// replaces the inherited value, and `~` removes it. The base may extend another in turn.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(example = "base.yaml")]
+    pub extends: Option<String>,
     /// Short name; used in result file names and reports.
     pub name: String,
     /// What this scenario measures and why.

@@ -129,6 +129,12 @@ pub fn check(scenario: &Scenario) -> Vec<(String, String)> {
                 if p.duration.get().is_zero() {
                     problem(at("/duration"), "must be longer than 0s");
                 }
+                if p.rate <= 0.0 {
+                    problem(
+                        at("/rate"),
+                        "must be greater than 0: at rate 0 the phase sends nothing",
+                    );
+                }
                 check_open(&p.open, &mut |f, m| problem(at(f), m));
             }
             Phase::RampingArrivalRate(p) => {
@@ -136,6 +142,12 @@ pub fn check(scenario: &Scenario) -> Vec<(String, String)> {
                     problem(
                         at("/stages"),
                         "the stages must last longer than 0s in total",
+                    );
+                }
+                if p.start_rate <= 0.0 && p.stages.iter().all(|s| s.target <= 0.0) {
+                    problem(
+                        at("/stages"),
+                        "every target (and start_rate) is 0: the phase would send nothing",
                     );
                 }
                 check_open(&p.open, &mut |f, m| problem(at(f), m));
@@ -150,6 +162,9 @@ pub fn check(scenario: &Scenario) -> Vec<(String, String)> {
                 if p.precision.is_some_and(|v| v <= 0.0) {
                     problem(at("/precision"), "must be greater than 0");
                 }
+                if p.step_duration.get().is_zero() {
+                    problem(at("/step_duration"), "must be longer than 0s");
+                }
                 if p.discard.is_some_and(|d| d.get() >= p.step_duration.get()) {
                     problem(at("/discard"), "must be shorter than step_duration");
                 }
@@ -162,6 +177,12 @@ pub fn check(scenario: &Scenario) -> Vec<(String, String)> {
                     problem(
                         at("/stages"),
                         "the stages must last longer than 0s in total",
+                    );
+                }
+                if p.start_vus.unwrap_or(0) == 0 && p.stages.iter().all(|s| s.target == 0) {
+                    problem(
+                        at("/stages"),
+                        "every target (and start_vus) is 0: no virtual user would run",
                     );
                 }
             }
@@ -197,5 +218,31 @@ mod tests {
             "a host without a scheme"
         );
         assert!(check_url("ftp://host/x").is_err());
+    }
+
+    #[test]
+    fn a_phase_that_would_do_nothing_is_a_problem() {
+        let text = "name: idle\ntarget: {model: m}\nprompts: [hi]\nscenarios:\n\
+            \x20 open: {executor: constant-arrival-rate, rate: 0, duration: 10s}\n\
+            \x20 ramp: {executor: ramping-arrival-rate, stages: [{target: 0, duration: 5s}]}\n\
+            \x20 vus: {executor: ramping-vus, stages: [{target: 0, duration: 5s}]}\n\
+            \x20 down: {executor: ramping-vus, start_vus: 2, stages: [{target: 0, duration: 5s}]}\n\
+            \x20 search: {executor: capacity-search, start: 1, step_duration: 0s}\n\
+            thresholds: {ttft: [\"p(95)<1s\"]}\n";
+        let checked = crate::scenario::load::check_str(text, "idle.yaml", &[]).unwrap();
+        let Err(crate::scenario::LoadError::Invalid { problems, .. }) = checked.finish() else {
+            panic!("phases that send nothing must not validate")
+        };
+        let fields: Vec<&str> = problems.iter().map(|p| p.field.as_str()).collect();
+        assert_eq!(
+            fields,
+            [
+                "scenarios.open.rate",
+                "scenarios.ramp.stages",
+                "scenarios.vus.stages",
+                "scenarios.search.step_duration"
+            ],
+            "ramping down from 2 VUs does something: {problems:#?}"
+        );
     }
 }

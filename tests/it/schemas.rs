@@ -79,3 +79,165 @@ async fn a_real_result_validates_against_the_result_schema() {
     );
     assert!(!written["timeseries"].as_array().unwrap().is_empty());
 }
+
+/// Every property of the schemas users write against, with where it sits and its schema.
+fn properties(node: &serde_json::Value, at: &str, out: &mut Vec<(String, serde_json::Value)>) {
+    match node {
+        serde_json::Value::Object(map) => {
+            if let Some(serde_json::Value::Object(props)) = map.get("properties") {
+                for (name, prop) in props {
+                    out.push((format!("{at}/properties/{name}"), prop.clone()));
+                }
+            }
+            for (key, child) in map {
+                properties(child, &format!("{at}/{key}"), out);
+            }
+        }
+        serde_json::Value::Array(items) => {
+            for (i, item) in items.iter().enumerate() {
+                properties(item, &format!("{at}/{i}"), out);
+            }
+        }
+        _ => {}
+    }
+}
+
+#[test]
+fn every_authored_field_has_a_description_and_a_valid_example() {
+    for file in ["scenario.schema.json", "prompt-set.schema.json"] {
+        let schema: serde_json::Value = serde_json::from_str(&committed(file)).unwrap();
+        let mut found = Vec::new();
+        properties(&schema, "#", &mut found);
+        assert!(found.len() > 10, "{file}: {} properties", found.len());
+        for (at, prop) in found {
+            assert!(
+                prop.get("description")
+                    .is_some_and(|d| d.as_str().is_some_and(|s| !s.is_empty())),
+                "{file} {at}: no description for the editor's hover"
+            );
+            let examples = prop["examples"]
+                .as_array()
+                .unwrap_or_else(|| panic!("{file} {at}: no example"));
+            // The property's schema, with the $defs its references point into.
+            let mut own = prop.clone();
+            own["$defs"] = schema["$defs"].clone();
+            let validator = jsonschema::validator_for(&own).unwrap();
+            for example in examples {
+                let errors: Vec<String> = validator
+                    .iter_errors(example)
+                    .map(|e| e.to_string())
+                    .collect();
+                assert!(
+                    errors.is_empty(),
+                    "{file} {at}: example {example} is invalid: {errors:?}"
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn the_schemas_use_only_standard_formats() {
+    const STANDARD: &[&str] = &[
+        "date-time",
+        "date",
+        "time",
+        "duration",
+        "email",
+        "idn-email",
+        "hostname",
+        "idn-hostname",
+        "ipv4",
+        "ipv6",
+        "uri",
+        "uri-reference",
+        "iri",
+        "iri-reference",
+        "uuid",
+        "uri-template",
+        "json-pointer",
+        "relative-json-pointer",
+        "regex",
+    ];
+    for file in [
+        "scenario.schema.json",
+        "prompt-set.schema.json",
+        "result.schema.json",
+    ] {
+        let text = committed(file);
+        let schema: serde_json::Value = serde_json::from_str(&text).unwrap();
+        let mut formats = Vec::new();
+        fn walk(v: &serde_json::Value, out: &mut Vec<String>) {
+            match v {
+                serde_json::Value::Object(m) => {
+                    if let Some(serde_json::Value::String(f)) = m.get("format") {
+                        out.push(f.clone());
+                    }
+                    m.values().for_each(|c| walk(c, out));
+                }
+                serde_json::Value::Array(a) => a.iter().for_each(|c| walk(c, out)),
+                _ => {}
+            }
+        }
+        walk(&schema, &mut formats);
+        let unknown: Vec<&String> = formats
+            .iter()
+            .filter(|f| !STANDARD.contains(&f.as_str()))
+            .collect();
+        assert!(
+            unknown.is_empty(),
+            "{file}: formats strict validators refuse: {unknown:?}"
+        );
+    }
+    // The bound a dropped `uint32` format stood for is kept.
+    let scenario: serde_json::Value =
+        serde_json::from_str(&committed("scenario.schema.json")).unwrap();
+    assert_eq!(
+        scenario["$defs"]["Conversation"]["properties"]["turns"]["maximum"],
+        4294967295u64
+    );
+}
+
+/// ajv (the validator behind most JSON-Schema tooling) compiles each committed schema in strict
+/// mode, and refuses one with a non-standard format, so the check can fail.
+#[test]
+#[ignore = "needs ajv (AJV_DIR, npm's ajv 8); .ci/run installs it"]
+fn ajv_in_strict_mode_accepts_every_schema() {
+    let dir = std::env::var("AJV_DIR").expect("AJV_DIR: a folder with node_modules/ajv");
+    const SCRIPT: &str = r#"
+        const Ajv2020 = require(process.env.AJV_DIR + "/node_modules/ajv/dist/2020").default;
+        const fs = require("fs");
+        const ajv = new Ajv2020({ strict: true, allErrors: true });
+        ajv.compile(JSON.parse(fs.readFileSync(process.argv[1], "utf8")));
+    "#;
+    let compile = |path: &Path| {
+        std::process::Command::new("node")
+            .args(["-e", SCRIPT])
+            .arg(path)
+            .env("AJV_DIR", &dir)
+            .output()
+            .expect("node runs")
+    };
+    let schemas = Path::new(env!("CARGO_MANIFEST_DIR")).join("schemas");
+    for name in [
+        "scenario.schema.json",
+        "prompt-set.schema.json",
+        "result.schema.json",
+    ] {
+        let out = compile(&schemas.join(name));
+        assert!(
+            out.status.success(),
+            "ajv strict refuses {name}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let bad = tmp.path().join("bad.json");
+    std::fs::write(&bad, r#"{"type": "integer", "format": "uint32"}"#).unwrap();
+    let out = compile(&bad);
+    assert!(
+        !out.status.success(),
+        "ajv strict accepted an unknown format"
+    );
+    assert!(String::from_utf8_lossy(&out.stderr).contains("unknown format"));
+}
