@@ -7,9 +7,17 @@ use clap::{Args, Parser, Subcommand};
 
 use crate::duration::HumanDuration;
 
+/// The version with the commit it was built from, e.g. `0.1.0 (3f2a9c1d7e4b)`.
+pub const VERSION: &str = concat!(
+    env!("CARGO_PKG_VERSION"),
+    " (",
+    env!("LLM_BENCH_GIT_COMMIT"),
+    ")"
+);
+
 /// Load testing and SLO gates for LLM inference servers.
 #[derive(Debug, Parser)]
-#[command(name = "llm-bench", version, about, after_help = EXAMPLES)]
+#[command(name = "llm-bench", version = VERSION, about, after_help = EXAMPLES)]
 pub struct Cli {
     /// What to do.
     #[command(subcommand)]
@@ -25,8 +33,11 @@ Examples:
   llm-bench report results/benchmark_latest.json --format md
   llm-bench validate scenarios/*.yaml
   llm-bench sim --listen 127.0.0.1:11434 --parallel 2
+  llm-bench init --from-server http://localhost:11434
+  llm-bench completions bash > ~/.local/share/bash-completion/completions/llm-bench
 
-Exit codes: 0 ok, 1 runtime error, 2 usage, 99 thresholds failed, 104 invalid scenario,\n105 interrupted.";
+Exit codes: 0 ok, 1 runtime error, 2 usage, 99 thresholds failed, 104 invalid scenario,
+105 interrupted, 107 hook script's setup or teardown failed.";
 
 /// The subcommands.
 #[derive(Debug, Subcommand)]
@@ -41,6 +52,52 @@ pub enum Command {
     Sim(SimArgs),
     /// Re-render a saved result as HTML, Markdown or JSON.
     Report(ReportArgs),
+    /// Write a commented starter scenario (or one per model a server has, or one from the
+    /// original toolkit's benchmark_config.yaml).
+    Init(InitArgs),
+    /// Print a shell completion script.
+    Completions(CompletionsArgs),
+}
+
+/// `llm-bench init`.
+#[derive(Debug, Args)]
+pub struct InitArgs {
+    /// The API family of the server. Default: ollama; with --from-server, whichever answers.
+    #[arg(long, value_enum)]
+    pub backend: Option<InitBackend>,
+    /// The model to benchmark. Default for Ollama: llama3.2:1b; needed for OpenAI.
+    #[arg(long, value_name = "MODEL", conflicts_with = "from_config")]
+    pub model: Option<String>,
+    /// Ask this server which models it has (Ollama /api/tags, OpenAI /v1/models) and write a
+    /// shared base.yaml plus one small scenario per model that extends it.
+    #[arg(long, value_name = "URL", conflicts_with_all = ["model", "from_config"])]
+    pub from_server: Option<String>,
+    /// Write the scenario equivalent to an original toolkit's benchmark_config.yaml.
+    #[arg(long, value_name = "FILE")]
+    pub from_config: Option<PathBuf>,
+    /// The folder to write into (with a schemas/ folder for the editor).
+    #[arg(long, value_name = "DIR", default_value = ".")]
+    pub dir: PathBuf,
+    /// Replace files that exist.
+    #[arg(long)]
+    pub force: bool,
+}
+
+/// The backends `init` writes for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum InitBackend {
+    /// Ollama's native API.
+    Ollama,
+    /// An OpenAI-compatible server (vLLM, llama-server, TGI, SGLang).
+    Openai,
+}
+
+/// `llm-bench completions`.
+#[derive(Debug, Args)]
+pub struct CompletionsArgs {
+    /// The shell.
+    #[arg(value_enum)]
+    pub shell: clap_complete::Shell,
 }
 
 /// `llm-bench report`.
@@ -66,8 +123,13 @@ pub struct ReportArgs {
 #[derive(Debug, Args, Default)]
 pub struct RunArgs {
     /// Scenario files, run one after another into one output folder, ending with a side-by-side
-    /// table. Default: scenarios/quickstart.yaml, or the built-in copy of it.
+    /// table. Default: scenarios/quickstart.yaml, or the built-in copy of it. The original
+    /// toolkit's benchmark_config.yaml is recognised and run as its equivalent scenario.
     pub scenarios: Vec<PathBuf>,
+    /// A scenario (or original benchmark_config.yaml) file, as the original CLI took it: the
+    /// same as giving it as an argument.
+    #[arg(long = "config", value_name = "FILE")]
+    pub config: Vec<PathBuf>,
     /// Replace the levels of every concurrency-levels scenario (repeatable).
     #[arg(long = "concurrency", short = 'c', value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
     pub concurrency: Vec<u32>,

@@ -11,6 +11,7 @@ use crate::cli::{Cli, Command, ReportArgs, RunArgs, SimArgs};
 use crate::compile::{self, Loaded};
 use crate::error::Error;
 use crate::output::result::{self, RunResult};
+use crate::prompts;
 use crate::report::{self, ci, table, Format, Templates};
 use crate::run::{self, RunOptions, Status, Stop};
 use crate::scenario;
@@ -43,16 +44,82 @@ pub async fn run(cli: Cli) -> Result<Status, Error> {
         }
         Command::Sim(args) => cmd_sim(args).await,
         Command::Report(args) => cmd_report(&args),
+        Command::Init(args) => cmd_init(&args).await,
+        Command::Completions(args) => {
+            use clap::CommandFactory;
+            let mut script = Vec::new();
+            clap_complete::generate(args.shell, &mut Cli::command(), "llm-bench", &mut script);
+            print(&String::from_utf8_lossy(&script))?;
+            Ok(Status::Success)
+        }
     }
 }
 
+/// `llm-bench init`: writes, then says what to do next.
+async fn cmd_init(args: &crate::cli::InitArgs) -> Result<Status, Error> {
+    let written = crate::init::init(args).await?;
+    let mut text = String::new();
+    for path in &written.scenarios {
+        text.push_str(&format!("wrote {}\n", path.display()));
+    }
+    if let Some(schema) = &written.schema {
+        text.push_str(&format!(
+            "wrote {} (editors read it through each file's $schema line)\n",
+            schema.display()
+        ));
+    }
+    if let Some(last) = written.scenarios.last() {
+        text.push_str(&format!(
+            "next: llm-bench validate {} && llm-bench run {}\n",
+            last.display(),
+            last.display()
+        ));
+    }
+    print(&text)?;
+    Ok(Status::Success)
+}
+
+/// `llm-bench validate`: scenarios, and prompt-set files recognised as such, each checked as
+/// what it is; every problem of every file is listed before the exit code says invalid.
 fn validate(files: &[PathBuf]) -> Result<(), Error> {
-    let paths = files.iter().map(|f| Some(f.as_path()));
-    load_all(paths, &[], |path| match path {
+    let mut problems = Vec::new();
+    let mut scenarios = Vec::new();
+    for file in files {
+        let is_set = std::fs::read_to_string(file)
+            .is_ok_and(|text| prompts::load::looks_like_prompt_set(file, &text));
+        if !is_set {
+            scenarios.push(Some(file.as_path()));
+            continue;
+        }
+        match prompts::load::load_set(file) {
+            Ok((name, entries)) => print(&format!(
+                "{}: ok (prompt set `{name}`, {} prompt(s))\n",
+                file.display(),
+                entries.len()
+            ))?,
+            Err(problem) => problems.push(problem),
+        }
+    }
+    let checked = load_all(scenarios, &[], |path, loaded| match path {
+        Some(path) if loaded.converted.is_some() => print(&format!(
+            "{}: ok (the original toolkit's config; `llm-bench init --from-config {}` writes \
+             the scenario it runs as)\n",
+            path.display(),
+            path.display()
+        )),
         Some(path) => print(&format!("{}: ok\n", path.display())),
         None => Ok(()),
-    })
-    .map(drop)
+    });
+    match checked {
+        Ok(_) => {}
+        Err(Error::InvalidScenario(found)) => problems.extend(found),
+        Err(other) => return Err(other),
+    }
+    if problems.is_empty() {
+        Ok(())
+    } else {
+        Err(Error::InvalidScenario(problems))
+    }
 }
 
 /// Loads every scenario (`None`: the quickstart) with `sets` applied, calling `on_valid` for each
@@ -61,14 +128,14 @@ fn validate(files: &[PathBuf]) -> Result<(), Error> {
 fn load_all<'a>(
     paths: impl IntoIterator<Item = Option<&'a Path>>,
     sets: &[Set],
-    mut on_valid: impl FnMut(Option<&Path>) -> Result<(), Error>,
+    mut on_valid: impl FnMut(Option<&Path>, &Loaded) -> Result<(), Error>,
 ) -> Result<Vec<Loaded>, Error> {
     let mut loaded = Vec::new();
     let mut problems = Vec::new();
     for path in paths {
         match load_scenario(path, sets) {
             Ok(l) => {
-                on_valid(path)?;
+                on_valid(path, &l)?;
                 loaded.push(l);
             }
             Err(Error::InvalidScenario(p)) => problems.extend(p),
@@ -97,7 +164,8 @@ pub fn load_scenario(path: Option<&Path>, sets: &[Set]) -> Result<Loaded, Error>
     }
 }
 
-async fn cmd_run(args: RunArgs) -> Result<Status, Error> {
+async fn cmd_run(mut args: RunArgs) -> Result<Status, Error> {
+    args.scenarios.append(&mut args.config);
     let sets = args
         .set
         .iter()
@@ -114,7 +182,19 @@ async fn cmd_run(args: RunArgs) -> Result<Status, Error> {
     } else {
         args.scenarios.iter().map(|p| Some(p.as_path())).collect()
     };
-    let loaded = load_all(paths, &sets, |_| Ok(()))?;
+    let quiet = args.quiet;
+    let loaded = load_all(paths, &sets, |path, loaded| {
+        if let (Some(path), Some(scenario), false) = (path, &loaded.converted, quiet) {
+            eprintln!(
+                "{} is the original toolkit's config; it runs as this scenario \
+                 (`llm-bench init --from-config {}` writes it):\n\n{}",
+                path.display(),
+                path.display(),
+                scenario
+            );
+        }
+        Ok(())
+    })?;
     let mut opts = RunOptions::from_args(&args);
     opts.templates = Templates::load(args.templates_dir.as_deref())
         .map_err(Error::io("cannot read the templates directory"))?;

@@ -28,6 +28,8 @@ pub struct Loaded {
     pub content_sha256: String,
     /// The files this one extends, nearest first.
     pub bases: Vec<String>,
+    /// When the file is the original toolkit's config: the scenario it was read as.
+    pub converted: Option<String>,
     /// The prompts, with included sets read.
     pub prompt_sets: Vec<PromptSet>,
     /// The compiled hook script.
@@ -115,6 +117,7 @@ fn compile(mut checked: Checked, sets: &[Set]) -> Result<Loaded, LoadError> {
     let source = checked.source.clone();
     let content_sha256 = checked.content_sha256.clone();
     let bases = checked.bases.clone();
+    let converted = checked.converted.clone();
     let (scenario, document) = checked.finish()?;
     let (prompt_sets, hooks, thresholds) = parts.unwrap_or_default();
     Ok(Loaded {
@@ -122,6 +125,7 @@ fn compile(mut checked: Checked, sets: &[Set]) -> Result<Loaded, LoadError> {
         source,
         content_sha256,
         bases,
+        converted,
         prompt_sets,
         hooks,
         thresholds,

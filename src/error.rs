@@ -76,6 +76,20 @@ pub enum Error {
         /// What came back.
         message: String,
     },
+    /// `init --from-server` could not get a model list.
+    #[error("cannot list the models of {url}: {tried}")]
+    ListModels {
+        /// The server URL (credentials masked).
+        url: String,
+        /// Each request tried and what came back.
+        tried: String,
+    },
+    /// A file `init` would write exists.
+    #[error("{} exists; --force replaces it", path.display())]
+    Exists {
+        /// The file.
+        path: std::path::PathBuf,
+    },
     /// The hook script's `setup` or `teardown` failed.
     #[error("hook script")]
     Hook(#[source] HookError),
@@ -128,6 +142,8 @@ impl Error {
             Error::Io { .. }
             | Error::Write(_)
             | Error::Preflight { .. }
+            | Error::ListModels { .. }
+            | Error::Exists { .. }
             | Error::Client(_)
             | Error::Template { .. }
             | Error::Serialize { .. }

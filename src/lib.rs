@@ -20,8 +20,8 @@
 //! 6. `output` (the result document and its saving, raw log, live `/metrics`), then `report`
 //!    (what a person reads: progress, table, CI outputs, HTML and Markdown).
 //! 7. The edge: `cli` (clap types), `error` (typed errors, exit codes), `run` (a run: config
-//!    resolved once, target, recorder task, `execute`), `commands` (one function per
-//!    subcommand).
+//!    resolved once, target, recorder task, `execute`), `init` (starter scenarios written to a
+//!    folder), `commands` (one function per subcommand).
 
 pub mod backend;
 mod cli;
@@ -31,6 +31,7 @@ pub mod duration;
 pub mod error;
 mod executor;
 mod hooks;
+mod init;
 mod metrics;
 mod output;
 pub mod plan;

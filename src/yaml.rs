@@ -18,7 +18,7 @@ use yaml_rust2::scanner::{Marker, TScalarStyle};
 pub struct Problem {
     /// The file.
     pub file: String,
-    /// 1-based line.
+    /// 1-based line; 0 for a problem with the whole file.
     pub line: usize,
     /// 1-based column.
     pub col: usize,
@@ -29,6 +29,17 @@ pub struct Problem {
 }
 
 impl Problem {
+    /// A problem with a whole file (unreadable, empty, of an unknown kind): no line to point at.
+    pub fn whole_file(file: &str, message: String) -> Problem {
+        Problem {
+            file: file.to_string(),
+            line: 0,
+            col: 0,
+            field: String::new(),
+            message,
+        }
+    }
+
     pub(crate) fn in_file(mut self, file: &str) -> Self {
         self.file = file.to_string();
         self
@@ -37,7 +48,11 @@ impl Problem {
 
 impl fmt::Display for Problem {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}:{}:{}: ", self.file, self.line, self.col)?;
+        if self.line == 0 {
+            write!(f, "{}: ", self.file)?;
+        } else {
+            write!(f, "{}:{}:{}: ", self.file, self.line, self.col)?;
+        }
         if !self.field.is_empty() {
             write!(f, "{}: ", self.field)?;
         }

@@ -145,6 +145,10 @@ pub struct ToolInfo {
     pub name: String,
     /// Its version.
     pub version: String,
+    /// The git commit it was built from ("unknown" outside a checkout). Absent in results
+    /// written before it was recorded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub commit: Option<String>,
 }
 
 /// The scenario.
@@ -377,6 +381,7 @@ pub fn assemble(facts: RunFacts<'_>, recorder: &Recorder) -> RunResult {
         tool: ToolInfo {
             name: env!("CARGO_PKG_NAME").into(),
             version: env!("CARGO_PKG_VERSION").into(),
+            commit: Some(env!("LLM_BENCH_GIT_COMMIT").into()),
         },
         scenario: ScenarioInfo {
             name: scenario.name.clone(),

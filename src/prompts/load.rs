@@ -10,7 +10,7 @@ use serde_json::{Map, Value};
 
 use super::{Entry, PromptSet};
 use crate::scenario::{FullEntry, Message, PromptEntry, PromptItem, PromptSetFile, Prompts};
-use crate::yaml::{self, pointer_to_field};
+use crate::yaml::{self, Problem};
 
 /// Resolves the scenario's `prompts` against `base_dir` (the scenario file's folder). Problems
 /// are (JSON pointer in the scenario, message); a message about an included file names it.
@@ -59,7 +59,9 @@ pub fn resolve(
                         weight: include.weight.unwrap_or(1.0),
                         entries,
                     }),
-                    Err(message) => problems.push((format!("{pointer}/include"), message)),
+                    Err(problem) => {
+                        problems.push((format!("{pointer}/include"), problem.to_string()))
+                    }
                 }
             }
         }
@@ -89,15 +91,23 @@ fn file_name(path: &Path) -> String {
         .map_or_else(|| "prompts".into(), |s| s.to_string_lossy().into_owned())
 }
 
-/// Reads one prompt-set file: (set name, entries).
-pub fn load_set(path: &Path) -> Result<(String, Vec<Entry>), String> {
+/// Reads one prompt-set file: (set name, entries), or the first problem, located in the file.
+pub fn load_set(path: &Path) -> Result<(String, Vec<Entry>), Problem> {
+    let file = path.display().to_string();
+    let whole = |message: String| Problem::whole_file(&file, message);
     let text = std::fs::read_to_string(path)
-        .map_err(|e| format!("cannot read prompt set {}: {e}", path.display()))?;
-    let at = |line: usize, what: String| format!("{}:{line}: {what}", path.display());
+        .map_err(|e| whole(format!("cannot read prompt set {}: {e}", path.display())))?;
+    let at = |line: usize, message: String| Problem {
+        file: file.clone(),
+        line,
+        col: 1,
+        field: String::new(),
+        message,
+    };
     match path.extension().and_then(|e| e.to_str()) {
         Some("yaml" | "yml") => {
-            let doc = yaml::parse(&text).map_err(|p| at(p.line, p.message))?;
-            let file: PromptSetFile = match &doc.value {
+            let doc = yaml::parse(&text).map_err(|p| p.in_file(&file))?;
+            let set: PromptSetFile = match &doc.value {
                 Value::Array(_) => PromptSetFile {
                     name: None,
                     description: None,
@@ -105,7 +115,7 @@ pub fn load_set(path: &Path) -> Result<(String, Vec<Entry>), String> {
                 },
                 _ => typed(&doc, path)?,
             };
-            let entries = file
+            let entries = set
                 .prompts
                 .iter()
                 .enumerate()
@@ -115,16 +125,11 @@ pub fn load_set(path: &Path) -> Result<(String, Vec<Entry>), String> {
                     } else {
                         format!("/prompts/{i}")
                     };
-                    Entry::from_written(e).map_err(|m| {
-                        at(
-                            doc.position(&pointer).0,
-                            format!("{}: {m}", pointer_to_field(&pointer)),
-                        )
-                    })
+                    Entry::from_written(e).map_err(|m| doc.problem(&file, &pointer, m))
                 })
                 .collect::<Result<Vec<_>, _>>()?;
             Ok((
-                file.name.unwrap_or_else(|| file_name(path)),
+                set.name.unwrap_or_else(|| file_name(path)),
                 non_empty(entries, path)?,
             ))
         }
@@ -149,7 +154,7 @@ pub fn load_set(path: &Path) -> Result<(String, Vec<Entry>), String> {
                 serde_json::from_str(&text).map_err(|e| at(1, format!("not JSON: {e}")))?;
             let conversations = v
                 .as_array()
-                .ok_or_else(|| at(1, "a ShareGPT file is a JSON array of conversations".into()))?;
+                .ok_or_else(|| whole("a ShareGPT file is a JSON array of conversations".into()))?;
             let entries: Vec<Entry> = conversations
                 .iter()
                 .filter_map(sharegpt_prompt)
@@ -157,32 +162,57 @@ pub fn load_set(path: &Path) -> Result<(String, Vec<Entry>), String> {
                 .collect();
             Ok((file_name(path), non_empty(entries, path)?))
         }
-        _ => Err(format!(
-            "{}: a prompt set is .yaml, .yml, .jsonl or .json (ShareGPT)",
-            path.display()
+        _ => Err(whole(
+            "a prompt set is .yaml, .yml, .jsonl or .json (ShareGPT)".into(),
         )),
     }
 }
 
-fn non_empty(entries: Vec<Entry>, path: &Path) -> Result<Vec<Entry>, String> {
+fn non_empty(entries: Vec<Entry>, path: &Path) -> Result<Vec<Entry>, Problem> {
     if entries.is_empty() {
-        Err(format!("{}: no prompts", path.display()))
+        Err(Problem::whole_file(
+            &path.display().to_string(),
+            "no prompts".into(),
+        ))
     } else {
         Ok(entries)
     }
 }
 
-fn typed<T: serde::de::DeserializeOwned>(doc: &yaml::Document, path: &Path) -> Result<T, String> {
+fn typed<T: serde::de::DeserializeOwned>(doc: &yaml::Document, path: &Path) -> Result<T, Problem> {
     serde_path_to_error::deserialize(&doc.value).map_err(|e| {
         let pointer: String = e.path().iter().map(|s| format!("/{s}")).collect();
-        let (line, _) = doc.position(&pointer);
-        format!(
-            "{}:{line}: {}: {}",
-            path.display(),
-            pointer_to_field(&pointer),
-            e.inner()
-        )
+        doc.problem(&path.display().to_string(), &pointer, e.inner().to_string())
     })
+}
+
+/// True when a file is evidently a prompt set rather than a scenario: JSONL or JSON data, a
+/// `$schema` modeline naming the prompt-set schema, a YAML list, or a mapping with `prompts`
+/// but none of the fields only a scenario has.
+pub fn looks_like_prompt_set(path: &Path, text: &str) -> bool {
+    if matches!(
+        path.extension().and_then(|e| e.to_str()),
+        Some("jsonl" | "json")
+    ) {
+        return true;
+    }
+    let modeline = text
+        .lines()
+        .take_while(|l| l.trim_start().starts_with('#') || l.trim().is_empty())
+        .find(|l| l.contains("$schema="));
+    if let Some(line) = modeline {
+        return line.contains("prompt-set.schema.json");
+    }
+    match yaml::parse(text).map(|d| d.value) {
+        Ok(Value::Array(_)) => true,
+        Ok(Value::Object(map)) => {
+            map.contains_key("prompts")
+                && !["target", "scenarios", "extends"]
+                    .iter()
+                    .any(|k| map.contains_key(*k))
+        }
+        _ => false,
+    }
 }
 
 /// A JSONL record as an entry: `prompt` (with optional `system`) or `messages`, plus the entry
@@ -266,7 +296,8 @@ mod tests {
         );
         let err = load_set(&dir.path().join("bad.yaml")).unwrap_err();
         assert!(
-            err.contains("bad.yaml:3: prompts[1]: give `prompt` or `messages`"),
+            err.to_string()
+                .contains("bad.yaml:3:5: prompts[1]: give `prompt` or `messages`"),
             "{err}"
         );
     }
@@ -285,7 +316,8 @@ mod tests {
         );
         assert!(load_set(&dir.path().join("bad.jsonl"))
             .unwrap_err()
-            .contains("bad.jsonl:2: a line needs a `prompt`"));
+            .to_string()
+            .contains("bad.jsonl:2:1: a line needs a `prompt`"));
         write(
             dir.path(),
             "sg.json",

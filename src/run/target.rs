@@ -42,6 +42,58 @@ fn listing(names: &[String]) -> String {
     }
 }
 
+/// The models a server has, asking as `backend` would (Ollama `/api/tags`, OpenAI
+/// `/v1/models`), or as each in turn when none is given; returns which one answered.
+pub async fn list_models(
+    url: &str,
+    backend: Option<BackendKind>,
+) -> Result<(BackendKind, Vec<String>), Error> {
+    let client = reqwest::Client::builder()
+        .timeout(PREFLIGHT_TIMEOUT)
+        .build()
+        .map_err(Error::Client)?;
+    let base = url.trim_end_matches('/');
+    let openai_base = base.strip_suffix("/v1").unwrap_or(base);
+    let tries = [
+        (
+            BackendKind::Ollama,
+            format!("{base}/api/tags"),
+            "models",
+            "name",
+        ),
+        (
+            BackendKind::Openai,
+            format!("{openai_base}/v1/models"),
+            "data",
+            "id",
+        ),
+    ];
+    let mut tried = Vec::new();
+    for (kind, list_url, list, key) in tries {
+        if backend.is_some_and(|b| b != kind) {
+            continue;
+        }
+        let answer = match client.get(&list_url).send().await {
+            Ok(response) if response.status().is_success() => {
+                match response.json::<serde_json::Value>().await {
+                    Ok(json) if json[list].is_array() => {
+                        return Ok((kind, names(&json[list], key)))
+                    }
+                    Ok(_) => format!("no `{list}` list in the answer"),
+                    Err(e) => format!("not JSON: {}", error_chain(&e)),
+                }
+            }
+            Ok(response) => format!("HTTP {}", response.status().as_u16()),
+            Err(e) => error_chain(&e),
+        };
+        tried.push(format!("GET {} ({answer})", redact::url(&list_url)));
+    }
+    Err(Error::ListModels {
+        url: redact::url(url),
+        tried: tried.join(", "),
+    })
+}
+
 /// A connected target: what requests go through, and what keeps the simulator alive.
 pub struct Target {
     /// The URL the result names.

@@ -48,6 +48,8 @@ pub struct Checked {
     pub content_sha256: String,
     /// The files this one extends, nearest first.
     pub bases: Vec<String>,
+    /// When the file is the original toolkit's config: the scenario it was read as.
+    pub converted: Option<String>,
     doc: Document,
     /// Parts the schema rejected, removed so the rest could be typed.
     removed: Vec<String>,
@@ -83,13 +85,28 @@ impl Checked {
     }
 }
 
-/// Reads and checks the scenario at `path`, with `sets` applied.
+/// Reads and checks the scenario at `path`, with `sets` applied. The original toolkit's
+/// `benchmark_config.yaml` is recognised and checked as the scenario it converts to.
 pub fn check_file(path: &Path, sets: &[Set]) -> Result<Checked, LoadError> {
     let text = std::fs::read_to_string(path).map_err(|source| LoadError::Read {
         path: path.to_path_buf(),
         source,
     })?;
-    check_str(&text, &path.display().to_string(), sets)
+    let source = path.display().to_string();
+    match yaml::parse(&text) {
+        Ok(doc) if super::legacy::is_legacy(&doc.value) => {
+            let converted =
+                super::legacy::convert(&doc, &source).map_err(|problems| LoadError::Invalid {
+                    file: source.clone(),
+                    problems,
+                })?;
+            let mut checked = check_str(&converted, &source, sets)?;
+            checked.content_sha256 = sha256_hex(text.as_bytes());
+            checked.converted = Some(converted);
+            Ok(checked)
+        }
+        _ => check_str(&text, &source, sets),
+    }
 }
 
 /// Checks scenario text with `sets` applied; `source` names it in error messages, and
@@ -156,6 +173,7 @@ pub fn check_str(text: &str, source: &str, sets: &[Set]) -> Result<Checked, Load
         source: source.to_string(),
         content_sha256: chain.sha256(text),
         bases: chain.files.split_off(1),
+        converted: None,
         doc,
         removed,
         problems,

@@ -4,9 +4,11 @@
 //! through yaml-language-server, so they are written for users, not for maintainers.
 
 pub(crate) mod env;
+pub(crate) mod legacy;
 pub(crate) mod load;
 pub mod schema;
 pub mod set;
+pub mod starter;
 pub(crate) mod validate;
 
 use std::collections::BTreeMap;

@@ -5,7 +5,7 @@
 use std::path::Path;
 
 /// The layers, lowest first, as `src/lib.rs` documents them.
-const ORDER: [&str; 18] = [
+const ORDER: [&str; 19] = [
     "duration",
     "yaml",
     "sim",
@@ -23,6 +23,7 @@ const ORDER: [&str; 18] = [
     "cli",
     "error",
     "run",
+    "init",
     "commands",
 ];
 

@@ -3,6 +3,7 @@
 mod common;
 
 mod architecture;
+mod authoring;
 mod backend_double;
 mod browser;
 mod cli;

@@ -141,7 +141,7 @@ fn errors_inside_an_included_file_name_that_file_and_line() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(
         stderr.contains("s.yaml:3:11: prompts.include: ")
-            && stderr.contains("set.yaml:4: prompts[1]: template"),
+            && stderr.contains("set.yaml:4:5: prompts[1]: template"),
         "{stderr}"
     );
 }
