@@ -68,11 +68,17 @@ async fn cmd_init(args: &crate::cli::InitArgs) -> Result<Status, Error> {
             schema.display()
         ));
     }
-    if let Some(last) = written.scenarios.last() {
+    // One run per model file: a glob over the folder when `init` wrote several.
+    let next = match written.scenarios.as_slice() {
+        [] => None,
+        [one] => Some(one.display().to_string()),
+        [.., last] => last
+            .parent()
+            .map(|dir| dir.join("*.yaml").display().to_string()),
+    };
+    if let Some(files) = next {
         text.push_str(&format!(
-            "next: llm-bench validate {} && llm-bench run {}\n",
-            last.display(),
-            last.display()
+            "next: llm-bench validate {files} && llm-bench run {files}\n"
         ));
     }
     print(&text)?;
@@ -385,7 +391,7 @@ async fn cmd_sim(args: SimArgs) -> Result<Status, Error> {
         .await
         .map_err(Error::io(format!("cannot listen on {}", args.listen)))?;
     eprintln!(
-        "llm-bench sim: Ollama-compatible simulator on {} (parallel {}, prefill {}/token, decode {}/token, models: {}); Ctrl-C stops",
+        "llm-bench sim: Ollama and OpenAI-compatible simulator on {} (parallel {}, prefill {}/token, decode {}/token, models: {}); Ctrl-C stops",
         server.url(),
         cfg.parallel,
         cfg.prefill_per_token,

@@ -111,8 +111,11 @@ async fn from_server(
             tried: "the server lists no models (with Ollama: `ollama pull MODEL` first)".into(),
         });
     };
-    let mut planned = vec![("base.yaml".to_string(), starter::base(backend, first, url))];
-    let mut taken: HashSet<String> = HashSet::from(["base".to_string(), "schemas".to_string()]);
+    let mut planned = vec![(
+        starter::BASE_PATH.to_string(),
+        starter::base(backend, first, url),
+    )];
+    let mut taken: HashSet<String> = HashSet::new();
     for model in &models {
         let stem = starter::slug(model);
         let mut name = stem.clone();

@@ -121,6 +121,10 @@ pub fn check_str(text: &str, source: &str, sets: &[Set]) -> Result<Checked, Load
     let mut doc = chain
         .extend(doc, source, &base_dir(source))
         .map_err(invalid)?;
+    // Merged: the scenario is whole now, and checked as one that extends nothing.
+    if let Value::Object(map) = &mut doc.value {
+        map.remove("extends");
+    }
     // `${NAME}` and `${NAME:-default}` are replaced before anything is checked.
     let env_problems = super::env::interpolate(&mut doc.value, &|name| std::env::var(name).ok());
     // Command-line values replace written ones before the schema types them.

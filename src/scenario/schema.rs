@@ -34,11 +34,44 @@ pub fn generate<T: schemars::JsonSchema>() -> schemars::Schema {
     if let Some(map) = schema.as_object_mut() {
         let mut value = Value::Object(std::mem::take(map));
         portable(&mut value, &root);
+        requirements_wait_for_extends(&mut value);
         if let Value::Object(done) = value {
             *map = done;
         }
     }
     schema
+}
+
+/// A file that `extends` another holds only what it changes, so in the editor it must not be
+/// told that `name` or `target` is missing: the top-level requirements apply only to a file
+/// without `extends`. (`validate` checks the merged scenario, where they are all met.)
+fn requirements_wait_for_extends(schema: &mut Value) {
+    if schema.pointer("/properties/extends").is_none() {
+        return;
+    }
+    let Some(map) = schema.as_object_mut() else {
+        return;
+    };
+    if let Some(Value::Array(required)) = map.remove("required") {
+        // Each `required` names its properties beside it, as strict validators (ajv) ask.
+        let named = |names: &[Value]| -> Value {
+            names
+                .iter()
+                .filter_map(|n| Some((n.as_str()?.to_string(), Value::Bool(true))))
+                .collect::<serde_json::Map<_, _>>()
+                .into()
+        };
+        let extends = [Value::from("extends")];
+        map.insert(
+            "if".into(),
+            serde_json::json!({"properties": named(&extends), "required": extends}),
+        );
+        map.insert("then".into(), serde_json::json!({}));
+        map.insert(
+            "else".into(),
+            serde_json::json!({"properties": named(&required), "required": required}),
+        );
+    }
 }
 
 fn portable(node: &mut Value, owner: &str) {

@@ -98,13 +98,17 @@ pub fn scenario(backend: BackendKind, model: &str, url: Option<&str>) -> String 
     )
 }
 
+/// Where [`base`] goes, relative to the model files: in its own folder, so `run models/*.yaml`
+/// runs the models and not the base.
+pub const BASE_PATH: &str = "shared/base.yaml";
+
 /// The base the per-model files extend: everything but the model. It names the first model so
 /// it is a valid scenario on its own (editors check it too).
 pub fn base(backend: BackendKind, first_model: &str, url: &str) -> String {
     format!(
-        "{MODELINE}\n#\n\
+        "# yaml-language-server: $schema=../schemas/scenario.schema.json\n#\n\
          # Written by `llm-bench init --from-server`: what every model's scenario shares. Each\n\
-         # model's file `extends: base.yaml` and sets its own name and model; a change here\n\
+         # model's file `extends: {BASE_PATH}` and sets its own name and model; a change here\n\
          # applies to all of them. Mappings merge key by key, lists and values replace, `~`\n\
          # removes an inherited field.\n\
          name: base\n\
@@ -119,7 +123,7 @@ pub fn base(backend: BackendKind, first_model: &str, url: &str) -> String {
 pub fn model_file(model: &str) -> String {
     format!(
         "{MODELINE}\n\
-         extends: base.yaml\n\
+         extends: {BASE_PATH}\n\
          name: {}\n\
          target:\n  model: {}\n",
         quoted(&slug(model)),

@@ -117,12 +117,12 @@ async fn init_from_a_server_writes_a_base_and_a_file_per_model_that_run_side_by_
     .await;
     assert!(out.status.success(), "{}", text(&out));
     let models = dir.path().join("models");
-    for name in ["base.yaml", "llama3.2-1b.yaml", "qwen2.5-0.5b.yaml"] {
+    for name in ["shared/base.yaml", "llama3.2-1b.yaml", "qwen2.5-0.5b.yaml"] {
         assert!(models.join(name).exists(), "{name}: {}", text(&out));
     }
     let qwen = std::fs::read_to_string(models.join("qwen2.5-0.5b.yaml")).unwrap();
     assert!(
-        qwen.contains("extends: base.yaml") && qwen.contains("model: \"qwen2.5:0.5b\""),
+        qwen.contains("extends: shared/base.yaml") && qwen.contains("model: \"qwen2.5:0.5b\""),
         "{qwen}"
     );
 
@@ -157,7 +157,7 @@ async fn init_from_a_server_writes_a_base_and_a_file_per_model_that_run_side_by_
         sim.url(),
         "the base's url, inherited"
     );
-    assert_eq!(latest["scenario"]["extends"][0], "models/base.yaml");
+    assert_eq!(latest["scenario"]["extends"][0], "models/shared/base.yaml");
 
     // The same server asked as an OpenAI one lists the same models.
     let out = llm_bench(
@@ -174,7 +174,7 @@ async fn init_from_a_server_writes_a_base_and_a_file_per_model_that_run_side_by_
     )
     .await;
     assert!(out.status.success(), "{}", text(&out));
-    let base = std::fs::read_to_string(dir.path().join("openai/base.yaml")).unwrap();
+    let base = std::fs::read_to_string(dir.path().join("openai/shared/base.yaml")).unwrap();
     assert!(base.contains("backend: openai"), "{base}");
     assert!(dir.path().join("openai/qwen2.5-0.5b.yaml").exists());
 

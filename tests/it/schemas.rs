@@ -85,7 +85,8 @@ fn properties(node: &serde_json::Value, at: &str, out: &mut Vec<(String, serde_j
     match node {
         serde_json::Value::Object(map) => {
             if let Some(serde_json::Value::Object(props)) = map.get("properties") {
-                for (name, prop) in props {
+                // `true` only names a property for a `required` beside it (the `extends` rule).
+                for (name, prop) in props.iter().filter(|(_, p)| p.is_object()) {
                     out.push((format!("{at}/properties/{name}"), prop.clone()));
                 }
             }
@@ -240,4 +241,32 @@ fn ajv_in_strict_mode_accepts_every_schema() {
         "ajv strict accepted an unknown format"
     );
     assert!(String::from_utf8_lossy(&out.stderr).contains("unknown format"));
+}
+
+/// In the editor a file that `extends` another holds only what it changes: the schema must not
+/// call its inherited fields missing, and must for a file that extends nothing.
+#[test]
+fn the_schema_lets_a_file_that_extends_leave_out_what_it_inherits() {
+    let schema: serde_json::Value =
+        serde_json::from_str(&committed("scenario.schema.json")).unwrap();
+    let validator = jsonschema::validator_for(&schema).unwrap();
+    let model_file =
+        llm_bench::yaml::parse("extends: base.yaml\nname: m\ntarget: {model: m}\n").unwrap();
+    assert!(validator.is_valid(&model_file.value));
+    let alone = llm_bench::yaml::parse("name: m\ntarget: {model: m}\n").unwrap();
+    let missing: Vec<String> = validator
+        .iter_errors(&alone.value)
+        .map(|e| e.to_string())
+        .collect();
+    assert!(
+        missing
+            .iter()
+            .any(|e| e.contains("\"prompts\" is a required property")),
+        "{missing:?}"
+    );
+    let typo = llm_bench::yaml::parse("extends: base.yaml\nnmae: m\n").unwrap();
+    assert!(
+        !validator.is_valid(&typo.value),
+        "unknown fields stay errors with extends"
+    );
 }
