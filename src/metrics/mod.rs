@@ -6,6 +6,7 @@ pub mod knee;
 pub mod recorder;
 pub mod registry;
 pub mod sample;
+pub mod snapshot;
 pub mod summary;
 pub mod timeseries;
 

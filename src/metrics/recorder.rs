@@ -17,7 +17,7 @@ const HIGHEST: u64 = 3_600_000_000;
 /// Aggregates of one group (a level, a stage, a phase or the whole run).
 #[derive(Debug, Clone)]
 pub struct GroupStats {
-    trends: Vec<Histogram<u64>>,
+    pub(super) trends: Vec<Histogram<u64>>,
     /// Requests that completed without error.
     pub ok: u64,
     /// Failed requests by category.
@@ -67,7 +67,7 @@ impl Default for GroupStats {
     }
 }
 
-fn new_histogram() -> Histogram<u64> {
+pub(super) fn new_histogram() -> Histogram<u64> {
     Histogram::new_with_bounds(1, HIGHEST, 3).expect("static histogram bounds are valid")
 }
 
@@ -245,6 +245,17 @@ pub struct WarmupStats {
     pub errors: BTreeMap<ErrorKind, u64>,
 }
 
+/// Which view of the requests an aggregate belongs to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Split {
+    /// The group itself: every request of it.
+    Group,
+    /// The group's requests from one prompt set.
+    PromptSet(std::sync::Arc<str>),
+    /// The group's requests whose prompt entry carries one tag.
+    EntryTag(std::sync::Arc<str>),
+}
+
 /// Folds events into per-group aggregates and the time series.
 #[derive(Debug, Default)]
 pub struct Recorder {
@@ -259,12 +270,15 @@ pub struct Recorder {
     /// Per-second series.
     pub series: TimeSeries,
     in_flight: u64,
+    /// Goodput was measured (set from `limits`, or read back from a result).
+    goodput: bool,
 }
 
 impl Recorder {
     /// An empty recorder that counts requests meeting `limits` as good (goodput).
     pub fn with_limits(limits: Limits) -> Self {
         Self {
+            goodput: !limits.is_empty(),
             limits,
             ..Self::default()
         }
@@ -272,7 +286,52 @@ impl Recorder {
 
     /// Whether goodput is measured.
     pub fn has_limits(&self) -> bool {
-        !self.limits.is_empty()
+        self.goodput
+    }
+
+    /// A recorder holding aggregates read back from result files (`check`, `merge`).
+    pub fn from_groups(groups: Vec<(Split, GroupKey, GroupStats)>, goodput: bool) -> Self {
+        let mut recorder = Self {
+            goodput,
+            ..Self::default()
+        };
+        for (split, key, stats) in groups {
+            let slot = match split {
+                Split::Group => recorder.groups.entry(key),
+                Split::PromptSet(name) => {
+                    recorder
+                        .by_prompt_set
+                        .entry((key, name))
+                        .or_default()
+                        .merge(&stats);
+                    continue;
+                }
+                Split::EntryTag(name) => {
+                    recorder
+                        .by_entry_tag
+                        .entry((key, name))
+                        .or_default()
+                        .merge(&stats);
+                    continue;
+                }
+            };
+            slot.or_default().merge(&stats);
+        }
+        recorder
+    }
+
+    /// Every aggregate with the split it belongs to, for a result file.
+    pub fn all_groups(&self) -> impl Iterator<Item = (Split, &GroupKey, &GroupStats)> {
+        let groups = self.groups.iter().map(|(k, s)| (Split::Group, k, s));
+        let sets = self
+            .by_prompt_set
+            .iter()
+            .map(|((k, n), s)| (Split::PromptSet(n.clone()), k, s));
+        let tags = self
+            .by_entry_tag
+            .iter()
+            .map(|((k, n), s)| (Split::EntryTag(n.clone()), k, s));
+        groups.chain(sets).chain(tags)
     }
 
     /// Folds one event in.

@@ -22,8 +22,11 @@ use crate::thresholds::eval::{evaluate_all, outcome, ThresholdOutcome};
 use crate::thresholds::parse::TagKey;
 use crate::thresholds::{Metric, Threshold};
 
-/// Bumped whenever a field changes meaning or disappears.
-pub const FORMAT_VERSION: u32 = 1;
+/// Bumped whenever a field changes meaning or disappears, or a feature starts to need a new
+/// one: 2 added the histograms (`aggregates`) and the scenario as run (`scenario.definition`),
+/// which `compare`, `merge` and `check` read. Version 1 files still re-render and compare
+/// without significance tests.
+pub const FORMAT_VERSION: u32 = 2;
 
 /// A whole run.
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
@@ -70,6 +73,57 @@ pub struct RunResult {
     /// Every entry tag's share of the run: requests whose prompt entry carries the tag.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub entry_tags: Vec<Breakdown>,
+    /// Which slice of the load this run was (`--shard i/n`), or how many shards were merged.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shard: Option<ShardInfo>,
+    /// Every histogram and counter of the run, per group, so later analysis (`compare`,
+    /// `merge`, `check`) works from the file alone. Absent in format 1.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub aggregates: Option<Aggregates>,
+}
+
+/// Which slice of a sharded load a result holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct ShardInfo {
+    /// This shard, 0-based; absent in a merged result.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub index: Option<u32>,
+    /// How many shards the load was split into.
+    pub count: u32,
+}
+
+/// The run's aggregates, as `llm-bench merge` and `check` read them back.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+pub struct Aggregates {
+    /// Whether goodput was measured (the thresholds set per-request limits).
+    pub goodput: bool,
+    /// Every group with samples, and its per-prompt-set and per-tag shares.
+    pub groups: Vec<crate::metrics::snapshot::GroupSnapshot>,
+}
+
+impl Aggregates {
+    /// The recorder's aggregates, for a result file.
+    pub fn of(recorder: &Recorder) -> Aggregates {
+        Aggregates {
+            goodput: recorder.has_limits(),
+            groups: recorder
+                .all_groups()
+                .filter_map(|(split, key, stats)| {
+                    crate::metrics::snapshot::snapshot(&split, key, stats)
+                })
+                .collect(),
+        }
+    }
+
+    /// A recorder holding these aggregates again.
+    pub fn recorder(&self) -> Result<Recorder, String> {
+        let groups = self
+            .groups
+            .iter()
+            .map(crate::metrics::snapshot::restore)
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(Recorder::from_groups(groups, self.goodput))
+    }
 }
 
 /// One prompt set, or one entry tag, over the whole run.
@@ -167,6 +221,10 @@ pub struct ScenarioInfo {
     /// The files the scenario extends, nearest first. Absent when it extends none.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub extends: Vec<String>,
+    /// The scenario as it ran (files merged, variables and overrides applied), which `check`
+    /// and `merge` compile the thresholds from. Absent in format 1.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub definition: Option<serde_json::Value>,
     /// What the command line changed (`--set path=value`, `--concurrency 4`, `--model m`,
     /// `--target-url …`, `--requests-per-level 10`). Absent when nothing was.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -365,6 +423,8 @@ pub struct RunFacts<'a> {
     pub thresholds: &'a [Threshold],
     /// A threshold without data fails (`--no-data-fails`) instead of passing as in k6.
     pub no_data_fails: bool,
+    /// The slice of a sharded load this run was.
+    pub shard: Option<ShardInfo>,
 }
 
 /// The result document of a run from its facts and its aggregates.
@@ -389,6 +449,7 @@ pub fn assemble(facts: RunFacts<'_>, recorder: &Recorder) -> RunResult {
             source: facts.source.to_string(),
             content_sha256: facts.content_sha256.to_string(),
             extends: facts.extends.to_vec(),
+            definition: serde_json::to_value(scenario).ok(),
             overrides: facts.overrides,
         },
         target: TargetInfo {
@@ -431,6 +492,8 @@ pub fn assemble(facts: RunFacts<'_>, recorder: &Recorder) -> RunResult {
         spectrum,
         prompt_sets: summarize_split(recorder, recorder.by_prompt_set()),
         entry_tags: summarize_split(recorder, recorder.by_entry_tag()),
+        shard: facts.shard,
+        aggregates: Some(Aggregates::of(recorder)),
     }
 }
 

@@ -338,6 +338,7 @@ async fn finish(
             source: &config.loaded.source,
             content_sha256: &config.loaded.content_sha256,
             extends: &config.loaded.bases,
+            shard: None,
             overrides: config.overrides.clone(),
             url: redact::url(&target.url),
             simulated: target.simulated,

@@ -68,7 +68,12 @@ async fn a_real_result_validates_against_the_result_schema() {
         .map(|e| format!("{}: {e}", e.instance_path()))
         .collect();
     assert!(errors.is_empty(), "{errors:#?}");
-    assert_eq!(written["format_version"], 1);
+    assert_eq!(written["format_version"], 2);
+    let groups = written["aggregates"]["groups"].as_array().unwrap();
+    assert!(groups
+        .iter()
+        .any(|g| g["group"] == serde_json::json!({"level": 8}) && g["trends"]["ttft"].is_string()));
+    assert_eq!(written["scenario"]["definition"]["name"], "quickstart");
     assert_eq!(written["target"]["simulated"], true);
     assert!(
         written["scenario"]["content_sha256"]
