@@ -52,11 +52,85 @@ pub enum Command {
     Sim(SimArgs),
     /// Re-render a saved result as HTML, Markdown or JSON.
     Report(ReportArgs),
+    /// Compare two results: per group and metric, base vs new with significance tests.
+    Compare(CompareArgs),
+    /// Add the results of the shards of one sharded run into one result.
+    Merge(MergeArgs),
+    /// Evaluate a result's thresholds again, offline, from its histograms (exit 0 or 99).
+    Check(CheckArgs),
     /// Write a commented starter scenario (or one per model a server has, or one from the
     /// original toolkit's benchmark_config.yaml).
     Init(InitArgs),
     /// Print a shell completion script.
     Completions(CompletionsArgs),
+}
+
+/// `llm-bench compare`.
+#[derive(Debug, Args)]
+pub struct CompareArgs {
+    /// The reference result (e.g. the last run on main).
+    pub base: PathBuf,
+    /// The result to judge.
+    pub new: PathBuf,
+    /// Output format.
+    #[arg(long, value_enum, default_value = "text")]
+    pub format: CompareFormat,
+    /// Write here instead of standard output.
+    #[arg(long, value_name = "FILE")]
+    pub out: Option<PathBuf>,
+    /// A tera template replacing the built-in HTML one.
+    #[arg(long, value_name = "FILE")]
+    pub template: Option<PathBuf>,
+    #[command(flatten)]
+    pub gate: RegressionGate,
+}
+
+/// The regression gate shared by `compare` and `run --baseline`.
+#[derive(Debug, Args, Default, Clone)]
+pub struct RegressionGate {
+    /// Exit 99 when a watched value is significantly worse by more than this, e.g. `10%`.
+    #[arg(long, value_name = "PERCENT")]
+    pub fail_on_regression: Option<String>,
+    /// What the gate watches, as METRIC:PERCENTILE (ttft, ttfa, itl, tpot, e2e_latency,
+    /// request_tokens_per_second; p50, p95, p99, mean). Repeatable. Default: ttft:p95 and
+    /// e2e_latency:p95.
+    #[arg(
+        long = "regression-on",
+        value_name = "METRIC:PCT",
+        requires = "fail_on_regression"
+    )]
+    pub regression_on: Vec<String>,
+}
+
+/// How `compare` prints.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum CompareFormat {
+    /// A table for the terminal.
+    Text,
+    /// Markdown for a pull-request comment.
+    Md,
+    /// The comparison as JSON.
+    Json,
+    /// A self-contained HTML page with overlaid percentile spectra.
+    Html,
+}
+
+/// `llm-bench merge`.
+#[derive(Debug, Args)]
+pub struct MergeArgs {
+    /// The shard results (every shard of one `--shard i/n` run).
+    #[arg(required = true)]
+    pub shards: Vec<PathBuf>,
+    /// The merged result to write.
+    #[arg(long, short = 'o', value_name = "FILE")]
+    pub out: PathBuf,
+}
+
+/// `llm-bench check`.
+#[derive(Debug, Args)]
+pub struct CheckArgs {
+    /// A result file (format 2 or later, e.g. a merged one).
+    pub result: PathBuf,
 }
 
 /// `llm-bench init`.
@@ -166,6 +240,16 @@ pub struct RunArgs {
     /// Skip the check, before any load, that the server answers and has the model.
     #[arg(long)]
     pub no_preflight: bool,
+    /// Compare the run with this earlier result (read before anything is sent) and write
+    /// comparison.md and comparison.html beside the results.
+    #[arg(long, value_name = "RESULT")]
+    pub baseline: Option<PathBuf>,
+    #[command(flatten)]
+    pub gate: RegressionGate,
+    /// Run the i-th (0-based) of n deterministic slices of the load; `llm-bench merge` adds
+    /// the n results into one.
+    #[arg(long, value_name = "I/N", value_parser = parse_shard)]
+    pub shard: Option<(u32, u32)>,
     /// A directory whose report.html.tera / summary.md.tera replace the built-in templates.
     #[arg(long, value_name = "DIR")]
     pub templates_dir: Option<PathBuf>,
@@ -245,6 +329,18 @@ fn parse_duration(text: &str) -> Result<HumanDuration, String> {
     crate::duration::parse(text)
         .map(HumanDuration)
         .map_err(|e| e.to_string())
+}
+
+fn parse_shard(text: &str) -> Result<(u32, u32), String> {
+    let (i, n) = text.split_once('/').ok_or("expected I/N, e.g. 0/4")?;
+    let (i, n): (u32, u32) = (
+        i.trim().parse().map_err(|e| format!("{i:?}: {e}"))?,
+        n.trim().parse().map_err(|e| format!("{n:?}: {e}"))?,
+    );
+    if n == 0 || i >= n {
+        return Err(format!("shard {i}/{n}: expected 0 <= I < N"));
+    }
+    Ok((i, n))
 }
 
 fn parse_range(text: &str) -> Result<(u32, u32), String> {

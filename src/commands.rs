@@ -7,7 +7,8 @@ use std::path::{Path, PathBuf};
 
 use tokio::signal::unix::{signal, Signal, SignalKind};
 
-use crate::cli::{Cli, Command, ReportArgs, RunArgs, SimArgs};
+use crate::cli::{Cli, Command, CompareFormat, ReportArgs, RunArgs, SimArgs};
+use crate::compare;
 use crate::compile::{self, Loaded};
 use crate::error::Error;
 use crate::output::result::{self, RunResult};
@@ -45,6 +46,9 @@ pub async fn run(cli: Cli) -> Result<Status, Error> {
         Command::Sim(args) => cmd_sim(args).await,
         Command::Report(args) => cmd_report(&args),
         Command::Init(args) => cmd_init(&args).await,
+        Command::Compare(args) => cmd_compare(&args),
+        Command::Merge(args) => cmd_merge(&args),
+        Command::Check(args) => cmd_check(&args),
         Command::Completions(args) => {
             use clap::CommandFactory;
             let mut script = Vec::new();
@@ -53,6 +57,16 @@ pub async fn run(cli: Cli) -> Result<Status, Error> {
             Ok(Status::Success)
         }
     }
+}
+
+/// `llm-bench merge`: placeholder replaced below.
+fn cmd_merge(_args: &crate::cli::MergeArgs) -> Result<Status, Error> {
+    Err(Error::Usage("merge: not yet".into()))
+}
+
+/// `llm-bench check`: placeholder replaced below.
+fn cmd_check(_args: &crate::cli::CheckArgs) -> Result<Status, Error> {
+    Err(Error::Usage("check: not yet".into()))
 }
 
 /// `llm-bench init`: writes, then says what to do next.
@@ -188,6 +202,22 @@ async fn cmd_run(mut args: RunArgs) -> Result<Status, Error> {
     } else {
         args.scenarios.iter().map(|p| Some(p.as_path())).collect()
     };
+    let gate = gate_of(&args.gate)?;
+    if gate.is_some() && args.baseline.is_none() {
+        return Err(Error::Usage(
+            "--fail-on-regression needs --baseline RESULT: the run to compare with".into(),
+        ));
+    }
+    if args.baseline.is_some() && args.scenarios.len() > 1 {
+        return Err(Error::Usage(
+            "--baseline compares one scenario's run: give it one scenario".into(),
+        ));
+    }
+    // Read before anything is sent: a missing or unreadable baseline must not cost a run.
+    let baseline = match &args.baseline {
+        Some(path) => Some((path.clone(), read_result(path)?)),
+        None => None,
+    };
     let quiet = args.quiet;
     let loaded = load_all(paths, &sets, |path, loaded| {
         if let (Some(path), Some(scenario), false) = (path, &loaded.converted, quiet) {
@@ -228,6 +258,11 @@ async fn cmd_run(mut args: RunArgs) -> Result<Status, Error> {
             write_ci_outputs(&outcome, &opts)?;
         }
         status = worse(status, outcome.status());
+        if let Some(baseline) = &baseline {
+            if compare_with_baseline(baseline, &outcome, gate.as_ref(), &opts, args.ci)? {
+                status = worse(status, Status::ThresholdsFailed);
+            }
+        }
         results.push(outcome.result);
         if stop.is_requested() {
             break;
@@ -295,14 +330,116 @@ fn write_ci_outputs(outcome: &run::RunOutcome, opts: &RunOptions) -> Result<(), 
     Ok(())
 }
 
-/// `llm-bench report`: re-renders a saved result.
-fn cmd_report(args: &ReportArgs) -> Result<Status, Error> {
-    let text = std::fs::read_to_string(&args.result)
-        .map_err(Error::io(format!("cannot read {}", args.result.display())))?;
-    let result: RunResult = serde_json::from_str(&text).map_err(|source| Error::NotAResult {
-        path: args.result.clone(),
+/// A result file, read and typed.
+fn read_result(path: &Path) -> Result<RunResult, Error> {
+    let text = std::fs::read_to_string(path)
+        .map_err(Error::io(format!("cannot read {}", path.display())))?;
+    serde_json::from_str(&text).map_err(|source| Error::NotAResult {
+        path: path.to_path_buf(),
+        source,
+    })
+}
+
+/// The regression gate the flags ask for, if any.
+fn gate_of(flags: &crate::cli::RegressionGate) -> Result<Option<compare::Gate>, Error> {
+    flags
+        .fail_on_regression
+        .as_deref()
+        .map(|tolerance| compare::Gate::parse(tolerance, &flags.regression_on))
+        .transpose()
+        .map_err(Error::Usage)
+}
+
+/// `llm-bench compare`.
+fn cmd_compare(args: &crate::cli::CompareArgs) -> Result<Status, Error> {
+    let gate = gate_of(&args.gate)?;
+    let base = read_result(&args.base)?;
+    let new = read_result(&args.new)?;
+    let comparison = compare::compare(
+        (&args.base.display().to_string(), &base),
+        (&args.new.display().to_string(), &new),
+        gate.as_ref(),
+    )
+    .map_err(|e| Error::Usage(format!("cannot compare: {e}")))?;
+    let template = match &args.template {
+        Some(file) => Some(
+            std::fs::read_to_string(file)
+                .map_err(Error::io(format!("cannot read {}", file.display())))?,
+        ),
+        None => None,
+    };
+    let text =
+        match args.format {
+            CompareFormat::Text => compare::render::text(&comparison),
+            CompareFormat::Md => compare::render::markdown(&comparison),
+            CompareFormat::Json => {
+                serde_json::to_string_pretty(&comparison).map_err(|source| Error::Serialize {
+                    what: "the comparison",
+                    source,
+                })? + "\n"
+            }
+            CompareFormat::Html => compare::render::html(&comparison, template.as_deref())
+                .map_err(|source| Error::Template {
+                    template: "comparison",
+                    source,
+                })?,
+        };
+    match &args.out {
+        Some(path) => crate::output::files::replace(path, text.as_bytes()).map_err(Error::Write)?,
+        None => print(&text)?,
+    }
+    Ok(if comparison.regressed() {
+        Status::ThresholdsFailed
+    } else {
+        Status::Success
+    })
+}
+
+/// `run --baseline`: compares a finished run with the baseline, prints the table, writes
+/// comparison.md and comparison.html beside the results; true when the gate found a regression.
+fn compare_with_baseline(
+    baseline: &(PathBuf, RunResult),
+    outcome: &run::RunOutcome,
+    gate: Option<&compare::Gate>,
+    opts: &RunOptions,
+    ci: bool,
+) -> Result<bool, Error> {
+    let comparison = compare::compare(
+        (&baseline.0.display().to_string(), &baseline.1),
+        (&outcome.result_path.display().to_string(), &outcome.result),
+        gate,
+    )
+    .map_err(|e| Error::Usage(format!("cannot compare with the baseline: {e}")))?;
+    let mut out = std::io::stdout().lock();
+    let _ = write!(out, "\n{}", compare::render::text(&comparison));
+    let md = compare::render::markdown(&comparison);
+    let html = compare::render::html(&comparison, None).map_err(|source| Error::Template {
+        template: "comparison",
         source,
     })?;
+    for (name, text) in [("comparison.md", &md), ("comparison.html", &html)] {
+        let path = opts.output_dir.join(name);
+        crate::output::files::replace(&path, text.as_bytes()).map_err(Error::Write)?;
+        let _ = writeln!(out, "comparison: {}", path.display());
+    }
+    if let Some(summary) = std::env::var_os("GITHUB_STEP_SUMMARY").filter(|_| ci) {
+        use std::io::Write as _;
+        std::fs::OpenOptions::new()
+            .append(true)
+            .create(true)
+            .open(&summary)
+            .and_then(|mut f| f.write_all(md.as_bytes()))
+            .map_err(Error::io(format!(
+                "cannot append to {}",
+                Path::new(&summary).display()
+            )))?;
+    }
+    Ok(comparison.regressed())
+}
+
+/// `llm-bench report`: re-renders a saved result.
+fn cmd_report(args: &ReportArgs) -> Result<Status, Error> {
+    let result = read_result(&args.result)?;
     let mut templates = Templates::load(args.templates_dir.as_deref())
         .map_err(Error::io("cannot read the templates directory"))?;
     if let Some(file) = &args.template {

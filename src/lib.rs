@@ -9,7 +9,7 @@
 //! form (`tests/it/architecture.rs` checks this list against the code):
 //!
 //! 1. Leaves: `duration` (the duration format), `yaml` (text -> value with positions, used by
-//!    scenarios and prompt sets alike).
+//!    scenarios and prompt sets alike), `stats` (two-sample tests on histograms).
 //! 2. `sim`: the built-in server, whose settings are part of the scenario format.
 //! 3. `scenario`: the file format (types, schema, semantic checks, loading stage one).
 //! 4. The domain, pure where it can be, in this order: `plan` (load plans), `prompts`,
@@ -18,7 +18,8 @@
 //! 5. `compile` (loading stage two: prompt sets, hook script and thresholds, once), then
 //!    `executor` (VUs following a plan).
 //! 6. `output` (the result document and its saving, raw log, live `/metrics`), then `report`
-//!    (what a person reads: progress, table, CI outputs, HTML and Markdown).
+//!    (what a person reads: progress, table, CI outputs, HTML and Markdown), then `compare`
+//!    (two results, with significance tests, and its renderings).
 //! 7. The edge: `cli` (clap types), `error` (typed errors, exit codes), `run` (a run: config
 //!    resolved once, target, recorder task, `execute`), `init` (starter scenarios written to a
 //!    folder), `commands` (one function per subcommand).
@@ -26,6 +27,7 @@
 pub mod backend;
 mod cli;
 mod commands;
+mod compare;
 mod compile;
 pub mod duration;
 pub mod error;
@@ -40,6 +42,7 @@ pub mod report;
 mod run;
 pub mod scenario;
 pub mod sim;
+pub mod stats;
 mod thresholds;
 pub mod yaml;
 

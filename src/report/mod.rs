@@ -4,7 +4,7 @@
 //! directory or a file given by the user overrides them.
 
 pub mod ci;
-pub(crate) mod format;
+pub mod format;
 pub mod progress;
 pub(crate) mod svg;
 pub(crate) mod table;

@@ -5,9 +5,10 @@
 use std::path::Path;
 
 /// The layers, lowest first, as `src/lib.rs` documents them.
-const ORDER: [&str; 19] = [
+const ORDER: [&str; 21] = [
     "duration",
     "yaml",
+    "stats",
     "sim",
     "scenario",
     "plan",
@@ -20,6 +21,7 @@ const ORDER: [&str; 19] = [
     "executor",
     "output",
     "report",
+    "compare",
     "cli",
     "error",
     "run",
