@@ -59,14 +59,66 @@ pub async fn run(cli: Cli) -> Result<Status, Error> {
     }
 }
 
-/// `llm-bench merge`: placeholder replaced below.
-fn cmd_merge(_args: &crate::cli::MergeArgs) -> Result<Status, Error> {
-    Err(Error::Usage("merge: not yet".into()))
+/// `llm-bench merge`: the shard results as one result file, whole or not at all.
+fn cmd_merge(args: &crate::cli::MergeArgs) -> Result<Status, Error> {
+    let shards = args
+        .shards
+        .iter()
+        .map(|path| Ok((path.display().to_string(), read_result(path)?)))
+        .collect::<Result<Vec<_>, Error>>()?;
+    let merged = crate::output::merge::merge(&shards).map_err(Error::Usage)?;
+    let text = serde_json::to_string_pretty(&merged).map_err(|source| Error::Serialize {
+        what: "the merged result",
+        source,
+    })? + "\n";
+    crate::output::files::replace(&args.out, text.as_bytes()).map_err(Error::Write)?;
+    let mut out = std::io::stdout().lock();
+    let _ = write!(out, "{}", table::render(&merged));
+    let _ = writeln!(
+        out,
+        "merged {} shard(s) into {}",
+        shards.len(),
+        args.out.display()
+    );
+    Ok(
+        if merged
+            .thresholds
+            .iter()
+            .any(|t| !t.passed && !t.judges_steps)
+        {
+            Status::ThresholdsFailed
+        } else {
+            Status::Success
+        },
+    )
 }
 
-/// `llm-bench check`: placeholder replaced below.
-fn cmd_check(_args: &crate::cli::CheckArgs) -> Result<Status, Error> {
-    Err(Error::Usage("check: not yet".into()))
+/// `llm-bench check`: the thresholds evaluated again from the histograms; exit 99 on failure.
+fn cmd_check(args: &crate::cli::CheckArgs) -> Result<Status, Error> {
+    let result = read_result(&args.result)?;
+    let file = args.result.display().to_string();
+    let outcomes = crate::output::merge::check(&file, &result).map_err(Error::Usage)?;
+    let mut text = table::thresholds(&outcomes);
+    if outcomes.is_empty() {
+        text.push_str("the scenario has no thresholds\n");
+    }
+    let stored: Vec<(String, bool)> = result
+        .thresholds
+        .iter()
+        .map(|t| (t.label(), t.passed))
+        .collect();
+    let now: Vec<(String, bool)> = outcomes.iter().map(|t| (t.label(), t.passed)).collect();
+    if stored != now {
+        text.push_str(&format!(
+            "note: the verdict stored in {file} differs (it was written with other options, such as --no-data-fails, or edited)\n"
+        ));
+    }
+    print(&text)?;
+    Ok(if outcomes.iter().any(|t| !t.passed && !t.judges_steps) {
+        Status::ThresholdsFailed
+    } else {
+        Status::Success
+    })
 }
 
 /// `llm-bench init`: writes, then says what to do next.

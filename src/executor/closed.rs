@@ -51,19 +51,20 @@ impl Tickets {
     }
 }
 
-/// `concurrency-levels`: at each level, exactly `level` VUs share `per_level` requests.
-pub async fn levels(runner: &Runner, name: Arc<str>, levels: &[u32], per_level: u64) {
-    for &level in levels {
+/// `concurrency-levels`: at each level, exactly `vus` VUs (the level, or a shard's slice of it)
+/// share its requests.
+pub async fn levels(runner: &Runner, name: Arc<str>, levels: &[crate::plan::LevelPlan]) {
+    for level in levels {
         if runner.stop.is_cancelled() {
             break;
         }
         let key = GroupKey {
             scenario: name.clone(),
-            group: Group::Level(level),
+            group: Group::Level(level.level),
         };
-        let tickets = Arc::new(Tickets::new(per_level));
+        let tickets = Arc::new(Tickets::new(level.requests));
         let mut vus = JoinSet::new();
-        for vu in 1..=u64::from(level) {
+        for vu in 1..=u64::from(level.vus) {
             let (runner, key, tickets) = (runner.clone(), key.clone(), tickets.clone());
             vus.spawn(VU_ID.scope(vu, async move {
                 while !runner.stop.is_cancelled() && tickets.take() {

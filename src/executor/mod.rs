@@ -304,11 +304,8 @@ impl Runner {
         }
         let name: Arc<str> = plan.name.as_str().into();
         match plan.kind {
-            PlanKind::Levels {
-                levels,
-                requests_per_level,
-            } => {
-                closed::levels(self, name, &levels, requests_per_level).await;
+            PlanKind::Levels(levels) => {
+                closed::levels(self, name, &levels).await;
             }
             PlanKind::ConstantVus {
                 vus,

@@ -3,6 +3,7 @@
 //! reports) is rendered in `report`.
 
 pub mod files;
+pub mod merge;
 pub mod prometheus;
 pub mod raw;
 pub mod redact;

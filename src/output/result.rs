@@ -473,20 +473,13 @@ pub fn assemble(facts: RunFacts<'_>, recorder: &Recorder) -> RunResult {
         scenarios,
         total,
         timeseries: recorder.series.points(),
-        thresholds: facts
-            .thresholds
-            .iter()
-            .zip(evaluate_all(facts.thresholds, recorder))
-            .map(|(threshold, mut t)| {
-                if threshold.metric == Metric::Capacity {
-                    t = outcome(threshold, found_capacity(threshold, &facts.capacity));
-                } else if t.no_data {
-                    t.judges_steps = judges_capacity_steps(threshold, scenario);
-                }
-                t.passed &= !(facts.no_data_fails && t.no_data && !t.judges_steps);
-                t
-            })
-            .collect(),
+        thresholds: verdict(
+            facts.thresholds,
+            recorder,
+            scenario,
+            &facts.capacity,
+            facts.no_data_fails,
+        ),
         aborted_by_threshold: facts.aborted_by,
         capacity: facts.capacity,
         spectrum,
@@ -495,6 +488,30 @@ pub fn assemble(facts: RunFacts<'_>, recorder: &Recorder) -> RunResult {
         shard: facts.shard,
         aggregates: Some(Aggregates::of(recorder)),
     }
+}
+
+/// Every threshold evaluated on the run's aggregates: the verdict of a run, and of `check` on
+/// a result read back.
+pub fn verdict(
+    thresholds: &[Threshold],
+    recorder: &Recorder,
+    scenario: &Scenario,
+    capacity: &[CapacityReport],
+    no_data_fails: bool,
+) -> Vec<ThresholdOutcome> {
+    thresholds
+        .iter()
+        .zip(evaluate_all(thresholds, recorder))
+        .map(|(threshold, mut t)| {
+            if threshold.metric == Metric::Capacity {
+                t = outcome(threshold, found_capacity(threshold, capacity));
+            } else if t.no_data {
+                t.judges_steps = judges_capacity_steps(threshold, scenario);
+            }
+            t.passed &= !(no_data_fails && t.no_data && !t.judges_steps);
+            t
+        })
+        .collect()
 }
 
 /// The capacity a threshold on `capacity` reads: the lowest found by the searches it names (by

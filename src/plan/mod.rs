@@ -27,12 +27,7 @@ pub struct PhasePlan {
 #[derive(Debug, Clone, PartialEq)]
 pub enum PlanKind {
     /// Closed-model sweep, one level after another.
-    Levels {
-        /// Concurrency of each level.
-        levels: Vec<u32>,
-        /// Requests completed per level.
-        requests_per_level: u64,
-    },
+    Levels(Vec<LevelPlan>),
     /// Fixed VUs for a duration or a shared number of iterations.
     ConstantVus {
         /// VUs.
@@ -59,6 +54,17 @@ pub enum PlanKind {
     ArrivalRate(ArrivalPlan),
     /// Step up, then bisect, until the thresholds' limit is found.
     CapacitySearch(CapacityPlan),
+}
+
+/// One level of a sweep.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LevelPlan {
+    /// The level as the scenario names it (its group in the results).
+    pub level: u32,
+    /// VUs this run holds at it: the level itself, or a shard's slice of it.
+    pub vus: u32,
+    /// Requests this run completes at it.
+    pub requests: u64,
 }
 
 /// An open-model phase.
@@ -210,10 +216,16 @@ pub fn build(name: &str, phase: &Phase) -> PhasePlan {
     let grace =
         |d: Option<crate::duration::HumanDuration>| d.map_or(DEFAULT_GRACEFUL_STOP, |d| d.get());
     let kind = match phase {
-        Phase::ConcurrencyLevels(p) => PlanKind::Levels {
-            levels: p.levels.clone(),
-            requests_per_level: u64::from(p.requests_per_level),
-        },
+        Phase::ConcurrencyLevels(p) => PlanKind::Levels(
+            p.levels
+                .iter()
+                .map(|&level| LevelPlan {
+                    level,
+                    vus: level,
+                    requests: u64::from(p.requests_per_level),
+                })
+                .collect(),
+        ),
         Phase::ConstantVus(p) => PlanKind::ConstantVus {
             vus: p.vus,
             duration: p.duration.map(|d| d.get()),
@@ -287,6 +299,75 @@ pub fn build(name: &str, phase: &Phase) -> PhasePlan {
         start_time,
         kind,
     }
+}
+
+/// The `index`-th of `count` near-equal integer parts of `total`: the first `total % count`
+/// parts get one more, so the parts add up to `total` exactly.
+pub fn part(total: u64, index: u32, count: u32) -> u64 {
+    let (index, count) = (u64::from(index), u64::from(count));
+    total / count + u64::from(index < total % count)
+}
+
+/// Turns the plans of a whole run into those of shard `index` of `count`, so that the shards
+/// together are the run: VUs, request budgets and arrival rates are split (a level or phase a
+/// shard gets no VU of is left out of that shard), group names stay the scenario's, and each
+/// shard's arrival schedule gets its own seed. A capacity search adapts to what it measures,
+/// so it cannot be split.
+pub fn shard(plans: Vec<PhasePlan>, index: u32, count: u32) -> Result<Vec<PhasePlan>, String> {
+    let mut out = Vec::new();
+    for mut plan in plans {
+        let kept = match &mut plan.kind {
+            PlanKind::Levels(levels) => {
+                levels.retain_mut(|l| {
+                    let active = l.vus.min(count);
+                    if index >= active {
+                        return false;
+                    }
+                    l.vus = part(u64::from(l.vus), index, count) as u32;
+                    l.requests = part(l.requests, index, active);
+                    l.requests > 0
+                });
+                !levels.is_empty()
+            }
+            PlanKind::ConstantVus {
+                vus, iterations, ..
+            } => {
+                let active = (*vus).min(count);
+                *vus = part(u64::from(*vus), index, count) as u32;
+                if let Some(n) = iterations {
+                    *n = if index < active { part(*n, index, active) } else { 0 };
+                }
+                *vus > 0 && *iterations != Some(0)
+            }
+            PlanKind::RampingVus { steps, .. } => {
+                for step in steps.iter_mut() {
+                    step.vus = part(u64::from(step.vus), index, count) as u32;
+                }
+                steps.iter().any(|s| s.vus > 0)
+            }
+            PlanKind::ArrivalRate(a) => {
+                for segment in &mut a.segments {
+                    segment.from /= f64::from(count);
+                    segment.to /= f64::from(count);
+                }
+                a.max_vus = a.max_vus.div_ceil(count).max(1);
+                a.seed = a
+                    .seed
+                    .wrapping_add(u64::from(index).wrapping_mul(0x9e37_79b9_7f4a_7c15));
+                true
+            }
+            PlanKind::CapacitySearch(_) => {
+                return Err(format!(
+                    "scenario `{}` is a capacity search, which adapts to what it measures: it cannot be split into shards",
+                    plan.name
+                ))
+            }
+        };
+        if kept {
+            out.push(plan);
+        }
+    }
+    Ok(out)
 }
 
 /// Cumulative stage end offsets.
@@ -504,5 +585,117 @@ mod tests {
         assert_eq!(stage_at(&ends, Duration::from_secs(0)), 0);
         assert_eq!(stage_at(&ends, Duration::from_secs(5)), 1);
         assert_eq!(stage_at(&ends, Duration::from_secs(50)), 1);
+    }
+
+    fn levels_plan(levels: &[u32], requests: u64) -> PhasePlan {
+        PhasePlan {
+            name: "sweep".into(),
+            start_time: Duration::ZERO,
+            kind: PlanKind::Levels(
+                levels
+                    .iter()
+                    .map(|&level| LevelPlan {
+                        level,
+                        vus: level,
+                        requests,
+                    })
+                    .collect(),
+            ),
+        }
+    }
+
+    #[test]
+    fn shards_of_a_sweep_add_up_to_the_sweep_and_keep_its_level_names() {
+        for count in 1..=5u32 {
+            let shards: Vec<Vec<PhasePlan>> = (0..count)
+                .map(|i| shard(vec![levels_plan(&[1, 2, 8, 16], 10)], i, count).unwrap())
+                .collect();
+            for level in [1u32, 2, 8, 16] {
+                let (mut vus, mut requests) = (0, 0);
+                for plans in &shards {
+                    for p in plans {
+                        let PlanKind::Levels(ls) = &p.kind else {
+                            panic!()
+                        };
+                        for l in ls.iter().filter(|l| l.level == level) {
+                            assert!(l.vus > 0 && l.requests > 0, "{l:?}");
+                            vus += l.vus;
+                            requests += l.requests;
+                        }
+                    }
+                }
+                assert_eq!(
+                    (vus, requests),
+                    (level, 10),
+                    "level {level} in {count} shards"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn shards_split_vus_iterations_and_rates() {
+        let constant = |vus, iterations| PhasePlan {
+            name: "c".into(),
+            start_time: Duration::ZERO,
+            kind: PlanKind::ConstantVus {
+                vus,
+                duration: None,
+                iterations,
+                graceful_stop: DEFAULT_GRACEFUL_STOP,
+            },
+        };
+        let mut total = (0, 0);
+        for i in 0..3 {
+            for p in shard(vec![constant(5, Some(7))], i, 3).unwrap() {
+                let PlanKind::ConstantVus {
+                    vus, iterations, ..
+                } = p.kind
+                else {
+                    panic!()
+                };
+                total = (total.0 + vus, total.1 + iterations.unwrap());
+            }
+        }
+        assert_eq!(total, (5, 7));
+        // One VU cannot be split: the other shards leave the phase out.
+        assert_eq!(shard(vec![constant(1, None)], 1, 2).unwrap().len(), 0);
+        let open = PhasePlan {
+            name: "o".into(),
+            start_time: Duration::ZERO,
+            kind: PlanKind::ArrivalRate(ArrivalPlan {
+                segments: vec![RateSegment {
+                    duration: Duration::from_secs(10),
+                    from: 12.0,
+                    to: 12.0,
+                }],
+                process: Process::Poisson,
+                seed: 1,
+                max_vus: 10,
+                when_busy: WhenBusy::default(),
+                graceful_stop: DEFAULT_GRACEFUL_STOP,
+                stage_ends: Vec::new(),
+            }),
+        };
+        let parts: Vec<ArrivalPlan> = (0..4)
+            .map(
+                |i| match shard(vec![open.clone()], i, 4).unwrap().remove(0).kind {
+                    PlanKind::ArrivalRate(a) => a,
+                    _ => panic!(),
+                },
+            )
+            .collect();
+        assert!(parts
+            .iter()
+            .all(|a| a.segments[0].from == 3.0 && a.max_vus == 3));
+        assert_ne!(parts[0].seed, parts[1].seed, "each shard its own schedule");
+        let search = PhasePlan {
+            name: "s".into(),
+            start_time: Duration::ZERO,
+            kind: PlanKind::CapacitySearch(search(SearchMode::Rate)),
+        };
+        assert!(shard(vec![search], 0, 2)
+            .unwrap_err()
+            .contains("capacity search"));
     }
 }

@@ -386,11 +386,18 @@ pub fn render(result: &RunResult) -> String {
             "stopped early: threshold {label} failed (abort_on_fail)"
         );
     }
-    if !result.thresholds.is_empty() {
+    out.push_str(&thresholds(&result.thresholds));
+    out
+}
+
+/// The thresholds block: each with its mark and measured value.
+pub fn thresholds(outcomes: &[crate::thresholds::eval::ThresholdOutcome]) -> String {
+    let mut out = String::new();
+    if !outcomes.is_empty() {
         let _ = writeln!(out, "\nthresholds:");
-        let labels: Vec<String> = result.thresholds.iter().map(|t| t.label()).collect();
+        let labels: Vec<String> = outcomes.iter().map(|t| t.label()).collect();
         let width = labels.iter().map(|l| l.chars().count()).max().unwrap_or(0);
-        for (t, label) in result.thresholds.iter().zip(&labels) {
+        for (t, label) in outcomes.iter().zip(&labels) {
             let mark = if t.judges_steps {
                 '↪'
             } else if !t.passed {

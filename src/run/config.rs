@@ -51,6 +51,8 @@ pub struct RunOptions {
     pub no_data_fails: bool,
     /// Check that the server answers and has the model before sending load.
     pub preflight: bool,
+    /// Run only this slice (index, count) of the load.
+    pub shard: Option<(u32, u32)>,
 }
 
 impl RunOptions {
@@ -72,6 +74,7 @@ impl RunOptions {
             print_summary: false,
             no_data_fails: false,
             preflight: false,
+            shard: None,
         }
     }
 
@@ -94,6 +97,7 @@ impl RunOptions {
             print_summary: true,
             no_data_fails: args.no_data_fails,
             preflight: !args.no_preflight,
+            shard: args.shard,
             ..Self::new(args.output_dir.clone())
         }
     }
@@ -146,6 +150,8 @@ pub struct RunConfig {
     pub preflight: bool,
     /// What the command line changed, as written, for the result (`--set` values first).
     pub overrides: Vec<String>,
+    /// The slice (index, count) of the load this run is.
+    pub shard: Option<(u32, u32)>,
 }
 
 impl RunConfig {
@@ -211,6 +217,23 @@ impl RunConfig {
             }
             _ => None,
         };
+        if let Some((index, count)) = opts.shard {
+            if matches!(endpoint, Endpoint::Simulator(_)) {
+                return Err(Error::Usage(format!(
+                    "--shard {index}/{count} needs the server the shards share: give --target-url \
+                     (the scenario's built-in simulator would start one per shard)"
+                )));
+            }
+            // Each shard draws its own prompt sequence, reproducibly.
+            loaded.scenario.seed = Some(
+                loaded
+                    .scenario
+                    .seed
+                    .unwrap_or(1)
+                    .wrapping_add(u64::from(index)),
+            );
+        }
+        let scenario = &loaded.scenario;
         let prometheus = prometheus_config(scenario, opts)?;
         let overrides = loaded
             .overrides
@@ -231,6 +254,7 @@ impl RunConfig {
             no_data_fails: opts.no_data_fails,
             preflight: opts.preflight && matches!(endpoint, Endpoint::Url(_)),
             overrides,
+            shard: opts.shard,
             endpoint,
         })
     }
@@ -256,6 +280,9 @@ fn command_line_overrides(opts: &RunOptions) -> Vec<String> {
     }
     if let Some(url) = &opts.target_url {
         out.push(format!("--target-url {}", crate::output::redact::url(url)));
+    }
+    if let Some((index, count)) = opts.shard {
+        out.push(format!("--shard {index}/{count}"));
     }
     out
 }

@@ -194,11 +194,14 @@ impl Prepared {
     /// Plans, output names, the raw log, the recorder task and the runner.
     async fn new(config: &RunConfig, target: &Target, stop: &Stop) -> Result<Prepared, Error> {
         let scenario = config.scenario();
-        let plans: Vec<PhasePlan> = scenario
+        let mut plans: Vec<PhasePlan> = scenario
             .scenarios
             .iter()
             .map(|(name, phase)| plan::build(name, phase))
             .collect();
+        if let Some((index, count)) = config.shard {
+            plans = plan::shard(plans, index, count).map_err(Error::Usage)?;
+        }
         let now = SystemTime::now();
         let started_at = humantime::format_rfc3339_seconds(now).to_string();
         // Milliseconds in the name, and a counter when even those collide, keep two runs of one
@@ -338,7 +341,10 @@ async fn finish(
             source: &config.loaded.source,
             content_sha256: &config.loaded.content_sha256,
             extends: &config.loaded.bases,
-            shard: None,
+            shard: config.shard.map(|(index, count)| result::ShardInfo {
+                index: Some(index),
+                count,
+            }),
             overrides: config.overrides.clone(),
             url: redact::url(&target.url),
             simulated: target.simulated,
@@ -428,17 +434,14 @@ fn expected_totals(plans: &[PhasePlan]) -> HashMap<GroupKey, u64> {
     for p in plans {
         let scenario: Arc<str> = p.name.as_str().into();
         match &p.kind {
-            PlanKind::Levels {
-                levels,
-                requests_per_level,
-            } => {
+            PlanKind::Levels(levels) => {
                 for level in levels {
                     totals.insert(
                         GroupKey {
                             scenario: scenario.clone(),
-                            group: Group::Level(*level),
+                            group: Group::Level(level.level),
                         },
-                        *requests_per_level,
+                        level.requests,
                     );
                 }
             }

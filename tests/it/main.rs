@@ -7,6 +7,7 @@ mod authoring;
 mod backend_double;
 mod browser;
 mod cli;
+mod compare_runs;
 mod connection_reuse;
 mod hooks_runs;
 mod open_model;
