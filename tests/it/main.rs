@@ -10,6 +10,7 @@ mod cli;
 mod compare_runs;
 mod connection_reuse;
 mod hooks_runs;
+mod kubernetes;
 mod open_model;
 mod openai_runs;
 mod outputs;

@@ -49,6 +49,9 @@ fn the_workflow_gates_on_the_ci_scenario_and_publishes_the_summary() {
         "actions/upload-artifact",
         "path: results/summary.md",
         "needs: unit-tests",
+        "name: llm-bench-baseline",
+        "--baseline baseline/benchmark_latest.json --fail-on-regression 10%",
+        "path: results/comparison.md",
     ] {
         assert!(text.contains(needle), "{WORKFLOW} lacks {needle:?}");
     }
