@@ -31,13 +31,15 @@ Examples:
   llm-bench run s.yaml --concurrency 1 --concurrency 8 --requests-per-level 50
   llm-bench run scenarios/ci-tinyllama.yaml --ci  gate a pipeline: exit 99 when a threshold fails
   llm-bench report results/benchmark_latest.json --format md
+  llm-bench compare main.json pr.json --fail-on-regression 10%
+  llm-bench run s.yaml --target-url http://ollama:11434 --shard 0/4   (then: llm-bench merge)
   llm-bench validate scenarios/*.yaml
   llm-bench sim --listen 127.0.0.1:11434 --parallel 2
   llm-bench init --from-server http://localhost:11434
   llm-bench completions bash > ~/.local/share/bash-completion/completions/llm-bench
 
-Exit codes: 0 ok, 1 runtime error, 2 usage, 99 thresholds failed, 104 invalid scenario,
-105 interrupted, 107 hook script's setup or teardown failed.";
+Exit codes: 0 ok, 1 runtime error, 2 usage, 99 a threshold failed or a regression,
+104 invalid scenario, 105 interrupted, 107 hook script's setup or teardown failed.";
 
 /// The subcommands.
 #[derive(Debug, Subcommand)]

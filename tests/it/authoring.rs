@@ -370,7 +370,7 @@ fn completions_version_and_help_tell_the_whole_story() {
     }
     let help = String::from_utf8_lossy(&bin().arg("--help").output().unwrap().stdout).into_owned();
     for code in [
-        "99 thresholds failed",
+        "99 a threshold failed",
         "104 invalid scenario",
         "105 interrupted",
         "107 hook",
