@@ -1,7 +1,9 @@
 //! Live metrics for Prometheus: families updated by the recorder task as events arrive, served
 //! at `/metrics` in the text format while the run lasts and for a linger after it, so the last
-//! values are scraped. Labels are bounded: scenario, group (level/stage/step), model, backend,
-//! and for requests the outcome and error kind. No prompt text, no request ids.
+//! values are scraped. Labels are bounded: the run's id, scenario, group (level/stage/step),
+//! model, backend, and for requests the outcome and error kind. No prompt text, no request ids.
+//! Every planned group's counters exist from the start at 0, so a panel of something that
+//! never happens (dropped iterations on a healthy run) shows 0 rather than nothing.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -18,9 +20,16 @@ use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
 use tokio_util::sync::CancellationToken;
 
+use crate::metrics::registry::Trend;
 use crate::metrics::{GroupKey, Outcome, Sample};
 use crate::thresholds::eval::ThresholdOutcome;
 
+/// Time to first token: fine below a second, where interactive SLOs sit (p95 < 200 ms, 500 ms),
+/// coarse up to the minutes a cold model load or a long queue can take.
+const TTFT_BUCKETS: [f64; 24] = [
+    0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.15, 0.2, 0.25, 0.3, 0.4, 0.5, 0.6, 0.75, 1.0, 1.5, 2.0,
+    3.0, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0,
+];
 /// LLM latencies span sub-millisecond gaps to minutes-long answers.
 const LATENCY_BUCKETS: [f64; 18] = [
     0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 25.0, 50.0,
@@ -34,6 +43,8 @@ const ITL_BUCKETS: [f64; 14] = [
 /// Labels of per-group series.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct GroupLabels {
+    /// The run (`<name>-<timestamp>`, as its result file), so repeated runs stay apart.
+    pub run_id: String,
     /// Scenario (phase) name.
     pub scenario: String,
     /// "level 4", "stage 2", "step 3", "all".
@@ -47,6 +58,8 @@ pub struct GroupLabels {
 /// Labels of the request counter.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct RequestLabels {
+    /// The run.
+    pub run_id: String,
     /// Scenario (phase) name.
     pub scenario: String,
     /// "level 4", ...
@@ -64,6 +77,8 @@ pub struct RequestLabels {
 /// Labels of threshold state.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct ThresholdLabels {
+    /// The run.
+    pub run_id: String,
     /// Metric key as written.
     pub metric: String,
     /// Expression as written.
@@ -72,21 +87,42 @@ pub struct ThresholdLabels {
     pub model: String,
 }
 
+/// Labels of the run's info series.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RunLabels {
+    /// The run.
+    pub run_id: String,
+    /// The scenario's name.
+    pub scenario_name: String,
+    /// SHA-256 of the scenario's text (and its bases'), first 12 characters.
+    pub scenario_sha256: String,
+    /// llm-bench's version and commit.
+    pub version: String,
+}
+
 type HistogramFamily<L> = Family<L, Histogram, fn() -> Histogram>;
 
 /// Every live family.
 pub struct LiveMetrics {
     registry: Registry,
+    run_id: String,
     model: String,
     backend: String,
     ttft: HistogramFamily<GroupLabels>,
     e2e: HistogramFamily<GroupLabels>,
     itl: HistogramFamily<GroupLabels>,
+    tpot: HistogramFamily<GroupLabels>,
+    schedule_lag: HistogramFamily<GroupLabels>,
     requests: Family<RequestLabels, Counter>,
     output_tokens: Family<GroupLabels, Counter>,
+    prompt_tokens: Family<GroupLabels, Counter>,
     active: Family<GroupLabels, Gauge>,
     dropped: Family<GroupLabels, Counter>,
     thresholds: Family<ThresholdLabels, Gauge>,
+}
+
+fn ttft_histogram() -> Histogram {
+    Histogram::new(TTFT_BUCKETS)
 }
 
 fn latency_histogram() -> Histogram {
@@ -99,10 +135,39 @@ fn itl_histogram() -> Histogram {
 
 impl LiveMetrics {
     /// Families for one run against `model` on `backend`.
-    pub fn new(model: &str, backend: &str) -> Self {
+    pub fn new(run: RunLabels, model: &str, backend: &str) -> Self {
         let mut registry = Registry::default();
+        let info = Family::<RunLabels, Gauge>::default();
+        info.get_or_create(&run).set(1);
+        registry.register(
+            "llmbench_run_info",
+            "1 for the run: its id, scenario, scenario hash and llm-bench version",
+            info,
+        );
         let ttft = HistogramFamily::<GroupLabels>::new_with_constructor(
+            ttft_histogram as fn() -> Histogram,
+        );
+        let tpot = HistogramFamily::<GroupLabels>::new_with_constructor(
+            itl_histogram as fn() -> Histogram,
+        );
+        let schedule_lag = HistogramFamily::<GroupLabels>::new_with_constructor(
             latency_histogram as fn() -> Histogram,
+        );
+        let prompt_tokens = Family::<GroupLabels, Counter>::default();
+        registry.register(
+            "llmbench_tpot_seconds",
+            "Time per output token after the first, per request",
+            tpot.clone(),
+        );
+        registry.register(
+            "llmbench_schedule_lag_seconds",
+            "Actual send time minus the intended one (open-model executors)",
+            schedule_lag.clone(),
+        );
+        registry.register(
+            "llmbench_prompt_tokens",
+            "Prompt tokens of successful requests (as the server counted them)",
+            prompt_tokens.clone(),
         );
         let e2e = HistogramFamily::<GroupLabels>::new_with_constructor(
             latency_histogram as fn() -> Histogram,
@@ -149,21 +214,43 @@ impl LiveMetrics {
         );
         Self {
             registry,
+            run_id: run.run_id,
             model: model.into(),
             backend: backend.into(),
             ttft,
             e2e,
             itl,
+            tpot,
+            schedule_lag,
             requests,
             output_tokens,
+            prompt_tokens,
             active,
             dropped,
             thresholds,
         }
     }
 
+    /// Creates the counters of the groups the run plans, at 0.
+    pub fn prime<'a>(&self, groups: impl IntoIterator<Item = &'a GroupKey>) {
+        for key in groups {
+            let labels = self.labels(key);
+            let _ = self
+                .requests
+                .get_or_create(&request_labels(&labels, "success", "none"));
+            let _ = self
+                .requests
+                .get_or_create(&request_labels(&labels, "error", "none"));
+            let _ = self.output_tokens.get_or_create(&labels);
+            let _ = self.prompt_tokens.get_or_create(&labels);
+            let _ = self.dropped.get_or_create(&labels);
+            let _ = self.active.get_or_create(&labels);
+        }
+    }
+
     fn labels(&self, key: &GroupKey) -> GroupLabels {
         GroupLabels {
+            run_id: self.run_id.clone(),
             scenario: key.scenario.to_string(),
             group: key.group.to_string(),
             model: self.model.clone(),
@@ -188,6 +275,22 @@ impl LiveMetrics {
                     if let Some(ttft) = m.ttft {
                         self.ttft.get_or_create(&labels).observe(ttft.as_secs_f64());
                     }
+                    let request = crate::metrics::registry::Request {
+                        m,
+                        lag: sample.lag(),
+                    };
+                    for (trend, family) in [
+                        (Trend::Tpot, &self.tpot),
+                        (Trend::ScheduleLag, &self.schedule_lag),
+                    ] {
+                        let h = family.get_or_create(&labels);
+                        trend.def().record(&request, &mut |micros| {
+                            h.observe(micros as f64 / 1e6);
+                        });
+                    }
+                    if let Some(p) = m.prompt_tokens {
+                        self.prompt_tokens.get_or_create(&labels).inc_by(p);
+                    }
                     self.e2e.get_or_create(&labels).observe(m.e2e.as_secs_f64());
                     let itl = self.itl.get_or_create(&labels);
                     for gap in &m.itl {
@@ -200,15 +303,9 @@ impl LiveMetrics {
                 }
             },
         };
-        let request = RequestLabels {
-            scenario: labels.scenario,
-            group: labels.group,
-            model: labels.model,
-            backend: labels.backend,
-            outcome: outcome.into(),
-            error_kind: kind,
-        };
-        self.requests.get_or_create(&request).inc();
+        self.requests
+            .get_or_create(&request_labels(&labels, outcome, &kind))
+            .inc();
     }
 
     /// Arrivals were dropped.
@@ -220,6 +317,7 @@ impl LiveMetrics {
     pub fn thresholds(&self, outcomes: &[ThresholdOutcome]) {
         for o in outcomes {
             let labels = ThresholdLabels {
+                run_id: self.run_id.clone(),
                 metric: o.metric.clone(),
                 expression: o.expression.clone(),
                 model: self.model.clone(),
@@ -236,6 +334,18 @@ impl LiveMetrics {
         // Writing into a String cannot fail.
         let _ = prometheus_client::encoding::text::encode(&mut text, &self.registry);
         text
+    }
+}
+
+fn request_labels(labels: &GroupLabels, outcome: &str, kind: &str) -> RequestLabels {
+    RequestLabels {
+        run_id: labels.run_id.clone(),
+        scenario: labels.scenario.clone(),
+        group: labels.group.clone(),
+        model: labels.model.clone(),
+        backend: labels.backend.clone(),
+        outcome: outcome.into(),
+        error_kind: kind.into(),
     }
 }
 
@@ -335,7 +445,7 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn silent_clients_are_dropped_and_scrapes_still_answer() {
         let stop = CancellationToken::new();
-        let metrics = Arc::new(LiveMetrics::new("m", "ollama"));
+        let metrics = Arc::new(LiveMetrics::new(run(), "m", "ollama"));
         let addr = serve(metrics, "127.0.0.1:0".parse().unwrap(), stop.clone())
             .await
             .unwrap();
@@ -355,7 +465,7 @@ mod tests {
     #[tokio::test]
     async fn open_connections_are_capped() {
         let stop = CancellationToken::new();
-        let metrics = Arc::new(LiveMetrics::new("m", "ollama"));
+        let metrics = Arc::new(LiveMetrics::new(run(), "m", "ollama"));
         let addr = serve(metrics, "127.0.0.1:0".parse().unwrap(), stop.clone())
             .await
             .unwrap();
@@ -375,13 +485,42 @@ mod tests {
         stop.cancel();
     }
 
+    fn run() -> RunLabels {
+        RunLabels {
+            run_id: "q-1".into(),
+            scenario_name: "q".into(),
+            scenario_sha256: "abc".into(),
+            version: "0".into(),
+        }
+    }
+
     #[test]
     fn families_encode_with_bounded_labels() {
-        let m = LiveMetrics::new("llama3.2:1b", "ollama");
+        let m = LiveMetrics::new(run(), "llama3.2:1b", "ollama");
         let key = GroupKey {
             scenario: "sweep".into(),
             group: Group::Level(4),
         };
+        let idle = GroupKey {
+            scenario: "sweep".into(),
+            group: Group::Level(8),
+        };
+        m.prime([&key, &idle]);
+        let before = m.encode();
+        let idle_labels =
+            r#"run_id="q-1",scenario="sweep",group="level 8",model="llama3.2:1b",backend="ollama""#;
+        for line in [
+            format!(r#"llmbench_dropped_iterations_total{{{idle_labels}}} 0"#),
+            format!(
+                r#"llmbench_requests_total{{{idle_labels},outcome="error",error_kind="none"}} 0"#
+            ),
+        ] {
+            assert!(
+                before.contains(&line),
+                "missing {line} before any request in\n{before}"
+            );
+        }
+        assert!(before.contains(r#"llmbench_run_info{run_id="q-1",scenario_name="q",scenario_sha256="abc",version="0"} 1"#), "{before}");
         m.started(&key);
         let ok = Sample::plain(
             Some(key.clone()),
@@ -391,6 +530,7 @@ mod tests {
                 e2e: Duration::from_millis(500),
                 itl: vec![Duration::from_millis(5)],
                 output_tokens: 12,
+                prompt_tokens: Some(30),
                 ..Measurement::default()
             }),
         );
@@ -403,7 +543,8 @@ mod tests {
         m.started(&key);
         m.finished(&key, &failed);
         let text = m.encode();
-        let labels = r#"scenario="sweep",group="level 4",model="llama3.2:1b",backend="ollama""#;
+        let labels =
+            r#"run_id="q-1",scenario="sweep",group="level 4",model="llama3.2:1b",backend="ollama""#;
         for line in [
             format!(r#"llmbench_requests_total{{{labels},outcome="success",error_kind="none"}} 1"#),
             format!(
@@ -413,6 +554,8 @@ mod tests {
             format!(r#"llmbench_active_vus{{{labels}}} 0"#),
             format!(r#"llmbench_ttft_seconds_bucket{{le="0.05",{labels}}} 1"#),
             format!(r#"llmbench_ttft_seconds_bucket{{le="0.025",{labels}}} 0"#),
+            format!(r#"llmbench_prompt_tokens_total{{{labels}}} 30"#),
+            format!(r#"llmbench_tpot_seconds_count{{{labels}}} 1"#),
             format!(r#"llmbench_e2e_latency_seconds_count{{{labels}}} 1"#),
         ] {
             assert!(text.contains(&line), "missing {line} in\n{text}");

@@ -58,8 +58,10 @@ impl Live {
 /// Starts `/metrics` when the command line or the scenario asks for it.
 pub async fn start_live_metrics(
     config: Option<PrometheusConfig>,
+    run: prometheus::RunLabels,
     model: &str,
     backend: &str,
+    planned: &[crate::metrics::GroupKey],
 ) -> Result<Option<Live>, Error> {
     let Some(PrometheusConfig {
         listen: addr,
@@ -68,7 +70,8 @@ pub async fn start_live_metrics(
     else {
         return Ok(None);
     };
-    let metrics = Arc::new(LiveMetrics::new(model, backend));
+    let metrics = Arc::new(LiveMetrics::new(run, model, backend));
+    metrics.prime(planned);
     let stop = CancellationToken::new();
     let addr = prometheus::serve(metrics.clone(), addr, stop.clone())
         .await

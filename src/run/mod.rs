@@ -229,10 +229,18 @@ impl Prepared {
         let run_start = Instant::now();
         let watch = ThresholdWatch::new(&config.loaded.thresholds, run_stop.clone(), run_start);
         let progress = Progress::new(config.progress, expected_totals(&plans));
+        let run_labels = crate::output::prometheus::RunLabels {
+            run_id: stem.clone(),
+            scenario_name: scenario.name.clone(),
+            scenario_sha256: config.loaded.content_sha256.chars().take(12).collect(),
+            version: crate::cli::VERSION.to_string(),
+        };
         let live = start_live_metrics(
             config.prometheus,
+            run_labels,
             &scenario.target.model,
             scenario.target.backend.as_str(),
+            &planned_groups(&plans),
         )
         .await?;
         let collector = tokio::spawn(collect(
@@ -426,6 +434,30 @@ async fn finish(
         report_path,
         teardown_error,
     })
+}
+
+/// The groups the plans will record into, as far as they are known before the run (a capacity
+/// search's steps are not), so their live counters can start at 0.
+fn planned_groups(plans: &[PhasePlan]) -> Vec<GroupKey> {
+    let mut out = Vec::new();
+    for p in plans {
+        let scenario: Arc<str> = p.name.as_str().into();
+        let groups: Vec<Group> = match &p.kind {
+            PlanKind::Levels(levels) => levels.iter().map(|l| Group::Level(l.level)).collect(),
+            PlanKind::ConstantVus { .. } => vec![Group::All],
+            PlanKind::RampingVus { stage_ends, .. } => {
+                (0..stage_ends.len()).map(Group::Stage).collect()
+            }
+            PlanKind::ArrivalRate(a) if a.stage_ends.is_empty() => vec![Group::All],
+            PlanKind::ArrivalRate(a) => (0..a.stage_ends.len()).map(Group::Stage).collect(),
+            PlanKind::CapacitySearch(_) => Vec::new(),
+        };
+        out.extend(groups.into_iter().map(|group| GroupKey {
+            scenario: scenario.clone(),
+            group,
+        }));
+    }
+    out
 }
 
 /// Requests each level (and each fixed-iteration phase) will send, for the progress bars.

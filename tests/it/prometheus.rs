@@ -195,6 +195,22 @@ async fn a_real_prometheus_scrapes_the_run_and_every_dashboard_panel_has_data() 
             "{metric}: prometheus p95 {estimate} ms vs run p95 {exact} ms"
         );
     }
+    // The run is named as its result file, and its scenario's hash is there to tell runs apart.
+    let info = query(&http, &prometheus, "llmbench_run_info", at).await;
+    let run_id = info[0]["metric"]["run_id"].as_str().unwrap();
+    assert!(
+        run_id.starts_with(&format!(
+            "{}-",
+            result["scenario"]["name"].as_str().unwrap()
+        )),
+        "{info:?}"
+    );
+    assert_eq!(
+        info[0]["metric"]["scenario_sha256"].as_str().unwrap(),
+        &result["scenario"]["content_sha256"].as_str().unwrap()[..12]
+    );
+    let tpot = scalar(&query(&http, &prometheus, "sum(llmbench_tpot_seconds_count)", at).await);
+    assert!(tpot > 0.0, "TPOT series");
     let passing = query(&http, &prometheus, "llmbench_threshold_passing", at).await;
     assert_eq!(passing.len(), 2, "{passing:?}");
 
