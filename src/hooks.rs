@@ -308,6 +308,7 @@ impl Hooks {
                 index: picked.index,
                 vars: picked.vars.clone(),
                 tags: picked.tags.clone(),
+                entry: picked.entry.clone(),
             },
             metrics,
         ))
@@ -432,6 +433,7 @@ mod tests {
             index: 0,
             vars: Default::default(),
             tags: std::sync::Arc::from([]),
+            entry: None,
         }
     }
 

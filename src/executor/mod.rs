@@ -132,7 +132,7 @@ impl Runner {
                         &key,
                         intended,
                         cut,
-                        &picked,
+                        (&picked, 0),
                         info,
                         picked.tags.clone(),
                         prelude,
@@ -148,7 +148,7 @@ impl Runner {
                 &key,
                 intended,
                 cut,
-                &picked,
+                (&picked, 0),
                 &info,
                 picked.tags.clone(),
                 prelude,
@@ -175,7 +175,15 @@ impl Runner {
                 (None, Prelude::default())
             };
             let Some(reply) = self
-                .send_one(&key, scheduled, cut, &this, &info, tags.into(), prelude)
+                .send_one(
+                    &key,
+                    scheduled,
+                    cut,
+                    (&this, turn),
+                    &info,
+                    tags.into(),
+                    prelude,
+                )
                 .await
             else {
                 break;
@@ -193,14 +201,15 @@ impl Runner {
         }
     }
 
-    /// Sends one request and reports it; returns the answer text when it succeeded.
+    /// Sends one request (turn `turn` of a session, 0 outside one) and reports it; returns the
+    /// answer text when it succeeded.
     #[allow(clippy::too_many_arguments)]
     async fn send_one(
         &self,
         key: &Option<GroupKey>,
         intended: Option<Duration>,
         cut: &CancellationToken,
-        picked: &Picked,
+        (picked, turn): (&Picked, u32),
         info: &RequestInfo,
         tags: Arc<[Arc<str>]>,
         prelude: Prelude,
@@ -280,6 +289,10 @@ impl Runner {
             checks,
             tags,
             custom,
+            entry: picked.entry.clone(),
+            vu: VU_ID.try_with(|vu| *vu).unwrap_or(0),
+            iteration: picked.index,
+            turn,
         };
         let _ = self.events.send(Event::Finished(Box::new(sample))).await;
         reply

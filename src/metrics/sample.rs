@@ -74,6 +74,14 @@ pub struct Sample {
     pub tags: Arc<[Arc<str>]>,
     /// Custom metrics the hooks recorded with `metric(name, value)`.
     pub custom: Vec<(Arc<str>, f64)>,
+    /// The prompt entry's name, when it has one.
+    pub entry: Option<Arc<str>>,
+    /// The virtual user that sent it (0 for warm-up).
+    pub vu: u64,
+    /// The request's number in the run (its prompt's index), from 0.
+    pub iteration: u64,
+    /// Its turn in a multi-turn session, from 1; 0 outside a conversation.
+    pub turn: u32,
 }
 
 impl Sample {
@@ -98,6 +106,10 @@ impl Sample {
             checks: Vec::new(),
             tags: Arc::from([]),
             custom: Vec::new(),
+            entry: None,
+            vu: 0,
+            iteration: 0,
+            turn: 0,
         }
     }
 }

@@ -12,6 +12,16 @@ struct RawLine<'a> {
     scenario: Option<&'a str>,
     group: Option<String>,
     warmup: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    prompt_set: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    entry: Option<&'a str>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    tags: Vec<&'a str>,
+    vu: u64,
+    iteration: u64,
+    #[serde(skip_serializing_if = "is_zero")]
+    turn: u32,
     started_ms: f64,
     #[serde(skip_serializing_if = "Option::is_none")]
     intended_ms: Option<f64>,
@@ -49,6 +59,10 @@ struct RawLine<'a> {
 
 use crate::duration::millis as ms;
 
+fn is_zero(n: &u32) -> bool {
+    *n == 0
+}
+
 /// Appends one line for `sample` to `out`, with `secrets` masked in what the server said.
 pub fn write_line(out: &mut impl Write, sample: &Sample, secrets: &Secrets) -> std::io::Result<()> {
     let m = match &sample.outcome {
@@ -59,6 +73,12 @@ pub fn write_line(out: &mut impl Write, sample: &Sample, secrets: &Secrets) -> s
         scenario: sample.key.as_ref().map(|k| &*k.scenario),
         group: sample.key.as_ref().map(|k| k.group.to_string()),
         warmup: sample.key.is_none(),
+        prompt_set: sample.prompt_set.as_deref(),
+        entry: sample.entry.as_deref(),
+        tags: sample.tags.iter().map(|t| &**t).collect(),
+        vu: sample.vu,
+        iteration: sample.iteration,
+        turn: sample.turn,
         started_ms: ms(sample.started),
         intended_ms: sample.intended.map(ms),
         schedule_lag_ms: sample
@@ -86,4 +106,57 @@ pub fn write_line(out: &mut impl Write, sample: &Sample, secrets: &Secrets) -> s
     };
     serde_json::to_writer(&mut *out, &line)?;
     out.write_all(b"\n")
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    use super::*;
+    use crate::backend::Measurement;
+    use crate::metrics::{Group, GroupKey};
+
+    #[test]
+    fn a_line_says_which_prompt_vu_iteration_and_turn_it_was() {
+        let mut sample = Sample::plain(
+            Some(GroupKey {
+                scenario: "chat".into(),
+                group: Group::Level(4),
+            }),
+            Duration::from_millis(900),
+            Outcome::Done(Measurement::default()),
+        );
+        sample.prompt_set = Some("code".into());
+        sample.entry = Some("binary-search".into());
+        sample.tags = Arc::from([Arc::from("long"), Arc::from("turn 2")]);
+        sample.vu = 3;
+        sample.iteration = 41;
+        sample.turn = 2;
+        let mut out = Vec::new();
+        write_line(&mut out, &sample, &Secrets::new(None, "http://x")).unwrap();
+        let line: serde_json::Value = serde_json::from_slice(&out).unwrap();
+        assert_eq!(line["scenario"], "chat");
+        assert_eq!(line["group"], "level 4");
+        assert_eq!(line["prompt_set"], "code");
+        assert_eq!(line["entry"], "binary-search");
+        assert_eq!(line["tags"], serde_json::json!(["long", "turn 2"]));
+        assert_eq!(
+            (
+                line["vu"].as_u64(),
+                line["iteration"].as_u64(),
+                line["turn"].as_u64()
+            ),
+            (Some(3), Some(41), Some(2))
+        );
+        let mut plain = Sample::plain(None, Duration::ZERO, Outcome::Interrupted);
+        plain.iteration = 0;
+        let mut out = Vec::new();
+        write_line(&mut out, &plain, &Secrets::new(None, "http://x")).unwrap();
+        let line: serde_json::Value = serde_json::from_slice(&out).unwrap();
+        assert!(
+            line.get("turn").is_none() && line.get("entry").is_none(),
+            "{line}"
+        );
+    }
 }

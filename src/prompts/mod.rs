@@ -189,6 +189,8 @@ pub struct Picked {
     pub vars: BTreeMap<String, String>,
     /// The entry's tags.
     pub tags: Arc<[Arc<str>]>,
+    /// The entry's name, when it has one.
+    pub entry: Option<Arc<str>>,
 }
 
 /// Chooses each request's prompt.
@@ -247,6 +249,7 @@ impl Picker {
             index,
             vars,
             tags: chosen.tags.iter().map(|t| Arc::from(t.as_str())).collect(),
+            entry: chosen.name.as_deref().map(Arc::from),
         }
     }
 
