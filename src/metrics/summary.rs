@@ -88,6 +88,10 @@ pub struct GroupSummary {
     pub goodput_rps: Option<f64>,
     /// From the first request's start to the last one's end, seconds.
     pub wall_time_secs: f64,
+    /// When the first request started, seconds from the start of the run (for the boundary
+    /// marks on time charts). Absent in older results.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub first_start_secs: Option<f64>,
     /// Successful requests per second of wall time.
     pub requests_per_second: f64,
     /// Output tokens of successful requests per second of wall time: the capacity figure.
@@ -187,6 +191,7 @@ pub fn summarize(g: &GroupStats) -> GroupSummary {
         dropped_iterations: g.dropped,
         goodput_rps: None,
         wall_time_secs: wall,
+        first_start_secs: g.first_start.map(|d| d.as_secs_f64()),
         requests_per_second: per_second(g.ok),
         output_tokens_per_second: per_second(g.output_tokens),
         prompt_tokens_per_second: per_second(g.prompt_tokens),

@@ -32,7 +32,7 @@ pub struct SeriesPoint {
     pub completed: u64,
     /// Requests that failed.
     pub errors: u64,
-    /// Output tokens of requests completed in the bucket.
+    /// Output tokens that arrived in the bucket (spread over each answer's chunks).
     pub output_tokens: u64,
     /// Median TTFT of requests completed in the bucket, ms.
     pub ttft_p50_ms: Option<f64>,
@@ -156,13 +156,40 @@ impl TimeSeries {
             return;
         }
         bucket.point.completed += 1;
-        bucket.point.output_tokens += m.output_tokens;
         if let Some(ttft) = m.ttft {
             let h = bucket.ttft.get_or_insert_with(|| {
                 Histogram::new_with_bounds(1, 3_600_000_000, 2).expect("static bounds are valid")
             });
             h.saturating_record(micros(ttft).min(3_600_000_000));
         }
+        self.tokens_as_they_arrived(sample, m);
+    }
+
+    /// Adds a request's output tokens to the seconds its content chunks arrived in (the first
+    /// at TTFT, each next one an ITL gap later), spread evenly over the chunks, so a long
+    /// answer shows as a steady stream rather than a spike at its end. Without a first-token
+    /// time, all of them count at the end.
+    fn tokens_as_they_arrived(&mut self, sample: &Sample, m: &crate::backend::Measurement) {
+        let Some(ttft) = m.ttft else {
+            self.bucket(sample.ended).point.output_tokens += m.output_tokens;
+            return;
+        };
+        let arrivals = 1 + m.itl.len() as u64;
+        let (each, mut extra) = (m.output_tokens / arrivals, m.output_tokens % arrivals);
+        let mut at = sample.started + ttft;
+        let mut second = at.as_secs();
+        let mut pending = 0;
+        for gap in std::iter::once(Duration::ZERO).chain(m.itl.iter().copied()) {
+            at += gap;
+            if at.as_secs() != second {
+                self.bucket(Duration::from_secs(second)).point.output_tokens += pending;
+                second = at.as_secs();
+                pending = 0;
+            }
+            pending += each + u64::from(extra > 0);
+            extra = extra.saturating_sub(1);
+        }
+        self.bucket(Duration::from_secs(second)).point.output_tokens += pending;
     }
 
     /// The finished series.
@@ -183,16 +210,20 @@ mod tests {
     use super::*;
     use crate::backend::Measurement;
 
+    /// A request whose one chunk (3 tokens) arrives as it ends.
     fn done(ended_ms: u64, ttft_ms: u64) -> Sample {
-        Sample::plain(
-            None,
-            Duration::from_millis(ended_ms),
-            Outcome::Done(Measurement {
-                ttft: Some(Duration::from_millis(ttft_ms)),
-                output_tokens: 3,
-                ..Measurement::default()
-            }),
-        )
+        Sample {
+            started: Duration::from_millis(ended_ms.saturating_sub(ttft_ms)),
+            ..Sample::plain(
+                None,
+                Duration::from_millis(ended_ms),
+                Outcome::Done(Measurement {
+                    ttft: Some(Duration::from_millis(ttft_ms)),
+                    output_tokens: 3,
+                    ..Measurement::default()
+                }),
+            )
+        }
     }
 
     #[test]
@@ -229,5 +260,32 @@ mod tests {
             3 * MAX_BUCKETS as u64
         );
         assert!((p[0].ttft_p95_ms.unwrap() - 10.0).abs() < 0.5);
+    }
+
+    #[test]
+    fn tokens_count_in_the_seconds_they_arrived() {
+        let mut s = TimeSeries::default();
+        // 5 chunks, one every 500 ms from 0.5 s: seconds 0, 1, 1, 2, 2; 10 tokens, 2 each.
+        let sample = Sample {
+            started: Duration::ZERO,
+            ..Sample::plain(
+                None,
+                Duration::from_millis(2600),
+                Outcome::Done(Measurement {
+                    ttft: Some(Duration::from_millis(500)),
+                    itl: vec![Duration::from_millis(500); 4],
+                    output_tokens: 10,
+                    ..Measurement::default()
+                }),
+            )
+        };
+        s.finished(&sample);
+        let tokens: Vec<u64> = s.points().iter().map(|p| p.output_tokens).collect();
+        assert_eq!(tokens, [2, 4, 4]);
+        assert_eq!(
+            s.points()[2].completed,
+            1,
+            "the request completes in its last second"
+        );
     }
 }

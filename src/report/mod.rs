@@ -17,7 +17,7 @@ use tera::{Context, Tera, Value};
 
 use crate::output::result::{RunResult, ScenarioResult};
 use format::{fmt_ms, format_number};
-use svg::{stacked_bars, LineChart, Series, XAxis};
+use svg::{stacked_bars, Extras, LineChart, Series, XAxis};
 
 /// The embedded HTML report template.
 pub const HTML_TEMPLATE: &str = include_str!("../../templates/report.html.tera");
@@ -252,6 +252,7 @@ fn sweep_charts(s: &ScenarioResult) -> ScenarioCharts {
     let index_of =
         |level: Option<u32>| level.and_then(|l| s.groups.iter().position(|g| g.level == Some(l)));
     let knee = s.knee.unwrap_or_default();
+    // TTFT in ms lies next to e2e in seconds: a log axis keeps both readable.
     let latency = LineChart {
         title: &format!("{}: latency vs concurrency", s.name),
         y_label: "ms",
@@ -260,7 +261,10 @@ fn sweep_charts(s: &ScenarioResult) -> ScenarioCharts {
         marker: index_of(knee.latency_knee_level)
             .map(|i| (i as f64, "knee: TTFT tail separates".to_string())),
     }
-    .render();
+    .render_with(&Extras {
+        log_y: true,
+        ..Extras::default()
+    });
     let throughput = LineChart {
         title: &format!("{}: output tokens/s vs concurrency", s.name),
         y_label: "output tokens/s",
@@ -314,6 +318,27 @@ fn sweep_charts(s: &ScenarioResult) -> ScenarioCharts {
         requests,
         ttft_breakdown,
     }
+}
+
+/// (seconds since start, label) of each level, stage and phase start, for the time charts.
+fn boundaries(result: &RunResult) -> Vec<(f64, String)> {
+    let mut out: Vec<(f64, String)> = result
+        .scenarios
+        .iter()
+        .flat_map(|s| {
+            s.groups.iter().filter_map(move |g| {
+                let at = g.summary.first_start_secs?;
+                let label = if g.label == "all" {
+                    s.name.clone()
+                } else {
+                    g.label.clone()
+                };
+                Some((at, label))
+            })
+        })
+        .collect();
+    out.sort_by(|a, b| a.0.total_cmp(&b.0));
+    out
 }
 
 fn notes(result: &RunResult) -> Vec<String> {
@@ -398,6 +423,11 @@ pub fn view(result: &RunResult) -> ReportView {
                 .map(|p| (p.t_secs as f64, f(p) / p.width_secs.max(1) as f64))
                 .collect()
         };
+    // Where each level, stage and phase began, marked on every time chart.
+    let time_marks = Extras {
+        boundaries: boundaries(result),
+        ..Extras::default()
+    };
     let load_over_time = LineChart {
         title: "Load over time",
         y_label: "per second / VUs",
@@ -424,7 +454,7 @@ pub fn view(result: &RunResult) -> ReportView {
         ],
         marker: None,
     }
-    .render();
+    .render_with(&time_marks);
     let tokens_over_time = LineChart {
         title: "Output tokens/s over time",
         y_label: "output tokens/s",
@@ -436,7 +466,7 @@ pub fn view(result: &RunResult) -> ReportView {
         }],
         marker: None,
     }
-    .render();
+    .render_with(&time_marks);
     let ttft_over_time = LineChart {
         title: "TTFT per second over time",
         y_label: "ms",
@@ -461,7 +491,7 @@ pub fn view(result: &RunResult) -> ReportView {
         ],
         marker: None,
     }
-    .render();
+    .render_with(&time_marks);
     let kinds: Vec<String> = result
         .total
         .errors_by_kind

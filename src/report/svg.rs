@@ -119,9 +119,39 @@ fn percentile_position(p: f64) -> f64 {
     (1.0 / tail).log10()
 }
 
+/// What some charts add to a [`LineChart`].
+#[derive(Debug, Clone, Default)]
+pub struct Extras {
+    /// A logarithmic y axis, for values that span decades (TTFT in ms next to e2e in s).
+    pub log_y: bool,
+    /// Labelled vertical lines: where a level, stage or phase begins (x in data units).
+    pub boundaries: Vec<(f64, String)>,
+}
+
+/// Round ticks at 1, 2 and 5 times the powers of ten covering [lo, hi] (both > 0).
+fn log_ticks(lo: f64, hi: f64) -> Vec<f64> {
+    let mut out = Vec::new();
+    let mut decade = 10f64.powf(lo.log10().floor());
+    while decade <= hi * 1.0001 {
+        for m in [1.0, 2.0, 5.0] {
+            let t = decade * m;
+            if t >= lo * 0.9999 && t <= hi * 1.0001 {
+                out.push(t);
+            }
+        }
+        decade *= 10.0;
+    }
+    out
+}
+
 impl LineChart<'_> {
     /// Renders the chart; an empty chart says "no data" instead of drawing axes over nothing.
     pub fn render(&self) -> String {
+        self.render_with(&Extras::default())
+    }
+
+    /// Renders the chart with `extras`.
+    pub fn render_with(&self, extras: &Extras) -> String {
         let all: Vec<(f64, f64)> = self
             .series
             .iter()
@@ -156,13 +186,35 @@ impl LineChart<'_> {
                 }
             }
         };
-        let y_ticks = ticks(all.iter().map(|(_, y)| *y).fold(0.0, f64::max));
-        let y_max = *y_ticks.last().unwrap_or(&1.0);
+        let top_value = all.iter().map(|(_, y)| *y).fold(0.0, f64::max);
+        let positive = all
+            .iter()
+            .map(|(_, y)| *y)
+            .filter(|y| *y > 0.0)
+            .fold(f64::MAX, f64::min);
+        // A log axis needs positive values; without any, the linear axis is drawn.
+        let log = extras.log_y && positive < f64::MAX && top_value > 0.0;
+        let (y_ticks, y_lo, y_hi) = if log {
+            let lo = 10f64.powf(positive.log10().floor());
+            let hi = 10f64.powf(top_value.log10().ceil()).max(lo * 10.0);
+            (log_ticks(lo, hi), lo, hi)
+        } else {
+            let t = ticks(top_value);
+            let hi = *t.last().unwrap_or(&1.0);
+            (t, 0.0, hi)
+        };
         let plot_w = WIDTH - LEFT - RIGHT;
         let plot_h = HEIGHT - TOP - BOTTOM;
         let sx = |x: f64| LEFT + (x_pos(x) - x_min) / (x_max - x_min) * plot_w;
         let sx_raw = |pos: f64| LEFT + (pos - x_min) / (x_max - x_min) * plot_w;
-        let sy = |y: f64| TOP + plot_h - (y / y_max) * plot_h;
+        let sy = |y: f64| {
+            let share = if log {
+                (y.max(y_lo).log10() - y_lo.log10()) / (y_hi.log10() - y_lo.log10())
+            } else {
+                y / y_hi
+            };
+            TOP + plot_h - share * plot_h
+        };
         for t in &y_ticks {
             y_grid_line(&mut svg, sy(*t), *t);
         }
@@ -237,6 +289,24 @@ impl LineChart<'_> {
             r#"<line x1="{LEFT}" y1="{base:.1}" x2="{:.1}" y2="{base:.1}" class="axis-line"/>"#,
             WIDTH - RIGHT
         );
+        for (x, label) in &extras.boundaries {
+            let px = sx(*x);
+            let _ = write!(
+                svg,
+                r#"<line x1="{px:.1}" y1="{TOP}" x2="{px:.1}" y2="{base:.1}" class="boundary"/><text x="{:.1}" y="{:.1}" class="boundary-label">{}</text>"#,
+                px + 2.0,
+                base - 4.0,
+                escape(label)
+            );
+        }
+        if log {
+            let _ = write!(
+                svg,
+                r#"<text x="{:.1}" y="{:.1}" class="tick">log scale</text>"#,
+                LEFT + 4.0,
+                TOP + 10.0
+            );
+        }
         if let Some((x, label)) = &self.marker {
             let px = sx(*x);
             let _ = write!(
@@ -247,8 +317,12 @@ impl LineChart<'_> {
                 escape(label)
             );
         }
+        let count = self.series.len();
         for (i, s) in self.series.iter().enumerate() {
             let color = PALETTE[i % PALETTE.len()];
+            // Earlier lines are wider, so a later one drawn on top of it stays visible inside
+            // it: percentiles that coincide read as nested strokes, not one line.
+            let width = 2.0 + 1.5 * (count - 1 - i) as f64 / count.max(1) as f64 * 2.0;
             let path: Vec<String> = s
                 .points
                 .iter()
@@ -261,7 +335,7 @@ impl LineChart<'_> {
             };
             let _ = write!(
                 svg,
-                r#"<polyline class="series" points="{}" fill="none" stroke="{color}" stroke-width="2"{dash}/>"#,
+                r#"<polyline class="series" points="{}" fill="none" stroke="{color}" stroke-width="{width:.1}"{dash}/>"#,
                 path.join(" ")
             );
             if s.points.len() <= 40 {
