@@ -147,43 +147,95 @@ pub struct Row {
     pub goodput: String,
     /// Whether the group has open-model (schedule) data.
     pub open_model: bool,
+    /// A total row (a phase's, or the run's).
+    pub total: bool,
 }
 
-fn rows(result: &RunResult) -> Vec<Row> {
-    let ms = |s: &Option<crate::metrics::Stats>, f: fn(&crate::metrics::Stats) -> f64| {
-        s.as_ref().map_or_else(|| "-".to_string(), |s| fmt_ms(f(s)))
+/// One table row from a group's summary.
+fn row(scenario: &str, group: &str, s: &crate::metrics::GroupSummary, total: bool) -> Row {
+    let ms = |st: &Option<crate::metrics::Stats>, f: fn(&crate::metrics::Stats) -> f64| {
+        st.as_ref()
+            .map_or_else(|| "-".to_string(), |st| fmt_ms(f(st)))
     };
-    result
-        .scenarios
-        .iter()
-        .flat_map(|sc| sc.groups.iter().map(move |g| (sc, g)))
-        .map(|(sc, g)| {
-            let s = &g.summary;
-            Row {
-                scenario: sc.name.clone(),
-                group: g.label.clone(),
-                requests: s.requests,
-                errors: s.errors,
-                dropped: s.dropped_iterations,
-                e2e_p50: ms(&s.e2e_latency_ms, |s| s.p50),
-                e2e_p95: ms(&s.e2e_latency_ms, |s| s.p95),
-                e2e_p99: ms(&s.e2e_latency_ms, |s| s.p99),
-                ttft_p50: ms(&s.ttft_ms, |s| s.p50),
-                ttft_p95: ms(&s.ttft_ms, |s| s.p95),
-                itl_p50: ms(&s.itl_ms, |s| s.p50),
-                tpot_p50: ms(&s.tpot_ms, |s| s.p50),
-                lag_p99: ms(&s.schedule_lag_ms, |s| s.p99),
-                ttft_p95_from_schedule: ms(&s.ttft_from_schedule_ms, |s| s.p95),
-                e2e_p95_from_schedule: ms(&s.e2e_from_schedule_ms, |s| s.p95),
-                output_tps: format!("{:.1}", s.output_tokens_per_second),
-                rps: format!("{:.2}", s.requests_per_second),
-                goodput: s
-                    .goodput_rps
-                    .map_or_else(|| "-".into(), |g| format!("{g:.2}")),
-                open_model: s.schedule_lag_ms.is_some(),
-            }
-        })
+    Row {
+        scenario: scenario.to_string(),
+        group: group.to_string(),
+        requests: s.requests,
+        errors: s.errors,
+        dropped: s.dropped_iterations,
+        e2e_p50: ms(&s.e2e_latency_ms, |s| s.p50),
+        e2e_p95: ms(&s.e2e_latency_ms, |s| s.p95),
+        e2e_p99: ms(&s.e2e_latency_ms, |s| s.p99),
+        ttft_p50: ms(&s.ttft_ms, |s| s.p50),
+        ttft_p95: ms(&s.ttft_ms, |s| s.p95),
+        itl_p50: ms(&s.itl_ms, |s| s.p50),
+        tpot_p50: ms(&s.tpot_ms, |s| s.p50),
+        lag_p99: ms(&s.schedule_lag_ms, |s| s.p99),
+        ttft_p95_from_schedule: ms(&s.ttft_from_schedule_ms, |s| s.p95),
+        e2e_p95_from_schedule: ms(&s.e2e_from_schedule_ms, |s| s.p95),
+        output_tps: format!("{:.1}", s.output_tokens_per_second),
+        rps: format!("{:.2}", s.requests_per_second),
+        goodput: s
+            .goodput_rps
+            .map_or_else(|| "-".into(), |g| format!("{g:.2}")),
+        open_model: s.schedule_lag_ms.is_some(),
+        total,
+    }
+}
+
+/// Every level, stage and step.
+fn rows(result: &RunResult) -> Vec<Row> {
+    table_rows(result)
+        .into_iter()
+        .filter(|r| !r.total)
         .collect()
+}
+
+/// [`rows`] with a phase's total after its groups when it has several, and the run's total
+/// when there are several phases (as the terminal table prints them).
+fn table_rows(result: &RunResult) -> Vec<Row> {
+    let mut out = Vec::new();
+    for sc in &result.scenarios {
+        out.extend(
+            sc.groups
+                .iter()
+                .map(|g| row(&sc.name, &g.label, &g.summary, false)),
+        );
+        if sc.groups.len() > 1 {
+            out.push(row(&sc.name, "total", &sc.total, true));
+        }
+    }
+    if result.scenarios.len() > 1 {
+        out.push(row("all phases", "total", &result.total, true));
+    }
+    out
+}
+
+/// A table of the run split by prompt set or entry tag.
+#[derive(Debug, Clone, Serialize)]
+pub struct Breakdown {
+    /// "prompt set" or "entry tag".
+    pub title: String,
+    /// One row per set or tag (`scenario` holds its name).
+    pub rows: Vec<Row>,
+}
+
+/// The per-prompt-set table (with two or more sets) and the per-tag table (with any tag).
+fn breakdowns(result: &RunResult) -> Vec<Breakdown> {
+    [
+        ("prompt set", &result.prompt_sets, 2),
+        ("entry tag", &result.entry_tags, 1),
+    ]
+    .into_iter()
+    .filter(|(_, list, min)| list.len() >= *min)
+    .map(|(title, list, _)| Breakdown {
+        title: title.into(),
+        rows: list
+            .iter()
+            .map(|b| row(&b.name, "", &b.summary, false))
+            .collect(),
+    })
+    .collect()
 }
 
 /// The render context of every template: what template authors can use.
@@ -193,8 +245,13 @@ pub struct ReportView {
     pub result: RunResult,
     /// The results table, one row per level, stage or step, formatted for display.
     pub rows: Vec<Row>,
+    /// `rows` with total rows (`total: true`): each phase's after its groups when it has
+    /// several, and the run's when there are several phases.
+    pub table_rows: Vec<Row>,
     /// True when any row has open-model data.
     pub has_open_model: bool,
+    /// The run split by prompt set and by entry tag (each only when it tells something).
+    pub breakdowns: Vec<Breakdown>,
     /// Charts as inline SVG markup (insert with `| safe`).
     pub charts: Charts,
     /// Thresholds that failed.
@@ -537,6 +594,8 @@ pub fn view(result: &RunResult) -> ReportView {
     let rows = rows(result);
     ReportView {
         has_open_model: rows.iter().any(|r| r.open_model),
+        breakdowns: breakdowns(result),
+        table_rows: table_rows(result),
         rows,
         result: result.clone(),
         charts: Charts {

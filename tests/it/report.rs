@@ -202,3 +202,45 @@ fn a_clean_run_has_no_empty_errors_chart() {
         "no box that says no data"
     );
 }
+
+#[test]
+fn prompt_sets_tags_and_totals_have_their_tables_in_html_and_markdown() {
+    let mut result = fixture();
+    for (name, requests) in [("code", 100), ("chat", 61)] {
+        let mut summary = result.total.clone();
+        summary.requests = requests;
+        result.prompt_sets.push(llm_bench::result::Breakdown {
+            name: name.into(),
+            summary,
+        });
+    }
+    result.entry_tags.push(llm_bench::result::Breakdown {
+        name: "long".into(),
+        summary: result.total.clone(),
+    });
+    let md = report::render_markdown(&result, &Templates::default()).unwrap();
+    assert!(
+        md.contains("### By prompt set")
+            && md.contains("| code | 100 |")
+            && md.contains("| chat | 61 |"),
+        "{md}"
+    );
+    assert!(
+        md.contains("### By entry tag") && md.contains("| long | 161 |"),
+        "{md}"
+    );
+    assert!(
+        md.contains("| **sweep** | **total** | **96** |"),
+        "the sweep's total row: {md}"
+    );
+    let html = report::render_html(&result, &Templates::default()).unwrap();
+    assert!(html.contains("<h2 style=\"margin-top:14px\">By prompt set</h2>"));
+    assert!(
+        html.contains("<tr class=\"total\"><td>sweep</td><td>total</td><td>96</td>"),
+        "a total row"
+    );
+    // One prompt set alone says nothing the results table does not: no table.
+    result.prompt_sets.truncate(1);
+    let md = report::render_markdown(&result, &Templates::default()).unwrap();
+    assert!(!md.contains("### By prompt set"));
+}
