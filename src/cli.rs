@@ -224,6 +224,10 @@ pub struct RunArgs {
     /// Also write one JSON line per request to `<name>-<timestamp>.requests.jsonl`.
     #[arg(long)]
     pub raw: bool,
+    /// The raw log's format (implies --raw): `jsonl`, or `csv` (`.requests.csv`, for
+    /// spreadsheets).
+    #[arg(long, value_enum, value_name = "FORMAT")]
+    pub raw_format: Option<crate::output::raw::RawFormat>,
     /// No progress output.
     #[arg(long, short = 'q')]
     pub quiet: bool,

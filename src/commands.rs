@@ -500,7 +500,7 @@ fn cmd_report(args: &ReportArgs) -> Result<Status, Error> {
         match args.format {
             Format::Html => templates.html = body,
             Format::Md => templates.markdown = body,
-            Format::Json => {
+            Format::Json | Format::Csv => {
                 return Err(Error::Usage(
                     "--template applies to --format html or md".into(),
                 ))
@@ -526,6 +526,10 @@ fn cmd_report(args: &ReportArgs) -> Result<Status, Error> {
                 source,
             })? + "\n"
         }
+        Format::Csv => report::csv::render(&result).map_err(|e| Error::Io {
+            context: "cannot write the CSV".into(),
+            source: std::io::Error::other(e),
+        })?,
     };
     match &args.out {
         Some(path) => std::fs::write(path, rendered)

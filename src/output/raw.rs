@@ -1,4 +1,5 @@
-//! `--raw`: one JSON line per request, streamed to disk as requests end, never held in memory.
+//! `--raw`: one line per request (JSON lines, or CSV with `--raw-format csv`), streamed to disk
+//! as requests end, never held in memory.
 
 use std::io::Write;
 
@@ -63,8 +64,73 @@ fn is_zero(n: &u32) -> bool {
     *n == 0
 }
 
+/// How the raw log is written.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum RawFormat {
+    /// One JSON object per line (`.requests.jsonl`).
+    #[default]
+    Jsonl,
+    /// CSV with a header row (`.requests.csv`); tags joined with `;`.
+    Csv,
+}
+
+impl RawFormat {
+    /// The file name's ending.
+    pub fn suffix(self) -> &'static str {
+        match self {
+            RawFormat::Jsonl => ".requests.jsonl",
+            RawFormat::Csv => ".requests.csv",
+        }
+    }
+}
+
+/// The CSV columns, in order: every field a JSON line can have.
+const COLUMNS: [&str; 29] = [
+    "scenario",
+    "group",
+    "warmup",
+    "prompt_set",
+    "entry",
+    "tags",
+    "vu",
+    "iteration",
+    "turn",
+    "started_ms",
+    "intended_ms",
+    "schedule_lag_ms",
+    "ended_ms",
+    "interrupted",
+    "status",
+    "ttft_ms",
+    "e2e_ms",
+    "output_tokens",
+    "tokens_estimated",
+    "reconnected",
+    "prompt_tokens",
+    "chunks",
+    "done_reason",
+    "server_total_ms",
+    "server_load_ms",
+    "server_prefill_ms",
+    "server_decode_ms",
+    "error_kind",
+    "error",
+];
+
+/// Writes the CSV header row (before the first [`write_line`] of a CSV log).
+pub fn write_header(out: &mut impl Write) -> std::io::Result<()> {
+    let mut w = csv::WriterBuilder::new().from_writer(&mut *out);
+    w.write_record(COLUMNS)?;
+    w.flush()
+}
+
 /// Appends one line for `sample` to `out`, with `secrets` masked in what the server said.
-pub fn write_line(out: &mut impl Write, sample: &Sample, secrets: &Secrets) -> std::io::Result<()> {
+pub fn write_line(
+    out: &mut impl Write,
+    sample: &Sample,
+    secrets: &Secrets,
+    format: RawFormat,
+) -> std::io::Result<()> {
     let m = match &sample.outcome {
         Outcome::Done(m) => Some(m),
         Outcome::Interrupted => None,
@@ -104,8 +170,28 @@ pub fn write_line(out: &mut impl Write, sample: &Sample, secrets: &Secrets) -> s
             .and_then(|m| m.error.as_ref())
             .map(|e| secrets.apply(&e.message)),
     };
-    serde_json::to_writer(&mut *out, &line)?;
-    out.write_all(b"\n")
+    match format {
+        RawFormat::Jsonl => {
+            serde_json::to_writer(&mut *out, &line)?;
+            out.write_all(b"\n")
+        }
+        RawFormat::Csv => {
+            let value = serde_json::to_value(&line)?;
+            let cell = |name: &str| match value.get(name) {
+                None | Some(serde_json::Value::Null) => String::new(),
+                Some(serde_json::Value::String(s)) => s.clone(),
+                Some(serde_json::Value::Array(items)) => items
+                    .iter()
+                    .filter_map(serde_json::Value::as_str)
+                    .collect::<Vec<_>>()
+                    .join(";"),
+                Some(other) => other.to_string(),
+            };
+            let mut w = csv::WriterBuilder::new().from_writer(&mut *out);
+            w.write_record(COLUMNS.iter().map(|c| cell(c)))?;
+            w.flush()
+        }
+    }
 }
 
 #[cfg(test)]
@@ -134,7 +220,13 @@ mod tests {
         sample.iteration = 41;
         sample.turn = 2;
         let mut out = Vec::new();
-        write_line(&mut out, &sample, &Secrets::new(None, "http://x")).unwrap();
+        write_line(
+            &mut out,
+            &sample,
+            &Secrets::new(None, "http://x"),
+            RawFormat::Jsonl,
+        )
+        .unwrap();
         let line: serde_json::Value = serde_json::from_slice(&out).unwrap();
         assert_eq!(line["scenario"], "chat");
         assert_eq!(line["group"], "level 4");
@@ -152,11 +244,60 @@ mod tests {
         let mut plain = Sample::plain(None, Duration::ZERO, Outcome::Interrupted);
         plain.iteration = 0;
         let mut out = Vec::new();
-        write_line(&mut out, &plain, &Secrets::new(None, "http://x")).unwrap();
+        write_line(
+            &mut out,
+            &plain,
+            &Secrets::new(None, "http://x"),
+            RawFormat::Jsonl,
+        )
+        .unwrap();
         let line: serde_json::Value = serde_json::from_slice(&out).unwrap();
         assert!(
             line.get("turn").is_none() && line.get("entry").is_none(),
             "{line}"
         );
+    }
+
+    #[test]
+    fn the_csv_log_has_a_header_and_one_quoted_row_per_request() {
+        let mut sample = Sample::plain(
+            Some(GroupKey {
+                scenario: "chat".into(),
+                group: Group::Level(4),
+            }),
+            Duration::from_millis(900),
+            Outcome::Done(Measurement {
+                error: Some(crate::backend::RequestError::new(
+                    crate::backend::ErrorKind::StreamError,
+                    "bad, \"quoted\" text",
+                )),
+                ..Measurement::default()
+            }),
+        );
+        sample.tags = Arc::from([Arc::from("a"), Arc::from("b")]);
+        let mut out = Vec::new();
+        write_header(&mut out).unwrap();
+        write_line(
+            &mut out,
+            &sample,
+            &Secrets::new(None, "http://x"),
+            RawFormat::Csv,
+        )
+        .unwrap();
+        let mut reader = csv::Reader::from_reader(out.as_slice());
+        let header = reader.headers().unwrap().clone();
+        let rows: Vec<csv::StringRecord> = reader.records().map(Result::unwrap).collect();
+        assert_eq!(rows.len(), 1);
+        let at = |name: &str| {
+            rows[0]
+                .get(header.iter().position(|h| h == name).unwrap())
+                .unwrap()
+                .to_string()
+        };
+        assert_eq!(at("group"), "level 4");
+        assert_eq!(at("tags"), "a;b");
+        assert_eq!(at("error_kind"), "stream_error");
+        assert_eq!(at("error"), "bad, \"quoted\" text");
+        assert_eq!(header.len(), rows[0].len());
     }
 }

@@ -4,6 +4,7 @@
 //! directory or a file given by the user overrides them.
 
 pub mod ci;
+pub mod csv;
 pub mod format;
 pub mod progress;
 pub(crate) mod svg;
@@ -33,6 +34,8 @@ pub enum Format {
     Md,
     /// The result JSON itself, re-serialised.
     Json,
+    /// One row per group and metric (percentiles in columns), for spreadsheets.
+    Csv,
 }
 
 /// The templates in use: embedded, or overridden.

@@ -192,6 +192,7 @@ pub async fn collect(
     mut rx: mpsc::Receiver<Event>,
     mut progress: Progress,
     mut raw: Option<std::io::BufWriter<std::fs::File>>,
+    raw_format: raw::RawFormat,
     secrets: Secrets,
     watch: ThresholdWatch,
     live: Option<Arc<LiveMetrics>>,
@@ -245,7 +246,7 @@ pub async fn collect(
         match &event {
             Event::Finished(sample) => {
                 if let Some(out) = raw.as_mut() {
-                    if let Err(err) = raw::write_line(out, sample, &secrets) {
+                    if let Err(err) = raw::write_line(out, sample, &secrets, raw_format) {
                         eprintln!("warning: raw log stopped: {err}");
                         raw = None;
                         raw_failure = Some(err);

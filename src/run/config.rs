@@ -33,8 +33,8 @@ pub struct RunOptions {
     pub model: Option<String>,
     /// Where results go.
     pub output_dir: PathBuf,
-    /// Write the per-request log.
-    pub raw: bool,
+    /// Write the per-request log, in this format.
+    pub raw: Option<crate::output::raw::RawFormat>,
     /// Sub-millisecond arrival pacing (see `executor::Runner::precise_timer`).
     pub precise_timer: bool,
     /// Report templates (embedded, or overridden by `--templates-dir`).
@@ -65,7 +65,7 @@ impl RunOptions {
             target_url: None,
             model: None,
             output_dir: output_dir.into(),
-            raw: false,
+            raw: None,
             precise_timer: false,
             templates: Templates::default(),
             prometheus: None,
@@ -85,7 +85,8 @@ impl RunOptions {
             requests_per_level: args.requests_per_level,
             target_url: args.target_url.clone(),
             model: args.model.clone(),
-            raw: args.raw,
+            raw: (args.raw || args.raw_format.is_some())
+                .then(|| args.raw_format.unwrap_or_default()),
             precise_timer: true,
             prometheus: args.prometheus,
             prometheus_linger: args.prometheus_linger.map(|d| d.get()),
@@ -134,8 +135,8 @@ pub struct RunConfig {
     pub prometheus: Option<PrometheusConfig>,
     /// Where results go.
     pub output_dir: PathBuf,
-    /// Write the per-request log.
-    pub raw: bool,
+    /// Write the per-request log, in this format.
+    pub raw: Option<crate::output::raw::RawFormat>,
     /// Sub-millisecond arrival pacing.
     pub precise_timer: bool,
     /// Report templates.

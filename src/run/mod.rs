@@ -26,7 +26,7 @@ use crate::executor::open::CapacityReport;
 use crate::executor::{arm_grace, Runner};
 use crate::metrics::{Group, GroupKey, Recorder};
 use crate::output::result::{self, RunFacts, RunResult};
-use crate::output::{files, redact};
+use crate::output::{files, raw, redact};
 use crate::plan::{self, PhasePlan, PlanKind};
 use crate::prompts::Picker;
 use crate::report;
@@ -213,13 +213,24 @@ impl Prepared {
         );
         // Found now rather than after the whole run.
         files::check_writable(&config.output_dir)?;
-        let (raw_path, raw_file) = if config.raw {
-            let (file, taken) = files::open_unique(&config.output_dir, &stem, ".requests.jsonl")?;
-            stem = taken;
-            let path = config.output_dir.join(format!("{stem}.requests.jsonl"));
-            (Some(path), Some(std::io::BufWriter::new(file)))
-        } else {
-            (None, None)
+        let (raw_path, raw_file) = match config.raw {
+            Some(format) => {
+                let suffix = format.suffix();
+                let (file, taken) = files::open_unique(&config.output_dir, &stem, suffix)?;
+                stem = taken;
+                let path = config.output_dir.join(format!("{stem}{suffix}"));
+                let mut out = std::io::BufWriter::new(file);
+                if format == raw::RawFormat::Csv {
+                    raw::write_header(&mut out).map_err(|source| {
+                        Error::Write(files::WriteError {
+                            path: path.clone(),
+                            source,
+                        })
+                    })?;
+                }
+                (Some(path), Some(out))
+            }
+            None => (None, None),
         };
 
         let (events, rx) = mpsc::channel(4096);
@@ -247,6 +258,7 @@ impl Prepared {
             rx,
             progress,
             raw_file,
+            config.raw.unwrap_or_default(),
             redact::Secrets::new(config.api_key.as_deref(), &target.url),
             watch,
             live.as_ref().map(|l| l.metrics.clone()),

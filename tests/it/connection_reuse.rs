@@ -111,7 +111,7 @@ async fn every_request_after_the_first_is_sent_again(policy: Policy) {
     let server = start(policy).await;
     let dir = tempfile::tempdir().unwrap();
     let mut opts = options(dir.path(), Some(server.url.clone()));
-    opts.raw = true;
+    opts.raw = Some(Default::default());
     let out = run(scenario(YAML), &opts).await;
 
     let t = &out.result.total;
@@ -142,7 +142,7 @@ async fn a_server_that_never_answers_is_an_error_after_one_retry() {
     let server = start(Policy::NeverAnswer).await;
     let dir = tempfile::tempdir().unwrap();
     let mut opts = options(dir.path(), Some(server.url.clone()));
-    opts.raw = true;
+    opts.raw = Some(Default::default());
     let out = run(scenario(YAML), &opts).await;
 
     let t = &out.result.total;

@@ -69,7 +69,7 @@ async fn the_executor_follows_the_pure_schedule_exactly() {
     let sim = start_sim(one_slot(64)).await;
     let dir = tempfile::tempdir().unwrap();
     let mut opts = options(dir.path(), Some(sim.url()));
-    opts.raw = true;
+    opts.raw = Some(Default::default());
     let load = "    executor: constant-arrival-rate\n    rate: 30\n    duration: 10s\n    max_vus: 64\n    arrivals: poisson\n    seed: 11\n";
     let out = run(scenario(&yaml(load)), &opts).await;
     let planned: Vec<f64> = Schedule::new(
@@ -102,7 +102,7 @@ async fn above_capacity_waiting_arrivals_show_coordinated_omission() {
     let sim = start_sim(cfg).await;
     let dir = tempfile::tempdir().unwrap();
     let mut opts = options(dir.path(), Some(sim.url()));
-    opts.raw = true;
+    opts.raw = Some(Default::default());
     // 20/s against 9.66/s of capacity; at most 2 in flight, the rest wait for a VU.
     let load = "    executor: constant-arrival-rate\n    rate: 20\n    duration: 10s\n    max_vus: 2\n    when_busy: wait\n";
     let out = run(scenario(&yaml(load)), &opts).await;

@@ -55,7 +55,7 @@ async fn the_api_key_is_sent_and_never_written() {
     std::env::set_var(var, KEY);
     let yaml = format!("name: k\ntarget:\n  backend: openai\n  model: m\n  api_key_env: {var}\nprompts: [hi]\nscenarios:\n  s: {{executor: concurrency-levels, levels: [2], requests_per_level: 4}}\n");
     let mut opts = options(dir.path(), Some(sim.url()));
-    opts.raw = true;
+    opts.raw = Some(Default::default());
     let out = run(scenario(&yaml), &opts).await;
     assert_eq!((out.result.total.requests, out.result.total.errors), (4, 0));
     for entry in std::fs::read_dir(dir.path()).unwrap() {
@@ -72,7 +72,7 @@ async fn the_api_key_is_sent_and_never_written() {
     std::env::set_var(var, WRONG);
     let dir = tempfile::tempdir().unwrap();
     let mut opts = options(dir.path(), Some(sim.url()));
-    opts.raw = true;
+    opts.raw = Some(Default::default());
     let out = run(scenario(&yaml), &opts).await;
     assert_eq!(
         out.result.total.errors_by_kind.get(&ErrorKind::Http4xx),

@@ -201,7 +201,7 @@ fn a_second_sighup_cuts_the_grace_short_and_the_results_are_still_written() {
 async fn two_runs_at_once_write_separate_files() {
     let dir = tempfile::tempdir().unwrap();
     let mut opts = options(dir.path(), None);
-    opts.raw = true;
+    opts.raw = Some(Default::default());
     let (a, b) = tokio::join!(run(scenario(SMALL), &opts), run(scenario(SMALL), &opts));
     assert_ne!(a.result_path, b.result_path);
     assert_ne!(a.raw_path, b.raw_path);

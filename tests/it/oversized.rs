@@ -59,7 +59,7 @@ async fn a_huge_error_body_is_kept_to_its_first_kilobytes() {
     let url = serve("500 Internal Server Error", 8 << 20).await;
     let dir = tempfile::tempdir().unwrap();
     let mut opts = options(dir.path(), Some(url));
-    opts.raw = true;
+    opts.raw = Some(Default::default());
     let out = run(scenario(SCENARIO), &opts).await;
     assert_eq!(
         out.result.total.errors_by_kind.get(&ErrorKind::Http5xx),

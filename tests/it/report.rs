@@ -244,3 +244,38 @@ fn prompt_sets_tags_and_totals_have_their_tables_in_html_and_markdown() {
     let md = report::render_markdown(&result, &Templates::default()).unwrap();
     assert!(!md.contains("### By prompt set"));
 }
+
+#[test]
+fn the_csv_report_has_a_row_per_group_and_metric() {
+    let out = Command::new(env!("CARGO_BIN_EXE_llm-bench"))
+        .args(["report", "--format", "csv"])
+        .arg(data("sim-result.json"))
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let mut reader = csv::Reader::from_reader(out.stdout.as_slice());
+    let header: Vec<String> = reader.headers().unwrap().iter().map(String::from).collect();
+    assert_eq!(
+        &header[..5],
+        ["scenario", "group", "metric", "unit", "count"]
+    );
+    let rows: Vec<csv::StringRecord> = reader.records().map(Result::unwrap).collect();
+    let result = fixture();
+    let level8 = &result
+        .scenarios
+        .iter()
+        .find(|s| s.name == "sweep")
+        .unwrap()
+        .groups[3];
+    let row = rows
+        .iter()
+        .find(|r| &r[0] == "sweep" && &r[1] == "level 8" && &r[2] == "e2e_latency")
+        .expect("sweep level 8 e2e_latency");
+    let p95: f64 = row[10].parse().unwrap();
+    assert_eq!(p95, level8.summary.e2e_latency_ms.as_ref().unwrap().p95);
+    let total = rows
+        .iter()
+        .find(|r| r[0].is_empty() && &r[1] == "total" && &r[2] == "requests")
+        .unwrap();
+    assert_eq!(total[5].parse::<u64>().unwrap(), result.total.requests);
+}

@@ -302,7 +302,7 @@ async fn interrupting_a_run_writes_the_partial_results(backend: &str) {
         trigger.cancel();
     });
     let mut opts = options(dir.path(), Some(sim.url()));
-    opts.raw = true;
+    opts.raw = Some(Default::default());
     let out = llm_bench::execute(scenario(&yaml), &opts, stop)
         .await
         .unwrap();
