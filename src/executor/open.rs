@@ -218,6 +218,10 @@ pub struct CapacityReport {
     pub first_failure: Option<f64>,
     /// The requested relative precision.
     pub precision: f64,
+    /// Seconds per time unit of rate values (rate mode), to compare them with achieved
+    /// requests per second. Absent in older results.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub time_unit_secs: Option<f64>,
     /// Every step in the order run.
     pub steps: Vec<CapacityStep>,
 }
@@ -332,6 +336,7 @@ pub async fn capacity_search(
         SearchMode::Concurrency => ("concurrency", "VUs".to_string()),
     };
     CapacityReport {
+        time_unit_secs: (plan.mode == SearchMode::Rate).then_some(plan.time_unit_secs),
         scenario: name.to_string(),
         mode: mode.into(),
         unit,

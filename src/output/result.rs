@@ -376,6 +376,27 @@ pub fn summarize_phases(
     )
 }
 
+/// A run that is only capacity searches has no group outside their steps: its spectrum is the
+/// steps at which every threshold held, the latency the found capacity delivers.
+fn passing_steps_spectrum(recorder: &Recorder, reports: &[CapacityReport]) -> Spectrum {
+    let mut held = GroupStats::default();
+    for report in reports {
+        for step in report.steps.iter().filter(|s| s.passed) {
+            let key = crate::metrics::GroupKey {
+                scenario: report.scenario.as_str().into(),
+                group: Group::Step(step.step - 1),
+            };
+            if let Some(stats) = recorder.group(&key) {
+                held.merge(stats);
+            }
+        }
+    }
+    Spectrum {
+        ttft_ms: spectrum_of(held.trend(Trend::Ttft)),
+        e2e_ms: spectrum_of(held.trend(Trend::E2e)),
+    }
+}
+
 fn knee_of(groups: &[GroupResult]) -> Knee {
     let points: Vec<LevelPoint> = groups
         .iter()
@@ -435,7 +456,10 @@ pub fn assemble(facts: RunFacts<'_>, recorder: &Recorder) -> RunResult {
         .iter()
         .map(|(n, p)| (n.clone(), p.executor_name().to_string()))
         .collect();
-    let (scenarios, total, spectrum) = summarize_phases(recorder, &phase_names);
+    let (scenarios, total, mut spectrum) = summarize_phases(recorder, &phase_names);
+    if spectrum.ttft_ms.is_empty() && spectrum.e2e_ms.is_empty() {
+        spectrum = passing_steps_spectrum(recorder, &facts.capacity);
+    }
     RunResult {
         format_version: FORMAT_VERSION,
         tool: ToolInfo {

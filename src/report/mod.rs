@@ -107,6 +107,131 @@ pub struct Charts {
     pub errors: String,
     /// Hook checks by name, passed and failed (absent without checks).
     pub checks: Option<String>,
+    /// Each capacity search: what was offered and achieved per step, and its latency.
+    pub capacity: Vec<CapacityCharts>,
+}
+
+/// The charts of one capacity search.
+#[derive(Debug, Clone, Serialize)]
+pub struct CapacityCharts {
+    /// The scenario.
+    pub scenario: String,
+    /// Offered vs achieved (rate mode), or VUs and requests/s (concurrency mode), per step.
+    pub load: String,
+    /// TTFT and e2e p95 per step, failed steps marked.
+    pub latency: String,
+}
+
+/// Charts of every capacity search of the run.
+fn capacity_charts(result: &RunResult) -> Vec<CapacityCharts> {
+    result
+        .capacity
+        .iter()
+        .map(|c| {
+            let groups = result
+                .scenarios
+                .iter()
+                .find(|s| s.name == c.scenario)
+                .map(|s| s.groups.as_slice())
+                .unwrap_or_default();
+            let summary = |step: usize| {
+                groups
+                    .iter()
+                    .find(|g| g.step == Some(step))
+                    .map(|g| &g.summary)
+            };
+            let cats: Vec<String> = c.steps.iter().map(|s| format_number(s.value)).collect();
+            let at = |f: &dyn Fn(&crate::metrics::GroupSummary) -> Option<f64>| -> Vec<(f64, f64)> {
+                c.steps
+                    .iter()
+                    .enumerate()
+                    .filter_map(|(i, st)| Some((i as f64, f(summary(st.step)?)?)))
+                    .collect()
+            };
+            let offered = Series {
+                name: format!("offered ({})", c.unit),
+                points: c
+                    .steps
+                    .iter()
+                    .enumerate()
+                    .map(|(i, s)| (i as f64, s.value))
+                    .collect(),
+                dashed: true,
+            };
+            let (title, y_label, achieved) = match c.time_unit_secs {
+                Some(unit) => (
+                    "offered vs achieved rate",
+                    c.unit.clone(),
+                    Series {
+                        name: "achieved".into(),
+                        points: at(&|g| Some(g.requests_per_second * unit)),
+                        dashed: false,
+                    },
+                ),
+                None => (
+                    "VUs and requests/s",
+                    "VUs / requests/s".to_string(),
+                    Series {
+                        name: "requests/s".into(),
+                        points: at(&|g| Some(g.requests_per_second)),
+                        dashed: false,
+                    },
+                ),
+            };
+            let failed: Vec<(f64, String)> = c
+                .steps
+                .iter()
+                .enumerate()
+                .filter(|(_, s)| !s.passed)
+                .map(|(i, _)| (i as f64, "fail".to_string()))
+                .collect();
+            let marks = Extras {
+                boundaries: failed.clone(),
+                ..Extras::default()
+            };
+            let capacity_at = c.capacity.and_then(|cap| {
+                c.steps
+                    .iter()
+                    .position(|s| s.passed && s.value == cap)
+                    .map(|i| (i as f64, format!("capacity {}", format_number(cap))))
+            });
+            let load = LineChart {
+                title: &format!("{}: {title} per step", c.scenario),
+                y_label: &y_label,
+                x: XAxis::Categories(cats.clone()),
+                series: vec![offered, achieved],
+                marker: capacity_at.clone(),
+            }
+            .render_with(&marks);
+            let latency = LineChart {
+                title: &format!("{}: latency per step (failed steps marked)", c.scenario),
+                y_label: "ms",
+                x: XAxis::Categories(cats),
+                series: vec![
+                    Series {
+                        name: "TTFT p95".into(),
+                        points: at(&|g| Some(g.ttft_ms.as_ref()?.p95)),
+                        dashed: true,
+                    },
+                    Series {
+                        name: "e2e p95".into(),
+                        points: at(&|g| Some(g.e2e_latency_ms.as_ref()?.p95)),
+                        dashed: false,
+                    },
+                ],
+                marker: capacity_at,
+            }
+            .render_with(&Extras {
+                log_y: true,
+                boundaries: failed,
+            });
+            CapacityCharts {
+                scenario: c.scenario.clone(),
+                load,
+                latency,
+            }
+        })
+        .collect()
 }
 
 /// One row of the results table, formatted for display ("-" where there is no data).
@@ -609,6 +734,7 @@ pub fn view(result: &RunResult) -> ReportView {
             ttft_over_time,
             errors,
             checks,
+            capacity: capacity_charts(result),
         },
         failed_thresholds: result.thresholds.iter().filter(|t| !t.passed).count(),
         gating_thresholds: result.thresholds.iter().filter(|t| !t.judges_steps).count(),

@@ -131,3 +131,77 @@ fn the_checker_sees_requests_errors_and_scripts() {
         .iter()
         .any(|e| e.as_str().unwrap().contains("boom")));
 }
+
+/// A capacity search's charts, and the comparison page, in the browser too.
+#[test]
+#[ignore = "needs chromium and playwright-core (PLAYWRIGHT_CORE); .ci/run runs it"]
+fn capacity_search_and_comparison_pages_draw_every_chart() {
+    let (core, chromium) = tools();
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("search.yaml"),
+        "name: search\ntarget: {model: m}\nprompts: [hi]\nscenarios:\n  find: {executor: capacity-search, mode: concurrency, start: 1, max: 8, step_duration: 1s}\nthresholds: {ttft: [\"p(95)<30ms\"]}\nsimulator: {parallel: 2, decode_per_token: 2ms, prefill_per_token: 0s, load_time: 0s, first_token_delay: 5ms}\n",
+    )
+    .unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_llm-bench"))
+        .args(["run", "search.yaml", "-q", "--output-dir", "r"])
+        .current_dir(dir.path())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.code().is_some(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let report = check(
+        &dir.path().join("r/report_latest.html"),
+        &dir.path().join("s.png"),
+        &core,
+        &chromium,
+    );
+    assert_eq!(report["errors"], serde_json::json!([]));
+    let charts = report["charts"].as_array().unwrap();
+    // Spectrum, load, tokens, TTFT over time, and the search's two.
+    assert!(charts.len() >= 6, "{charts:?}");
+    for chart in charts {
+        assert!(
+            chart["drawn"].as_u64().unwrap() > 0,
+            "a chart drew nothing: {chart}"
+        );
+    }
+    let compare = Command::new(env!("CARGO_BIN_EXE_llm-bench"))
+        .args([
+            "compare",
+            "r/benchmark_latest.json",
+            "r/benchmark_latest.json",
+            "--format",
+            "html",
+            "--out",
+            "c.html",
+        ])
+        .current_dir(dir.path())
+        .output()
+        .unwrap();
+    assert!(
+        compare.status.success(),
+        "{}",
+        String::from_utf8_lossy(&compare.stderr)
+    );
+    let page = check(
+        &dir.path().join("c.html"),
+        &dir.path().join("c.png"),
+        &core,
+        &chromium,
+    );
+    assert_eq!(page["errors"], serde_json::json!([]));
+    assert_eq!(
+        page["requests"],
+        serde_json::json!([]),
+        "the comparison made network requests"
+    );
+    let charts = page["charts"].as_array().unwrap();
+    assert!(!charts.is_empty());
+    for chart in charts {
+        assert!(chart["drawn"].as_u64().unwrap() > 0, "{chart}");
+    }
+}

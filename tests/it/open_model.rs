@@ -281,6 +281,26 @@ async fn capacity_search_finds_the_rate_the_simulator_implies() {
         (last_pass.summary.goodput_rps.unwrap() - last_pass.summary.requests_per_second).abs()
             < 0.01
     );
+    // A run that is only a search still has a latency distribution (its passing steps), and
+    // the report draws the search: offered vs achieved, and latency with failed steps marked.
+    assert!(!out.result.spectrum.e2e_ms.is_empty());
+    let view = llm_bench::report::view(&out.result);
+    let charts = &view.charts.capacity[0];
+    assert!(charts.load.contains("achieved") && charts.load.matches("<polyline").count() == 2);
+    let marks = charts.latency.matches("class=\"boundary\"").count();
+    assert_eq!(
+        marks,
+        report.steps.iter().filter(|s| !s.passed).count(),
+        "one mark per failed step"
+    );
+    assert_eq!(report.time_unit_secs, Some(1.0));
+    // Below capacity the achieved rate meets the offered one.
+    let first = &groups[0].summary;
+    assert!(
+        (first.requests_per_second - 1.0).abs() < 0.15,
+        "{}",
+        first.requests_per_second
+    );
 }
 
 #[tokio::test(start_paused = true)]
