@@ -67,11 +67,12 @@ async fn run_schedule(
         }
     });
     let mut schedule = schedule;
-    let drop = |key: Option<GroupKey>, count: u64| {
+    let drop = |key: Option<GroupKey>, count: u64, due: Duration| {
         let events = runner.events.clone();
+        let at = (phase_start + due).saturating_duration_since(runner.run_start);
         async move {
             if let Some(key) = key {
-                let _ = events.send(Event::Dropped { key, count }).await;
+                let _ = events.send(Event::Dropped { key, count, at }).await;
             }
         }
     };
@@ -85,7 +86,7 @@ async fn run_schedule(
             WhenBusy::Drop => match vus.clone().try_acquire_owned() {
                 Ok(permit) => permit,
                 Err(_) => {
-                    drop(key, 1).await;
+                    drop(key, 1, t).await;
                     continue;
                 }
             },
@@ -97,7 +98,8 @@ async fn run_schedule(
                 _ = soft.cancelled() => {
                     // The phase ended with arrivals still waiting for a VU: they never started.
                     if !runner.stop.is_cancelled() {
-                        drop(key, 1 + schedule.by_ref().count() as u64).await;
+                        // Counted at the first of them: when the phase stopped serving.
+                        drop(key, 1 + schedule.by_ref().count() as u64, t).await;
                     }
                     break;
                 }

@@ -377,8 +377,9 @@ impl Recorder {
                     }
                 }
             }
-            Event::Dropped { key, count, .. } => {
+            Event::Dropped { key, count, at } => {
                 self.groups.entry(key.clone()).or_default().dropped += count;
+                self.series.dropped(*at, *count);
             }
             Event::GroupDone(_) | Event::Evaluate { .. } => {}
         }

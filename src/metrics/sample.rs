@@ -134,6 +134,8 @@ pub enum Event {
         key: GroupKey,
         /// How many.
         count: u64,
+        /// When they were due, from the run's start.
+        at: Duration,
     },
     /// Asks the recorder for the thresholds' verdict on one group (capacity-search steps).
     Evaluate {

@@ -39,12 +39,31 @@ pub struct SeriesPoint {
     /// 95th percentile TTFT of requests completed in the bucket, ms (after merging: the larger
     /// of the merged buckets' values).
     pub ttft_p95_ms: Option<f64>,
+    /// Open model: arrivals due in the bucket (sent or dropped): the offered load.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub scheduled: u64,
+    /// Open model: arrivals due in the bucket that found every VU busy and were skipped.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub dropped: u64,
+    /// Open model: 95th percentile schedule lag (actual send − intended) of requests completed
+    /// in the bucket, ms.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lag_p95_ms: Option<f64>,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 #[derive(Debug, Clone, Default)]
 struct Bucket {
     point: SeriesPoint,
     ttft: Option<Histogram<u64>>,
+    lag: Option<Histogram<u64>>,
+}
+
+fn bucket_histogram() -> Histogram<u64> {
+    Histogram::new_with_bounds(1, 3_600_000_000, 2).expect("static bounds are valid")
 }
 
 impl Bucket {
@@ -53,6 +72,11 @@ impl Bucket {
             if !h.is_empty() {
                 self.point.ttft_p50_ms = Some(Unit::Millis.shown(quantile(&h, 0.5) as f64));
                 self.point.ttft_p95_ms = Some(Unit::Millis.shown(quantile(&h, 0.95) as f64));
+            }
+        }
+        if let Some(h) = self.lag.take() {
+            if !h.is_empty() {
+                self.point.lag_p95_ms = Some(Unit::Millis.shown(quantile(&h, 0.95) as f64));
             }
         }
     }
@@ -90,6 +114,7 @@ impl TimeSeries {
                     ..SeriesPoint::default()
                 },
                 ttft: None,
+                lag: None,
             });
             let newest = self.buckets.len();
             if newest > OPEN_BUCKETS {
@@ -125,6 +150,19 @@ impl TimeSeries {
                 x.completed += y.completed;
                 x.errors += y.errors;
                 x.output_tokens += y.output_tokens;
+                x.scheduled += y.scheduled;
+                x.dropped += y.dropped;
+                x.lag_p95_ms = match (x.lag_p95_ms, y.lag_p95_ms) {
+                    (Some(a), Some(c)) => Some(a.max(c)),
+                    (a, c) => a.or(c),
+                };
+                b.lag = match (b.lag.take(), &second.lag) {
+                    (Some(mut h), Some(other)) => {
+                        let _ = h.add(other);
+                        Some(h)
+                    }
+                    (h, other) => h.or_else(|| other.clone()),
+                };
                 b.ttft = match (b.ttft.take(), &second.ttft) {
                     (Some(mut h), Some(other)) => {
                         let _ = h.add(other);
@@ -145,9 +183,25 @@ impl TimeSeries {
         b.active_vus = b.active_vus.max(in_flight);
     }
 
+    /// `count` arrivals due at `at` were dropped.
+    pub fn dropped(&mut self, at: Duration, count: u64) {
+        let b = &mut self.bucket(at).point;
+        b.dropped += count;
+        b.scheduled += count;
+    }
+
     /// A request ended.
     pub fn finished(&mut self, sample: &Sample) {
+        if let Some(intended) = sample.intended {
+            self.bucket(intended).point.scheduled += 1;
+        }
         let bucket = self.bucket(sample.ended);
+        if let Some(lag) = sample.lag() {
+            bucket
+                .lag
+                .get_or_insert_with(bucket_histogram)
+                .saturating_record(micros(lag).clamp(1, 3_600_000_000));
+        }
         let Outcome::Done(m) = &sample.outcome else {
             return;
         };
@@ -157,9 +211,7 @@ impl TimeSeries {
         }
         bucket.point.completed += 1;
         if let Some(ttft) = m.ttft {
-            let h = bucket.ttft.get_or_insert_with(|| {
-                Histogram::new_with_bounds(1, 3_600_000_000, 2).expect("static bounds are valid")
-            });
+            let h = bucket.ttft.get_or_insert_with(bucket_histogram);
             h.saturating_record(micros(ttft).min(3_600_000_000));
         }
         self.tokens_as_they_arrived(sample, m);

@@ -223,12 +223,15 @@ fn timeseries<'a>(series: impl Iterator<Item = &'a [SeriesPoint]>) -> Vec<Series
             at.completed += p.completed;
             at.errors += p.errors;
             at.output_tokens += p.output_tokens;
+            at.scheduled += p.scheduled;
+            at.dropped += p.dropped;
             let max = |a: Option<f64>, b: Option<f64>| match (a, b) {
                 (Some(a), Some(b)) => Some(a.max(b)),
                 (a, b) => a.or(b),
             };
             at.ttft_p50_ms = max(at.ttft_p50_ms, p.ttft_p50_ms);
             at.ttft_p95_ms = max(at.ttft_p95_ms, p.ttft_p95_ms);
+            at.lag_p95_ms = max(at.lag_p95_ms, p.lag_p95_ms);
         }
     }
     by_second.into_values().collect()

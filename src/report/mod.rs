@@ -109,6 +109,10 @@ pub struct Charts {
     pub checks: Option<String>,
     /// Each capacity search: what was offered and achieved per step, and its latency.
     pub capacity: Vec<CapacityCharts>,
+    /// Open model: offered vs sent (and dropped) per second over time.
+    pub offered_over_time: Option<String>,
+    /// Open model: schedule lag p95 per second over time.
+    pub lag_over_time: Option<String>,
 }
 
 /// The charts of one capacity search.
@@ -677,6 +681,50 @@ pub fn view(result: &RunResult) -> ReportView {
         marker: None,
     }
     .render_with(&time_marks);
+    let open_model = ts.iter().any(|p| p.scheduled > 0);
+    let offered_over_time = open_model.then(|| {
+        LineChart {
+            title: "Open model: offered vs sent over time",
+            y_label: "per second",
+            x: XAxis::Linear("seconds since start".into()),
+            series: vec![
+                Series {
+                    name: "offered (due)".into(),
+                    points: per_second(&|p| p.scheduled as f64),
+                    dashed: true,
+                },
+                Series {
+                    name: "sent".into(),
+                    points: per_second(&|p| p.started as f64),
+                    dashed: false,
+                },
+                Series {
+                    name: "dropped".into(),
+                    points: per_second(&|p| p.dropped as f64),
+                    dashed: false,
+                },
+            ],
+            marker: None,
+        }
+        .render_with(&time_marks)
+    });
+    let lag_over_time = open_model.then(|| {
+        LineChart {
+            title: "Open model: schedule lag p95 over time",
+            y_label: "ms",
+            x: XAxis::Linear("seconds since start".into()),
+            series: vec![Series {
+                name: "schedule lag p95".into(),
+                points: ts
+                    .iter()
+                    .filter_map(|p| Some((p.t_secs as f64, p.lag_p95_ms?)))
+                    .collect(),
+                dashed: false,
+            }],
+            marker: None,
+        }
+        .render_with(&time_marks)
+    });
     let kinds: Vec<String> = result
         .total
         .errors_by_kind
@@ -735,6 +783,8 @@ pub fn view(result: &RunResult) -> ReportView {
             errors,
             checks,
             capacity: capacity_charts(result),
+            offered_over_time,
+            lag_over_time,
         },
         failed_thresholds: result.thresholds.iter().filter(|t| !t.passed).count(),
         gating_thresholds: result.thresholds.iter().filter(|t| !t.judges_steps).count(),

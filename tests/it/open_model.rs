@@ -163,6 +163,15 @@ async fn above_capacity_waiting_arrivals_show_coordinated_omission() {
         summary_gap > 10.0,
         "the summary shows the difference: {summary_gap}"
     );
+    // The lag grows over the run, second by second, as the backlog does.
+    let lags: Vec<f64> = out
+        .result
+        .timeseries
+        .iter()
+        .filter_map(|p| p.lag_p95_ms)
+        .collect();
+    assert!(lags.len() >= 5, "{lags:?}");
+    assert!(lags[lags.len() - 1] > 2.0 * lags[1].max(100.0), "{lags:?}");
 }
 
 #[tokio::test(start_paused = true)]
@@ -189,6 +198,19 @@ async fn above_capacity_dropping_arrivals_counts_dropped_iterations() {
         (gate.passed, gate.observed),
         (false, Some(t.dropped_iterations as f64))
     );
+    // The time series keeps the offered load: 20 due every second, the dropped ones included.
+    let series = &out.result.timeseries;
+    let due: u64 = series.iter().map(|p| p.scheduled).sum();
+    let dropped: u64 = series.iter().map(|p| p.dropped).sum();
+    assert_eq!((due, dropped), (200, t.dropped_iterations));
+    assert!(series[3..9].iter().all(|p| p.scheduled == 20), "{series:?}");
+    let view = llm_bench::report::view(&out.result);
+    let offered = view
+        .charts
+        .offered_over_time
+        .expect("an open-model run draws offered vs sent");
+    assert_eq!(offered.matches("<polyline").count(), 3);
+    assert!(view.charts.lag_over_time.is_some());
 }
 
 #[tokio::test(start_paused = true)]
