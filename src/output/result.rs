@@ -311,6 +311,9 @@ pub struct GroupResult {
     /// The 1-based step, for capacity-search.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub step: Option<usize>,
+    /// The offered rate (per time unit), for rate-levels.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rate: Option<f64>,
     /// Its metrics.
     #[serde(flatten)]
     pub summary: GroupSummary,
@@ -344,6 +347,7 @@ pub fn summarize_phases(
                 level,
                 stage,
                 step,
+                rate: None,
                 summary: summarize_with(stats, recorder.has_limits()),
             });
         }
@@ -374,6 +378,27 @@ pub fn summarize_phases(
         summarize_with(&run_total, recorder.has_limits()),
         spectrum,
     )
+}
+
+/// The groups of a rate-levels phase are its stages: each is named and marked by its rate.
+fn name_rate_levels(results: &mut [ScenarioResult], scenario: &Scenario) {
+    for result in results {
+        let Some(Phase::RateLevels(p)) = scenario.scenarios.get(&result.name) else {
+            continue;
+        };
+        for g in &mut result.groups {
+            if let Some(&rate) = g.stage.and_then(|s| p.rates.get(s - 1)) {
+                g.rate = Some(rate);
+                g.label = format!("rate {}", fmt_rate(rate));
+            }
+        }
+    }
+}
+
+/// `4`, `0.5`, `2.25`: a rate as the scenario would write it.
+fn fmt_rate(rate: f64) -> String {
+    let text = format!("{rate:.3}");
+    text.trim_end_matches('0').trim_end_matches('.').to_string()
 }
 
 /// A run that is only capacity searches has no group outside their steps: its spectrum is the
@@ -456,7 +481,8 @@ pub fn assemble(facts: RunFacts<'_>, recorder: &Recorder) -> RunResult {
         .iter()
         .map(|(n, p)| (n.clone(), p.executor_name().to_string()))
         .collect();
-    let (scenarios, total, mut spectrum) = summarize_phases(recorder, &phase_names);
+    let (mut scenarios, total, mut spectrum) = summarize_phases(recorder, &phase_names);
+    name_rate_levels(&mut scenarios, scenario);
     if spectrum.ttft_ms.is_empty() && spectrum.e2e_ms.is_empty() {
         spectrum = passing_steps_spectrum(recorder, &facts.capacity);
     }

@@ -277,6 +277,22 @@ pub fn build(name: &str, phase: &Phase) -> PhasePlan {
                 .collect();
             PlanKind::ArrivalRate(arrival_plan(&p.open, segments, ends))
         }
+        Phase::RateLevels(p) => {
+            let unit = time_unit_secs(p.open.time_unit);
+            let segments: Vec<RateSegment> = p
+                .rates
+                .iter()
+                .map(|rate| RateSegment {
+                    duration: p.duration.get(),
+                    from: rate / unit,
+                    to: rate / unit,
+                })
+                .collect();
+            let ends = (1..=segments.len() as u32)
+                .map(|i| p.duration.get() * i)
+                .collect();
+            PlanKind::ArrivalRate(arrival_plan(&p.open, segments, ends))
+        }
         Phase::CapacitySearch(p) => {
             let step = p.step_duration.get();
             PlanKind::CapacitySearch(CapacityPlan {

@@ -80,6 +80,8 @@ impl Templates {
 pub struct ScenarioCharts {
     /// The scenario.
     pub scenario: String,
+    /// "Concurrency sweep" or "Rate sweep".
+    pub kind: String,
     /// p50/p95/p99 of e2e and TTFT per level, knee marked.
     pub latency: String,
     /// Output tokens/s per level, saturation marked.
@@ -93,7 +95,7 @@ pub struct ScenarioCharts {
 /// Charts of the whole run.
 #[derive(Debug, Clone, Serialize)]
 pub struct Charts {
-    /// Concurrency sweeps, one set per `concurrency-levels` scenario.
+    /// Sweeps, one set per `concurrency-levels` or `rate-levels` scenario.
     pub sweeps: Vec<ScenarioCharts>,
     /// TTFT and e2e percentile spectra.
     pub spectrum: String,
@@ -398,12 +400,22 @@ pub struct ReportView {
 fn level_categories(s: &ScenarioResult) -> Vec<String> {
     s.groups
         .iter()
-        .map(|g| g.level.map_or_else(|| g.label.clone(), |l| l.to_string()))
+        .map(|g| match (g.level, g.rate) {
+            (Some(l), _) => l.to_string(),
+            (None, Some(r)) => format_number(r),
+            _ => g.label.clone(),
+        })
         .collect()
 }
 
 fn sweep_charts(s: &ScenarioResult) -> ScenarioCharts {
     let cats = level_categories(s);
+    // A rate sweep (rate-levels) is drawn like a concurrency sweep, against the offered rate.
+    let against = if s.executor == "rate-levels" {
+        "offered rate"
+    } else {
+        "concurrency"
+    };
     let at = |f: &dyn Fn(&crate::output::result::GroupResult) -> Option<f64>| -> Vec<(f64, f64)> {
         s.groups
             .iter()
@@ -443,7 +455,7 @@ fn sweep_charts(s: &ScenarioResult) -> ScenarioCharts {
     let knee = s.knee.unwrap_or_default();
     // TTFT in ms lies next to e2e in seconds: a log axis keeps both readable.
     let latency = LineChart {
-        title: &format!("{}: latency vs concurrency", s.name),
+        title: &format!("{}: latency vs {against}", s.name),
         y_label: "ms",
         x: XAxis::Categories(cats.clone()),
         series,
@@ -455,7 +467,7 @@ fn sweep_charts(s: &ScenarioResult) -> ScenarioCharts {
         ..Extras::default()
     });
     let throughput = LineChart {
-        title: &format!("{}: output tokens/s vs concurrency", s.name),
+        title: &format!("{}: output tokens/s vs {against}", s.name),
         y_label: "output tokens/s",
         x: XAxis::Categories(cats.clone()),
         series: vec![Series {
@@ -467,7 +479,7 @@ fn sweep_charts(s: &ScenarioResult) -> ScenarioCharts {
     }
     .render();
     let requests = LineChart {
-        title: &format!("{}: requests/s vs concurrency", s.name),
+        title: &format!("{}: requests/s vs {against}", s.name),
         y_label: "requests/s",
         x: XAxis::Categories(cats.clone()),
         series: vec![Series {
@@ -501,6 +513,11 @@ fn sweep_charts(s: &ScenarioResult) -> ScenarioCharts {
         )
     });
     ScenarioCharts {
+        kind: if s.executor == "rate-levels" {
+            "Rate sweep".into()
+        } else {
+            "Concurrency sweep".into()
+        },
         scenario: s.name.clone(),
         latency,
         throughput,
@@ -582,7 +599,7 @@ pub fn view(result: &RunResult) -> ReportView {
     let sweeps = result
         .scenarios
         .iter()
-        .filter(|s| s.executor == "concurrency-levels")
+        .filter(|s| matches!(s.executor.as_str(), "concurrency-levels" | "rate-levels"))
         .map(sweep_charts)
         .collect();
     let spectrum_series = |name: &str, points: &[crate::output::result::SpectrumPoint]| Series {

@@ -457,6 +457,9 @@ pub enum Phase {
     ConstantArrivalRate(ConstantArrivalRate),
     /// Open model: the request rate follows linear stages.
     RampingArrivalRate(RampingArrivalRate),
+    /// Open-model sweep: each rate in turn for `duration`, metrics per rate (the open-model twin
+    /// of concurrency-levels, guidellm's sweep).
+    RateLevels(RateLevels),
     /// Finds the highest rate (or concurrency) at which every threshold still holds.
     CapacitySearch(CapacitySearch),
 }
@@ -470,6 +473,7 @@ impl Phase {
             Phase::RampingVus(p) => p.start_time,
             Phase::ConstantArrivalRate(p) => p.open.start_time,
             Phase::RampingArrivalRate(p) => p.open.start_time,
+            Phase::RateLevels(p) => p.open.start_time,
             Phase::CapacitySearch(p) => p.start_time,
         }
     }
@@ -482,6 +486,7 @@ impl Phase {
             Phase::RampingVus(_) => "ramping-vus",
             Phase::ConstantArrivalRate(_) => "constant-arrival-rate",
             Phase::RampingArrivalRate(_) => "ramping-arrival-rate",
+            Phase::RateLevels(_) => "rate-levels",
             Phase::CapacitySearch(_) => "capacity-search",
         }
     }
@@ -627,6 +632,21 @@ pub struct ConstantArrivalRate {
     #[schemars(range(min = 0))]
     pub rate: f64,
     /// How long to keep the rate.
+    pub duration: HumanDuration,
+    /// Shared open-model options.
+    #[serde(flatten)]
+    pub open: OpenModel,
+}
+
+/// `executor: rate-levels`.
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+#[schemars(extend("additionalProperties" = false))]
+pub struct RateLevels {
+    /// The rates to run, per `time_unit`, one after another; each is a group of its own
+    /// (`rate 4` in tables; `stage:N` selects the N-th in thresholds).
+    #[schemars(length(min = 1))]
+    pub rates: Vec<f64>,
+    /// How long each rate runs.
     pub duration: HumanDuration,
     /// Shared open-model options.
     #[serde(flatten)]

@@ -148,7 +148,7 @@ fn describe(property: &mut Value, owner: &str, name: &str) {
             format!(
                 "The kind of load phase. This one is `{}`; the others: concurrency-levels, \
                  constant-vus, ramping-vus, constant-arrival-rate, ramping-arrival-rate, \
-                 capacity-search.",
+                 rate-levels, capacity-search.",
                 value.as_str().unwrap_or_default()
             )
             .into(),
@@ -211,6 +211,7 @@ fn example(owner: &str, field: &str) -> Option<Value> {
         ("OutputTokens", "max") => json!(64),
         ("Outputs", "prometheus") => json!({"listen": "127.0.0.1:9464"}),
         ("Phase", "levels") => json!([1, 2, 4, 8]),
+        ("Phase", "rates") => json!([1, 2, 4, 8]),
         ("Phase", "requests_per_level") => json!(20),
         ("Phase", "start_time") => json!("30s"),
         ("Phase", "duration") => json!("5m"),

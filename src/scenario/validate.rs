@@ -152,6 +152,20 @@ pub fn check(scenario: &Scenario) -> Vec<(String, String)> {
                 }
                 check_open(&p.open, &mut |f, m| problem(at(f), m));
             }
+            Phase::RateLevels(p) => {
+                if p.duration.get().is_zero() {
+                    problem(at("/duration"), "must be longer than 0s");
+                }
+                for (i, rate) in p.rates.iter().enumerate() {
+                    if *rate <= 0.0 {
+                        problem(
+                            at(&format!("/rates/{i}")),
+                            "must be greater than 0: at rate 0 the level sends nothing",
+                        );
+                    }
+                }
+                check_open(&p.open, &mut |f, m| problem(at(f), m));
+            }
             Phase::CapacitySearch(p) => {
                 if p.start <= 0.0 {
                     problem(at("/start"), "must be greater than 0");

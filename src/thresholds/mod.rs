@@ -331,6 +331,7 @@ pub fn unreachable(key: &MetricKey, scenario: &Scenario, prompt_sets: &[&str]) -
                     .map(|p| match p {
                         Phase::RampingVus(r) => r.stages.len(),
                         Phase::RampingArrivalRate(r) => r.stages.len(),
+                        Phase::RateLevels(r) => r.rates.len(),
                         _ => 0,
                     })
                     .max()

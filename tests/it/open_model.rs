@@ -363,3 +363,34 @@ async fn a_concurrency_sweep_reports_its_saturation_point() {
         "{knee:?}"
     );
 }
+
+/// A rate sweep: each rate for its duration, a group per rate named by it, thresholds per rate
+/// through `stage:N`, and the report's sweep charts against the offered rate. Past capacity
+/// (9.66/s) latency grows while requests/s stays at capacity.
+#[tokio::test(start_paused = true)]
+async fn a_rate_sweep_measures_each_rate_as_its_own_group() {
+    let sim = start_sim(one_slot(1)).await;
+    let dir = tempfile::tempdir().unwrap();
+    let load = "    executor: rate-levels\n    rates: [2, 5, 20]\n    duration: 6s\n    max_vus: 100\n    arrivals: uniform\n";
+    let yaml = yaml(load) + "thresholds:\n  \"e2e_latency{stage:1}\": [\"p(95)<200ms\"]\n  \"e2e_latency{stage:3}\": [\"p(95)<200ms\"]\n";
+    let out = run(scenario(&yaml), &options(dir.path(), Some(sim.url()))).await;
+    let groups = &out.result.scenarios[0].groups;
+    let labels: Vec<&str> = groups.iter().map(|g| g.label.as_str()).collect();
+    assert_eq!(labels, ["rate 2", "rate 5", "rate 20"]);
+    assert_eq!(groups[2].rate, Some(20.0));
+    // Each rate was offered for 6 s: 12, 30 and 120 arrivals.
+    let due: u64 = out.result.timeseries.iter().map(|p| p.scheduled).sum();
+    assert_eq!(due, 12 + 30 + 120);
+    assert_eq!(groups[0].summary.requests, 12);
+    // Below capacity every request is served alone; at 20/s a queue builds.
+    let p95 = |i: usize| groups[i].summary.e2e_latency_ms.as_ref().unwrap().p95;
+    assert!(p95(0) < 150.0 && p95(2) > 1000.0, "{} {}", p95(0), p95(2));
+    let verdicts: Vec<bool> = out.result.thresholds.iter().map(|t| t.passed).collect();
+    assert_eq!(verdicts, [true, false], "stage:N selects the N-th rate");
+    let view = llm_bench::report::view(&out.result);
+    assert_eq!(view.charts.sweeps.len(), 1);
+    assert!(view.charts.sweeps[0]
+        .latency
+        .contains("latency vs offered rate"));
+    assert_eq!(view.charts.sweeps[0].kind, "Rate sweep");
+}
