@@ -64,15 +64,28 @@ pub fn generate(spec: &Synthetic, backend: BackendKind, seed: u64) -> PromptSet 
         BackendKind::Openai => "max_tokens",
     };
     let options = Map::from_iter([(key.to_string(), Value::from(spec.output_tokens))]);
+    // The shared prefixes come from their own stream, so adding them leaves the suffixes as
+    // they were; each ends with a paragraph break, a natural boundary for a cache.
+    let prefixes: Vec<String> = spec.shared_prefix.map_or_else(Vec::new, |p| {
+        let mut prefix_rng = SmallRng::seed_from_u64(seed ^ 0x50F1_C5ED);
+        (0..p.prefixes)
+            .map(|_| text_of(p.tokens as usize, &mut prefix_rng) + "\n\n")
+            .collect()
+    });
     let entries = (0..spec.count.unwrap_or(64))
-        .map(|_| {
+        .map(|i| {
             let tokens = sizes
                 .map_or(spec.input_tokens.mean, |d| d.sample(&mut rng))
                 .round()
                 .max(1.0) as usize;
+            let own = text_of(tokens, &mut rng);
+            let text = match prefixes.get(i as usize % prefixes.len().max(1)) {
+                Some(prefix) => format!("{prefix}{own}"),
+                None => own,
+            };
             Entry {
                 options: Some(options.clone()),
-                ..Entry::plain(Prompt::Text(text_of(tokens, &mut rng)))
+                ..Entry::plain(Prompt::Text(text))
             }
         })
         .collect();
@@ -98,6 +111,7 @@ mod tests {
             output_tokens: 128,
             count: Some(400),
             name: None,
+            shared_prefix: None,
         }
     }
 
@@ -132,5 +146,37 @@ mod tests {
             .entries
             .iter()
             .all(|e| matches!(&e.prompt, Prompt::Text(t) if t.len() == 200)));
+    }
+
+    #[test]
+    fn shared_prefixes_open_the_prompts_in_turn_and_leave_the_suffixes_as_they_were() {
+        let plain = generate(&spec(64.0, 0.0), BackendKind::Ollama, 3);
+        let mut with = spec(64.0, 0.0);
+        with.shared_prefix = Some(crate::scenario::SharedPrefix {
+            tokens: 256,
+            prefixes: 3,
+        });
+        let shared = generate(&with, BackendKind::Ollama, 3);
+        let text = |set: &PromptSet, i: usize| match &set.entries[i].prompt {
+            Prompt::Text(t) => t.clone(),
+            _ => unreachable!(),
+        };
+        let prefix = |i: usize| text(&shared, i)[..256 * CHARS_PER_TOKEN + 2].to_string();
+        assert_eq!(
+            prefix(0),
+            prefix(3),
+            "prompts 0 and 3 share the first prefix"
+        );
+        assert_eq!(prefix(1), prefix(4));
+        assert_ne!(prefix(0), prefix(1));
+        assert!(prefix(0).ends_with("\n\n"));
+        for i in 0..6 {
+            assert!(
+                text(&shared, i).ends_with(&text(&plain, i)),
+                "the suffix of {i} is unchanged"
+            );
+        }
+        let distinct: std::collections::HashSet<String> = (0..60).map(prefix).collect();
+        assert_eq!(distinct.len(), 3);
     }
 }

@@ -286,6 +286,28 @@ pub struct Synthetic {
     /// The set's name in metrics. Default `synthetic`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
+    /// A prefix shared between prompts, to measure prefix caching (vLLM's prefix repetition,
+    /// llama.cpp's cache reuse): each prompt starts with one of `prefixes` texts of `tokens`
+    /// tokens, followed by its own `input_tokens`. Prompts are assigned prefixes in turn.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shared_prefix: Option<SharedPrefix>,
+}
+
+/// `shared_prefix: {tokens: 1024, prefixes: 4}`.
+#[derive(Debug, Clone, Copy, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SharedPrefix {
+    /// Length of each shared prefix, tokens (by the 4-characters rule).
+    #[schemars(range(min = 1))]
+    pub tokens: u32,
+    /// How many distinct prefixes. Default 1: every prompt shares one.
+    #[serde(default = "one")]
+    #[schemars(range(min = 1))]
+    pub prefixes: u32,
+}
+
+fn one() -> u32 {
+    1
 }
 
 /// A normal distribution of token counts.

@@ -259,6 +259,9 @@ fn example(owner: &str, field: &str) -> Option<Value> {
         ("Synthetic", "input_tokens") => json!({"mean": 512, "stddev": 64}),
         ("Synthetic", "name") => json!("long-context"),
         ("Synthetic", "output_tokens") => json!(128),
+        ("Synthetic", "shared_prefix") => json!({"tokens": 1024, "prefixes": 4}),
+        ("SharedPrefix", "tokens") => json!(1024),
+        ("SharedPrefix", "prefixes") => json!(4),
         ("SyntheticItem", "synthetic") => {
             json!({"input_tokens": {"mean": 512}, "output_tokens": 128})
         }
