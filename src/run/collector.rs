@@ -252,9 +252,12 @@ pub async fn collect(
                         raw_failure = Some(err);
                     }
                 }
-                if let Some(key) = &sample.key {
-                    let errors = recorder.group(key).map_or(0, |g| g.error_count());
-                    progress.finished(key, errors);
+                match &sample.key {
+                    Some(key) => progress.finished(key, recorder.group(key)),
+                    None => progress.warmup_finished(matches!(
+                        &sample.outcome,
+                        crate::metrics::Outcome::Done(m) if m.error.is_some()
+                    )),
                 }
             }
             Event::GroupDone(key) => {

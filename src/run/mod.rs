@@ -239,7 +239,11 @@ impl Prepared {
         let run_stop = stop.requested.child_token();
         let run_start = Instant::now();
         let watch = ThresholdWatch::new(&config.loaded.thresholds, run_stop.clone(), run_start);
-        let progress = Progress::new(config.progress, expected_totals(&plans));
+        let warmup = scenario
+            .warmup
+            .as_ref()
+            .map_or(0, |w| u64::from(w.requests));
+        let progress = Progress::new(config.progress, expected_totals(&plans), warmup);
         let run_labels = crate::output::prometheus::RunLabels {
             run_id: stem.clone(),
             scenario_name: scenario.name.clone(),
