@@ -262,6 +262,11 @@ pub struct RunArgs {
     /// Serve Prometheus metrics at http://ADDR/metrics while the run lasts.
     #[arg(long, value_name = "ADDR")]
     pub prometheus: Option<SocketAddr>,
+    /// Push the live series to this Prometheus remote-write endpoint every 5 s and once more at
+    /// the end (e.g. http://localhost:9090/api/v1/write): short CI runs land in Grafana
+    /// without waiting for a scrape.
+    #[arg(long, value_name = "URL")]
+    pub prometheus_remote_write: Option<String>,
     /// How long /metrics stays up after the run, so the final values are scraped. Default 15s.
     #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
     pub prometheus_linger: Option<HumanDuration>,

@@ -7,4 +7,5 @@ pub mod merge;
 pub mod prometheus;
 pub mod raw;
 pub mod redact;
+pub mod remote_write;
 pub mod result;

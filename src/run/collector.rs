@@ -17,8 +17,8 @@ use crate::error::Error;
 use crate::metrics::summary::summarize;
 use crate::metrics::{Event, Group, GroupKey, Recorder, Verdict};
 use crate::output::prometheus::{self, LiveMetrics};
-use crate::output::raw;
 use crate::output::redact::Secrets;
+use crate::output::{raw, redact, remote_write};
 use crate::report::progress::Progress;
 use crate::thresholds::eval::{evaluate_all, evaluate_on};
 use crate::thresholds::{self, Threshold};
@@ -28,26 +28,47 @@ pub const THRESHOLD_INTERVAL: Duration = Duration::from_secs(2);
 /// How often the raw log is flushed to the file.
 pub const RAW_FLUSH: Duration = Duration::from_secs(1);
 
-/// A running `/metrics` endpoint.
+/// The live families: served at `/metrics`, pushed by remote write, or both.
 pub struct Live {
     /// The families `/metrics` shows.
     pub metrics: Arc<LiveMetrics>,
-    addr: SocketAddr,
-    linger: Duration,
+    /// The endpoint and its linger, when served.
+    served: Option<(SocketAddr, Duration)>,
+    /// The remote-write URL, when pushed.
+    push_to: Option<String>,
     stop: CancellationToken,
 }
 
 impl Live {
-    /// Keeps `/metrics` up for the linger (or until Ctrl-C), so the final values are scraped.
+    /// Pushes the final values (remote write), then keeps `/metrics` up for the linger (or until
+    /// Ctrl-C), so the final values are scraped.
     pub async fn linger(self, interrupt: &CancellationToken) {
-        if !self.linger.is_zero() && !interrupt.is_cancelled() {
+        if let Some(url) = &self.push_to {
+            let client = reqwest::Client::builder()
+                .timeout(Duration::from_secs(10))
+                .build();
+            if let Ok(client) = client {
+                match remote_write::push(&client, url, &self.metrics.encode()).await {
+                    Ok(()) => eprintln!("prometheus: final values pushed to {}", redact::url(url)),
+                    Err(e) => eprintln!(
+                        "warning: prometheus remote write to {}: {e}",
+                        redact::url(url)
+                    ),
+                }
+            }
+        }
+        let Some((addr, linger)) = self.served else {
+            self.stop.cancel();
+            return;
+        };
+        if !linger.is_zero() && !interrupt.is_cancelled() {
             eprintln!(
                 "prometheus: final values stay at http://{}/metrics for {}",
-                self.addr,
-                crate::duration::format(self.linger)
+                addr,
+                crate::duration::format(linger)
             );
             tokio::select! {
-                _ = tokio::time::sleep(self.linger) => {}
+                _ = tokio::time::sleep(linger) => {}
                 _ = interrupt.cancelled() => {}
             }
         }
@@ -55,36 +76,78 @@ impl Live {
     }
 }
 
-/// Starts `/metrics` when the command line or the scenario asks for it.
+/// Starts `/metrics` and the remote-write pusher when the command line or the scenario asks.
 pub async fn start_live_metrics(
     config: Option<PrometheusConfig>,
+    push_to: Option<String>,
     run: prometheus::RunLabels,
     model: &str,
     backend: &str,
     planned: &[crate::metrics::GroupKey],
 ) -> Result<Option<Live>, Error> {
-    let Some(PrometheusConfig {
-        listen: addr,
-        linger,
-    }) = config
-    else {
+    if config.is_none() && push_to.is_none() {
         return Ok(None);
-    };
+    }
     let metrics = Arc::new(LiveMetrics::new(run, model, backend));
     metrics.prime(planned);
     let stop = CancellationToken::new();
-    let addr = prometheus::serve(metrics.clone(), addr, stop.clone())
-        .await
-        .map_err(Error::io(format!(
-            "cannot serve Prometheus metrics on {addr}"
-        )))?;
-    eprintln!("prometheus: metrics at http://{addr}/metrics");
+    let served = match config {
+        Some(PrometheusConfig {
+            listen: addr,
+            linger,
+        }) => {
+            let addr = prometheus::serve(metrics.clone(), addr, stop.clone())
+                .await
+                .map_err(Error::io(format!(
+                    "cannot serve Prometheus metrics on {addr}"
+                )))?;
+            eprintln!("prometheus: metrics at http://{addr}/metrics");
+            Some((addr, linger))
+        }
+        None => None,
+    };
+    if let Some(url) = push_to.clone() {
+        eprintln!(
+            "prometheus: pushing to {} every {}",
+            redact::url(&url),
+            crate::duration::format(remote_write::INTERVAL)
+        );
+        tokio::spawn(push_while_running(metrics.clone(), url, stop.clone()));
+    }
     Ok(Some(Live {
         metrics,
-        addr,
-        linger,
+        served,
+        push_to,
         stop,
     }))
+}
+
+/// Pushes the series every [`remote_write::INTERVAL`] until `stop`; a failed push is reported
+/// once and retried at the next interval (the run goes on: live metrics are no verdict).
+async fn push_while_running(metrics: Arc<LiveMetrics>, url: String, stop: CancellationToken) {
+    let Ok(client) = reqwest::Client::builder()
+        .timeout(Duration::from_secs(10))
+        .build()
+    else {
+        return;
+    };
+    let mut tick = tokio::time::interval(remote_write::INTERVAL);
+    let mut warned = false;
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {}
+            _ = stop.cancelled() => return,
+        }
+        if let Err(e) = remote_write::push(&client, &url, &metrics.encode()).await {
+            if !warned {
+                eprintln!(
+                    "warning: prometheus remote write to {}: {e}",
+                    redact::url(&url)
+                );
+                warned = true;
+            }
+        }
+    }
 }
 
 /// Mirrors a recorder event into the live families (warm-up and discarded requests excluded).

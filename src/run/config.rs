@@ -43,6 +43,8 @@ pub struct RunOptions {
     pub prometheus: Option<SocketAddr>,
     /// Linger of the metrics endpoint after the run (beats the scenario's).
     pub prometheus_linger: Option<Duration>,
+    /// Push the live series to this remote-write URL.
+    pub remote_write: Option<String>,
     /// Progress display.
     pub progress: ProgressMode,
     /// Print the title line and table on stdout before the files are written.
@@ -70,6 +72,7 @@ impl RunOptions {
             templates: Templates::default(),
             prometheus: None,
             prometheus_linger: None,
+            remote_write: None,
             progress: ProgressMode::Quiet,
             print_summary: false,
             no_data_fails: false,
@@ -90,6 +93,7 @@ impl RunOptions {
             precise_timer: true,
             prometheus: args.prometheus,
             prometheus_linger: args.prometheus_linger.map(|d| d.get()),
+            remote_write: args.prometheus_remote_write.clone(),
             progress: if args.ci && !args.quiet {
                 ProgressMode::Lines
             } else {
@@ -133,6 +137,8 @@ pub struct RunConfig {
     pub api_key: Option<String>,
     /// The live metrics endpoint.
     pub prometheus: Option<PrometheusConfig>,
+    /// Where the live series are pushed (Prometheus remote write).
+    pub remote_write: Option<String>,
     /// Where results go.
     pub output_dir: PathBuf,
     /// Write the per-request log, in this format.
@@ -242,10 +248,15 @@ impl RunConfig {
             .cloned()
             .chain(command_line_overrides(opts))
             .collect();
+        if let Some(url) = &opts.remote_write {
+            check_url(url)
+                .map_err(|message| Error::Usage(format!("--prometheus-remote-write: {message}")))?;
+        }
         Ok(RunConfig {
             loaded,
             api_key,
             prometheus,
+            remote_write: opts.remote_write.clone(),
             output_dir: opts.output_dir.clone(),
             raw: opts.raw,
             precise_timer: opts.precise_timer,

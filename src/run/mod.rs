@@ -252,6 +252,7 @@ impl Prepared {
         };
         let live = start_live_metrics(
             config.prometheus,
+            config.remote_write.clone(),
             run_labels,
             &scenario.target.model,
             scenario.target.backend.as_str(),

@@ -309,3 +309,99 @@ fn docker_compose_accepts_the_stack() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+/// `--prometheus-remote-write`: a short run pushes its series to a real Prometheus (its
+/// remote-write receiver on), with no scrape at all, and the values read back are the run's.
+#[tokio::test]
+#[ignore = "needs Debian's prometheus; .ci/run runs it"]
+async fn a_short_run_pushes_its_series_to_a_real_prometheus_by_remote_write() {
+    let prometheus_bin = tool("prometheus");
+    let dir = tempfile::tempdir().unwrap();
+    let prom_port = free_port();
+    std::fs::write(
+        dir.path().join("prometheus.yml"),
+        "global: {scrape_interval: 1h}\n",
+    )
+    .unwrap();
+    let _prometheus = KillOnDrop(
+        Command::new(prometheus_bin)
+            .arg(format!(
+                "--config.file={}",
+                dir.path().join("prometheus.yml").display()
+            ))
+            .arg(format!(
+                "--storage.tsdb.path={}",
+                dir.path().join("tsdb").display()
+            ))
+            .arg(format!("--web.listen-address=127.0.0.1:{prom_port}"))
+            .arg("--web.enable-remote-write-receiver")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let prometheus = format!("http://127.0.0.1:{prom_port}");
+    let http = reqwest::Client::new();
+    let started = Instant::now();
+    while !http
+        .get(format!("{prometheus}/-/ready"))
+        .send()
+        .await
+        .is_ok_and(|r| r.status().is_success())
+    {
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "prometheus did not become ready"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    std::fs::write(dir.path().join("live.yaml"), SCENARIO).unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_llm-bench"))
+        .arg("run")
+        .arg(dir.path().join("live.yaml"))
+        .args([
+            "--quiet",
+            "--prometheus-remote-write",
+            &format!("{prometheus}/api/v1/write"),
+            "--output-dir",
+        ])
+        .arg(dir.path().join("results"))
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(stderr.contains("final values pushed"), "{stderr}");
+    assert!(
+        !stderr.contains("warning: prometheus remote write"),
+        "{stderr}"
+    );
+    let result: Value = serde_json::from_slice(
+        &std::fs::read(dir.path().join("results/benchmark_latest.json")).unwrap(),
+    )
+    .unwrap();
+    let at = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs_f64();
+    let total = &result["total"];
+    let requests = scalar(&query(&http, &prometheus, "sum(llmbench_requests_total)", at).await);
+    assert_eq!(
+        requests,
+        total["requests"].as_f64().unwrap() + total["interrupted"].as_f64().unwrap()
+    );
+    let tokens = scalar(&query(&http, &prometheus, "sum(llmbench_output_tokens_total)", at).await);
+    assert_eq!(tokens, total["output_tokens_total"].as_f64().unwrap());
+    let info = query(&http, &prometheus, "llmbench_run_info", at).await;
+    assert_eq!(info.len(), 1, "{info:?}");
+    let buckets = query(
+        &http,
+        &prometheus,
+        "llmbench_ttft_seconds_bucket{le=\"+Inf\"}",
+        at,
+    )
+    .await;
+    assert!(
+        !buckets.is_empty(),
+        "histograms arrive as their _bucket series"
+    );
+}
