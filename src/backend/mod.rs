@@ -13,6 +13,7 @@ pub(crate) mod openai_stream;
 mod property_tests;
 pub(crate) mod sse;
 pub(crate) mod think;
+pub(crate) mod tokenize;
 
 use std::fmt;
 use std::time::Duration;

@@ -49,6 +49,9 @@ pub struct Runner {
     pub hooks: Option<Arc<Hooks>>,
     /// Multi-turn sessions, if the scenario asks for them.
     pub conversation: Option<Arc<Conversation>>,
+    /// The server's tokenizer (`target.tokenizer: server`): counts the answers the server gave
+    /// no token count for, after their measurement ended.
+    pub tokenizer: Option<Arc<crate::backend::tokenize::ServerTokenizer>>,
     /// Spin the last 2 ms before each scheduled arrival for sub-millisecond dispatch (off in
     /// tests under tokio's paused clock, where only timers advance time).
     pub precise_timer: bool,
@@ -239,6 +242,16 @@ impl Runner {
                 _ = cut.cancelled() => (at, Outcome::Interrupted),
             },
         };
+        // An answer without a server count was counted in chunks: count it exactly, now that
+        // its timing is taken (this request to the server is outside every measured interval).
+        if let (Some(tokenizer), Outcome::Done(m)) = (&self.tokenizer, &mut outcome) {
+            if m.tokens_estimated && m.error.is_none() {
+                if let Ok(n) = tokenizer.count(&m.text).await {
+                    m.output_tokens = n;
+                    m.tokens_estimated = false;
+                }
+            }
+        }
         let mut checks = Vec::new();
         let mut custom = prelude.metrics;
         if let (Some(hooks), Outcome::Done(m)) = (&self.hooks, &mut outcome) {

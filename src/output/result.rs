@@ -244,6 +244,11 @@ pub struct TargetInfo {
     pub api: String,
     /// True when the target was the built-in simulator.
     pub simulated: bool,
+    /// How token counts the server did not give were made: `estimate` (4 characters per
+    /// token, and answers counted in chunks) or `server` (its `/tokenize`). Absent in older
+    /// results, which all estimated.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token_counts: Option<String>,
 }
 
 /// The load generator's machine.
@@ -508,6 +513,14 @@ pub fn assemble(facts: RunFacts<'_>, recorder: &Recorder) -> RunResult {
             model: scenario.target.model.clone(),
             api: scenario.target.api.as_str().into(),
             simulated: facts.simulated,
+            token_counts: Some(
+                if scenario.target.tokenizer.is_some() {
+                    "server"
+                } else {
+                    "estimate"
+                }
+                .into(),
+            ),
         },
         started_at: facts.started_at,
         ended_at: humantime::format_rfc3339_seconds(SystemTime::now()).to_string(),

@@ -100,6 +100,94 @@ pub fn generate(spec: &Synthetic, backend: BackendKind, seed: u64) -> PromptSet 
     }
 }
 
+/// [`generate`] with every prompt and shared prefix sized by a real tokenizer (`count` gives
+/// the tokens of a text, e.g. the server's `/tokenize`): each has exactly its drawn number of
+/// tokens where one more word or letter can reach it, and never more.
+pub async fn generate_counted<F, Fut>(
+    spec: &Synthetic,
+    backend: BackendKind,
+    seed: u64,
+    count: F,
+) -> Result<PromptSet, String>
+where
+    F: Fn(String) -> Fut,
+    Fut: std::future::Future<Output = Result<u64, String>>,
+{
+    let mut set = generate(spec, backend, seed);
+    // Sizes are drawn as `generate` draws them; the words of each come from a stream of their own.
+    let mut sizes_rng = SmallRng::seed_from_u64(seed ^ 0x5EED_5EED);
+    let mut rng = SmallRng::seed_from_u64(seed ^ 0x70C3_A1ED);
+    let sizes = Normal::new(spec.input_tokens.mean, spec.input_tokens.stddev.max(0.0)).ok();
+    let mut prefixes = Vec::new();
+    if let Some(p) = spec.shared_prefix {
+        let mut prefix_rng = SmallRng::seed_from_u64(seed ^ 0x50F1_C5ED);
+        for _ in 0..p.prefixes {
+            prefixes.push(fit(p.tokens as usize, &mut prefix_rng, &count).await? + "\n\n");
+        }
+    }
+    for (i, entry) in set.entries.iter_mut().enumerate() {
+        let tokens = sizes
+            .map_or(spec.input_tokens.mean, |d| d.sample(&mut sizes_rng))
+            .round()
+            .max(1.0) as usize;
+        // `generate` draws the words of each prompt from the same stream as the sizes.
+        let _ = text_of(tokens, &mut sizes_rng);
+        let own = fit(tokens, &mut rng, &count).await?;
+        let text = match prefixes.get(i % prefixes.len().max(1)) {
+            Some(prefix) => format!("{prefix}{own}"),
+            None => own,
+        };
+        entry.prompt = Prompt::Text(text);
+    }
+    Ok(set)
+}
+
+/// Words whose text has `target` tokens by `count`: start from the 4-characters estimate,
+/// scale the word count by what the tokenizer says (a few rounds), trim to at most `target`,
+/// then pad with one-letter words to reach it.
+async fn fit<F, Fut>(target: usize, rng: &mut SmallRng, count: &F) -> Result<String, String>
+where
+    F: Fn(String) -> Fut,
+    Fut: std::future::Future<Output = Result<u64, String>>,
+{
+    let mut words: Vec<&str> = Vec::new();
+    let mut chars = 0;
+    while chars < target * CHARS_PER_TOKEN {
+        let w = WORDS[rng.random_range(0..WORDS.len())];
+        chars += w.len() + 1;
+        words.push(w);
+    }
+    let measure = |words: &[&str]| count(words.join(" "));
+    for _ in 0..6 {
+        let got = measure(&words).await? as usize;
+        if got == target {
+            return Ok(words.join(" "));
+        }
+        let per_word = got.max(1) as f64 / words.len().max(1) as f64;
+        let step = ((got.abs_diff(target)) as f64 / per_word).ceil().max(1.0) as usize;
+        if got < target {
+            for _ in 0..step {
+                words.push(WORDS[rng.random_range(0..WORDS.len())]);
+            }
+        } else {
+            words.truncate(words.len().saturating_sub(step).max(1));
+        }
+    }
+    while words.len() > 1 && measure(&words).await? as usize > target {
+        words.pop();
+    }
+    // One letter at a time, each checked by the tokenizer before the next.
+    #[allow(clippy::same_item_push)]
+    for _ in 0..4 {
+        words.push("a");
+        if measure(&words).await? as usize > target {
+            words.pop();
+            break;
+        }
+    }
+    Ok(words.join(" "))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -178,5 +266,42 @@ mod tests {
         }
         let distinct: std::collections::HashSet<String> = (0..60).map(prefix).collect();
         assert_eq!(distinct.len(), 3);
+    }
+
+    /// With a tokenizer, each prompt has exactly its drawn size: here a toy tokenizer that
+    /// counts words of more than 5 letters as two tokens, so the 4-characters rule is off.
+    #[tokio::test]
+    async fn a_real_tokenizer_sizes_every_prompt_exactly() {
+        let toy = |text: String| async move {
+            Ok(text
+                .split(' ')
+                .map(|w| if w.len() > 5 { 2 } else { 1 })
+                .sum::<u64>())
+        };
+        let mut s = spec(100.0, 20.0);
+        s.count = Some(30);
+        s.shared_prefix = Some(crate::scenario::SharedPrefix {
+            tokens: 50,
+            prefixes: 2,
+        });
+        let set = generate_counted(&s, BackendKind::Openai, 9, toy)
+            .await
+            .unwrap();
+        let estimated = generate(&s, BackendKind::Openai, 9);
+        let mut rng = SmallRng::seed_from_u64(9 ^ 0x5EED_5EED);
+        let sizes = Normal::new(100.0, 20.0).unwrap();
+        for (entry, plain) in set.entries.iter().zip(&estimated.entries) {
+            let want = Distribution::<f64>::sample(&sizes, &mut rng)
+                .round()
+                .max(1.0) as u64;
+            let _ = text_of(want as usize, &mut rng);
+            let Prompt::Text(text) = &entry.prompt else {
+                panic!()
+            };
+            let (prefix, own) = text.split_once("\n\n").unwrap();
+            assert_eq!(toy(prefix.to_string()).await.unwrap(), 50);
+            assert_eq!(toy(own.to_string()).await.unwrap(), want, "{own}");
+            assert_eq!(entry.options, plain.options);
+        }
     }
 }

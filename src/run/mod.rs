@@ -141,12 +141,83 @@ pub async fn execute(
     opts: &RunOptions,
     stop: impl Into<Stop>,
 ) -> Result<RunOutcome, Error> {
-    let config = RunConfig::resolve(loaded, opts)?;
+    let mut config = RunConfig::resolve(loaded, opts)?;
     let target = Target::connect(&config).await?;
     if config.preflight {
         target.preflight(&config.scenario().target).await?;
     }
+    if config.scenario().target.tokenizer.is_some() {
+        count_synthetic_prompts(&mut config, &target).await?;
+    }
     execute_on(config, target, stop).await
+}
+
+/// The server's tokenizer, when the scenario asks for it.
+fn server_tokenizer(
+    config: &RunConfig,
+    url: &str,
+) -> Result<Option<Arc<crate::backend::tokenize::ServerTokenizer>>, Error> {
+    let target = &config.scenario().target;
+    match target.tokenizer {
+        None => Ok(None),
+        Some(crate::scenario::TokenizerKind::Server) => {
+            crate::backend::tokenize::ServerTokenizer::new(
+                url,
+                &target.model,
+                config.api_key.as_deref(),
+            )
+            .map(|t| Some(Arc::new(t)))
+            .map_err(|message| Error::Preflight {
+                url: redact::url(url),
+                tried: "the tokenizer".into(),
+                message,
+            })
+        }
+    }
+}
+
+/// `tokenizer: server`: every synthetic prompt set generated again, sized by the server's own
+/// tokenizer, before any load.
+async fn count_synthetic_prompts(config: &mut RunConfig, target: &Target) -> Result<(), Error> {
+    let Some(tokenizer) = server_tokenizer(config, &target.url)? else {
+        return Ok(());
+    };
+    let scenario = config.scenario().clone();
+    let specs: Vec<&crate::scenario::Synthetic> = match &scenario.prompts {
+        crate::scenario::Prompts::List(items) => items
+            .iter()
+            .filter_map(|item| match item {
+                crate::scenario::PromptItem::Synthetic(s) => Some(&s.synthetic),
+                _ => None,
+            })
+            .collect(),
+        crate::scenario::Prompts::Include(_) => Vec::new(),
+    };
+    let mut next = 0;
+    for set in config.loaded.prompt_sets.iter_mut() {
+        let Some(spec) = specs.get(next) else { break };
+        if *set.name != *spec.name.as_deref().unwrap_or("synthetic") {
+            continue;
+        }
+        next += 1;
+        let counted = crate::prompts::synthetic::generate_counted(
+            spec,
+            scenario.target.backend,
+            scenario.seed.unwrap_or(1),
+            |text| {
+                let tokenizer = tokenizer.clone();
+                async move { tokenizer.count(&text).await }
+            },
+        )
+        .await
+        .map_err(|message| Error::Preflight {
+            url: redact::url(&target.url),
+            tried: "POST /tokenize (target.tokenizer: server)".into(),
+            message,
+        })?;
+        set.entries = counted.entries;
+    }
+    Ok(())
 }
 
 /// Runs a resolved configuration against `target` (whose backend may be a test double).
@@ -292,6 +363,7 @@ impl Prepared {
             precise_timer: config.precise_timer,
             hooks: config.loaded.hooks.clone(),
             conversation: scenario.conversation.clone().map(Arc::new),
+            tokenizer: server_tokenizer(config, &target.url)?,
         };
         Ok(Prepared {
             plans,

@@ -174,10 +174,24 @@ pub struct Target {
     /// request body (max_tokens, temperature, seed, ...).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub options: Option<Map<String, Value>>,
+    /// How tokens are counted where a count matters: unset, one token is 4 characters (an
+    /// estimate, labelled so in the result); `server` asks the server's own `/tokenize`
+    /// (llama.cpp's llama-server, vLLM, SGLang), so synthetic prompts have exactly their
+    /// `input_tokens` and answers the server gives no count for are counted exactly.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tokenizer: Option<TokenizerKind>,
     /// Passed through as Ollama `keep_alive`: a duration string ("5m") or seconds; negative keeps
     /// the model loaded forever.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub keep_alive: Option<KeepAlive>,
+}
+
+/// Where token counts come from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum TokenizerKind {
+    /// The server's `POST /tokenize` (OpenAI-compatible servers that have one).
+    Server,
 }
 
 /// Ollama's `keep_alive`: a Go duration string or a number of seconds.

@@ -275,6 +275,7 @@ fn example(owner: &str, field: &str) -> Option<Value> {
         ("Target", "model") => json!("llama3.2:1b"),
         ("Target", "options") => json!({"temperature": 0, "num_predict": 256}),
         ("Target", "think_tags") => json!(["<think>", "</think>"]),
+        ("Target", "tokenizer") => json!("server"),
         ("Target", "timeout") => json!("120s"),
         ("Target", "url") => json!("http://localhost:11434"),
         ("TokenDistribution", "mean") => json!(512),

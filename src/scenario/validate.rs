@@ -106,6 +106,12 @@ pub fn check(scenario: &Scenario) -> Vec<(String, String)> {
             }
         }
     }
+    if scenario.target.tokenizer.is_some() && scenario.target.backend == BackendKind::Ollama {
+        problem(
+            "/target/tokenizer".into(),
+            "Ollama has no /tokenize endpoint: leave tokenizer unset (the 4-characters estimate) or use an OpenAI-compatible server that has one (llama-server, vLLM)",
+        );
+    }
     if scenario.scenarios.is_empty() {
         problem("/scenarios".into(), "at least one scenario is needed");
     }

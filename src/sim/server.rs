@@ -88,6 +88,7 @@ pub async fn start(cfg: SimConfig, addr: SocketAddr) -> std::io::Result<SimServe
         .route("/v1/chat/completions", post(openai_chat))
         .route("/v1/completions", post(openai_completions))
         .route("/v1/models", get(openai_models))
+        .route("/tokenize", post(tokenize))
         .route("/sim/stats", get(truth))
         .route("/sim/reset", post(reset_truth))
         .with_state(sim);
@@ -158,6 +159,24 @@ async fn openai_models(State(sim): State<Arc<Sim>>) -> Json<Value> {
         .map(|id| json!({"id": id, "object": "model", "created": 0, "owned_by": "llm-bench-sim"}))
         .collect();
     Json(json!({"object": "list", "data": data}))
+}
+
+/// llama-server's and vLLM's `POST /tokenize`, counting as the simulator does (4 characters per
+/// token), with both answer shapes (`tokens` and `count`).
+async fn tokenize(body: Bytes) -> Response {
+    let asked: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+    let Some(text) = asked["content"]
+        .as_str()
+        .or_else(|| asked["prompt"].as_str())
+    else {
+        return error(
+            StatusCode::BAD_REQUEST,
+            json!({"error": "give `content` or `prompt`"}),
+        );
+    };
+    let n = super::model::estimate_prompt_tokens(text.len());
+    let tokens: Vec<u64> = (0..n).collect();
+    Json(json!({"tokens": tokens, "count": n, "max_model_len": 4096})).into_response()
 }
 
 async fn ps(State(sim): State<Arc<Sim>>) -> Json<Value> {

@@ -75,3 +75,51 @@ async fn a_run_measures_exactly_what_a_backend_double_answers() {
     assert!(r.thresholds.iter().all(|t| t.passed), "{:?}", r.thresholds);
     assert!(out.result_path.exists());
 }
+
+/// Answers like a server that gives no token count: the count is its chunks, an estimate.
+struct CountlessServer;
+
+impl Backend for CountlessServer {
+    fn send<'a>(&'a self, _request: &'a Picked) -> BoxFuture<'a, Exchange> {
+        Box::pin(async move {
+            let sent_at = tokio::time::Instant::now();
+            let mut m = Measurement::default();
+            let mut last = None;
+            for _ in 0..2 {
+                tokio::time::sleep(Duration::from_millis(10)).await;
+                m.content_arrived(sent_at.elapsed(), true, &mut last);
+            }
+            m.e2e = sent_at.elapsed();
+            m.text = "forty characters of answer in two chunks".into();
+            m.output_tokens = m.content_chunks;
+            m.tokens_estimated = true;
+            Exchange {
+                sent_at,
+                measurement: m,
+            }
+        })
+    }
+}
+
+/// With `tokenizer: server`, an answer without a server count is counted by the server's
+/// `/tokenize` (here the simulator's, 4 characters per token: 10 for the 40-character answer)
+/// after it was measured, and no longer labelled an estimate.
+#[tokio::test]
+async fn a_server_tokenizer_counts_answers_the_server_gave_no_count_for() {
+    let sim = crate::common::start_sim(llm_bench::sim::SimConfig::default()).await;
+    let dir = tempfile::tempdir().unwrap();
+    let loaded = scenario(
+        "name: countless\ntarget: {backend: openai, model: m, tokenizer: server}\nprompts: [hi]\nscenarios:\n  s: {executor: concurrency-levels, levels: [2], requests_per_level: 4}\n",
+    );
+    let config = RunConfig::resolve(loaded, &options(dir.path(), None)).unwrap();
+    let target = Target::new(sim.url(), Arc::new(CountlessServer));
+    let out = llm_bench::execute_on(config, target, CancellationToken::new())
+        .await
+        .unwrap();
+    let t = &out.result.total;
+    assert_eq!(t.requests, 4);
+    assert_eq!(t.output_tokens_total, 40, "10 tokens each, not 2 chunks");
+    assert_eq!(t.tokens_estimated_requests, 0);
+    // Timing is the answer's own: the count came after the measurement.
+    assert!(t.e2e_latency_ms.as_ref().unwrap().max < 100.0);
+}

@@ -132,3 +132,40 @@ fn backend_and_api_must_belong_together() {
     };
     assert_eq!(problems[0].to_string(), "k.yaml:5:3: target.api: `generate` is an Ollama endpoint; OpenAI's are `chat` and `completions`");
 }
+
+/// `tokenizer: server`: synthetic prompts are sized by the server's `/tokenize` before any
+/// load, the result says the counts are the server's, and Ollama (no such endpoint) is refused.
+#[tokio::test]
+async fn a_server_tokenizer_sizes_synthetic_prompts_and_is_recorded() {
+    let sim = start_sim(sim_config()).await;
+    let dir = tempfile::tempdir().unwrap();
+    let yaml = "name: t\ntarget:\n  backend: openai\n  model: m\n  api: completions\n  tokenizer: server\nprompts:\n  - synthetic: {input_tokens: {mean: 30, stddev: 6}, output_tokens: 5, count: 8, shared_prefix: {tokens: 20}}\nscenarios:\n  s: {executor: concurrency-levels, levels: [2], requests_per_level: 8}\n";
+    let out = run(
+        scenario(yaml),
+        &options(dir.path(), Some(format!("{}/v1", sim.url()))),
+    )
+    .await;
+    assert_eq!(out.result.target.token_counts.as_deref(), Some("server"));
+    let t = &out.result.total;
+    assert_eq!((t.requests, t.errors), (8, 0));
+    // The simulator's tokenizer is the 4-characters rule, so every prompt is its drawn size
+    // plus the 20-token prefix and the paragraph break between them.
+    let prompt = t.prompt_tokens.as_ref().unwrap();
+    assert!(
+        prompt.min >= 20.0 + 10.0 && prompt.max <= 20.0 + 60.0,
+        "{prompt:?}"
+    );
+    let refused = llm_bench::load_str(
+        "name: o\ntarget: {model: m, tokenizer: server}\nprompts: [hi]\nscenarios:\n  s: {executor: concurrency-levels, levels: [1], requests_per_level: 1}\n",
+        "o.yaml",
+    );
+    let Err(llm_bench::LoadError::Invalid { problems, .. }) = refused else {
+        panic!("Ollama has no /tokenize")
+    };
+    assert!(
+        problems[0]
+            .to_string()
+            .contains("target.tokenizer: Ollama has no /tokenize"),
+        "{problems:?}"
+    );
+}

@@ -166,4 +166,68 @@ async fn llama_server_real_inference_matches_the_servers_own_accounting() {
     assert!(
         out_dir.path().join("junit.xml").exists() && out_dir.path().join("summary.md").exists()
     );
+
+    // `tokenizer: server`: synthetic prompts sized by llama-server's own /tokenize have the
+    // server's prompt count exactly (plus the BOS token it adds), where the 4-characters
+    // estimate is off for this tokenizer.
+    let sized = |tokenizer: &str| {
+        format!(
+            "name: sized\ntarget: {{backend: openai, model: gemma, api: completions, timeout: 60s{tokenizer}}}\n\
+             prompts:\n  - synthetic: {{input_tokens: {{mean: 48}}, output_tokens: 4, count: 6}}\n\
+             scenarios:\n  s: {{executor: concurrency-levels, levels: [2], requests_per_level: 6}}\n"
+        )
+    };
+    let mut counts = Vec::new();
+    for (name, tokenizer) in [("exact", ", tokenizer: server"), ("estimate", "")] {
+        let file = out_dir.path().join(format!("{name}.yaml"));
+        std::fs::write(&file, sized(tokenizer)).unwrap();
+        let dir = out_dir.path().join(name);
+        let run = Command::new(env!("CARGO_BIN_EXE_llm-bench"))
+            .arg("run")
+            .arg(&file)
+            .args(["--target-url", &url, "--raw", "-q", "--output-dir"])
+            .arg(&dir)
+            .output()
+            .unwrap();
+        assert_eq!(
+            run.status.code(),
+            Some(0),
+            "{}",
+            String::from_utf8_lossy(&run.stderr)
+        );
+        let raw = std::fs::read_dir(&dir)
+            .unwrap()
+            .flatten()
+            .map(|e| e.path())
+            .find(|p| p.to_string_lossy().ends_with(".requests.jsonl"))
+            .unwrap();
+        let prompt_tokens: Vec<u64> = std::fs::read_to_string(raw)
+            .unwrap()
+            .lines()
+            .map(|l| {
+                serde_json::from_str::<serde_json::Value>(l).unwrap()["prompt_tokens"]
+                    .as_u64()
+                    .unwrap()
+            })
+            .collect();
+        let result: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(dir.join("benchmark_latest.json")).unwrap())
+                .unwrap();
+        assert_eq!(
+            result["target"]["token_counts"],
+            if tokenizer.is_empty() {
+                "estimate"
+            } else {
+                "server"
+            }
+        );
+        counts.push((name, prompt_tokens));
+    }
+    eprintln!("prompt tokens as llama-server counted them, for 48 asked: {counts:?}");
+    for n in &counts[0].1 {
+        assert!(
+            (48..=49).contains(n),
+            "sized by the server's tokenizer: {counts:?}"
+        );
+    }
 }
