@@ -140,7 +140,7 @@ fn capacity_search_and_comparison_pages_draw_every_chart() {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(
         dir.path().join("search.yaml"),
-        "name: search\ntarget: {model: m}\nprompts: [hi]\nscenarios:\n  find: {executor: capacity-search, mode: concurrency, start: 1, max: 8, step_duration: 1s}\nthresholds: {ttft: [\"p(95)<30ms\"]}\nsimulator: {parallel: 2, decode_per_token: 2ms, prefill_per_token: 0s, load_time: 0s, first_token_delay: 5ms}\n",
+        "name: search\ntarget: {model: m}\nprompts: [hi]\nscenarios:\n  find: {executor: capacity-search, mode: concurrency, start: 1, max: 8, step_duration: 1s}\n  rates: {executor: rate-levels, rates: [5, 10], duration: 1s, max_vus: 20}\nthresholds: {ttft: [\"p(95)<30ms\"]}\nsimulator: {parallel: 2, decode_per_token: 2ms, prefill_per_token: 0s, load_time: 0s, first_token_delay: 5ms}\n",
     )
     .unwrap();
     let out = Command::new(env!("CARGO_BIN_EXE_llm-bench"))
@@ -161,13 +161,23 @@ fn capacity_search_and_comparison_pages_draw_every_chart() {
     );
     assert_eq!(report["errors"], serde_json::json!([]));
     let charts = report["charts"].as_array().unwrap();
-    // Spectrum, load, tokens, TTFT over time, and the search's two.
-    assert!(charts.len() >= 6, "{charts:?}");
+    // The rate sweep's three, spectrum, load, tokens, TTFT, offered vs sent and schedule lag
+    // over time, and the search's two.
     for chart in charts {
         assert!(
             chart["drawn"].as_u64().unwrap() > 0,
             "a chart drew nothing: {chart}"
         );
+    }
+    let titles: Vec<&str> = charts.iter().filter_map(|c| c["title"].as_str()).collect();
+    for wanted in [
+        "rates: latency vs offered rate",
+        "Open model: offered vs sent over time",
+        "Open model: schedule lag p95 over time",
+        "find: VUs and requests/s per step",
+        "find: latency per step (failed steps marked)",
+    ] {
+        assert!(titles.contains(&wanted), "{wanted} missing from {titles:?}");
     }
     let compare = Command::new(env!("CARGO_BIN_EXE_llm-bench"))
         .args([
