@@ -273,6 +273,10 @@ impl Prepared {
         if let Some((index, count)) = config.shard {
             plans = plan::shard(plans, index, count).map_err(Error::Usage)?;
         }
+        ensure_open_files(
+            most_in_flight(&plans),
+            matches!(config.endpoint, config::Endpoint::Simulator(_)),
+        )?;
         let now = SystemTime::now();
         let started_at = humantime::format_rfc3339_seconds(now).to_string();
         // Milliseconds in the name, and a counter when even those collide, keep two runs of one
@@ -523,6 +527,46 @@ async fn finish(
         report_path,
         teardown_error,
     })
+}
+
+/// Open files a run needs besides one per connection: the runtime, listeners, output files.
+const FILES_BESIDES_CONNECTIONS: u64 = 64;
+
+/// The most requests the plans can hold open at once (phases run in parallel, so they add).
+fn most_in_flight(plans: &[PhasePlan]) -> u64 {
+    plans
+        .iter()
+        .map(|p| match &p.kind {
+            PlanKind::Levels(levels) => levels.iter().map(|l| l.vus).max().unwrap_or(0),
+            PlanKind::ConstantVus { vus, .. } => *vus,
+            PlanKind::RampingVus { steps, .. } => steps.iter().map(|s| s.vus).max().unwrap_or(0),
+            PlanKind::ArrivalRate(a) => a.max_vus,
+            PlanKind::CapacitySearch(c) => match (c.mode, c.max) {
+                (crate::scenario::SearchMode::Concurrency, Some(max)) => max.ceil() as u32,
+                _ => c.max_vus,
+            },
+        })
+        .map(u64::from)
+        .sum()
+}
+
+/// Raises the open-file limit to what `streams` connections need (twice as many with the
+/// in-process simulator, which holds the server side too), before anything is sent; when the
+/// hard limit is lower, says so and how to raise it, instead of failing requests mid-run with
+/// "too many open files".
+fn ensure_open_files(streams: u64, simulated: bool) -> Result<(), Error> {
+    let needed = streams * if simulated { 2 } else { 1 } + FILES_BESIDES_CONNECTIONS;
+    match rlimit::increase_nofile_limit(needed) {
+        Ok(limit) if limit >= needed => Ok(()),
+        Ok(limit) => Err(Error::Usage(format!(
+            "this run holds up to {streams} requests open at once and needs about {needed} open files, but the limit is {limit} and cannot be raised (the hard limit): raise it (`ulimit -n {needed}`, LimitNOFILE= in systemd, --ulimit nofile= in Docker) or lower the concurrency"
+        ))),
+        // Unknown: the run goes on; a shortage would show as `connect` errors.
+        Err(e) => {
+            eprintln!("warning: cannot read or raise the open-file limit: {e}");
+            Ok(())
+        }
+    }
 }
 
 /// The groups the plans will record into, as far as they are known before the run (a capacity

@@ -626,3 +626,31 @@ fn several_scenarios_run_in_turn_and_end_side_by_side() {
     let out = bin().arg("run").args([&fast, &broken]).output().unwrap();
     assert_eq!(out.status.code(), Some(104));
 }
+
+/// A run whose concurrency needs more open files than the hard limit allows is refused before
+/// anything is sent, saying how many it needs and how to raise the limit.
+#[test]
+fn too_low_an_open_file_limit_is_named_before_any_request() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("wide.yaml"),
+        "name: wide\ntarget: {model: m}\nprompts: [hi]\nscenarios:\n  s: {executor: concurrency-levels, levels: [1, 500], requests_per_level: 500}\nsimulator: {parallel: 64}\n",
+    )
+    .unwrap();
+    let out = Command::new("sh")
+        .arg("-c")
+        .arg(format!(
+            "ulimit -n 200 && exec '{}' run wide.yaml -q --output-dir r",
+            env!("CARGO_BIN_EXE_llm-bench")
+        ))
+        .current_dir(dir.path())
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("holds up to 500 requests open at once and needs about 1064 open files, but the limit is 200"),
+        "{stderr}"
+    );
+    assert!(!dir.path().join("r").exists(), "nothing was run");
+}
