@@ -318,4 +318,41 @@ pub struct Exchange {
 pub trait Backend: Send + Sync {
     /// Sends one prompt (with its entry's options) and measures the streamed answer.
     fn send<'a>(&'a self, request: &'a Picked) -> BoxFuture<'a, Exchange>;
+
+    /// Opens up to `connections` kept-alive connections before the measured load, so the
+    /// first requests of a level do not pay for TCP setup; returns how many requests that
+    /// opened them succeeded. A double without connections opens none.
+    fn preconnect(&self, connections: usize) -> BoxFuture<'_, usize> {
+        let _ = connections;
+        Box::pin(async { 0 })
+    }
+}
+
+/// `connections` GETs of `url` at once on `client`, each on a connection of its own (the pool
+/// has no idle one while they are all in flight), left open in the pool for the load; returns
+/// how many were answered.
+pub(crate) async fn open_connections(
+    client: &reqwest::Client,
+    url: &str,
+    bearer: Option<&str>,
+    connections: usize,
+) -> usize {
+    let requests = (0..connections).map(|_| {
+        let mut request = client.get(url);
+        if let Some(key) = bearer {
+            request = request.bearer_auth(key);
+        }
+        async move {
+            match request.send().await {
+                // Read to the end, so the connection goes back to the pool.
+                Ok(response) => response.bytes().await.is_ok(),
+                Err(_) => false,
+            }
+        }
+    });
+    futures_util::future::join_all(requests)
+        .await
+        .into_iter()
+        .filter(|ok| *ok)
+        .count()
 }

@@ -114,6 +114,18 @@ impl OllamaBackend {
 }
 
 impl Backend for OllamaBackend {
+    fn preconnect(&self, connections: usize) -> BoxFuture<'_, usize> {
+        // The cheapest answer Ollama has: its version.
+        let base = self
+            .endpoint
+            .rsplit_once("/api/")
+            .map_or(self.endpoint.as_str(), |(base, _)| base);
+        let url = format!("{base}/api/version");
+        Box::pin(
+            async move { super::open_connections(&self.client, &url, None, connections).await },
+        )
+    }
+
     fn send<'a>(&'a self, request: &'a Picked) -> BoxFuture<'a, Exchange> {
         Box::pin(http::send::<OllamaStream>(
             &self.settings,

@@ -101,6 +101,18 @@ impl OpenAiBackend {
 }
 
 impl Backend for OpenAiBackend {
+    fn preconnect(&self, connections: usize) -> BoxFuture<'_, usize> {
+        // `/v1/models`: every OpenAI-compatible server has it, and it is small.
+        let base = self
+            .endpoint
+            .rsplit_once("/v1/")
+            .map_or(self.endpoint.as_str(), |(base, _)| base);
+        let url = format!("{base}/v1/models");
+        Box::pin(async move {
+            super::open_connections(&self.client, &url, self.api_key.as_deref(), connections).await
+        })
+    }
+
     fn send<'a>(&'a self, request: &'a Picked) -> BoxFuture<'a, Exchange> {
         Box::pin(http::send::<OpenAiStream>(
             &self.settings,

@@ -239,6 +239,9 @@ pub struct CapacityStep {
     pub passed: bool,
     /// Labels of the thresholds that failed.
     pub failed: Vec<String>,
+    /// Every threshold that judged the step, with its measured value. Absent in older results.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub thresholds: Vec<crate::metrics::sample::StepThreshold>,
 }
 
 /// `capacity-search`.
@@ -315,6 +318,7 @@ pub async fn capacity_search(
             value,
             passed: verdict.passed,
             failed: verdict.failed,
+            thresholds: verdict.observed,
         });
     }
     let capacity = history

@@ -154,4 +154,21 @@ pub struct Verdict {
     pub passed: bool,
     /// Labels of the thresholds that failed.
     pub failed: Vec<String>,
+    /// Each threshold that judged the group, with what it measured.
+    pub observed: Vec<StepThreshold>,
+}
+
+/// One threshold's reading of a group (a capacity-search step).
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, schemars::JsonSchema)]
+pub struct StepThreshold {
+    /// `ttft p(95)<500ms`.
+    pub label: String,
+    /// The measured value in `unit`; absent without data.
+    pub observed: Option<f64>,
+    /// The limit in `unit`.
+    pub limit: f64,
+    /// "ms" for time metrics, "" otherwise.
+    pub unit: String,
+    /// Whether it held.
+    pub passed: bool,
 }

@@ -178,6 +178,10 @@ pub fn merge(shards: &[(String, RunResult)]) -> Result<RunResult, String> {
         thresholds: &thresholds,
         no_data_fails: false,
         shard: Some(ShardInfo { index: None, count }),
+        preconnected: shards
+            .iter()
+            .map(|(_, r)| r.warmup.connections_opened)
+            .sum(),
     };
     let mut merged = result::assemble(facts, &recorder);
     merged.ended_at = shards

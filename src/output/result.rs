@@ -284,6 +284,14 @@ pub struct WarmupSummary {
     pub errors: u64,
     /// Failures by category.
     pub errors_by_kind: BTreeMap<ErrorKind, u64>,
+    /// Connections opened (and kept alive) after the warm-up and before the measured load, so
+    /// no measured request pays for connection setup. Absent in older results.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub connections_opened: u64,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 /// One load phase.
@@ -476,6 +484,8 @@ pub struct RunFacts<'a> {
     pub no_data_fails: bool,
     /// The slice of a sharded load this run was.
     pub shard: Option<ShardInfo>,
+    /// Connections opened before the measured load.
+    pub preconnected: u64,
 }
 
 /// The result document of a run from its facts and its aggregates.
@@ -532,6 +542,7 @@ pub fn assemble(facts: RunFacts<'_>, recorder: &Recorder) -> RunResult {
             discarded: recorder.warmup.discarded,
             errors: recorder.warmup.errors.values().sum(),
             errors_by_kind: recorder.warmup.errors.clone(),
+            connections_opened: facts.preconnected,
         },
         scenarios,
         total,

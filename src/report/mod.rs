@@ -124,7 +124,8 @@ pub struct CapacityCharts {
     pub scenario: String,
     /// Offered vs achieved (rate mode), or VUs and requests/s (concurrency mode), per step.
     pub load: String,
-    /// TTFT and e2e p95 per step, failed steps marked.
+    /// Each threshold's value per step against its limit (TTFT and e2e p95 for older
+    /// results), failed steps marked.
     pub latency: String,
 }
 
@@ -209,28 +210,85 @@ fn capacity_charts(result: &RunResult) -> Vec<CapacityCharts> {
                 marker: capacity_at.clone(),
             }
             .render_with(&marks);
-            let latency = LineChart {
-                title: &format!("{}: latency per step (failed steps marked)", c.scenario),
-                y_label: "ms",
-                x: XAxis::Categories(cats),
-                series: vec![
-                    Series {
-                        name: "TTFT p95".into(),
-                        points: at(&|g| Some(g.ttft_ms.as_ref()?.p95)),
-                        dashed: true,
-                    },
-                    Series {
-                        name: "e2e p95".into(),
-                        points: at(&|g| Some(g.e2e_latency_ms.as_ref()?.p95)),
-                        dashed: false,
-                    },
-                ],
-                marker: capacity_at,
-            }
-            .render_with(&Extras {
-                log_y: true,
-                boundaries: failed,
-            });
+            // What the search was judged by: each threshold's value per step against its limit
+            // (those in the first threshold's unit, so they share an axis); TTFT and e2e p95 for
+            // results written before steps kept their readings.
+            let unit = c
+                .steps
+                .iter()
+                .flat_map(|s| s.thresholds.iter())
+                .map(|t| t.unit.clone())
+                .next();
+            let latency = match unit {
+                Some(unit) => {
+                    let mut labels: Vec<&str> = Vec::new();
+                    for t in c.steps.iter().flat_map(|s| s.thresholds.iter()) {
+                        if t.unit == unit && !labels.contains(&t.label.as_str()) {
+                            labels.push(&t.label);
+                        }
+                    }
+                    let mut series = Vec::new();
+                    for label in labels {
+                        let reading =
+                            |i: usize| c.steps[i].thresholds.iter().find(|t| t.label == label);
+                        series.push(Series {
+                            name: label.to_string(),
+                            points: (0..c.steps.len())
+                                .filter_map(|i| Some((i as f64, reading(i)?.observed?)))
+                                .collect(),
+                            dashed: false,
+                        });
+                        series.push(Series {
+                            name: "limit".into(),
+                            points: (0..c.steps.len())
+                                .filter_map(|i| Some((i as f64, reading(i)?.limit)))
+                                .collect(),
+                            dashed: true,
+                        });
+                    }
+                    let y_label = if unit.is_empty() {
+                        "value"
+                    } else {
+                        unit.as_str()
+                    };
+                    LineChart {
+                        title: &format!(
+                            "{}: thresholds per step (failed steps marked)",
+                            c.scenario
+                        ),
+                        y_label,
+                        x: XAxis::Categories(cats),
+                        series,
+                        marker: capacity_at,
+                    }
+                    .render_with(&Extras {
+                        log_y: unit == "ms",
+                        boundaries: failed,
+                    })
+                }
+                None => LineChart {
+                    title: &format!("{}: latency per step (failed steps marked)", c.scenario),
+                    y_label: "ms",
+                    x: XAxis::Categories(cats),
+                    series: vec![
+                        Series {
+                            name: "TTFT p95".into(),
+                            points: at(&|g| Some(g.ttft_ms.as_ref()?.p95)),
+                            dashed: true,
+                        },
+                        Series {
+                            name: "e2e p95".into(),
+                            points: at(&|g| Some(g.e2e_latency_ms.as_ref()?.p95)),
+                            dashed: false,
+                        },
+                    ],
+                    marker: capacity_at,
+                }
+                .render_with(&Extras {
+                    log_y: true,
+                    boundaries: failed,
+                }),
+            };
             CapacityCharts {
                 scenario: c.scenario.clone(),
                 load,

@@ -206,13 +206,27 @@ impl ThresholdWatch {
             return Verdict {
                 passed: false,
                 failed: vec!["no request completed".into()],
+                observed: Vec::new(),
             };
         };
-        let mut failed: Vec<String> = self
+        let outcomes: Vec<_> = self
             .all
             .iter()
             .filter(|t| t.applies_to_scenario(&key.scenario))
             .map(|t| evaluate_on(t, g))
+            .collect();
+        let observed = outcomes
+            .iter()
+            .map(|o| crate::metrics::sample::StepThreshold {
+                label: o.label(),
+                observed: o.observed,
+                limit: o.limit,
+                unit: o.unit.clone(),
+                passed: o.passed,
+            })
+            .collect();
+        let mut failed: Vec<String> = outcomes
+            .iter()
             .filter(|o| !o.passed)
             .map(|o| o.label())
             .collect();
@@ -228,6 +242,7 @@ impl ThresholdWatch {
         Verdict {
             passed: failed.is_empty(),
             failed,
+            observed,
         }
     }
 

@@ -55,11 +55,14 @@ pub struct RunOptions {
     pub preflight: bool,
     /// Run only this slice (index, count) of the load.
     pub shard: Option<(u32, u32)>,
+    /// Open the load's connections after the warm-up, before the measured requests.
+    pub preconnect: bool,
 }
 
 impl RunOptions {
     /// A library caller's defaults: results in `output_dir`, the scenario as written, nothing
-    /// on the terminal, no pre-flight, arrival pacing by tokio's timer alone.
+    /// on the terminal, no pre-flight, no connections opened ahead, arrival pacing by tokio's
+    /// timer alone.
     pub fn new(output_dir: impl Into<PathBuf>) -> Self {
         Self {
             concurrency: Vec::new(),
@@ -78,6 +81,7 @@ impl RunOptions {
             no_data_fails: false,
             preflight: false,
             shard: None,
+            preconnect: false,
         }
     }
 
@@ -103,6 +107,7 @@ impl RunOptions {
             no_data_fails: args.no_data_fails,
             preflight: !args.no_preflight,
             shard: args.shard,
+            preconnect: true,
             ..Self::new(args.output_dir.clone())
         }
     }
@@ -159,6 +164,8 @@ pub struct RunConfig {
     pub overrides: Vec<String>,
     /// The slice (index, count) of the load this run is.
     pub shard: Option<(u32, u32)>,
+    /// Open the load's connections before the measured requests.
+    pub preconnect: bool,
 }
 
 impl RunConfig {
@@ -267,6 +274,7 @@ impl RunConfig {
             preflight: opts.preflight && matches!(endpoint, Endpoint::Url(_)),
             overrides,
             shard: opts.shard,
+            preconnect: opts.preconnect,
             endpoint,
         })
     }

@@ -259,7 +259,13 @@ struct Driven {
     stem: String,
     raw_path: Option<PathBuf>,
     live: Option<Live>,
+    /// Connections opened before the measured load.
+    preconnected: u64,
 }
+
+/// The most connections opened ahead of the load: beyond this, the open-model `max_vus`
+/// defaults are a ceiling rather than what a run holds.
+const MAX_PRECONNECT: u64 = 10_000;
 
 impl Prepared {
     /// Plans, output names, the raw log, the recorder task and the runner.
@@ -388,6 +394,15 @@ impl Prepared {
         let warmup = config.scenario().warmup.as_ref().map_or(0, |w| w.requests);
         let runner = self.runner;
         runner.warmup(warmup).await;
+        // The connections the load will hold, opened now, outside every measurement (after the
+        // warm-up, so a cold model load is not multiplied by them): otherwise the first wave of
+        // each level pays for TCP setup, and at 1,000 streams for the listener's backlog.
+        let preconnected = if runner.stop.is_cancelled() || !config.preconnect {
+            0
+        } else {
+            let wanted = most_in_flight(&self.plans).min(MAX_PRECONNECT) as usize;
+            runner.backend.preconnect(wanted).await as u64
+        };
         // Phase start times count from the end of warm-up, so warm-up never overlaps measurement.
         let phases = self.plans.into_iter().map(|p| {
             let r = runner.clone();
@@ -423,6 +438,7 @@ impl Prepared {
             stem: self.stem,
             raw_path: self.raw_path,
             live: self.live,
+            preconnected,
         })
     }
 }
@@ -456,6 +472,7 @@ async fn finish(
             capacity: driven.capacity,
             thresholds: &config.loaded.thresholds,
             no_data_fails: config.no_data_fails,
+            preconnected: driven.preconnected,
         },
         &driven.recorder,
     );

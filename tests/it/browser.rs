@@ -175,7 +175,7 @@ fn capacity_search_and_comparison_pages_draw_every_chart() {
         "Open model: offered vs sent over time",
         "Open model: schedule lag p95 over time",
         "find: VUs and requests/s per step",
-        "find: latency per step (failed steps marked)",
+        "find: thresholds per step (failed steps marked)",
     ] {
         assert!(titles.contains(&wanted), "{wanted} missing from {titles:?}");
     }

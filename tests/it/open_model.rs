@@ -316,6 +316,19 @@ async fn capacity_search_finds_the_rate_the_simulator_implies() {
         "one mark per failed step"
     );
     assert_eq!(report.time_unit_secs, Some(1.0));
+    // Each step keeps what its thresholds read: a failed step's e2e p95 is over its limit.
+    let failed = report.steps.iter().find(|s| !s.passed).unwrap();
+    let e2e_reading = failed
+        .thresholds
+        .iter()
+        .find(|t| t.label.starts_with("e2e_latency"))
+        .unwrap();
+    assert!(
+        !e2e_reading.passed && e2e_reading.observed.unwrap() > e2e_reading.limit,
+        "{e2e_reading:?}"
+    );
+    assert!(report.steps.iter().all(|s| !s.thresholds.is_empty()));
+    assert!(charts.latency.contains("thresholds per step"));
     // Below capacity the achieved rate meets the offered one.
     let first = &groups[0].summary;
     assert!(

@@ -169,3 +169,30 @@ async fn a_server_tokenizer_sizes_synthetic_prompts_and_is_recorded() {
         "{problems:?}"
     );
 }
+
+/// With pre-connecting on (the command line's default), the connections the load holds are
+/// opened after the warm-up and before the first measured request, and the result says how many.
+#[tokio::test]
+async fn the_loads_connections_are_opened_before_it_and_counted() {
+    let sim = start_sim(sim_config()).await;
+    let dir = tempfile::tempdir().unwrap();
+    let yaml = "name: p\ntarget: {backend: openai, model: m}\nprompts: [hi]\nwarmup: {requests: 1}\nscenarios:\n  sweep: {executor: concurrency-levels, levels: [1, 3], requests_per_level: 6}\n  other: {executor: constant-vus, vus: 2, iterations: 4}\n";
+    let mut opts = options(dir.path(), Some(format!("{}/v1", sim.url())));
+    opts.preconnect = true;
+    let out = run(scenario(yaml), &opts).await;
+    assert_eq!(
+        out.result.warmup.connections_opened,
+        3 + 2,
+        "phases run side by side"
+    );
+    assert_eq!(
+        (out.result.total.requests, out.result.total.errors),
+        (16, 0)
+    );
+    let off = run(
+        scenario(yaml),
+        &options(dir.path(), Some(format!("{}/v1", sim.url()))),
+    )
+    .await;
+    assert_eq!(off.result.warmup.connections_opened, 0);
+}
