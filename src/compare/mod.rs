@@ -367,12 +367,11 @@ fn label(file: &str, r: &RunResult) -> RunLabel {
     }
 }
 
-fn group_of(label: &str, scenario: &str, r: &crate::output::result::GroupResult) -> GroupKey {
+fn group_of(scenario: &str, r: &crate::output::result::GroupResult) -> GroupKey {
     let group = match (r.level, r.stage, r.step) {
         (Some(level), _, _) => Group::Level(level),
         (_, Some(stage), _) => Group::Stage(stage.saturating_sub(1)),
         (_, _, Some(step)) => Group::Step(step.saturating_sub(1)),
-        _ if label == "all" => Group::All,
         _ => Group::All,
     };
     GroupKey {
@@ -430,7 +429,7 @@ pub fn compare(
         for g in &s.groups {
             base_groups.insert(
                 (s.name.clone(), g.label.clone()),
-                (&g.summary, group_of(&g.label, &s.name, g)),
+                (&g.summary, group_of(&s.name, g)),
             );
         }
     }
@@ -447,7 +446,7 @@ pub fn compare(
                 rec.as_ref().and_then(|r| r.group(key)).cloned()
             };
             let base_stats = stats(&base_rec, &base_key);
-            let new_stats = stats(&new_rec, &group_of(&g.label, &s.name, g));
+            let new_stats = stats(&new_rec, &group_of(&s.name, g));
             let compared = compare_group(
                 base_summary,
                 &g.summary,
@@ -633,17 +632,24 @@ fn regression(
         return None;
     }
     if let (Some(q), Some(trend), Some(b), Some(n)) = (pct.quantile(), metric.trend, base, new) {
-        let d = bootstrap_quantile_diff(
-            &pairs(b.trend(trend)),
-            &pairs(n.trend(trend)),
-            q,
-            RESAMPLES,
-            SEED,
-        )?;
+        // The p95 interval is already in the comparison; others are drawn here.
+        let (low, high) = match (pct, m.p95_difference) {
+            (Percentile::P95, Some(d)) => (d.low, d.high),
+            _ => {
+                let d = bootstrap_quantile_diff(
+                    &pairs(b.trend(trend)),
+                    &pairs(n.trend(trend)),
+                    q,
+                    RESAMPLES,
+                    SEED,
+                )?;
+                (d.low, d.high)
+            }
+        };
         let excludes_zero = if m.higher_is_worse {
-            d.low > 0.0
+            low > 0.0
         } else {
-            d.high < 0.0
+            high < 0.0
         };
         if !excludes_zero {
             return None;

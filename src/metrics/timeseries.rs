@@ -55,6 +55,39 @@ fn is_zero(n: &u64) -> bool {
     *n == 0
 }
 
+impl SeriesPoint {
+    /// Adds another point's counts (requests, tokens, arrivals) to this one's: neighbouring
+    /// buckets merged, or the same second of two shards.
+    pub fn add_counts(&mut self, other: &SeriesPoint) {
+        self.started += other.started;
+        self.completed += other.completed;
+        self.errors += other.errors;
+        self.output_tokens += other.output_tokens;
+        self.scheduled += other.scheduled;
+        self.dropped += other.dropped;
+    }
+}
+
+/// Two open histograms as one (same bounds everywhere, so `add` cannot fail).
+fn added(a: Option<Histogram<u64>>, b: &Option<Histogram<u64>>) -> Option<Histogram<u64>> {
+    match (a, b) {
+        (Some(mut h), Some(other)) => {
+            let _ = h.add(other);
+            Some(h)
+        }
+        (h, other) => h.or_else(|| other.clone()),
+    }
+}
+
+/// The larger of two optional values, or the one there is: how a percentile of merged buckets
+/// is bounded when only the buckets' own percentiles are left.
+pub fn larger(a: Option<f64>, b: Option<f64>) -> Option<f64> {
+    match (a, b) {
+        (Some(a), Some(b)) => Some(a.max(b)),
+        (a, b) => a.or(b),
+    }
+}
+
 #[derive(Debug, Clone, Default)]
 struct Bucket {
     point: SeriesPoint,
@@ -142,34 +175,11 @@ impl TimeSeries {
                     }
                     (a, c) => a.or(c),
                 };
-                x.ttft_p95_ms = match (x.ttft_p95_ms, y.ttft_p95_ms) {
-                    (Some(a), Some(c)) => Some(a.max(c)),
-                    (a, c) => a.or(c),
-                };
-                x.started += y.started;
-                x.completed += y.completed;
-                x.errors += y.errors;
-                x.output_tokens += y.output_tokens;
-                x.scheduled += y.scheduled;
-                x.dropped += y.dropped;
-                x.lag_p95_ms = match (x.lag_p95_ms, y.lag_p95_ms) {
-                    (Some(a), Some(c)) => Some(a.max(c)),
-                    (a, c) => a.or(c),
-                };
-                b.lag = match (b.lag.take(), &second.lag) {
-                    (Some(mut h), Some(other)) => {
-                        let _ = h.add(other);
-                        Some(h)
-                    }
-                    (h, other) => h.or_else(|| other.clone()),
-                };
-                b.ttft = match (b.ttft.take(), &second.ttft) {
-                    (Some(mut h), Some(other)) => {
-                        let _ = h.add(other);
-                        Some(h)
-                    }
-                    (h, other) => h.or_else(|| other.clone()),
-                };
+                x.ttft_p95_ms = larger(x.ttft_p95_ms, y.ttft_p95_ms);
+                x.lag_p95_ms = larger(x.lag_p95_ms, y.lag_p95_ms);
+                x.add_counts(y);
+                b.lag = added(b.lag.take(), &second.lag);
+                b.ttft = added(b.ttft.take(), &second.ttft);
             }
             merged.push(b);
         }

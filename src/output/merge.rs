@@ -10,20 +10,18 @@
 use std::collections::BTreeMap;
 
 use crate::metrics::recorder::WarmupStats;
-use crate::metrics::timeseries::SeriesPoint;
+use crate::metrics::timeseries::{larger, SeriesPoint};
 use crate::metrics::Recorder;
 use crate::output::result::{self, RunFacts, RunResult, ShardInfo};
 use crate::scenario::Scenario;
 use crate::thresholds::eval::ThresholdOutcome;
 use crate::thresholds::{self, Threshold};
 
-/// What a result file needs for `merge` and `check`, or why it does not have it.
-struct Readable {
-    scenario: Scenario,
-    recorder: Recorder,
-}
-
-fn readable(file: &str, r: &RunResult) -> Result<Readable, String> {
+/// The scenario a result ran, and its aggregates, or why the file has not got them.
+fn readable<'a>(
+    file: &str,
+    r: &'a RunResult,
+) -> Result<(Scenario, &'a crate::output::result::Aggregates), String> {
     let (Some(aggregates), Some(definition)) = (&r.aggregates, &r.scenario.definition) else {
         return Err(format!(
             "{file} has no histograms (result format {}, written by an llm-bench before they were stored): run it again with this version",
@@ -32,10 +30,7 @@ fn readable(file: &str, r: &RunResult) -> Result<Readable, String> {
     };
     let scenario: Scenario = serde_json::from_value(definition.clone())
         .map_err(|e| format!("{file}: scenario.definition: {e}"))?;
-    let recorder = aggregates
-        .recorder()
-        .map_err(|e| format!("{file}: aggregates: {e}"))?;
-    Ok(Readable { scenario, recorder })
+    Ok((scenario, aggregates))
 }
 
 /// The scenario's thresholds compiled again. Metric names the checks accepted when the run was
@@ -64,7 +59,10 @@ fn compile_thresholds(scenario: &Scenario, r: &RunResult) -> Result<Vec<Threshol
 
 /// `llm-bench check`: the thresholds of `r` evaluated again on its histograms.
 pub fn check(file: &str, r: &RunResult) -> Result<Vec<ThresholdOutcome>, String> {
-    let Readable { scenario, recorder } = readable(file, r)?;
+    let (scenario, aggregates) = readable(file, r)?;
+    let recorder = aggregates
+        .recorder()
+        .map_err(|e| format!("{file}: aggregates: {e}"))?;
     let thresholds = compile_thresholds(&scenario, r)?;
     Ok(result::verdict(
         &thresholds,
@@ -101,7 +99,8 @@ pub fn merge(shards: &[(String, RunResult)]) -> Result<RunResult, String> {
             .collect()
     };
     let mut by_index: BTreeMap<u32, &str> = BTreeMap::new();
-    let mut readables = Vec::new();
+    let mut groups = Vec::new();
+    let mut scenario = None;
     for (file, r) in shards {
         let (index, n) = info(file, r)?;
         if n != count {
@@ -128,7 +127,16 @@ pub fn merge(shards: &[(String, RunResult)]) -> Result<RunResult, String> {
                 "shard {index}/{count} is given twice: {other} and {file}"
             ));
         }
-        readables.push((index, readable(file, r)?));
+        let (defined, aggregates) = readable(file, r)?;
+        if index == 0 {
+            scenario = Some(defined);
+        }
+        for snapshot in &aggregates.groups {
+            groups.push(
+                crate::metrics::snapshot::restore(snapshot)
+                    .map_err(|e| format!("{file}: aggregates: {e}"))?,
+            );
+        }
     }
     let missing: Vec<String> = (0..count)
         .filter(|i| !by_index.contains_key(i))
@@ -140,17 +148,10 @@ pub fn merge(shards: &[(String, RunResult)]) -> Result<RunResult, String> {
             missing.join(", ")
         ));
     }
-    readables.sort_by_key(|(index, _)| *index);
-    let scenario = readables[0].1.scenario.clone();
+    let scenario = scenario.expect("shard 0 is among the shards: none is missing");
     let goodput = shards
         .iter()
         .any(|(_, r)| r.aggregates.as_ref().is_some_and(|a| a.goodput));
-    let groups = shards
-        .iter()
-        .filter_map(|(_, r)| r.aggregates.as_ref())
-        .flat_map(|a| a.groups.iter())
-        .map(crate::metrics::snapshot::restore)
-        .collect::<Result<Vec<_>, _>>()?;
     let mut recorder = Recorder::from_groups(groups, goodput);
     recorder.warmup = warmup(shards.iter().map(|(_, r)| r));
     let thresholds = compile_thresholds(&scenario, first)?;
@@ -223,19 +224,10 @@ fn timeseries<'a>(series: impl Iterator<Item = &'a [SeriesPoint]>) -> Vec<Series
             });
             at.width_secs = at.width_secs.max(p.width_secs);
             at.active_vus += p.active_vus;
-            at.started += p.started;
-            at.completed += p.completed;
-            at.errors += p.errors;
-            at.output_tokens += p.output_tokens;
-            at.scheduled += p.scheduled;
-            at.dropped += p.dropped;
-            let max = |a: Option<f64>, b: Option<f64>| match (a, b) {
-                (Some(a), Some(b)) => Some(a.max(b)),
-                (a, b) => a.or(b),
-            };
-            at.ttft_p50_ms = max(at.ttft_p50_ms, p.ttft_p50_ms);
-            at.ttft_p95_ms = max(at.ttft_p95_ms, p.ttft_p95_ms);
-            at.lag_p95_ms = max(at.lag_p95_ms, p.lag_p95_ms);
+            at.add_counts(p);
+            at.ttft_p50_ms = larger(at.ttft_p50_ms, p.ttft_p50_ms);
+            at.ttft_p95_ms = larger(at.ttft_p95_ms, p.ttft_p95_ms);
+            at.lag_p95_ms = larger(at.lag_p95_ms, p.lag_p95_ms);
         }
     }
     by_second.into_values().collect()

@@ -34,8 +34,8 @@ pub struct Live {
     pub metrics: Arc<LiveMetrics>,
     /// The endpoint and its linger, when served.
     served: Option<(SocketAddr, Duration)>,
-    /// The remote-write URL, when pushed.
-    push_to: Option<String>,
+    /// The remote-write URL and the client that pushes to it, when pushed.
+    push_to: Option<(String, reqwest::Client)>,
     stop: CancellationToken,
 }
 
@@ -43,18 +43,13 @@ impl Live {
     /// Pushes the final values (remote write), then keeps `/metrics` up for the linger (or until
     /// Ctrl-C), so the final values are scraped.
     pub async fn linger(self, interrupt: &CancellationToken) {
-        if let Some(url) = &self.push_to {
-            let client = reqwest::Client::builder()
-                .timeout(Duration::from_secs(10))
-                .build();
-            if let Ok(client) = client {
-                match remote_write::push(&client, url, &self.metrics.encode()).await {
-                    Ok(()) => eprintln!("prometheus: final values pushed to {}", redact::url(url)),
-                    Err(e) => eprintln!(
-                        "warning: prometheus remote write to {}: {e}",
-                        redact::url(url)
-                    ),
-                }
+        if let Some((url, client)) = &self.push_to {
+            match remote_write::push(client, url, &self.metrics.encode()).await {
+                Ok(()) => eprintln!("prometheus: final values pushed to {}", redact::url(url)),
+                Err(e) => eprintln!(
+                    "warning: prometheus remote write to {}: {e}",
+                    redact::url(url)
+                ),
             }
         }
         let Some((addr, linger)) = self.served else {
@@ -106,14 +101,27 @@ pub async fn start_live_metrics(
         }
         None => None,
     };
-    if let Some(url) = push_to.clone() {
-        eprintln!(
-            "prometheus: pushing to {} every {}",
-            redact::url(&url),
-            crate::duration::format(remote_write::INTERVAL)
-        );
-        tokio::spawn(push_while_running(metrics.clone(), url, stop.clone()));
-    }
+    let push_to = match push_to {
+        Some(url) => {
+            let client = reqwest::Client::builder()
+                .timeout(Duration::from_secs(10))
+                .build()
+                .map_err(Error::Client)?;
+            eprintln!(
+                "prometheus: pushing to {} every {}",
+                redact::url(&url),
+                crate::duration::format(remote_write::INTERVAL)
+            );
+            tokio::spawn(push_while_running(
+                metrics.clone(),
+                url.clone(),
+                client.clone(),
+                stop.clone(),
+            ));
+            Some((url, client))
+        }
+        None => None,
+    };
     Ok(Some(Live {
         metrics,
         served,
@@ -124,13 +132,12 @@ pub async fn start_live_metrics(
 
 /// Pushes the series every [`remote_write::INTERVAL`] until `stop`; a failed push is reported
 /// once and retried at the next interval (the run goes on: live metrics are no verdict).
-async fn push_while_running(metrics: Arc<LiveMetrics>, url: String, stop: CancellationToken) {
-    let Ok(client) = reqwest::Client::builder()
-        .timeout(Duration::from_secs(10))
-        .build()
-    else {
-        return;
-    };
+async fn push_while_running(
+    metrics: Arc<LiveMetrics>,
+    url: String,
+    client: reqwest::Client,
+    stop: CancellationToken,
+) {
     let mut tick = tokio::time::interval(remote_write::INTERVAL);
     let mut warned = false;
     loop {

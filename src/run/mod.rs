@@ -239,6 +239,8 @@ pub async fn execute_on(
 /// Everything set up before the first request.
 struct Prepared {
     plans: Vec<PhasePlan>,
+    /// The most requests the plans hold in flight at once.
+    in_flight: u64,
     started_at: String,
     stem: String,
     raw_path: Option<PathBuf>,
@@ -279,8 +281,9 @@ impl Prepared {
         if let Some((index, count)) = config.shard {
             plans = plan::shard(plans, index, count).map_err(Error::Usage)?;
         }
+        let in_flight = most_in_flight(&plans);
         ensure_open_files(
-            most_in_flight(&plans),
+            in_flight,
             matches!(config.endpoint, config::Endpoint::Simulator(_)),
         )?;
         let now = SystemTime::now();
@@ -377,6 +380,7 @@ impl Prepared {
         };
         Ok(Prepared {
             plans,
+            in_flight,
             started_at,
             stem,
             raw_path,
@@ -400,7 +404,7 @@ impl Prepared {
         let preconnected = if runner.stop.is_cancelled() || !config.preconnect {
             0
         } else {
-            let wanted = most_in_flight(&self.plans).min(MAX_PRECONNECT) as usize;
+            let wanted = self.in_flight.min(MAX_PRECONNECT) as usize;
             runner.backend.preconnect(wanted).await as u64
         };
         // Phase start times count from the end of warm-up, so warm-up never overlaps measurement.

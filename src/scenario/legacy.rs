@@ -6,6 +6,7 @@
 use serde::Deserialize;
 use serde_json::Value;
 
+use super::starter::quoted;
 use super::validate::Problem;
 use super::{Slo, MAX_VUS};
 use crate::yaml::Document;
@@ -137,11 +138,6 @@ pub fn convert(doc: &Document, file: &str) -> Result<String, Vec<Problem>> {
         return Err(problems);
     }
     Ok(scenario_text(&config, file))
-}
-
-/// A YAML string: JSON's double-quoted form is valid YAML and escapes everything needed.
-fn quoted(text: &str) -> String {
-    serde_json::to_string(text).expect("a string serialises")
 }
 
 fn scenario_text(config: &LegacyConfig, file: &str) -> String {

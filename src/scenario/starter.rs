@@ -26,7 +26,8 @@ pub fn slug(model: &str) -> String {
 /// at the schema `init` writes beside the scenarios.
 pub const MODELINE: &str = "# yaml-language-server: $schema=schemas/scenario.schema.json";
 
-fn quoted(text: &str) -> String {
+/// A YAML string: JSON's double-quoted form is valid YAML and escapes everything needed.
+pub(crate) fn quoted(text: &str) -> String {
     serde_json::to_string(text).expect("a string serialises")
 }
 
