@@ -50,6 +50,49 @@ simulator:
   faults: {http_503: 0.05, error_line: 0.05}
 ";
 
+/// Debian's Prometheus on `port` with `dir/prometheus.yml`, its data in `dir/tsdb` and `extra`
+/// flags, once ready: the process (killed on drop), its URL and a client for its API.
+async fn start_prometheus(
+    bin: &str,
+    dir: &Path,
+    port: u16,
+    extra: &[&str],
+) -> (KillOnDrop, String, reqwest::Client) {
+    let process = KillOnDrop(
+        Command::new(bin)
+            .arg(format!(
+                "--config.file={}",
+                dir.join("prometheus.yml").display()
+            ))
+            .arg(format!(
+                "--storage.tsdb.path={}",
+                dir.join("tsdb").display()
+            ))
+            .arg(format!("--web.listen-address=127.0.0.1:{port}"))
+            .args(extra)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let url = format!("http://127.0.0.1:{port}");
+    let http = reqwest::Client::new();
+    let started = Instant::now();
+    while !http
+        .get(format!("{url}/-/ready"))
+        .send()
+        .await
+        .is_ok_and(|r| r.status().is_success())
+    {
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "prometheus did not become ready"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    (process, url, http)
+}
+
 async fn query(http: &reqwest::Client, prometheus: &str, expr: &str, at: f64) -> Vec<Value> {
     let url = reqwest::Url::parse_with_params(
         &format!("{prometheus}/api/v1/query"),
@@ -82,37 +125,8 @@ async fn a_real_prometheus_scrapes_the_run_and_every_dashboard_panel_has_data() 
         format!("global: {{scrape_interval: 1s}}\nscrape_configs:\n  - job_name: llm-bench\n    static_configs: [{{targets: [\"127.0.0.1:{metrics_port}\"]}}]\n"),
     )
     .unwrap();
-    let _prometheus = KillOnDrop(
-        Command::new(prometheus_bin)
-            .arg(format!(
-                "--config.file={}",
-                dir.path().join("prometheus.yml").display()
-            ))
-            .arg(format!(
-                "--storage.tsdb.path={}",
-                dir.path().join("tsdb").display()
-            ))
-            .arg(format!("--web.listen-address=127.0.0.1:{prom_port}"))
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
-    let prometheus = format!("http://127.0.0.1:{prom_port}");
-    let http = reqwest::Client::new();
-    let started = Instant::now();
-    while !http
-        .get(format!("{prometheus}/-/ready"))
-        .send()
-        .await
-        .is_ok_and(|r| r.status().is_success())
-    {
-        assert!(
-            started.elapsed() < Duration::from_secs(60),
-            "prometheus did not become ready"
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    let (_prometheus, prometheus, http) =
+        start_prometheus(&prometheus_bin, dir.path(), prom_port, &[]).await;
 
     std::fs::write(dir.path().join("live.yaml"), SCENARIO).unwrap();
     let out = Command::new(env!("CARGO_BIN_EXE_llm-bench"))
@@ -323,38 +337,13 @@ async fn a_short_run_pushes_its_series_to_a_real_prometheus_by_remote_write() {
         "global: {scrape_interval: 1h}\n",
     )
     .unwrap();
-    let _prometheus = KillOnDrop(
-        Command::new(prometheus_bin)
-            .arg(format!(
-                "--config.file={}",
-                dir.path().join("prometheus.yml").display()
-            ))
-            .arg(format!(
-                "--storage.tsdb.path={}",
-                dir.path().join("tsdb").display()
-            ))
-            .arg(format!("--web.listen-address=127.0.0.1:{prom_port}"))
-            .arg("--web.enable-remote-write-receiver")
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
-    let prometheus = format!("http://127.0.0.1:{prom_port}");
-    let http = reqwest::Client::new();
-    let started = Instant::now();
-    while !http
-        .get(format!("{prometheus}/-/ready"))
-        .send()
-        .await
-        .is_ok_and(|r| r.status().is_success())
-    {
-        assert!(
-            started.elapsed() < Duration::from_secs(60),
-            "prometheus did not become ready"
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    let (_prometheus, prometheus, http) = start_prometheus(
+        &prometheus_bin,
+        dir.path(),
+        prom_port,
+        &["--web.enable-remote-write-receiver"],
+    )
+    .await;
     std::fs::write(dir.path().join("live.yaml"), SCENARIO).unwrap();
     let out = Command::new(env!("CARGO_BIN_EXE_llm-bench"))
         .arg("run")
