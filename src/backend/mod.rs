@@ -4,6 +4,7 @@
 #[cfg(test)]
 mod fixture_tests;
 pub(crate) mod http;
+pub(crate) mod lenient;
 pub(crate) mod ndjson;
 pub(crate) mod ollama;
 pub(crate) mod ollama_stream;

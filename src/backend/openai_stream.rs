@@ -11,10 +11,12 @@
 
 use std::time::Duration;
 
+use serde::Deserialize;
 use serde_json::Value;
 
 use super::http::StreamFold;
 use super::keep_text;
+use super::lenient::{List, Num, Obj, Presence, Text};
 use super::sse::{SseItem, SseParser};
 use super::think::{default_tags, ThinkSplitter, ThinkTags};
 use super::{Choice, ErrorKind, Measurement, RequestError};
@@ -63,17 +65,80 @@ impl Default for OpenAiStream {
     }
 }
 
-fn non_empty_str(v: &Value) -> Option<&str> {
-    v.as_str().filter(|s| !s.is_empty())
+/// The fields of a stream chunk the fold reads, borrowed from the event's text; a field of
+/// another type than expected counts as absent, as `Value` lookups would have it.
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+struct Chunk<'a> {
+    #[serde(borrow)]
+    choices: List<ChoiceChunk<'a>>,
+    usage: Obj<Usage>,
+    timings: Obj<Timings>,
+    error: Presence,
+    #[serde(borrow)]
+    object: Text<'a>,
 }
 
-fn as_u64(v: &Value) -> Option<u64> {
-    v.as_u64().or_else(|| v.as_f64().map(|f| f as u64))
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+struct ChoiceChunk<'a> {
+    index: Num,
+    #[serde(borrow)]
+    delta: Obj<Delta<'a>>,
+    /// `/v1/completions` sends the text here instead of in `delta.content`.
+    #[serde(borrow)]
+    text: Text<'a>,
+    #[serde(borrow)]
+    finish_reason: Text<'a>,
 }
 
-fn millis(v: &Value) -> Option<Duration> {
-    v.as_f64()
-        .and_then(|ms| Duration::try_from_secs_f64(ms / 1000.0).ok())
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+struct Delta<'a> {
+    #[serde(borrow)]
+    content: Text<'a>,
+    #[serde(borrow)]
+    reasoning_content: Text<'a>,
+    #[serde(borrow)]
+    reasoning: Text<'a>,
+    tool_calls: Presence,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+struct Usage {
+    completion_tokens: Num,
+    prompt_tokens: Num,
+}
+
+/// llama.cpp's per-answer timings.
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+struct Timings {
+    predicted_n: Num,
+    prompt_n: Num,
+    cache_n: Num,
+    prompt_ms: Num,
+    predicted_ms: Num,
+}
+
+fn millis(ms: Num) -> Option<Duration> {
+    ms.0.and_then(|ms| Duration::try_from_secs_f64(ms / 1000.0).ok())
+}
+
+/// Reads one event's JSON. The typed parse borrows from `data`; JSON it refuses that is still
+/// valid (a key sent twice) is read through a `Value`, whose last key wins.
+fn parse_chunk<'a>(
+    data: &'a str,
+    fallback: &'a mut Option<Value>,
+) -> serde_json::Result<Chunk<'a>> {
+    match serde_json::from_str::<Chunk>(data) {
+        Ok(chunk) => Ok(chunk),
+        Err(_) => {
+            let value = fallback.insert(serde_json::from_str::<Value>(data)?);
+            Chunk::deserialize(&*value)
+        }
+    }
 }
 
 impl StreamFold for OpenAiStream {
@@ -176,8 +241,11 @@ impl OpenAiStream {
                 self.done = true;
                 self.m.e2e = at;
             }
-            SseItem::Event(data) => match serde_json::from_str::<Value>(&data) {
-                Ok(chunk) => self.chunk(at, &chunk),
+            SseItem::Event(data) => match parse_chunk(&data, &mut None) {
+                Ok(chunk) if chunk.error.set || chunk.object.0.as_deref() == Some("error") => {
+                    self.server_error(at, &data)
+                }
+                Ok(chunk) => self.chunk(at, chunk),
                 Err(err) => self.stop(
                     at,
                     ErrorKind::Malformed,
@@ -187,28 +255,35 @@ impl OpenAiStream {
         }
     }
 
-    fn chunk(&mut self, at: Duration, chunk: &Value) {
-        if chunk.get("error").is_some_and(|e| !e.is_null()) || chunk["object"] == "error" {
-            let error = chunk.get("error").filter(|e| !e.is_null()).unwrap_or(chunk);
-            let message = error["message"]
-                .as_str()
-                .map_or_else(|| error.to_string(), str::to_string);
-            self.stop(at, ErrorKind::StreamError, message);
-            return;
-        }
+    /// A chunk that is an error (`{"error": ...}` or `"object": "error"`): its message.
+    fn server_error(&mut self, at: Duration, data: &str) {
+        let chunk: Value = serde_json::from_str(data).unwrap_or_default();
+        let error = chunk
+            .get("error")
+            .filter(|e| !e.is_null())
+            .unwrap_or(&chunk);
+        let message = error["message"]
+            .as_str()
+            .map_or_else(|| error.to_string(), str::to_string);
+        self.stop(at, ErrorKind::StreamError, message);
+    }
+
+    fn chunk(&mut self, at: Duration, chunk: Chunk) {
         // Until [DONE] arrives, the last chunk is the end of the answer.
         self.m.e2e = at;
-        for choice in chunk["choices"].as_array().into_iter().flatten() {
-            let index = as_u64(&choice["index"]).unwrap_or(0);
+        for choice in chunk.choices.0 {
+            let index = choice.index.count().unwrap_or(0);
             let tags = &self.think_tags;
             let state = self.choices.entry(index).or_insert_with(|| ChoiceState {
                 think: ThinkSplitter::new(tags.clone()),
                 ..ChoiceState::default()
             });
             let (mut answer, mut reasoning) = (false, false);
-            let delta = &choice["delta"];
-            if let Some(text) =
-                non_empty_str(&delta["content"]).or_else(|| non_empty_str(&choice["text"]))
+            let delta = choice.delta.0.unwrap_or_default();
+            if let Some(text) = delta
+                .content
+                .non_empty()
+                .or_else(|| choice.text.non_empty())
             {
                 // Reasoning inside the answer text (`<think>…</think>`) is thinking, not answer.
                 let (inline_thinking, text) = state.think.push(text);
@@ -226,19 +301,18 @@ impl OpenAiStream {
                     answer = true;
                 }
             }
-            if delta["tool_calls"]
-                .as_array()
-                .is_some_and(|t| !t.is_empty())
-            {
+            if delta.tool_calls.len.is_some_and(|n| n > 0) {
                 answer = true;
             }
-            if let Some(piece) = non_empty_str(&delta["reasoning_content"])
-                .or_else(|| non_empty_str(&delta["reasoning"]))
+            if let Some(piece) = delta
+                .reasoning_content
+                .non_empty()
+                .or_else(|| delta.reasoning.non_empty())
             {
                 keep_text(&mut self.m.thinking, piece);
                 reasoning = true;
             }
-            if let Some(reason) = non_empty_str(&choice["finish_reason"]) {
+            if let Some(reason) = choice.finish_reason.non_empty() {
                 state.finish_reason = Some(reason.to_string());
             }
             // Each choice's gaps are its own: interleaved choices must not pool into one ITL.
@@ -247,25 +321,30 @@ impl OpenAiStream {
                     .content_arrived(at, answer, &mut state.last_content_at);
             }
         }
-        let usage = &chunk["usage"];
-        if let Some(n) = as_u64(&usage["completion_tokens"]) {
-            // vLLM's continuous usage is cumulative and Ollama's /v1/completions sends zeros on
-            // every chunk before the real one: the last non-zero count is the answer.
-            if n > 0 || self.completion_tokens.is_none() {
-                self.completion_tokens = Some(n);
+        if let Some(usage) = chunk.usage.0 {
+            if let Some(n) = usage.completion_tokens.count() {
+                // vLLM's continuous usage is cumulative and Ollama's /v1/completions sends zeros
+                // on every chunk before the real one: the last non-zero count is the answer.
+                if n > 0 || self.completion_tokens.is_none() {
+                    self.completion_tokens = Some(n);
+                }
+                self.prompt_from_usage = usage
+                    .prompt_tokens
+                    .count()
+                    .filter(|&p| p > 0)
+                    .or(self.prompt_from_usage);
             }
-            self.prompt_from_usage = as_u64(&usage["prompt_tokens"])
-                .filter(|&p| p > 0)
-                .or(self.prompt_from_usage);
         }
-        let timings = &chunk["timings"];
-        if timings.is_object() {
-            self.predicted_n = as_u64(&timings["predicted_n"]).or(self.predicted_n);
-            let prompt_n = as_u64(&timings["prompt_n"]);
-            let cache_n = as_u64(&timings["cache_n"]).unwrap_or(0);
-            self.prompt_from_timings = prompt_n.map(|p| p + cache_n).or(self.prompt_from_timings);
-            self.m.server.prompt_eval = millis(&timings["prompt_ms"]).or(self.m.server.prompt_eval);
-            self.m.server.eval = millis(&timings["predicted_ms"]).or(self.m.server.eval);
+        if let Some(timings) = chunk.timings.0 {
+            self.predicted_n = timings.predicted_n.count().or(self.predicted_n);
+            let cache_n = timings.cache_n.count().unwrap_or(0);
+            self.prompt_from_timings = timings
+                .prompt_n
+                .count()
+                .map(|p| p + cache_n)
+                .or(self.prompt_from_timings);
+            self.m.server.prompt_eval = millis(timings.prompt_ms).or(self.m.server.prompt_eval);
+            self.m.server.eval = millis(timings.predicted_ms).or(self.m.server.eval);
         }
     }
 
@@ -379,6 +458,39 @@ mod tests {
                 (2, "c2t0 c2t1 c2t2 c2t3 ", Some("stop"))
             ]
         );
+    }
+
+    #[test]
+    fn fields_of_unexpected_types_are_absent_and_a_repeated_key_is_the_last() {
+        let mut s = OpenAiStream::default();
+        s.feed(
+            ms(1),
+            br#"data: {"choices":[{"index":"0","delta":{"content":5,"tool_calls":{}}}]}
+
+"#,
+        );
+        s.feed(
+            ms(2),
+            br#"data: {"choices":[{"delta":{"content":"a","content":"b"}}],"usage":{"completion_tokens":"9"}}
+
+data: {"choices":"none","usage":{"completion_tokens":2.0},"timings":[1]}
+
+data: [DONE]
+
+"#,
+        );
+        let m = s.finish(ms(3));
+        assert!(m.error.is_none(), "{:?}", m.error);
+        assert_eq!(
+            m.text, "b",
+            "as a Value reads it, the last of a repeated key wins"
+        );
+        assert_eq!(
+            m.ttft,
+            Some(ms(2)),
+            "a number is not content, an object not a tool call"
+        );
+        assert_eq!(m.output_tokens, 2);
     }
 
     #[test]

@@ -25,21 +25,34 @@ pub struct SseParser {
 }
 
 impl SseParser {
-    /// Feeds one network read.
+    /// Feeds one network read. Lines complete within the read are parsed where they lie; only
+    /// a line split across reads is copied.
     pub fn push(&mut self, bytes: &[u8], mut on_item: impl FnMut(SseItem)) {
-        for &b in bytes {
-            if std::mem::take(&mut self.after_cr) && b == b'\n' {
-                continue;
+        let mut rest = bytes;
+        if std::mem::take(&mut self.after_cr) && rest.first() == Some(&b'\n') {
+            rest = &rest[1..];
+        }
+        while let Some(end) = rest.iter().position(|&b| b == b'\n' || b == b'\r') {
+            if self.line.is_empty() {
+                self.end_line(&rest[..end], &mut on_item);
+            } else {
+                let mut line = std::mem::take(&mut self.line);
+                line.extend_from_slice(&rest[..end]);
+                self.end_line(&line, &mut on_item);
+                line.clear();
+                self.line = line;
             }
-            match b {
-                b'\n' => self.end_line(&mut on_item),
-                b'\r' => {
-                    self.end_line(&mut on_item);
-                    self.after_cr = true;
+            let was_cr = rest[end] == b'\r';
+            rest = &rest[end + 1..];
+            if was_cr {
+                match rest.first() {
+                    Some(b'\n') => rest = &rest[1..],
+                    Some(_) => {}
+                    None => self.after_cr = true,
                 }
-                _ => self.line.push(b),
             }
         }
+        self.line.extend_from_slice(rest);
     }
 
     /// Bytes held for a line and an event not yet complete.
@@ -50,16 +63,16 @@ impl SseParser {
     /// Ends the stream: a partial last line is processed and a pending event dispatched.
     pub fn finish(&mut self, mut on_item: impl FnMut(SseItem)) {
         if !self.line.is_empty() {
-            self.end_line(&mut on_item);
+            let line = std::mem::take(&mut self.line);
+            self.end_line(&line, &mut on_item);
         }
         if let Some(data) = self.data.take() {
             on_item(SseItem::Event(data));
         }
     }
 
-    fn end_line(&mut self, on_item: &mut impl FnMut(SseItem)) {
-        let line = String::from_utf8_lossy(&self.line).into_owned();
-        self.line.clear();
+    fn end_line(&mut self, line: &[u8], on_item: &mut impl FnMut(SseItem)) {
+        let line = String::from_utf8_lossy(line);
         if line.is_empty() {
             if let Some(data) = self.data.take() {
                 on_item(SseItem::Event(data));
@@ -72,7 +85,7 @@ impl SseParser {
         }
         let (field, value) = match line.split_once(':') {
             Some((field, value)) => (field, value.strip_prefix(' ').unwrap_or(value)),
-            None => (line.as_str(), ""),
+            None => (line.as_ref(), ""),
         };
         match field {
             "data" => match &mut self.data {
