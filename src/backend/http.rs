@@ -33,6 +33,9 @@ pub trait StreamFold: Default {
 /// The longest line (NDJSON) or event (SSE) accepted by default: far above any real token chunk,
 /// small enough that a server sending endless bytes without a line end cannot exhaust memory.
 pub const DEFAULT_MAX_LINE_BYTES: usize = 4 << 20;
+/// How long the end of a body may take after the protocol's end before the connection is
+/// given up (closed rather than reused).
+const DRAIN: Duration = Duration::from_millis(100);
 /// How much of an error body is kept: enough for any server's message.
 const MAX_ERROR_BODY: usize = 4 << 10;
 
@@ -138,6 +141,7 @@ pub fn client_for(
         .connect_timeout(timeout.min(Duration::from_secs(10)))
         .pool_idle_timeout(Duration::from_secs(90))
         .tcp_nodelay(true)
+        .connector_layer(super::connect::TimedConnects)
         .build()?;
     Ok((client, settings))
 }
@@ -223,17 +227,20 @@ async fn exchange<F: StreamFold>(
             (sent, _) => sent,
         }
     };
-    let sent = before(settings.next(sent_at, sent_at, false), sending).await;
+    let (sent, connect) =
+        super::connect::watched(before(settings.next(sent_at, sent_at, false), sending)).await;
     let response = match sent {
         Ok(Ok(response)) => response,
         Ok(Err(err)) => {
             let mut m = failed(elapsed(), transport_error(&err));
             m.reconnected = reconnected;
+            m.connect = connect;
             return m;
         }
         Err(stalled) => {
             let mut m = failed(elapsed(), stalled);
             m.reconnected = reconnected;
+            m.connect = connect;
             return m;
         }
     };
@@ -282,10 +289,26 @@ async fn exchange<F: StreamFold>(
                 break;
             }
         }
-        match broken {
+        let complete = broken.is_none() && fold.is_finished();
+        let m = match broken {
             Some(error) => fold.fail(elapsed(), error),
             None => fold.finish(elapsed()),
+        };
+        if complete && m.error.is_none() {
+            // The protocol's end came before the body's (the chunked terminator follows
+            // `[DONE]` or `done: true`). Read to it, outside the measurement: a body dropped
+            // unread makes hyper close the connection, and the VU's next request would wait
+            // for a new one.
+            let _ = tokio::time::timeout(DRAIN, async {
+                while let Some(Ok(_)) = body.next().await {}
+            })
+            .await;
+            // The pool takes the connection back in a task of its own, woken with the body's
+            // end: letting it run first keeps the VU's next request from racing it to a new
+            // connection.
+            tokio::task::yield_now().await;
         }
+        m
     } else {
         let text = error_body(response).await;
         failed(
@@ -298,6 +321,7 @@ async fn exchange<F: StreamFold>(
     };
     m.status = Some(status);
     m.reconnected = reconnected;
+    m.connect = connect;
     m
 }
 

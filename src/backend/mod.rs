@@ -1,6 +1,7 @@
 //! The seam between load generation and a model server: a [`Backend`] sends one request and
 //! returns what was measured. Request failures are data ([`RequestError`]), never panics.
 
+pub(crate) mod connect;
 #[cfg(test)]
 mod fixture_tests;
 pub(crate) mod http;
@@ -230,6 +231,9 @@ pub struct Measurement {
     /// True when the request was sent a second time because the server had closed the
     /// kept-alive connection it was first written to; the first attempt's time is included.
     pub reconnected: bool,
+    /// How long the request waited for a new TCP connection (`None`: a kept-alive one took
+    /// it). Part of its TTFT and e2e, as the time to write the request is.
+    pub connect: Option<Duration>,
     /// The other choices of an OpenAI `n > 1` answer (the first is `text`), each measured as
     /// its own stream: their gaps are in `itl`, never pooled across choices.
     pub other_choices: Vec<Choice>,

@@ -40,6 +40,8 @@ pub struct GroupStats {
     pub tokens_estimated: u64,
     /// Requests sent again after the server closed a kept-alive connection under them.
     pub reconnected: u64,
+    /// Requests that waited for a new TCP connection (any outcome).
+    pub connections_opened: u64,
     /// Earliest request start, from the run's start.
     pub first_start: Option<Duration>,
     /// Latest request end, from the run's start.
@@ -61,6 +63,7 @@ impl Default for GroupStats {
             prompt_tokens: 0,
             tokens_estimated: 0,
             reconnected: 0,
+            connections_opened: 0,
             first_start: None,
             last_end: None,
         }
@@ -113,6 +116,7 @@ impl GroupStats {
             Outcome::Interrupted => self.interrupted += 1,
             Outcome::Done(m) => {
                 self.reconnected += u64::from(m.reconnected);
+                self.connections_opened += u64::from(m.connect.is_some());
                 match &m.error {
                     Some(error) => *self.errors.entry(error.kind).or_default() += 1,
                     None => {
@@ -169,6 +173,7 @@ impl GroupStats {
         self.prompt_tokens += other.prompt_tokens;
         self.tokens_estimated += other.tokens_estimated;
         self.reconnected += other.reconnected;
+        self.connections_opened += other.connections_opened;
         self.first_start = match (self.first_start, other.first_start) {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),

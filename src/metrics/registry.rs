@@ -39,6 +39,8 @@ pub enum Trend {
     TtftFromSchedule,
     /// End-to-end latency measured from the intended start.
     E2eFromSchedule,
+    /// Waiting for a new TCP connection, by the requests that did (k6's `http_req_connecting`).
+    Connect,
 }
 
 /// How a trend is recorded (HDR histograms hold integers) and shown.
@@ -129,7 +131,7 @@ fn tpot(r: &Request) -> Option<u64> {
 }
 
 /// Every trend, in the order thresholds list them. `REGISTRY[t as usize].trend == t`.
-pub const REGISTRY: [TrendDef; 14] = [
+pub const REGISTRY: [TrendDef; 15] = [
     TrendDef {
         trend: Trend::Ttft,
         name: "ttft",
@@ -217,6 +219,12 @@ pub const REGISTRY: [TrendDef; 14] = [
         name: "e2e_from_schedule",
         unit: Unit::Millis,
         read: Read::Limit(|r| r.lag.map(|l| micros(l + r.m.e2e))),
+    },
+    TrendDef {
+        trend: Trend::Connect,
+        name: "connect",
+        unit: Unit::Millis,
+        read: Read::One(|r| r.m.connect.map(micros)),
     },
 ];
 

@@ -60,6 +60,9 @@ pub struct GroupSnapshot {
     /// Requests sent again after a kept-alive connection closed under them.
     #[serde(default)]
     pub reconnected: u64,
+    /// Requests that waited for a new TCP connection.
+    #[serde(default, skip_serializing_if = "super::timeseries::is_zero")]
+    pub connections_opened: u64,
     /// Earliest request start, µs from the start of the run that recorded it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub first_start_us: Option<u64>,
@@ -161,6 +164,7 @@ pub fn snapshot(split: &Split, key: &GroupKey, stats: &GroupStats) -> Option<Gro
         prompt_tokens: stats.prompt_tokens,
         tokens_estimated: stats.tokens_estimated,
         reconnected: stats.reconnected,
+        connections_opened: stats.connections_opened,
         first_start_us: micros(stats.first_start),
         last_end_us: micros(stats.last_end),
         trends: Trend::all()
@@ -201,6 +205,7 @@ pub fn restore(s: &GroupSnapshot) -> Result<(Split, GroupKey, GroupStats), Strin
     stats.prompt_tokens = s.prompt_tokens;
     stats.tokens_estimated = s.tokens_estimated;
     stats.reconnected = s.reconnected;
+    stats.connections_opened = s.connections_opened;
     stats.first_start = s.first_start_us.map(Duration::from_micros);
     stats.last_end = s.last_end_us.map(Duration::from_micros);
     let split = match (&s.prompt_set, &s.entry_tag) {

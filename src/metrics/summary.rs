@@ -109,6 +109,10 @@ pub struct GroupSummary {
     /// includes the lost attempt.
     #[serde(default)]
     pub reconnected_requests: u64,
+    /// Requests that waited for a new TCP connection (after the pre-opened ones: a server
+    /// that closes connections, or more requests in flight than were opened).
+    #[serde(default, skip_serializing_if = "super::timeseries::is_zero")]
+    pub connections_opened: u64,
     /// Time to first token, ms.
     pub ttft_ms: Option<Stats>,
     /// Time to first answer token (text or tool call, not reasoning), ms.
@@ -137,6 +141,10 @@ pub struct GroupSummary {
     pub ttft_from_schedule_ms: Option<Stats>,
     /// Open model: e2e latency measured from the intended start, ms.
     pub e2e_from_schedule_ms: Option<Stats>,
+    /// Waiting for a new TCP connection, of the successful requests that did, ms (part of
+    /// their TTFT and e2e).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub connect_ms: Option<Stats>,
     /// Hook checks by name.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub checks: BTreeMap<String, CheckSummary>,
@@ -199,6 +207,7 @@ pub fn summarize(g: &GroupStats) -> GroupSummary {
         prompt_tokens_total: g.prompt_tokens,
         tokens_estimated_requests: g.tokens_estimated,
         reconnected_requests: g.reconnected,
+        connections_opened: g.connections_opened,
         ttft_ms: stats(Trend::Ttft),
         ttfa_ms: stats(Trend::Ttfa),
         itl_ms: stats(Trend::Itl),
@@ -213,6 +222,7 @@ pub fn summarize(g: &GroupStats) -> GroupSummary {
         schedule_lag_ms: stats(Trend::ScheduleLag),
         ttft_from_schedule_ms: stats(Trend::TtftFromSchedule),
         e2e_from_schedule_ms: stats(Trend::E2eFromSchedule),
+        connect_ms: stats(Trend::Connect),
         custom: g
             .custom
             .iter()

@@ -51,7 +51,7 @@ pub struct SeriesPoint {
     pub lag_p95_ms: Option<f64>,
 }
 
-fn is_zero(n: &u64) -> bool {
+pub(crate) fn is_zero(n: &u64) -> bool {
     *n == 0
 }
 

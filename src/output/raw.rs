@@ -40,6 +40,8 @@ struct RawLine<'a> {
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     reconnected: bool,
     #[serde(skip_serializing_if = "Option::is_none")]
+    connect_ms: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     prompt_tokens: Option<u64>,
     chunks: Option<u64>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -85,7 +87,7 @@ impl RawFormat {
 }
 
 /// The CSV columns, in order: every field a JSON line can have.
-const COLUMNS: [&str; 29] = [
+const COLUMNS: [&str; 30] = [
     "scenario",
     "group",
     "warmup",
@@ -106,6 +108,7 @@ const COLUMNS: [&str; 29] = [
     "output_tokens",
     "tokens_estimated",
     "reconnected",
+    "connect_ms",
     "prompt_tokens",
     "chunks",
     "done_reason",
@@ -158,6 +161,7 @@ pub fn write_line(
         output_tokens: m.map(|m| m.output_tokens),
         tokens_estimated: m.map(|m| m.tokens_estimated),
         reconnected: m.is_some_and(|m| m.reconnected),
+        connect_ms: m.and_then(|m| m.connect).map(ms),
         prompt_tokens: m.and_then(|m| m.prompt_tokens),
         chunks: m.map(|m| m.content_chunks),
         done_reason: m.and_then(|m| m.done_reason.as_deref()),

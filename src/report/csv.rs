@@ -10,7 +10,7 @@ const HEADER: [&str; 14] = [
     "p99", "p99_9", "max",
 ];
 
-fn distributions(s: &GroupSummary) -> [(&'static str, &'static str, &Option<Stats>); 14] {
+fn distributions(s: &GroupSummary) -> [(&'static str, &'static str, &Option<Stats>); 15] {
     [
         ("ttft", "ms", &s.ttft_ms),
         ("ttfa", "ms", &s.ttfa_ms),
@@ -30,6 +30,7 @@ fn distributions(s: &GroupSummary) -> [(&'static str, &'static str, &Option<Stat
         ("schedule_lag", "ms", &s.schedule_lag_ms),
         ("ttft_from_schedule", "ms", &s.ttft_from_schedule_ms),
         ("e2e_from_schedule", "ms", &s.e2e_from_schedule_ms),
+        ("connect", "ms", &s.connect_ms),
     ]
 }
 

@@ -649,6 +649,13 @@ fn notes(result: &RunResult) -> Vec<String> {
     if reconnected > 0 {
         notes.push(format!("{reconnected} request(s) were sent again because the server closed its kept-alive connection before answering (llama-server does after every streamed answer). They are not errors; their latency includes the lost attempt."));
     }
+    let opened = result.total.connections_opened;
+    if opened > 0 {
+        let connect = result.total.connect_ms.as_ref().map_or(String::new(), |c| {
+            format!(" (connect p50 {:.2} ms, p99 {:.2} ms)", c.p50, c.p99)
+        });
+        notes.push(format!("{opened} request(s) waited for a new TCP connection{connect}: their TTFT and e2e include it. The run opens one per VU before the load; more mean the server closed connections or more requests were in flight than were opened."));
+    }
     notes
 }
 

@@ -24,6 +24,9 @@ enum Policy {
     ResetAfterFirst,
     /// Closes every connection after reading its first request.
     NeverAnswer,
+    /// Answers every request, chunked, and keeps the connection; the body's last chunk comes
+    /// 20 ms after `[DONE]`, as a separate write.
+    KeepAliveLateEnd,
 }
 
 struct Server {
@@ -70,6 +73,22 @@ async fn start(policy: Policy) -> Server {
                 }
                 if matches!(policy, Policy::NeverAnswer) {
                     return;
+                }
+                if matches!(policy, Policy::KeepAliveLateEnd) {
+                    loop {
+                        let socket = reader.get_mut();
+                        let head = format!(
+                            "HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ntransfer-encoding: chunked\r\n\r\n{:x}\r\n{ANSWER}\r\n",
+                            ANSWER.len()
+                        );
+                        socket.write_all(head.as_bytes()).await.unwrap();
+                        answered.fetch_add(1, Ordering::SeqCst);
+                        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+                        socket.write_all(b"0\r\n\r\n").await.unwrap();
+                        if !read_request(&mut reader).await {
+                            return;
+                        }
+                    }
                 }
                 let head = format!(
                     "HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ncontent-length: {}\r\n\r\n",
@@ -123,6 +142,11 @@ async fn every_request_after_the_first_is_sent_again(policy: Policy) {
     assert_eq!(server.answered.load(Ordering::SeqCst), 6);
     assert_eq!(server.connections.load(Ordering::SeqCst), 6);
     assert_eq!(
+        t.connections_opened, 6,
+        "each request waited for a new connection"
+    );
+    assert_eq!(t.connect_ms.as_ref().map(|c| c.count), Some(6));
+    assert_eq!(
         raw_log(dir.path()).matches("\"reconnected\":true").count(),
         5
     );
@@ -157,4 +181,39 @@ async fn a_server_that_never_answers_is_an_error_after_one_retry() {
         12,
         "one retry per request, never more"
     );
+}
+
+#[tokio::test]
+async fn a_connection_is_reused_when_its_body_ends_after_the_protocol_does() {
+    let server = start(Policy::KeepAliveLateEnd).await;
+    let dir = tempfile::tempdir().unwrap();
+    let mut opts = options(dir.path(), Some(server.url.clone()));
+    opts.raw = Some(Default::default());
+    let out = run(scenario(YAML), &opts).await;
+
+    let t = &out.result.total;
+    assert_eq!((t.requests, t.errors), (6, 0), "{:?}", t.errors_by_kind);
+    assert_eq!(
+        server.connections.load(Ordering::SeqCst),
+        1,
+        "the body is read to its end, so the connection goes back to the pool"
+    );
+    assert_eq!(t.connections_opened, 1, "only the first request connected");
+    let connect = t.connect_ms.as_ref().expect("the first request's connect");
+    assert!(connect.count == 1 && connect.max < 1000.0, "{connect:?}");
+    assert_eq!(raw_log(dir.path()).matches("\"connect_ms\":").count(), 1);
+    let e2e = t.e2e_latency_ms.as_ref().unwrap();
+    assert!(
+        e2e.max < 20.0,
+        "e2e ends at [DONE], not at the body's end 20 ms later: {e2e:?}"
+    );
+
+    // With the connections opened before the load (as the CLI does), none is measured.
+    let server = start(Policy::KeepAliveLateEnd).await;
+    let mut opts = options(dir.path(), Some(server.url.clone()));
+    opts.preconnect = true;
+    let out = run(scenario(YAML), &opts).await;
+    assert_eq!(out.result.total.connections_opened, 0);
+    assert_eq!(out.result.total.connect_ms, None);
+    assert_eq!(server.connections.load(Ordering::SeqCst), 1);
 }
