@@ -207,6 +207,19 @@ mod tests {
     use crate::backend::Measurement;
     use crate::metrics::{Group, GroupKey};
 
+    /// The JSONL line of `sample`, parsed.
+    fn jsonl(sample: &Sample) -> serde_json::Value {
+        let mut out = Vec::new();
+        write_line(
+            &mut out,
+            sample,
+            &Secrets::new(None, "http://x"),
+            RawFormat::Jsonl,
+        )
+        .unwrap();
+        serde_json::from_slice(&out).unwrap()
+    }
+
     #[test]
     fn a_line_says_which_prompt_vu_iteration_and_turn_it_was() {
         let mut sample = Sample::plain(
@@ -223,15 +236,7 @@ mod tests {
         sample.vu = 3;
         sample.iteration = 41;
         sample.turn = 2;
-        let mut out = Vec::new();
-        write_line(
-            &mut out,
-            &sample,
-            &Secrets::new(None, "http://x"),
-            RawFormat::Jsonl,
-        )
-        .unwrap();
-        let line: serde_json::Value = serde_json::from_slice(&out).unwrap();
+        let line = jsonl(&sample);
         assert_eq!(line["scenario"], "chat");
         assert_eq!(line["group"], "level 4");
         assert_eq!(line["prompt_set"], "code");
@@ -247,15 +252,7 @@ mod tests {
         );
         let mut plain = Sample::plain(None, Duration::ZERO, Outcome::Interrupted);
         plain.iteration = 0;
-        let mut out = Vec::new();
-        write_line(
-            &mut out,
-            &plain,
-            &Secrets::new(None, "http://x"),
-            RawFormat::Jsonl,
-        )
-        .unwrap();
-        let line: serde_json::Value = serde_json::from_slice(&out).unwrap();
+        let line = jsonl(&plain);
         assert!(
             line.get("turn").is_none() && line.get("entry").is_none(),
             "{line}"

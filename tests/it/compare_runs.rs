@@ -26,6 +26,21 @@ async fn llm_bench(args: &[&str], dir: &Path) -> Output {
         .unwrap()
 }
 
+/// `run s.yaml -q --target-url URL --output-dir OUT` and `extra`, in `dir`.
+async fn run_scenario(dir: &Path, url: &str, out: &str, extra: &[&str]) -> Output {
+    let mut args = vec![
+        "run",
+        "s.yaml",
+        "-q",
+        "--target-url",
+        url,
+        "--output-dir",
+        out,
+    ];
+    args.extend_from_slice(extra);
+    llm_bench(&args, dir).await
+}
+
 /// A server whose answers take a known time: `decode` per token, `tokens` tokens (a range
 /// when `min < max`), everything in parallel.
 fn sim(decode_ms: u64, tokens: (u32, u32), seed: u64) -> SimConfig {
@@ -55,19 +70,7 @@ async fn slower_decoding_is_called_a_regression_with_its_sign_and_gates_with_99(
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("s.yaml"), SCENARIO).unwrap();
     for (out, url) in [("base", fast.url()), ("new", slow.url())] {
-        let run = llm_bench(
-            &[
-                "run",
-                "s.yaml",
-                "-q",
-                "--target-url",
-                &url,
-                "--output-dir",
-                out,
-            ],
-            dir.path(),
-        )
-        .await;
+        let run = run_scenario(dir.path(), &url, out, &[]).await;
         assert!(run.status.success(), "{}", text(&run));
     }
     let (base, new) = ("base/benchmark_latest.json", "new/benchmark_latest.json");
@@ -125,21 +128,11 @@ async fn slower_decoding_is_called_a_regression_with_its_sign_and_gates_with_99(
     );
 
     // Run and compare in one step: the baseline is read first, the comparison written beside.
-    let out = llm_bench(
-        &[
-            "run",
-            "s.yaml",
-            "-q",
-            "--target-url",
-            &slow.url(),
-            "--output-dir",
-            "pr",
-            "--baseline",
-            base,
-            "--fail-on-regression",
-            "10%",
-        ],
+    let out = run_scenario(
         dir.path(),
+        &slow.url(),
+        "pr",
+        &["--baseline", base, "--fail-on-regression", "10%"],
     )
     .await;
     assert_eq!(out.status.code(), Some(99), "{}", text(&out));
@@ -168,21 +161,7 @@ async fn the_same_server_with_other_seeds_is_not_a_regression() {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("s.yaml"), SCENARIO).unwrap();
     for (out, url, seed) in [("base", a.url(), "seed=1"), ("new", b.url(), "seed=2")] {
-        let run = llm_bench(
-            &[
-                "run",
-                "s.yaml",
-                "-q",
-                "--target-url",
-                &url,
-                "--output-dir",
-                out,
-                "--set",
-                seed,
-            ],
-            dir.path(),
-        )
-        .await;
+        let run = run_scenario(dir.path(), &url, out, &["--set", seed]).await;
         assert!(run.status.success(), "{}", text(&run));
     }
     let out = llm_bench(
@@ -212,32 +191,14 @@ async fn shards_merge_into_the_run_they_split_and_check_agrees_with_the_verdict(
     let scenario = "name: split\ntarget: {model: m}\nprompts: [one, two]\nscenarios:\n  sweep: {executor: concurrency-levels, levels: [2, 6], requests_per_level: 30}\n  soak: {executor: constant-vus, vus: 4, iterations: 25, start_time: 0s}\nthresholds:\n  errors: [\"rate<0.01\"]\n  \"e2e_latency{level:6}\": [\"p(95)<1ms\"]\n";
     std::fs::write(dir.path().join("s.yaml"), scenario).unwrap();
     let shards = 3;
-    let mut runs = Vec::new();
-    for i in 0..shards {
-        let shard = format!("{i}/{shards}");
-        let out = format!("shard{i}");
-        let dir = dir.path().to_path_buf();
-        let url = url.clone();
-        runs.push(tokio::task::spawn_blocking(move || {
-            bin()
-                .args([
-                    "run",
-                    "s.yaml",
-                    "-q",
-                    "--target-url",
-                    &url,
-                    "--shard",
-                    &shard,
-                    "--output-dir",
-                    &out,
-                ])
-                .current_dir(dir)
-                .output()
-                .unwrap()
-        }));
-    }
-    for run in runs {
-        let out = run.await.unwrap();
+    // The shards run at once, as separate machines would.
+    let names: Vec<(String, String)> = (0..shards)
+        .map(|i| (format!("shard{i}"), format!("{i}/{shards}")))
+        .collect();
+    let runs = names.iter().map(|(out, shard)| async {
+        run_scenario(dir.path(), &url, out, &["--shard", shard]).await
+    });
+    for out in futures_util::future::join_all(runs).await {
         assert_eq!(
             out.status.code(),
             Some(99),
@@ -245,19 +206,7 @@ async fn shards_merge_into_the_run_they_split_and_check_agrees_with_the_verdict(
             text(&out)
         );
     }
-    let whole = llm_bench(
-        &[
-            "run",
-            "s.yaml",
-            "-q",
-            "--target-url",
-            &url,
-            "--output-dir",
-            "whole",
-        ],
-        dir.path(),
-    )
-    .await;
+    let whole = run_scenario(dir.path(), &url, "whole", &[]).await;
     assert_eq!(whole.status.code(), Some(99), "{}", text(&whole));
 
     let files: Vec<String> = (0..shards)

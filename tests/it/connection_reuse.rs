@@ -8,6 +8,7 @@ use std::sync::Arc;
 
 use crate::common::{options, run, scenario};
 use llm_bench::backend::ErrorKind;
+use llm_bench::RunOutcome;
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{TcpListener, TcpStream};
 
@@ -127,11 +128,7 @@ async fn a_request_written_to_a_connection_the_server_reset_is_sent_again() {
 }
 
 async fn every_request_after_the_first_is_sent_again(policy: Policy) {
-    let server = start(policy).await;
-    let dir = tempfile::tempdir().unwrap();
-    let mut opts = options(dir.path(), Some(server.url.clone()));
-    opts.raw = Some(Default::default());
-    let out = run(scenario(YAML), &opts).await;
+    let (server, dir, out) = run_with_raw_log(policy).await;
 
     let t = &out.result.total;
     assert_eq!((t.requests, t.errors), (6, 0), "{:?}", t.errors_by_kind);
@@ -152,6 +149,16 @@ async fn every_request_after_the_first_is_sent_again(policy: Policy) {
     );
 }
 
+/// Runs [`YAML`] with a raw log against a server of `policy`, without pre-opened connections.
+async fn run_with_raw_log(policy: Policy) -> (Server, tempfile::TempDir, RunOutcome) {
+    let server = start(policy).await;
+    let dir = tempfile::tempdir().unwrap();
+    let mut opts = options(dir.path(), Some(server.url.clone()));
+    opts.raw = Some(Default::default());
+    let out = run(scenario(YAML), &opts).await;
+    (server, dir, out)
+}
+
 fn raw_log(dir: &std::path::Path) -> String {
     let raw = std::fs::read_dir(dir)
         .unwrap()
@@ -163,11 +170,7 @@ fn raw_log(dir: &std::path::Path) -> String {
 
 #[tokio::test]
 async fn a_server_that_never_answers_is_an_error_after_one_retry() {
-    let server = start(Policy::NeverAnswer).await;
-    let dir = tempfile::tempdir().unwrap();
-    let mut opts = options(dir.path(), Some(server.url.clone()));
-    opts.raw = Some(Default::default());
-    let out = run(scenario(YAML), &opts).await;
+    let (server, dir, out) = run_with_raw_log(Policy::NeverAnswer).await;
 
     let t = &out.result.total;
     assert_eq!(t.errors_by_kind.get(&ErrorKind::Disconnected), Some(&6));
@@ -185,11 +188,7 @@ async fn a_server_that_never_answers_is_an_error_after_one_retry() {
 
 #[tokio::test]
 async fn a_connection_is_reused_when_its_body_ends_after_the_protocol_does() {
-    let server = start(Policy::KeepAliveLateEnd).await;
-    let dir = tempfile::tempdir().unwrap();
-    let mut opts = options(dir.path(), Some(server.url.clone()));
-    opts.raw = Some(Default::default());
-    let out = run(scenario(YAML), &opts).await;
+    let (server, dir, out) = run_with_raw_log(Policy::KeepAliveLateEnd).await;
 
     let t = &out.result.total;
     assert_eq!((t.requests, t.errors), (6, 0), "{:?}", t.errors_by_kind);

@@ -93,6 +93,20 @@ async fn start_prometheus(
     (process, url, http)
 }
 
+/// Runs [`SCENARIO`] quietly with `flags`, its results in `dir/results`.
+fn run_live(dir: &Path, flags: &[&str]) -> std::process::Output {
+    std::fs::write(dir.join("live.yaml"), SCENARIO).unwrap();
+    Command::new(env!("CARGO_BIN_EXE_llm-bench"))
+        .arg("run")
+        .arg(dir.join("live.yaml"))
+        .arg("--quiet")
+        .args(flags)
+        .arg("--output-dir")
+        .arg(dir.join("results"))
+        .output()
+        .unwrap()
+}
+
 async fn query(http: &reqwest::Client, prometheus: &str, expr: &str, at: f64) -> Vec<Value> {
     let url = reqwest::Url::parse_with_params(
         &format!("{prometheus}/api/v1/query"),
@@ -128,21 +142,15 @@ async fn a_real_prometheus_scrapes_the_run_and_every_dashboard_panel_has_data() 
     let (_prometheus, prometheus, http) =
         start_prometheus(&prometheus_bin, dir.path(), prom_port, &[]).await;
 
-    std::fs::write(dir.path().join("live.yaml"), SCENARIO).unwrap();
-    let out = Command::new(env!("CARGO_BIN_EXE_llm-bench"))
-        .arg("run")
-        .arg(dir.path().join("live.yaml"))
-        .args([
-            "--quiet",
+    let out = run_live(
+        dir.path(),
+        &[
             "--prometheus",
             &format!("127.0.0.1:{metrics_port}"),
             "--prometheus-linger",
             "4s",
-            "--output-dir",
-        ])
-        .arg(dir.path().join("results"))
-        .output()
-        .unwrap();
+        ],
+    );
     assert!(
         out.status.success(),
         "{}",
@@ -344,19 +352,13 @@ async fn a_short_run_pushes_its_series_to_a_real_prometheus_by_remote_write() {
         &["--web.enable-remote-write-receiver"],
     )
     .await;
-    std::fs::write(dir.path().join("live.yaml"), SCENARIO).unwrap();
-    let out = Command::new(env!("CARGO_BIN_EXE_llm-bench"))
-        .arg("run")
-        .arg(dir.path().join("live.yaml"))
-        .args([
-            "--quiet",
+    let out = run_live(
+        dir.path(),
+        &[
             "--prometheus-remote-write",
             &format!("{prometheus}/api/v1/write"),
-            "--output-dir",
-        ])
-        .arg(dir.path().join("results"))
-        .output()
-        .unwrap();
+        ],
+    );
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{stderr}");
     assert!(stderr.contains("final values pushed"), "{stderr}");
