@@ -210,7 +210,6 @@ async fn exchange<F: StreamFold>(
     sent_at: Instant,
     settings: &Settings,
 ) -> Measurement {
-    let elapsed = || sent_at.elapsed();
     let again = request.try_clone();
     let mut reconnected = false;
     let sending = async {
@@ -229,21 +228,23 @@ async fn exchange<F: StreamFold>(
     };
     let (sent, connect) =
         super::connect::watched(before(settings.next(sent_at, sent_at, false), sending)).await;
-    let response = match sent {
-        Ok(Ok(response)) => response,
-        Ok(Err(err)) => {
-            let mut m = failed(elapsed(), transport_error(&err));
-            m.reconnected = reconnected;
-            m.connect = connect;
-            return m;
-        }
-        Err(stalled) => {
-            let mut m = failed(elapsed(), stalled);
-            m.reconnected = reconnected;
-            m.connect = connect;
-            return m;
-        }
+    let mut m = match sent {
+        Ok(Ok(response)) => read_response::<F>(response, sent_at, settings).await,
+        Ok(Err(err)) => failed(sent_at.elapsed(), transport_error(&err)),
+        Err(stalled) => failed(sent_at.elapsed(), stalled),
     };
+    m.reconnected = reconnected;
+    m.connect = connect;
+    m
+}
+
+/// Reads a response whose head arrived: the stream folded read by read, or an error body.
+async fn read_response<F: StreamFold>(
+    response: reqwest::Response,
+    sent_at: Instant,
+    settings: &Settings,
+) -> Measurement {
+    let elapsed = || sent_at.elapsed();
     let status = response.status().as_u16();
     let mut m = if response.status().is_success() {
         let mut fold = F::default();
@@ -320,8 +321,6 @@ async fn exchange<F: StreamFold>(
         )
     };
     m.status = Some(status);
-    m.reconnected = reconnected;
-    m.connect = connect;
     m
 }
 

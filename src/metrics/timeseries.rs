@@ -51,6 +51,7 @@ pub struct SeriesPoint {
     pub lag_p95_ms: Option<f64>,
 }
 
+/// For `skip_serializing_if`: counts that are zero are left out of result files.
 pub(crate) fn is_zero(n: &u64) -> bool {
     *n == 0
 }
