@@ -126,6 +126,9 @@ pub struct MergeArgs {
     /// The merged result to write.
     #[arg(long, short = 'o', value_name = "FILE")]
     pub out: PathBuf,
+    /// Merge even when a shard was interrupted (the result is marked interrupted).
+    #[arg(long)]
+    pub allow_partial: bool,
 }
 
 /// `llm-bench check`.
@@ -133,6 +136,9 @@ pub struct MergeArgs {
 pub struct CheckArgs {
     /// A result file (format 2 or later, e.g. a merged one).
     pub result: PathBuf,
+    /// A threshold with no data fails instead of passing (as `run --no-data-fails`).
+    #[arg(long)]
+    pub no_data_fails: bool,
 }
 
 /// `llm-bench init`.
@@ -157,6 +163,15 @@ pub struct InitArgs {
     /// Replace files that exist.
     #[arg(long)]
     pub force: bool,
+    /// With --from-server: the most models to write scenarios for; a server listing more is
+    /// refused (nothing is written) rather than filling the folder.
+    #[arg(
+        long,
+        value_name = "N",
+        default_value_t = 100,
+        requires = "from_server"
+    )]
+    pub max: usize,
 }
 
 /// The backends `init` writes for.
@@ -348,8 +363,9 @@ fn parse_shard(text: &str) -> Result<(u32, u32), String> {
         i.trim().parse().map_err(|e| format!("{i:?}: {e}"))?,
         n.trim().parse().map_err(|e| format!("{n:?}: {e}"))?,
     );
-    if n == 0 || i >= n {
-        return Err(format!("shard {i}/{n}: expected 0 <= I < N"));
+    let most = crate::output::merge::MAX_SHARDS;
+    if n == 0 || i >= n || n > most {
+        return Err(format!("shard {i}/{n}: expected 0 <= I < N <= {most}"));
     }
     Ok((i, n))
 }

@@ -25,6 +25,11 @@ const QUICKSTART_PATH: &str = "scenarios/quickstart.yaml";
 
 /// Runs one command.
 pub async fn run(cli: Cli) -> Result<Status, Error> {
+    // Under `ulimit -f` the kernel's default action for SIGXFSZ kills the process in the middle
+    // of a write, with no message and the temporary file left behind. Handled (tokio keeps the
+    // handler for the life of the process), the write fails with EFBIG instead, and the usual
+    // path runs: the temporary file is removed and the error names the file, exit 1.
+    let _ = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::from_raw(libc::SIGXFSZ));
     match cli.command {
         Command::Run(args) => cmd_run(args).await,
         Command::Validate(args) => validate(&args.files).map(|()| Status::Success),
@@ -66,7 +71,7 @@ fn cmd_merge(args: &crate::cli::MergeArgs) -> Result<Status, Error> {
         .iter()
         .map(|path| Ok((path.display().to_string(), read_result(path)?)))
         .collect::<Result<Vec<_>, Error>>()?;
-    let merged = crate::output::merge::merge(&shards).map_err(Error::Usage)?;
+    let merged = crate::output::merge::merge(&shards, args.allow_partial)?;
     let text = serde_json::to_string_pretty(&merged).map_err(|source| Error::Serialize {
         what: "the merged result",
         source,
@@ -95,26 +100,34 @@ fn cmd_merge(args: &crate::cli::MergeArgs) -> Result<Status, Error> {
 
 /// `llm-bench check`: the thresholds evaluated again from the histograms; exit 99 on failure.
 fn cmd_check(args: &crate::cli::CheckArgs) -> Result<Status, Error> {
+    use crate::output::merge;
     let result = read_result(&args.result)?;
     let file = args.result.display().to_string();
-    let outcomes = crate::output::merge::check(&file, &result).map_err(Error::Usage)?;
+    // Judged as the run judged: a run with --no-data-fails stored failing no-data outcomes.
+    let stored_strict = merge::stored_no_data_fails(&result);
+    let outcomes = merge::check(&file, &result, args.no_data_fails || stored_strict)?;
     let mut text = table::thresholds(&outcomes);
     if outcomes.is_empty() {
         text.push_str("the scenario has no thresholds\n");
     }
-    let stored: Vec<(String, bool)> = result
-        .thresholds
-        .iter()
-        .map(|t| (t.label(), t.passed))
-        .collect();
-    let now: Vec<(String, bool)> = outcomes.iter().map(|t| (t.label(), t.passed)).collect();
-    if stored != now {
+    // Only the stored verdict is compared with what was run with the same options.
+    let differences = if args.no_data_fails && !stored_strict {
+        let as_run = merge::check(&file, &result, false)?;
+        merge::verdict_differences(&result.thresholds, &as_run)
+    } else {
+        merge::verdict_differences(&result.thresholds, &outcomes)
+    };
+    for d in &differences {
+        text.push_str(&format!("verdict differs: {d}\n"));
+    }
+    if !differences.is_empty() {
         text.push_str(&format!(
-            "note: the verdict stored in {file} differs (it was written with other options, such as --no-data-fails, or edited)\n"
+            "FAILED: the verdict stored in {file} is not the one its histograms give: the file was edited or is damaged\n"
         ));
     }
     print(&text)?;
-    Ok(if outcomes.iter().any(|t| !t.passed && !t.judges_steps) {
+    let failed = outcomes.iter().any(|t| !t.passed && !t.judges_steps);
+    Ok(if failed || !differences.is_empty() {
         Status::ThresholdsFailed
     } else {
         Status::Success
@@ -157,7 +170,7 @@ fn validate(files: &[PathBuf]) -> Result<(), Error> {
     let mut problems = Vec::new();
     let mut scenarios = Vec::new();
     for file in files {
-        let is_set = std::fs::read_to_string(file)
+        let is_set = crate::input::read_to_string(file)
             .is_ok_and(|text| prompts::load::looks_like_prompt_set(file, &text));
         if !is_set {
             scenarios.push(Some(file.as_path()));
@@ -384,7 +397,7 @@ fn write_ci_outputs(outcome: &run::RunOutcome, opts: &RunOptions) -> Result<(), 
 
 /// A result file, read and typed.
 fn read_result(path: &Path) -> Result<RunResult, Error> {
-    let text = std::fs::read_to_string(path)
+    let text = crate::input::read_to_string(path)
         .map_err(Error::io(format!("cannot read {}", path.display())))?;
     serde_json::from_str(&text).map_err(|source| Error::NotAResult {
         path: path.to_path_buf(),
@@ -413,9 +426,15 @@ fn cmd_compare(args: &crate::cli::CompareArgs) -> Result<Status, Error> {
         gate.as_ref(),
     )
     .map_err(|e| Error::Usage(format!("cannot compare: {e}")))?;
+    if comparison.base.scenario != comparison.new.scenario {
+        eprintln!(
+            "warning: comparing scenario {} (base) with {} (new): groups are paired by name",
+            comparison.base.scenario, comparison.new.scenario
+        );
+    }
     let template = match &args.template {
         Some(file) => Some(
-            std::fs::read_to_string(file)
+            crate::input::read_to_string(file)
                 .map_err(Error::io(format!("cannot read {}", file.display())))?,
         ),
         None => None,
@@ -495,7 +514,7 @@ fn cmd_report(args: &ReportArgs) -> Result<Status, Error> {
     let mut templates = Templates::load(args.templates_dir.as_deref())
         .map_err(Error::io("cannot read the templates directory"))?;
     if let Some(file) = &args.template {
-        let body = std::fs::read_to_string(file)
+        let body = crate::input::read_to_string(file)
             .map_err(Error::io(format!("cannot read {}", file.display())))?;
         match args.format {
             Format::Html => templates.html = body,

@@ -41,6 +41,17 @@ pub enum Error {
     /// The command line asks for something impossible.
     #[error("{0}")]
     Usage(String),
+    /// A signal ended the command before the load began: nothing was measured or written.
+    #[error(
+        "stopped by a signal during {during}: nothing was sent to measure, no results written"
+    )]
+    Interrupted {
+        /// The phase it stopped.
+        during: &'static str,
+    },
+    /// A result file read back (`merge`, `check`) cannot be used.
+    #[error(transparent)]
+    ReadBack(#[from] crate::output::merge::ReadBackError),
     /// The environment variable the scenario names for the API key is not set.
     #[error("environment variable {var} (target.api_key_env) is not set")]
     MissingKey {
@@ -149,6 +160,11 @@ impl Error {
             | Error::Serialize { .. }
             | Error::Task { .. } => EXIT_RUNTIME,
             Error::Hook(_) => EXIT_HOOK,
+            Error::Interrupted { .. } => EXIT_INTERRUPTED,
+            Error::ReadBack(crate::output::merge::ReadBackError::Thresholds(_)) => {
+                EXIT_INVALID_SCENARIO
+            }
+            Error::ReadBack(_) => EXIT_USAGE,
         }
     }
 

@@ -123,7 +123,7 @@ impl Hooks {
     /// Compiles the script at `path` with each call limited to `timeout`; a syntax error names
     /// the line.
     pub fn load(path: &Path, timeout: Duration) -> Result<Hooks, String> {
-        let text = std::fs::read_to_string(path)
+        let text = crate::input::read_to_string(path)
             .map_err(|e| format!("cannot read hook script {}: {e}", path.display()))?;
         let name = path.file_name().map_or_else(
             || path.display().to_string(),

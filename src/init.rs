@@ -29,7 +29,7 @@ pub async fn init(args: &InitArgs) -> Result<Written, Error> {
     let planned = if let Some(config) = &args.from_config {
         vec![from_config(config)?]
     } else if let Some(url) = &args.from_server {
-        from_server(url, backend).await?
+        from_server(url, backend, args.max).await?
     } else {
         let backend = backend.unwrap_or_default();
         let model =
@@ -58,7 +58,8 @@ pub async fn init(args: &InitArgs) -> Result<Written, Error> {
     }
     let mut written = Written::default();
     let schema_path = args.dir.join("schemas/scenario.schema.json");
-    if args.force || !schema_path.exists() {
+    let schema_existed = schema_path.exists();
+    if args.force || !schema_existed {
         let text = schema::scenario_schema_json().map_err(|source| Error::Serialize {
             what: "the schema",
             source,
@@ -66,8 +67,25 @@ pub async fn init(args: &InitArgs) -> Result<Written, Error> {
         write(&schema_path, &text)?;
         written.schema = Some(schema_path);
     }
+    // All or nothing: a write that fails takes back the files this command created before it
+    // (a file replaced under --force keeps its new text: its old one is gone either way).
+    let mut created: Vec<PathBuf> = written
+        .schema
+        .iter()
+        .filter(|_| !schema_existed)
+        .cloned()
+        .collect();
     for (path, text) in planned {
-        write(&path, &text)?;
+        let existed = path.exists();
+        if let Err(e) = write(&path, &text) {
+            for done in &created {
+                let _ = std::fs::remove_file(done);
+            }
+            return Err(e);
+        }
+        if !existed {
+            created.push(path.clone());
+        }
         written.scenarios.push(path);
     }
     Ok(written)
@@ -85,7 +103,7 @@ fn write(path: &Path, text: &str) -> Result<(), Error> {
 fn from_config(config: &Path) -> Result<(String, String), Error> {
     let source = config.display().to_string();
     let text =
-        std::fs::read_to_string(config).map_err(Error::io(format!("cannot read {source}")))?;
+        crate::input::read_to_string(config).map_err(Error::io(format!("cannot read {source}")))?;
     let doc = yaml::parse(&text).map_err(|p| Error::InvalidScenario(vec![p.in_file(&source)]))?;
     if !legacy::is_legacy(&doc.value) {
         return Err(Error::Usage(format!(
@@ -98,19 +116,58 @@ fn from_config(config: &Path) -> Result<(String, String), Error> {
     Ok((format!("{}.yaml", starter::slug(model)), scenario))
 }
 
-/// A shared base and one scenario per model the server lists.
+/// The longest model name a scenario is written for: names are file names too.
+const MAX_NAME_CHARS: usize = 200;
+
+/// A shared base and one scenario per model the server lists. Every name is checked before
+/// anything is written: an empty one is skipped with a warning, one that cannot be a scenario
+/// (control characters, absurd length) refuses the whole command, and more models than `max`
+/// ask for `--max`.
 async fn from_server(
     url: &str,
     backend: Option<BackendKind>,
+    max: usize,
 ) -> Result<Vec<(String, String)>, Error> {
     crate::scenario::validate::check_url(url).map_err(Error::Usage)?;
-    let (backend, models) = list_models(url, backend).await?;
+    let (backend, listed) = list_models(url, backend).await?;
+    let mut models = Vec::new();
+    for model in listed {
+        if model.trim().is_empty() {
+            eprintln!(
+                "warning: {} lists a model with an empty name: skipped",
+                crate::output::redact::url(url)
+            );
+            continue;
+        }
+        if model.chars().any(char::is_control) || model.chars().count() > MAX_NAME_CHARS {
+            let shown: String = model
+                .chars()
+                .take(60)
+                .flat_map(char::escape_debug)
+                .collect();
+            return Err(Error::Usage(format!(
+                "{} lists a model named \"{shown}…\" ({} characters{}): not a name a scenario can be written for; nothing was written",
+                crate::output::redact::url(url),
+                model.chars().count(),
+                if model.chars().any(char::is_control) { ", with control characters" } else { "" },
+            )));
+        }
+        models.push(model);
+    }
     let Some(first) = models.first() else {
         return Err(Error::ListModels {
             url: crate::output::redact::url(url),
             tried: "the server lists no models (with Ollama: `ollama pull MODEL` first)".into(),
         });
     };
+    if models.len() > max {
+        return Err(Error::Usage(format!(
+            "{} lists {} models, more than --max {max}: nothing was written; --max {} writes a scenario for each",
+            crate::output::redact::url(url),
+            models.len(),
+            models.len()
+        )));
+    }
     let mut planned = vec![(
         starter::BASE_PATH.to_string(),
         starter::base(backend, first, url),

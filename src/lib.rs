@@ -8,8 +8,9 @@
 //! Each module uses only modules listed before it, so nothing imports upward and no circle can
 //! form (`tests/it/architecture.rs` checks this list against the code):
 //!
-//! 1. Leaves: `duration` (the duration format), `yaml` (text -> value with positions, used by
-//!    scenarios and prompt sets alike), `stats` (two-sample tests on histograms).
+//! 1. Leaves: `duration` (the duration format), `input` (bounded reads of input files), `yaml`
+//!    (text -> value with positions, used by scenarios and prompt sets alike), `stats`
+//!    (two-sample tests on histograms).
 //! 2. `sim`: the built-in server, whose settings are part of the scenario format.
 //! 3. `scenario`: the file format (types, schema, semantic checks, loading stage one).
 //! 4. The domain, pure where it can be, in this order: `plan` (load plans), `prompts`,
@@ -34,6 +35,7 @@ pub mod error;
 mod executor;
 mod hooks;
 mod init;
+pub mod input;
 mod metrics;
 mod output;
 pub mod plan;

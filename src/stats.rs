@@ -21,15 +21,20 @@ pub struct MannWhitney {
 
 /// The test, or `None` when a sample is empty.
 pub fn mann_whitney(base: &[(u64, u64)], new: &[(u64, u64)]) -> Option<MannWhitney> {
-    let n1: u64 = base.iter().map(|(_, c)| c).sum();
-    let n2: u64 = new.iter().map(|(_, c)| c).sum();
-    if n1 == 0 || n2 == 0 {
+    // Counts are summed in f64: a damaged or hand-made histogram can hold counts whose u64
+    // sum wraps, and the statistic must stay a probability whatever the input.
+    let n1f: f64 = base.iter().map(|&(_, c)| c as f64).sum();
+    let n2f: f64 = new.iter().map(|&(_, c)| c as f64).sum();
+    if n1f == 0.0 || n2f == 0.0 {
         return None;
     }
     let (mut i, mut j) = (0, 0);
-    let mut rank_sum_new = 0.0;
+    // U of the new sample counted directly, pair by pair in tie groups (each new value beats
+    // every base value below it and half of those equal to it): the same number as the rank
+    // sum minus n2(n2+1)/2, without the cancellation of two large sums.
+    let mut u_new = 0.0;
     let mut ties = 0.0;
-    let mut below = 0u64;
+    let mut base_below = 0.0;
     while i < base.len() || j < new.len() {
         let value = match (base.get(i), new.get(j)) {
             (Some(&(a, _)), Some(&(b, _))) => a.min(b),
@@ -40,22 +45,18 @@ pub fn mann_whitney(base: &[(u64, u64)], new: &[(u64, u64)]) -> Option<MannWhitn
         let take = |list: &[(u64, u64)], at: &mut usize| match list.get(*at) {
             Some(&(v, c)) if v == value => {
                 *at += 1;
-                c
+                c as f64
             }
-            _ => 0,
+            _ => 0.0,
         };
         let in_base = take(base, &mut i);
         let in_new = take(new, &mut j);
-        let t = (in_base + in_new) as f64;
-        // The tie group holds ranks below+1 ..= below+t; each gets their mean.
-        let mean_rank = below as f64 + (t + 1.0) / 2.0;
-        rank_sum_new += in_new as f64 * mean_rank;
+        let t = in_base + in_new;
+        u_new += in_new * (base_below + in_base / 2.0);
         ties += t * t * t - t;
-        below += in_base + in_new;
+        base_below += in_base;
     }
-    let (n1f, n2f) = (n1 as f64, n2 as f64);
     let n = n1f + n2f;
-    let u_new = rank_sum_new - n2f * (n2f + 1.0) / 2.0;
     let mu = n1f * n2f / 2.0;
     let variance = n1f * n2f / 12.0 * ((n + 1.0) - ties / (n * (n - 1.0)));
     let u = u_new.max(n1f * n2f - u_new);
@@ -68,7 +69,7 @@ pub fn mann_whitney(base: &[(u64, u64)], new: &[(u64, u64)]) -> Option<MannWhitn
     Some(MannWhitney {
         u_new,
         p_value,
-        effect: u_new / (n1f * n2f),
+        effect: (u_new / (n1f * n2f)).clamp(0.0, 1.0),
     })
 }
 
@@ -90,7 +91,7 @@ pub struct QuantileDiff {
 
 /// The nearest-rank quantile of a sample (`q` in 0..=1).
 pub fn quantile(sample: &[(u64, u64)], q: f64) -> Option<u64> {
-    let n: u64 = sample.iter().map(|(_, c)| c).sum();
+    let n = total(sample);
     if n == 0 {
         return None;
     }
@@ -98,10 +99,15 @@ pub fn quantile(sample: &[(u64, u64)], q: f64) -> Option<u64> {
     at_rank(sample, rank)
 }
 
+/// The sample's size; saturating, so a damaged histogram cannot wrap it to a small number.
+fn total(sample: &[(u64, u64)]) -> u64 {
+    sample.iter().fold(0, |n, &(_, c)| n.saturating_add(c))
+}
+
 fn at_rank(sample: &[(u64, u64)], rank: u64) -> Option<u64> {
-    let mut seen = 0;
+    let mut seen = 0u64;
     for &(v, c) in sample {
-        seen += c;
+        seen = seen.saturating_add(c);
         if seen >= rank {
             return Some(v);
         }
@@ -146,7 +152,7 @@ struct Resampler<'a> {
 
 impl<'a> Resampler<'a> {
     fn new(sample: &'a [(u64, u64)], q: f64) -> Option<Self> {
-        let n: u64 = sample.iter().map(|(_, c)| c).sum();
+        let n = total(sample);
         if n == 0 {
             return None;
         }
@@ -177,6 +183,18 @@ mod tests {
 
     /// Against SciPy's mannwhitneyu on the same samples (tests/data/stats_reference.json, made
     /// by scripts/stats_reference.py).
+    /// Counts whose u64 sums wrap (a damaged or hand-made histogram) still give a probability
+    /// and a p-value, never 4e18.
+    #[test]
+    fn huge_counts_stay_probabilities() {
+        let big = u64::MAX / 2;
+        let got = mann_whitney(&[(1, big), (2, big)], &[(2, big), (3, big)]).unwrap();
+        assert!((0.0..=1.0).contains(&got.effect), "{got:?}");
+        assert!((got.effect - 0.875).abs() < 1e-9, "{got:?}");
+        assert!((0.0..=1.0).contains(&got.p_value), "{got:?}");
+        assert_eq!(quantile(&[(5, u64::MAX), (9, u64::MAX)], 0.99), Some(5));
+    }
+
     #[test]
     fn mann_whitney_matches_scipy() {
         let text = include_str!("../tests/data/stats_reference.json");

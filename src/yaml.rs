@@ -102,6 +102,20 @@ impl Document {
         (at.line, at.col)
     }
 
+    /// Marks the value at `pointer` as written on the command line (`--set`): a problem at or
+    /// below it is reported as `label`'s, with no file line, since no file holds the value.
+    pub fn written_by(&mut self, pointer: &str, label: &str) {
+        self.positions.retain(|p, _| !inside(p, pointer));
+        self.positions.insert(
+            pointer.to_string(),
+            Position {
+                line: 0,
+                col: 0,
+                file: Some(Arc::from(label)),
+            },
+        );
+    }
+
     fn located(&self, pointer: &str) -> Position {
         let mut pointer = pointer;
         loop {
@@ -192,6 +206,25 @@ fn inside(pointer: &str, root: &str) -> bool {
 /// Parses YAML text into a [`Document`]. Scalars are typed by the YAML 1.2 core schema; quoted
 /// scalars are always strings. Duplicate keys are errors: the second would silently win.
 pub fn parse(text: &str) -> Result<Document, Problem> {
+    // YAML admits no C0 control but tab and line ends (YAML 1.2, 5.1); the parser would stop
+    // at a NUL and read the rest as nothing, so a binary file would pass as an empty one.
+    if let Some((line, (col, c))) = text.lines().enumerate().find_map(|(i, l)| {
+        l.chars()
+            .enumerate()
+            .find(|&(_, c)| c.is_control() && !matches!(c, '\t' | '\r' | '\u{85}'))
+            .map(|found| (i, found))
+    }) {
+        return Err(Problem {
+            file: String::new(),
+            line: line + 1,
+            col: col + 1,
+            field: String::new(),
+            message: format!(
+                "YAML does not allow the control character U+{:04X}: not a text file?",
+                c as u32
+            ),
+        });
+    }
     let mut builder = Builder {
         parser: Parser::new_from_str(text),
         positions: HashMap::new(),

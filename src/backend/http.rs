@@ -37,7 +37,43 @@ pub const DEFAULT_MAX_LINE_BYTES: usize = 4 << 20;
 /// given up (closed rather than reused).
 const DRAIN: Duration = Duration::from_millis(100);
 /// How much of an error body is kept: enough for any server's message.
-const MAX_ERROR_BODY: usize = 4 << 10;
+pub const MAX_ERROR_BODY: usize = 4 << 10;
+/// The largest answer read from a request that is not a token stream (pre-flight, model
+/// lists, `/tokenize`, warm-up connections): far above a real one, so an endless body from a
+/// broken or hostile server costs 4 MiB, not the machine.
+pub const MAX_SIDE_BODY: usize = 4 << 20;
+/// How long such a request may take in all, body included.
+pub const SIDE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The body of `response`, at most `limit` bytes; a longer one is an error, read no further.
+pub async fn read_capped(response: reqwest::Response, limit: usize) -> Result<Vec<u8>, String> {
+    let too_long = || format!("the answer is longer than {limit} bytes: not read further");
+    if response.content_length().is_some_and(|n| n > limit as u64) {
+        return Err(too_long());
+    }
+    let mut body = response.bytes_stream();
+    let mut kept = Vec::new();
+    while let Some(chunk) = body.next().await {
+        let chunk = chunk.map_err(|e| error_chain(&e))?;
+        if kept.len() + chunk.len() > limit {
+            return Err(too_long());
+        }
+        kept.extend_from_slice(&chunk);
+    }
+    Ok(kept)
+}
+
+/// At most [`MAX_ERROR_BODY`] bytes of `text`, cut at a character boundary, marked when cut.
+pub fn clipped(text: &str) -> String {
+    if text.len() <= MAX_ERROR_BODY {
+        return text.to_string();
+    }
+    let mut end = MAX_ERROR_BODY;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}… ({} bytes in all)", &text[..end], text.len())
+}
 
 /// How a request is read: how long it may take (in all, until its first token, between two
 /// reads), how long a line may be, and which tags mark reasoning inside the answer.

@@ -348,11 +348,19 @@ pub(crate) async fn open_connections(
             request = request.bearer_auth(key);
         }
         async move {
-            match request.send().await {
-                // Read to the end, so the connection goes back to the pool.
-                Ok(response) => response.bytes().await.is_ok(),
-                Err(_) => false,
-            }
+            let opened = async {
+                match request.send().await {
+                    // Read to the end, so the connection goes back to the pool; a body beyond
+                    // the cap is given up with its connection.
+                    Ok(response) => http::read_capped(response, http::MAX_SIDE_BODY)
+                        .await
+                        .is_ok(),
+                    Err(_) => false,
+                }
+            };
+            tokio::time::timeout(http::SIDE_TIMEOUT, opened)
+                .await
+                .unwrap_or(false)
         }
     });
     futures_util::future::join_all(requests)

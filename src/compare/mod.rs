@@ -4,8 +4,11 @@
 //!
 //! Significance comes from the histograms the results carry: the Mann-Whitney U test (every
 //! request of one run against every request of the other; histogram buckets are exact ties) and
-//! a seeded bootstrap interval of the p95 difference. A result without histograms (format 1)
-//! is still compared, on its percentiles, without a verdict.
+//! a seeded bootstrap interval of the p95 difference. Every value shown and gated is read from
+//! those same histograms, so the table, the tolerance and the test cannot disagree. A result
+//! without histograms (format 1) is still compared, on its summary percentiles, without a
+//! verdict; a gate given such a result, or too few requests, or no group in common, cannot
+//! judge and fails (see [`Comparison::unjudged`]).
 
 pub mod render;
 
@@ -235,15 +238,21 @@ pub struct Comparison {
     pub notes: Vec<String>,
     /// The regressions the gate found (empty without a gate, or when none).
     pub regressions: Vec<String>,
+    /// Why the gate could not judge a watched metric (no histograms, too few requests, no
+    /// group in common). A gate that cannot judge fails: a pass must mean "compared, and no
+    /// regression", never "nothing was compared".
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub unjudged: Vec<String>,
     /// The gate, as asked: `ttft p95, e2e_latency p95 worse by more than 10%`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub gate: Option<String>,
 }
 
 impl Comparison {
-    /// True when the gate found a significant regression beyond its tolerance.
+    /// True when the gate failed: it found a significant regression beyond its tolerance, or
+    /// it could not judge a watched metric.
     pub fn regressed(&self) -> bool {
-        !self.regressions.is_empty()
+        !self.regressions.is_empty() || !self.unjudged.is_empty()
     }
 }
 
@@ -402,18 +411,39 @@ pub fn compare(
     let base_rec = recorder(base).map_err(|e| format!("{base_file}: {e}"))?;
     let new_rec = recorder(new).map_err(|e| format!("{new_file}: {e}"))?;
     let mut notes = Vec::new();
+    let mut unjudged = Vec::new();
     for (file, r, rec) in [(base_file, base, &base_rec), (new_file, new, &new_rec)] {
         if rec.is_none() {
+            let why = if r.format_version < 2 {
+                format!(
+                    "result format {}, written before they were stored",
+                    r.format_version
+                )
+            } else {
+                format!(
+                    "result format {} stores them, but its `aggregates` are missing: the file was edited",
+                    r.format_version
+                )
+            };
             notes.push(format!(
-                "{file} has no histograms (result format {}, written before they were stored): percentiles are compared, without significance tests",
-                r.format_version
+                "{file} has no histograms ({why}): summary percentiles are compared, without significance tests"
             ));
+            if gate.is_some() {
+                unjudged.push(format!("{file} has no histograms ({why})"));
+            }
         }
     }
     if base.scenario.name != new.scenario.name {
         notes.push(format!(
-            "different scenarios: {} (base) and {} (new); groups are paired by name",
+            "different scenarios: {} (base) and {} (new); groups are paired by name, so they may not be the same load",
             base.scenario.name, new.scenario.name
+        ));
+    } else if base.scenario.content_sha256 != new.scenario.content_sha256 {
+        notes.push(format!(
+            "scenario {} was edited between the runs (sha256 {} -> {}): the load may differ",
+            new.scenario.name,
+            &base.scenario.content_sha256[..base.scenario.content_sha256.len().min(12)],
+            &new.scenario.content_sha256[..new.scenario.content_sha256.len().min(12)]
         ));
     }
     if base.target.model != new.target.model {
@@ -453,19 +483,31 @@ pub fn compare(
                 base_stats.as_ref(),
                 new_stats.as_ref(),
             );
-            if let Some(gate) = gate {
+            if let (Some(gate), Some(_), Some(_)) = (gate, &base_rec, &new_rec) {
                 for (metric, pct) in &gate.watch {
-                    if let Some(m) = compared.iter().find(|m| m.metric == metric.name) {
-                        if let Some(why) = regression(
-                            m,
-                            *pct,
-                            gate.tolerance,
-                            base_stats.as_ref(),
-                            new_stats.as_ref(),
-                            metric,
-                        ) {
-                            regressions
-                                .push(format!("{} {}: {} {}", s.name, g.label, metric.name, why));
+                    let at = format!("{} {}: {} {}", s.name, g.label, metric.name, pct.name());
+                    let Some(m) = compared.iter().find(|m| m.metric == metric.name) else {
+                        unjudged.push(format!("{at}: no data in one run or both"));
+                        continue;
+                    };
+                    match m.verdict {
+                        Verdict::TooFewSamples | Verdict::NoTest => {
+                            unjudged.push(format!("{at}: {}", unjudged_why(m)));
+                        }
+                        _ => {
+                            if let Some(why) = regression(
+                                m,
+                                *pct,
+                                gate.tolerance,
+                                base_stats.as_ref(),
+                                new_stats.as_ref(),
+                                metric,
+                            ) {
+                                regressions.push(format!(
+                                    "{} {}: {} {}",
+                                    s.name, g.label, metric.name, why
+                                ));
+                            }
                         }
                     }
                 }
@@ -493,6 +535,9 @@ pub fn compare(
     unmatched.extend(base_groups.keys().map(|(s, g)| format!("base: {s} {g}")));
     if groups.is_empty() {
         notes.push("no group is in both runs: nothing to compare".into());
+        if gate.is_some() {
+            unjudged.push("no group is in both runs: nothing was compared".into());
+        }
     }
     Ok(Comparison {
         base: label(base_file, base),
@@ -501,6 +546,7 @@ pub fn compare(
         unmatched,
         notes,
         regressions,
+        unjudged,
         gate: gate.map(|g| {
             let watched: Vec<String> = g
                 .watch
@@ -540,11 +586,25 @@ fn compare_group(
     new_stats: Option<&GroupStats>,
 ) -> Vec<MetricComparison> {
     let mut out = Vec::new();
+    let histograms = base_stats.zip(new_stats);
     for metric in METRICS {
         let (b, n) = match metric.trend {
-            Some(_) => match (metric.stats(base), metric.stats(new)) {
-                (Some(b), Some(n)) => (values(&b), values(&n)),
-                _ => continue,
+            // With histograms on both sides, every value comes from them: the summary of a
+            // file can be edited apart from its histograms, and the test reads the histograms.
+            Some(trend) => match histograms {
+                Some((bs, ns)) => {
+                    let of = |st: &GroupStats| {
+                        Stats::from_histogram(st.trend(trend), trend.unit().scale())
+                    };
+                    match (of(bs), of(ns)) {
+                        (Some(b), Some(n)) => (values(&b), values(&n)),
+                        _ => continue,
+                    }
+                }
+                None => match (metric.stats(base), metric.stats(new)) {
+                    (Some(b), Some(n)) => (values(&b), values(&n)),
+                    _ => continue,
+                },
             },
             None => {
                 if base.requests == 0 || new.requests == 0 {
@@ -554,10 +614,16 @@ fn compare_group(
                     mean: Some(v),
                     ..Values::default()
                 };
-                (
-                    one(base.output_tokens_per_second),
-                    one(new.output_tokens_per_second),
-                )
+                match histograms {
+                    Some((bs, ns)) => (
+                        one(crate::metrics::summary::summarize(bs).output_tokens_per_second),
+                        one(crate::metrics::summary::summarize(ns).output_tokens_per_second),
+                    ),
+                    None => (
+                        one(base.output_tokens_per_second),
+                        one(new.output_tokens_per_second),
+                    ),
+                }
             }
         };
         let change = Values {
@@ -579,12 +645,22 @@ fn compare_group(
             p95_difference: None,
             verdict: Verdict::NoTest,
         };
-        if let (Some(trend), Some(bs), Some(ns)) = (metric.trend, base_stats, new_stats) {
+        if let (Some(trend), Some((bs, ns))) = (metric.trend, histograms) {
             test(&mut m, trend, bs.trend(trend), ns.trend(trend));
         }
         out.push(m);
     }
     out
+}
+
+/// Why a watched metric got no verdict, for the gate's message.
+fn unjudged_why(m: &MetricComparison) -> String {
+    match (m.verdict, m.base.count, m.new.count) {
+        (Verdict::TooFewSamples, Some(b), Some(n)) => format!(
+            "{b} request(s) in the base and {n} in the new run, fewer than the {MIN_SAMPLES} a verdict needs: run more requests per group"
+        ),
+        _ => "no significance test was possible".into(),
+    }
 }
 
 /// Fills in the tests and the verdict from the two histograms of `trend`.

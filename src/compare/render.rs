@@ -127,12 +127,20 @@ fn footer(c: &Comparison, out: &mut String, bullet: &str) {
         super::MIN_SAMPLES
     );
     if let Some(gate) = &c.gate {
-        if c.regressions.is_empty() {
+        if !c.regressed() {
             let _ = writeln!(out, "{bullet}gate ({gate}): passed");
         } else {
-            let _ = writeln!(out, "{bullet}gate ({gate}): FAILED");
+            let why = if c.regressions.is_empty() {
+                "FAILED, it cannot judge"
+            } else {
+                "FAILED"
+            };
+            let _ = writeln!(out, "{bullet}gate ({gate}): {why}");
             for r in &c.regressions {
                 let _ = writeln!(out, "{bullet}  regression: {r}");
+            }
+            for u in &c.unjudged {
+                let _ = writeln!(out, "{bullet}  cannot judge: {u}");
             }
         }
     }
@@ -153,16 +161,19 @@ pub fn markdown(c: &Comparison) -> String {
         c.new.started_at
     );
     if let Some(gate) = &c.gate {
-        let verdict = if c.regressions.is_empty() {
-            "✅ no regression"
-        } else {
-            "❌ regression"
+        let verdict = match (c.regressions.is_empty(), c.unjudged.is_empty()) {
+            (true, true) => "✅ no regression",
+            (true, false) => "❌ the gate cannot judge",
+            (false, _) => "❌ regression",
         };
         let _ = writeln!(out, "**{verdict}** (gate: {gate})\n");
         for r in &c.regressions {
             let _ = writeln!(out, "- {}", cell(r));
         }
-        if !c.regressions.is_empty() {
+        for u in &c.unjudged {
+            let _ = writeln!(out, "- cannot judge: {}", cell(u));
+        }
+        if c.regressed() {
             out.push('\n');
         }
     }

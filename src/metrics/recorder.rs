@@ -82,7 +82,7 @@ impl GroupStats {
 
     /// Failed requests of every kind.
     pub fn error_count(&self) -> u64 {
-        self.errors.values().sum()
+        self.errors.values().fold(0, |a, b| a.saturating_add(*b))
     }
 
     /// Wall time from the first start to the last end.
@@ -143,19 +143,25 @@ impl GroupStats {
         }
     }
 
-    /// Adds another group's aggregates (for phase and run totals).
+    /// Adds another group's aggregates (for phase and run totals). Counts saturate instead of
+    /// wrapping: a run cannot reach `u64::MAX`, and counts read from files are bounded by
+    /// [`crate::metrics::snapshot::MAX_COUNT`] before they get here, so saturation only keeps
+    /// a damaged input from turning into a small, plausible number.
     pub fn merge(&mut self, other: &GroupStats) {
+        fn add(a: &mut u64, b: u64) {
+            *a = a.saturating_add(b);
+        }
         for (mine, theirs) in self.trends.iter_mut().zip(&other.trends) {
-            // Both were built with the same bounds, so `add` cannot fail.
+            // Both were built with the same bounds, so `add` cannot fail; its counts saturate.
             let _ = mine.add(theirs);
         }
-        self.ok += other.ok;
+        add(&mut self.ok, other.ok);
         for (kind, n) in &other.errors {
-            *self.errors.entry(*kind).or_default() += n;
+            add(self.errors.entry(*kind).or_default(), *n);
         }
-        self.interrupted += other.interrupted;
-        self.dropped += other.dropped;
-        self.good += other.good;
+        add(&mut self.interrupted, other.interrupted);
+        add(&mut self.dropped, other.dropped);
+        add(&mut self.good, other.good);
         for (name, h) in &other.custom {
             let mine = self
                 .custom
@@ -166,14 +172,14 @@ impl GroupStats {
         }
         for (name, (pass, total)) in &other.checks {
             let entry = self.checks.entry(name.clone()).or_default();
-            entry.0 += pass;
-            entry.1 += total;
+            add(&mut entry.0, *pass);
+            add(&mut entry.1, *total);
         }
-        self.output_tokens += other.output_tokens;
-        self.prompt_tokens += other.prompt_tokens;
-        self.tokens_estimated += other.tokens_estimated;
-        self.reconnected += other.reconnected;
-        self.connections_opened += other.connections_opened;
+        add(&mut self.output_tokens, other.output_tokens);
+        add(&mut self.prompt_tokens, other.prompt_tokens);
+        add(&mut self.tokens_estimated, other.tokens_estimated);
+        add(&mut self.reconnected, other.reconnected);
+        add(&mut self.connections_opened, other.connections_opened);
         self.first_start = match (self.first_start, other.first_start) {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),

@@ -179,6 +179,51 @@ pub fn snapshot(split: &Split, key: &GroupKey, stats: &GroupStats) -> Option<Gro
     })
 }
 
+/// Largest count a result file may hold in one counter or histogram of one group: 2^40, a
+/// trillion requests or samples, far beyond any run. Counts from a file are checked against it
+/// so that adding groups and shards cannot overflow (2^40 times the groups a file can hold is
+/// still below 2^63, the most the V2 encoding stores).
+pub const MAX_COUNT: u64 = 1 << 40;
+
+/// `Err` naming `what` when `n` is beyond [`MAX_COUNT`].
+pub fn bounded(what: &str, n: u64) -> Result<u64, String> {
+    if n > MAX_COUNT {
+        Err(format!(
+            "{what} = {n} is beyond the {MAX_COUNT} a run can record: the file is damaged or edited"
+        ))
+    } else {
+        Ok(n)
+    }
+}
+
+/// `Err` naming the first count of `stats` beyond [`MAX_COUNT`].
+pub fn within_bounds(stats: &GroupStats) -> Result<(), String> {
+    for t in Trend::all() {
+        bounded(&format!("the count of {}", t.name()), stats.trend(t).len())?;
+    }
+    for (name, h) in &stats.custom {
+        bounded(&format!("the count of {name}"), h.len())?;
+    }
+    for (what, n) in [
+        ("ok", stats.ok),
+        ("interrupted", stats.interrupted),
+        ("dropped", stats.dropped),
+        ("good", stats.good),
+        ("output_tokens", stats.output_tokens),
+        ("prompt_tokens", stats.prompt_tokens),
+        ("tokens_estimated", stats.tokens_estimated),
+        ("reconnected", stats.reconnected),
+        ("connections_opened", stats.connections_opened),
+        ("errors", stats.error_count()),
+    ] {
+        bounded(what, n)?;
+    }
+    for (name, (pass, total)) in &stats.checks {
+        bounded(&format!("checks.{name}"), (*pass).max(*total))?;
+    }
+    Ok(())
+}
+
 /// An aggregate read back from a result file.
 pub fn restore(s: &GroupSnapshot) -> Result<(Split, GroupKey, GroupStats), String> {
     let mut stats = GroupStats::default();
@@ -208,6 +253,7 @@ pub fn restore(s: &GroupSnapshot) -> Result<(Split, GroupKey, GroupStats), Strin
     stats.connections_opened = s.connections_opened;
     stats.first_start = s.first_start_us.map(Duration::from_micros);
     stats.last_end = s.last_end_us.map(Duration::from_micros);
+    within_bounds(&stats)?;
     let split = match (&s.prompt_set, &s.entry_tag) {
         (Some(set), _) => Split::PromptSet(Arc::from(set.as_str())),
         (None, Some(tag)) => Split::EntryTag(Arc::from(tag.as_str())),

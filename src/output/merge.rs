@@ -17,77 +17,185 @@ use crate::scenario::Scenario;
 use crate::thresholds::eval::ThresholdOutcome;
 use crate::thresholds::{self, Threshold};
 
+/// Most shards a load is split into. Far beyond any real split (a shard is a machine), and it
+/// keeps the bookkeeping of a hand-edited `shard.count` bounded.
+pub const MAX_SHARDS: u32 = 4096;
+
+/// Why a result cannot be read back.
+#[derive(Debug, thiserror::Error)]
+pub enum ReadBackError {
+    /// The files lack what is needed, or do not belong together.
+    #[error("{0}")]
+    Unusable(String),
+    /// The scenario's thresholds do not compile (a renamed or unknown metric): the result is
+    /// refused as `validate` refuses the scenario.
+    #[error("{0}")]
+    Thresholds(String),
+}
+
+use ReadBackError::Unusable;
+
 /// The scenario a result ran, and its aggregates, or why the file has not got them.
 fn readable<'a>(
     file: &str,
     r: &'a RunResult,
-) -> Result<(Scenario, &'a crate::output::result::Aggregates), String> {
+) -> Result<(Scenario, &'a crate::output::result::Aggregates), ReadBackError> {
     let (Some(aggregates), Some(definition)) = (&r.aggregates, &r.scenario.definition) else {
-        return Err(format!(
-            "{file} has no histograms (result format {}, written by an llm-bench before they were stored): run it again with this version",
-            r.format_version
-        ));
+        let why = if r.format_version < 2 {
+            format!(
+                "result format {}, written by an llm-bench before they were stored: run it again with this version",
+                r.format_version
+            )
+        } else {
+            format!(
+                "result format {} stores them, but its `aggregates` or `scenario.definition` are missing: the file was edited",
+                r.format_version
+            )
+        };
+        return Err(Unusable(format!("{file} has no histograms ({why})")));
     };
+    if r.format_version < 2 {
+        return Err(Unusable(format!(
+            "{file} is result format {}: only format 2 and later carry trustworthy histograms",
+            r.format_version
+        )));
+    }
     let scenario: Scenario = serde_json::from_value(definition.clone())
-        .map_err(|e| format!("{file}: scenario.definition: {e}"))?;
+        .map_err(|e| Unusable(format!("{file}: scenario.definition: {e}")))?;
     Ok((scenario, aggregates))
 }
 
-/// The scenario's thresholds compiled again. Metric names the checks accepted when the run was
-/// written (a hook's custom metrics) are accepted again.
-fn compile_thresholds(scenario: &Scenario, r: &RunResult) -> Result<Vec<Threshold>, String> {
-    let mut custom: Vec<String> = scenario
-        .thresholds
-        .iter()
-        .flatten()
-        .map(|(key, _)| key.split('{').next().unwrap_or(key).to_string())
-        .collect();
-    custom.sort();
-    custom.dedup();
+/// The custom metric names a threshold may use: those the run's hook script declared, as the
+/// run stored them; for a result written before they were stored, the custom histograms it has.
+/// Never the threshold keys themselves: a renamed key must fail as `validate` fails it.
+fn custom_metrics(r: &RunResult) -> Vec<String> {
+    let Some(aggregates) = &r.aggregates else {
+        return Vec::new();
+    };
+    let mut names: Vec<String> = match &aggregates.custom_metrics {
+        Some(names) => names.clone(),
+        None => aggregates
+            .groups
+            .iter()
+            .flat_map(|g| g.custom.keys().cloned())
+            .collect(),
+    };
+    names.sort();
+    names.dedup();
+    names
+}
+
+/// The scenario's thresholds compiled again, with the names the run accepted.
+fn compile_thresholds(
+    file: &str,
+    scenario: &Scenario,
+    r: &RunResult,
+) -> Result<Vec<Threshold>, ReadBackError> {
+    let custom = custom_metrics(r);
     let sets: Vec<&str> = r.prompt_sets.iter().map(|s| s.name.as_str()).collect();
     thresholds::compile(scenario, &custom, &sets).map_err(|problems| {
         let list: Vec<String> = problems
             .iter()
-            .map(|(at, m)| format!("{at}: {m}"))
+            .map(|(at, m)| format!("{file}: scenario.definition{at}: {m}"))
             .collect();
-        format!(
-            "the scenario's thresholds do not compile: {}",
-            list.join("; ")
-        )
+        ReadBackError::Thresholds(format!(
+            "the scenario's thresholds do not compile:\n{}",
+            list.join("\n")
+        ))
     })
 }
 
+/// Whether the run that wrote `r` failed thresholds without data (`--no-data-fails`): the only
+/// way a stored outcome has no data and did not pass.
+pub fn stored_no_data_fails(r: &RunResult) -> bool {
+    r.thresholds
+        .iter()
+        .any(|t| t.no_data && !t.passed && !t.judges_steps)
+}
+
 /// `llm-bench check`: the thresholds of `r` evaluated again on its histograms.
-pub fn check(file: &str, r: &RunResult) -> Result<Vec<ThresholdOutcome>, String> {
+pub fn check(
+    file: &str,
+    r: &RunResult,
+    no_data_fails: bool,
+) -> Result<Vec<ThresholdOutcome>, ReadBackError> {
     let (scenario, aggregates) = readable(file, r)?;
     let recorder = aggregates
         .recorder()
-        .map_err(|e| format!("{file}: aggregates: {e}"))?;
-    let thresholds = compile_thresholds(&scenario, r)?;
+        .map_err(|e| Unusable(format!("{file}: aggregates: {e}")))?;
+    let thresholds = compile_thresholds(file, &scenario, r)?;
     Ok(result::verdict(
         &thresholds,
         &recorder,
         &scenario,
         &r.capacity,
-        false,
+        no_data_fails,
     ))
 }
 
+/// Where the stored verdict and the one computed again disagree, one line each; empty when
+/// they agree (same thresholds, same pass or fail, same observed value).
+pub fn verdict_differences(stored: &[ThresholdOutcome], now: &[ThresholdOutcome]) -> Vec<String> {
+    let same_value = |a: Option<f64>, b: Option<f64>| match (a, b) {
+        (Some(a), Some(b)) => (a - b).abs() <= 1e-9 * a.abs().max(b.abs()).max(1.0),
+        (a, b) => a.is_none() && b.is_none(),
+    };
+    let shown = |t: &ThresholdOutcome| {
+        let value = t.observed.map_or("no data".into(), |v| format!("{v}"));
+        let verdict = if t.passed { "passed" } else { "failed" };
+        format!("{verdict}, observed {value}")
+    };
+    let mut out = Vec::new();
+    for s in stored {
+        match now.iter().find(|n| n.label() == s.label()) {
+            None => out.push(format!(
+                "{}: stored ({}), not in the scenario's thresholds",
+                s.label(),
+                shown(s)
+            )),
+            Some(n) if n.passed != s.passed || !same_value(n.observed, s.observed) => out.push(
+                format!("{}: stored {}, computed {}", s.label(), shown(s), shown(n)),
+            ),
+            Some(_) => {}
+        }
+    }
+    for n in now {
+        if !stored.iter().any(|s| s.label() == n.label()) {
+            out.push(format!(
+                "{}: computed ({}), not in the stored verdict",
+                n.label(),
+                shown(n)
+            ));
+        }
+    }
+    out
+}
+
 /// `llm-bench merge`: the shards of one run as one result. Refuses results of different
-/// scenarios, of different splits, without histograms, and an incomplete or repeated set of
-/// shards, naming the files and shards concerned.
-pub fn merge(shards: &[(String, RunResult)]) -> Result<RunResult, String> {
+/// scenarios, definitions, targets or splits, without histograms, an incomplete or repeated set
+/// of shards, and (unless `allow_partial`) a shard that was interrupted, naming the files and
+/// shards concerned.
+pub fn merge(
+    shards: &[(String, RunResult)],
+    allow_partial: bool,
+) -> Result<RunResult, ReadBackError> {
     let Some((first_file, first)) = shards.first() else {
-        return Err("no shard results given".into());
+        return Err(Unusable("no shard results given".into()));
     };
     let info = |file: &str, r: &RunResult| match r.shard {
         Some(ShardInfo {
             index: Some(index),
             count,
-        }) => Ok((index, count)),
-        _ => Err(format!(
+        }) if count > 0 && count <= MAX_SHARDS && index < count => Ok((index, count)),
+        Some(ShardInfo {
+            index: Some(index),
+            count,
+        }) => Err(Unusable(format!(
+            "{file} says it is shard {index}/{count}: expected 0 <= index < count <= {MAX_SHARDS}"
+        ))),
+        _ => Err(Unusable(format!(
             "{file} is not a shard result (it was not run with --shard I/N)"
-        )),
+        ))),
     };
     let (_, count) = info(first_file, first)?;
     let unsharded = |r: &RunResult| -> Vec<String> {
@@ -104,15 +212,15 @@ pub fn merge(shards: &[(String, RunResult)]) -> Result<RunResult, String> {
     for (file, r) in shards {
         let (index, n) = info(file, r)?;
         if n != count {
-            return Err(format!(
+            return Err(Unusable(format!(
                 "{file} is shard {index}/{n}, {first_file} is one of {count}: not the same split"
-            ));
+            )));
         }
         if r.scenario.name != first.scenario.name
             || r.scenario.content_sha256 != first.scenario.content_sha256
             || unsharded(r) != unsharded(first)
         {
-            return Err(format!(
+            return Err(Unusable(format!(
                 "{file} ran scenario `{}` (sha256 {}, overrides {:?}), {first_file} ran `{}` (sha256 {}, overrides {:?}): shards of different scenarios do not merge",
                 r.scenario.name,
                 short(&r.scenario.content_sha256),
@@ -120,12 +228,37 @@ pub fn merge(shards: &[(String, RunResult)]) -> Result<RunResult, String> {
                 first.scenario.name,
                 short(&first.scenario.content_sha256),
                 unsharded(first),
-            ));
+            )));
+        }
+        // The same file text can resolve to other targets (`${VAR}`), and a result can be
+        // edited: what ran, not what was written, must agree.
+        let target = |r: &RunResult| {
+            format!(
+                "{} {} at {} ({})",
+                r.target.backend, r.target.model, r.target.url, r.target.api
+            )
+        };
+        if target(r) != target(first) {
+            return Err(Unusable(format!(
+                "{file} ran against {}, {first_file} against {}: shards of different targets do not merge",
+                target(r),
+                target(first)
+            )));
+        }
+        if definition(r) != definition(first) {
+            return Err(Unusable(format!(
+                "{file} and {first_file} hold different scenario definitions (thresholds, load or target edited, or resolved from other variables): shards of different runs do not merge"
+            )));
+        }
+        if r.interrupted && !allow_partial {
+            return Err(Unusable(format!(
+                "{file} was interrupted: its shard is part of its load, so the merged result would be too; --allow-partial merges it anyway and marks the result interrupted"
+            )));
         }
         if let Some(other) = by_index.insert(index, file) {
-            return Err(format!(
+            return Err(Unusable(format!(
                 "shard {index}/{count} is given twice: {other} and {file}"
-            ));
+            )));
         }
         let (defined, aggregates) = readable(file, r)?;
         if index == 0 {
@@ -134,27 +267,46 @@ pub fn merge(shards: &[(String, RunResult)]) -> Result<RunResult, String> {
         for snapshot in &aggregates.groups {
             groups.push(
                 crate::metrics::snapshot::restore(snapshot)
-                    .map_err(|e| format!("{file}: aggregates: {e}"))?,
+                    .map_err(|e| Unusable(format!("{file}: aggregates: {e}")))?,
             );
         }
     }
-    let missing: Vec<String> = (0..count)
-        .filter(|i| !by_index.contains_key(i))
-        .map(|i| i.to_string())
-        .collect();
-    if !missing.is_empty() {
-        return Err(format!(
-            "shard(s) {} of {count} missing: the merged result would be part of the load",
+    // `count` is bounded, and only the first few gaps are named.
+    if by_index.len() != count as usize {
+        let missing: Vec<String> = (0..count)
+            .filter(|i| !by_index.contains_key(i))
+            .take(10)
+            .map(|i| i.to_string())
+            .collect();
+        let more = count as usize - by_index.len() - missing.len();
+        let more = if more > 0 {
+            format!(" and {more} more")
+        } else {
+            String::new()
+        };
+        return Err(Unusable(format!(
+            "shard(s) {}{more} of {count} missing: the merged result would be part of the load",
             missing.join(", ")
-        ));
+        )));
     }
-    let scenario = scenario.expect("shard 0 is among the shards: none is missing");
+    let Some(scenario) = scenario else {
+        return Err(Unusable("shard 0 is missing".into()));
+    };
     let goodput = shards
         .iter()
         .any(|(_, r)| r.aggregates.as_ref().is_some_and(|a| a.goodput));
     let mut recorder = Recorder::from_groups(groups, goodput);
+    for (_, key, stats) in recorder.all_groups() {
+        crate::metrics::snapshot::within_bounds(stats).map_err(|e| {
+            Unusable(format!(
+                "the shards' {} {:?} added together: {e}",
+                key.scenario, key.group
+            ))
+        })?;
+    }
     recorder.warmup = warmup(shards.iter().map(|(_, r)| r));
-    let thresholds = compile_thresholds(&scenario, first)?;
+    let thresholds = compile_thresholds(first_file, &scenario, first)?;
+    let no_data_fails = stored_no_data_fails(first);
     let earliest = shards.iter().map(|(_, r)| r.started_at.clone()).min();
     let facts = RunFacts {
         scenario: &scenario,
@@ -177,12 +329,12 @@ pub fn merge(shards: &[(String, RunResult)]) -> Result<RunResult, String> {
             .find_map(|(_, r)| r.aborted_by_threshold.clone()),
         capacity: Vec::new(),
         thresholds: &thresholds,
-        no_data_fails: false,
+        no_data_fails,
         shard: Some(ShardInfo { index: None, count }),
         preconnected: shards
             .iter()
             .map(|(_, r)| r.warmup.connections_opened)
-            .sum(),
+            .fold(0, u64::saturating_add),
     };
     let mut merged = result::assemble(facts, &recorder);
     merged.ended_at = shards
@@ -191,8 +343,22 @@ pub fn merge(shards: &[(String, RunResult)]) -> Result<RunResult, String> {
         .max()
         .unwrap_or_default();
     merged.host = first.host.clone();
+    merged.target = first.target.clone();
+    if let (Some(merged), Some(first)) = (&mut merged.aggregates, &first.aggregates) {
+        merged.custom_metrics = first.custom_metrics.clone();
+    }
     merged.timeseries = timeseries(shards.iter().map(|(_, r)| r.timeseries.as_slice()));
     Ok(merged)
+}
+
+/// The scenario as run, less what differs between shards by design (each draws prompts from
+/// a seed of its own).
+fn definition(r: &RunResult) -> Option<serde_json::Value> {
+    let mut d = r.scenario.definition.clone()?;
+    if let Some(map) = d.as_object_mut() {
+        map.remove("seed");
+    }
+    Some(d)
 }
 
 fn short(sha: &str) -> &str {
@@ -202,10 +368,11 @@ fn short(sha: &str) -> &str {
 fn warmup<'a>(results: impl Iterator<Item = &'a RunResult>) -> WarmupStats {
     let mut out = WarmupStats::default();
     for r in results {
-        out.requests += r.warmup.requests;
-        out.discarded += r.warmup.discarded;
+        out.requests = out.requests.saturating_add(r.warmup.requests);
+        out.discarded = out.discarded.saturating_add(r.warmup.discarded);
         for (kind, n) in &r.warmup.errors_by_kind {
-            *out.errors.entry(*kind).or_default() += n;
+            let total = out.errors.entry(*kind).or_default();
+            *total = total.saturating_add(*n);
         }
     }
     out

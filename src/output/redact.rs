@@ -7,21 +7,32 @@ use std::borrow::Cow;
 /// What replaces a secret.
 const MASK: &str = "***";
 
-/// `url` with its password (or a lone user name, often a token) replaced by `***`.
+/// `url` with its password (or a lone user name, often a token) and every query value
+/// (`?token=…`, `?api_key=…`: where services put keys) replaced by `***`.
 pub fn url(text: &str) -> String {
     let Ok(mut parsed) = reqwest::Url::parse(text) else {
         return text.to_string();
     };
+    let mut masked = false;
     if parsed.password().is_some() {
         let _ = parsed.set_password(Some(MASK));
+        masked = true;
     } else if !parsed.username().is_empty() {
         let _ = parsed.set_username(MASK);
-    } else {
+        masked = true;
+    }
+    if parsed.query().is_some_and(|q| !q.is_empty()) {
+        let names: Vec<String> = parsed.query_pairs().map(|(k, _)| k.into_owned()).collect();
+        let query: Vec<String> = names.iter().map(|k| format!("{k}={MASK}")).collect();
+        parsed.set_query(Some(&query.join("&")));
+        masked = true;
+    }
+    if !masked {
         return text.to_string();
     }
     // The URL crate adds a `/` path to a bare origin; keep the user's form otherwise.
     let shown = parsed.to_string();
-    match text.ends_with('/') || parsed.path() != "/" {
+    match text.ends_with('/') || parsed.path() != "/" || parsed.query().is_some() {
         true => shown,
         false => shown.trim_end_matches('/').to_string(),
     }
@@ -38,6 +49,7 @@ impl Secrets {
         let mut secrets: Vec<String> = api_key.map(str::to_string).into_iter().collect();
         if let Ok(parsed) = reqwest::Url::parse(target_url) {
             secrets.extend(parsed.password().map(str::to_string));
+            secrets.extend(parsed.query_pairs().map(|(_, v)| v.into_owned()));
             if !parsed.username().is_empty() {
                 secrets.push(parsed.username().to_string());
             }
@@ -73,6 +85,16 @@ mod tests {
         assert_eq!(url("http://sk-token@host:8000"), "http://***@host:8000");
         assert_eq!(url("http://localhost:11434"), "http://localhost:11434");
         assert_eq!(url("not a url"), "not a url");
+        assert_eq!(
+            url("http://prom:9090/api/v1/write?token=s3cret&tenant=a"),
+            "http://prom:9090/api/v1/write?token=***&tenant=***"
+        );
+        let secrets = Secrets::new(None, "http://prom:9090/write?token=s3cret-token");
+        assert_eq!(
+            secrets
+                .apply("error sending request for url (http://prom:9090/write?token=s3cret-token)"),
+            "error sending request for url (http://prom:9090/write?token=***)"
+        );
     }
 
     #[test]

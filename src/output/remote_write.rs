@@ -132,18 +132,26 @@ pub async fn push(client: &reqwest::Client, url: &str, exposition: &str) -> Resu
         )
         .body(compressed)
         .send()
-        .await
-        .map_err(|e| crate::backend::http::error_chain(&e))?;
+        .await;
+    // The transport's words name the URL, query string and all (`?token=…`), and a receiver
+    // may echo it: every secret of the URL is masked in what is returned.
+    let secrets = crate::output::redact::Secrets::new(None, url);
+    let masked = |text: String| secrets.apply(&text).into_owned();
+    let response = response.map_err(|e| masked(crate::backend::http::error_chain(&e)))?;
     let status = response.status();
     if status.is_success() {
         Ok(())
     } else {
-        let text = response.text().await.unwrap_or_default();
-        Err(format!(
+        let text =
+            crate::backend::http::read_capped(response, crate::backend::http::MAX_ERROR_BODY)
+                .await
+                .map(|b| String::from_utf8_lossy(&b).into_owned())
+                .unwrap_or_default();
+        Err(masked(format!(
             "HTTP {}: {}",
             status.as_u16(),
             text.trim().chars().take(300).collect::<String>()
-        ))
+        )))
     }
 }
 

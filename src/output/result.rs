@@ -99,12 +99,24 @@ pub struct Aggregates {
     pub goodput: bool,
     /// Every group with samples, and its per-prompt-set and per-tag shares.
     pub groups: Vec<crate::metrics::snapshot::GroupSnapshot>,
+    /// The hook script's custom metrics that thresholds name, so `check` accepts exactly
+    /// those names again. Absent in results written before it was stored.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub custom_metrics: Option<Vec<String>>,
 }
 
 impl Aggregates {
-    /// The recorder's aggregates, for a result file.
-    pub fn of(recorder: &Recorder) -> Aggregates {
+    /// The recorder's aggregates, for a result file, with the custom metrics `thresholds` name.
+    pub fn of(recorder: &Recorder, thresholds: &[Threshold]) -> Aggregates {
+        let mut custom: Vec<String> = thresholds
+            .iter()
+            .filter(|t| t.metric == Metric::Custom)
+            .map(|t| t.key.name.clone())
+            .collect();
+        custom.sort();
+        custom.dedup();
         Aggregates {
+            custom_metrics: Some(custom),
             goodput: recorder.has_limits(),
             groups: recorder
                 .all_groups()
@@ -245,7 +257,8 @@ pub struct TargetInfo {
     /// True when the target was the built-in simulator.
     pub simulated: bool,
     /// How token counts the server did not give were made: `estimate` (4 characters per
-    /// token, and answers counted in chunks) or `server` (its `/tokenize`). Absent in older
+    /// token, and answers counted in chunks), `server` (its `/tokenize`), or `mixed` (the
+    /// server's, with some answers it could not count estimated). Absent in older
     /// results, which all estimated.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub token_counts: Option<String>,
@@ -519,11 +532,16 @@ pub fn assemble(facts: RunFacts<'_>, recorder: &Recorder) -> RunResult {
             model: scenario.target.model.clone(),
             api: scenario.target.api.as_str().into(),
             simulated: facts.simulated,
+            // `server` only when the server counted every answer: one it could not count
+            // (it failed, or answered an impossible count) was estimated.
             token_counts: Some(
-                if scenario.target.tokenizer.is_some() {
-                    "server"
-                } else {
-                    "estimate"
+                match (
+                    scenario.target.tokenizer.is_some(),
+                    total.tokens_estimated_requests,
+                ) {
+                    (true, 0) => "server",
+                    (true, _) => "mixed",
+                    (false, _) => "estimate",
                 }
                 .into(),
             ),
@@ -556,7 +574,7 @@ pub fn assemble(facts: RunFacts<'_>, recorder: &Recorder) -> RunResult {
         prompt_sets: summarize_split(recorder, recorder.by_prompt_set()),
         entry_tags: summarize_split(recorder, recorder.by_entry_tag()),
         shard: facts.shard,
-        aggregates: Some(Aggregates::of(recorder)),
+        aggregates: Some(Aggregates::of(recorder, facts.thresholds)),
     }
 }
 

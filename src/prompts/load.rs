@@ -95,7 +95,7 @@ fn file_name(path: &Path) -> String {
 pub fn load_set(path: &Path) -> Result<(String, Vec<Entry>), Problem> {
     let file = path.display().to_string();
     let whole = |message: String| Problem::whole_file(&file, message);
-    let text = std::fs::read_to_string(path)
+    let text = crate::input::read_to_string(path)
         .map_err(|e| whole(format!("cannot read prompt set {}: {e}", path.display())))?;
     let at = |line: usize, message: String| Problem {
         file: file.clone(),

@@ -142,6 +142,12 @@ where
     Ok(set)
 }
 
+/// The most words a prompt of `target` tokens is allowed: sixteen per token (a dictionary word
+/// is rarely below one token), plus room for tiny targets.
+fn max_words(target: usize) -> usize {
+    target.saturating_mul(16).saturating_add(16)
+}
+
 /// Words whose text has `target` tokens by `count`: start from the 4-characters estimate,
 /// scale the word count by what the tokenizer says (a few rounds), trim to at most `target`,
 /// then pad with one-letter words to reach it.
@@ -166,6 +172,16 @@ where
         let per_word = got.max(1) as f64 / words.len().max(1) as f64;
         let step = ((got.abs_diff(target)) as f64 / per_word).ceil().max(1.0) as usize;
         if got < target {
+            // Words are whole dictionary words, each at least a token for any real tokenizer;
+            // a tokenizer that needs many more words than tokens is not counting tokens, and
+            // following it would double the text every round until memory runs out.
+            if words.len() + step > max_words(target) {
+                return Err(format!(
+                    "the tokenizer counts {got} tokens in {} words; a prompt of {target} tokens would need more than {} words: its counts are not token counts",
+                    words.len(),
+                    max_words(target)
+                ));
+            }
             for _ in 0..step {
                 words.push(WORDS[rng.random_range(0..WORDS.len())]);
             }
@@ -266,6 +282,21 @@ mod tests {
         }
         let distinct: std::collections::HashSet<String> = (0..60).map(prefix).collect();
         assert_eq!(distinct.len(), 3);
+    }
+
+    /// A tokenizer answering 0 or 1 for any text would have the sizing double the prompt each
+    /// round until memory ran out.
+    #[tokio::test]
+    async fn a_tokenizer_that_counts_too_few_is_an_error_not_an_endless_prompt() {
+        let mut s = spec(100.0, 0.0);
+        s.count = Some(2);
+        for stuck in [0u64, 1] {
+            let counter = move |_: String| async move { Ok(stuck) };
+            let err = generate_counted(&s, BackendKind::Openai, 9, counter)
+                .await
+                .unwrap_err();
+            assert!(err.contains("not token counts"), "{stuck}: {err}");
+        }
     }
 
     /// With a tokenizer, each prompt has exactly its drawn size: here a toy tokenizer that

@@ -67,7 +67,7 @@ impl Templates {
             ] {
                 let path = dir.join(name);
                 if path.exists() {
-                    *slot = std::fs::read_to_string(&path)?;
+                    *slot = crate::input::read_to_string(&path)?;
                 }
             }
         }

@@ -141,13 +141,24 @@ pub async fn execute(
     opts: &RunOptions,
     stop: impl Into<Stop>,
 ) -> Result<RunOutcome, Error> {
+    let stop = stop.into();
     let mut config = RunConfig::resolve(loaded, opts)?;
     let target = Target::connect(&config).await?;
+    // Nothing is measured yet, so a signal here ends the command at once: there are no
+    // results to write, and a slow or hostile server must not hold the process.
+    let interrupted = |during: &'static str| Error::Interrupted { during };
     if config.preflight {
-        target.preflight(&config.scenario().target).await?;
+        tokio::select! {
+            checked = target.preflight(&config.scenario().target) => checked?,
+            _ = stop.requested.cancelled() => return Err(interrupted("the pre-flight check")),
+        }
     }
     if config.scenario().target.tokenizer.is_some() {
-        count_synthetic_prompts(&mut config, &target).await?;
+        let requested = stop.requested.clone();
+        tokio::select! {
+            counted = count_synthetic_prompts(&mut config, &target) => counted?,
+            _ = requested.cancelled() => return Err(interrupted("the prompt sizing (POST /tokenize)")),
+        }
     }
     execute_on(config, target, stop).await
 }
@@ -405,7 +416,10 @@ impl Prepared {
             0
         } else {
             let wanted = self.in_flight.min(MAX_PRECONNECT) as usize;
-            runner.backend.preconnect(wanted).await as u64
+            tokio::select! {
+                opened = runner.backend.preconnect(wanted) => opened as u64,
+                _ = runner.stop.cancelled() => 0,
+            }
         };
         // Phase start times count from the end of warm-up, so warm-up never overlaps measurement.
         let phases = self.plans.into_iter().map(|p| {

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::config::{Endpoint, RunConfig};
-use crate::backend::http::error_chain;
+use crate::backend::http::{error_chain, read_capped, MAX_SIDE_BODY, SIDE_TIMEOUT};
 use crate::backend::{Backend, OllamaBackend, OpenAiBackend};
 use crate::error::Error;
 use crate::output::redact;
@@ -14,8 +14,8 @@ use crate::scenario::BackendKind;
 use crate::scenario::Target as ScenarioTarget;
 use crate::sim::{self, SimServer};
 
-/// How long the pre-flight check waits for each answer.
-const PREFLIGHT_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long the pre-flight check waits for each answer, body included.
+const PREFLIGHT_TIMEOUT: Duration = SIDE_TIMEOUT;
 
 /// Why a pre-flight GET gave no JSON.
 enum Probe {
@@ -75,12 +75,15 @@ pub async fn list_models(
         }
         let answer = match client.get(&list_url).send().await {
             Ok(response) if response.status().is_success() => {
-                match response.json::<serde_json::Value>().await {
+                match read_capped(response, MAX_SIDE_BODY).await.and_then(|body| {
+                    serde_json::from_slice::<serde_json::Value>(&body)
+                        .map_err(|e| format!("not JSON: {e}"))
+                }) {
                     Ok(json) if json[list].is_array() => {
                         return Ok((kind, names(&json[list], key)))
                     }
                     Ok(_) => format!("no `{list}` list in the answer"),
-                    Err(e) => format!("not JSON: {}", error_chain(&e)),
+                    Err(e) => e,
                 }
             }
             Ok(response) => format!("HTTP {}", response.status().as_u16()),
@@ -171,12 +174,13 @@ impl Target {
                     .send()
                     .await
                     .map_err(|e| Probe::Unreachable(url.clone(), error_chain(&e)))?;
-                let status = response.status();
-                let text = response.text().await.unwrap_or_default();
-                if !status.is_success() {
+                if !response.status().is_success() {
                     return Err(Probe::Refused);
                 }
-                serde_json::from_str::<serde_json::Value>(&text)
+                let body = read_capped(response, MAX_SIDE_BODY)
+                    .await
+                    .map_err(|e| Probe::Unreachable(url.clone(), e))?;
+                serde_json::from_slice::<serde_json::Value>(&body)
                     .map_err(|e| Probe::Unreachable(url, format!("not JSON: {e}")))
             }
         };

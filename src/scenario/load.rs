@@ -88,7 +88,7 @@ impl Checked {
 /// Reads and checks the scenario at `path`, with `sets` applied. The original toolkit's
 /// `benchmark_config.yaml` is recognised and checked as the scenario it converts to.
 pub fn check_file(path: &Path, sets: &[Set]) -> Result<Checked, LoadError> {
-    let text = std::fs::read_to_string(path).map_err(|source| LoadError::Read {
+    let text = crate::input::read_to_string(path).map_err(|source| LoadError::Read {
         path: path.to_path_buf(),
         source,
     })?;
@@ -117,6 +117,9 @@ pub fn check_str(text: &str, source: &str, sets: &[Set]) -> Result<Checked, Load
         problems: vec![p],
     };
     let doc = yaml::parse(text).map_err(|p| invalid(p.in_file(source)))?;
+    if let Some(why) = not_a_scenario(&doc.value) {
+        return Err(invalid(Problem::whole_file(source, why)));
+    }
     let mut chain = Chain::new(source);
     let mut doc = chain
         .extend(doc, source, &base_dir(source))
@@ -130,6 +133,7 @@ pub fn check_str(text: &str, source: &str, sets: &[Set]) -> Result<Checked, Load
     // Command-line values replace written ones before the schema types them.
     for set in sets {
         set.apply(&mut doc.value).map_err(LoadError::Set)?;
+        doc.written_by(&set.pointer(), &format!("{} (command line)", set.label()));
     }
     let schema_problems = crate::scenario::schema::check(&doc.value);
     // The semantic checks need typed values. When the schema found problems, they still run on
@@ -242,10 +246,13 @@ impl Chain {
             cycle.push(&shown);
             return Err(at(format!("makes a cycle: {}", cycle.join(" -> "))));
         }
-        let text = std::fs::read_to_string(&path)
+        let text = crate::input::read_to_string(&path)
             .map_err(|e| at(format!("cannot read {}: {e}", path.display())))?;
         let shown = path.display().to_string();
-        let base = yaml::parse(&text).map_err(|p| p.in_file(&shown))?;
+        let base = yaml::parse(&text).map_err(|_| not_yaml(&shown))?;
+        if let Some(why) = not_a_scenario(&base.value) {
+            return Err(Problem::whole_file(&shown, why));
+        }
         self.seen.push(canonical);
         self.files.push(shown.clone());
         self.texts.push(text);
@@ -333,6 +340,41 @@ fn remove(value: &mut Value, pointer: &str) {
 }
 
 /// True when one pointer is the other or lies inside it.
+/// A base that does not parse: named, not quoted (`extends: /etc/shadow` must not print the
+/// file's first line). The scenario's own YAML errors keep their position and words: the user
+/// wrote that file.
+fn not_yaml(file: &str) -> Problem {
+    Problem::whole_file(
+        file,
+        "is not YAML, so not a scenario (its content is not shown)".into(),
+    )
+}
+
+/// Why `value` cannot be a scenario at all, without quoting it: not a mapping, or a mapping of
+/// which no key is a scenario field (a file given by mistake, or one that is not meant to be
+/// read). `None` for anything that looks like a scenario, right or wrong in its details.
+fn not_a_scenario(value: &Value) -> Option<String> {
+    let kind = match value {
+        Value::Object(map) => {
+            let fields = crate::scenario::schema::top_level_fields();
+            if map.is_empty() || map.keys().any(|k| fields.contains(k)) {
+                return None;
+            }
+            return Some(format!(
+                "is not a scenario: none of its {} top-level key(s) is a scenario field (name, target, scenarios, prompts, …); its content is not shown",
+                map.len()
+            ));
+        }
+        Value::Null => return None,
+        Value::Array(_) => "a list",
+        Value::String(_) => "text",
+        Value::Number(_) | Value::Bool(_) => "a single value",
+    };
+    Some(format!(
+        "is not a scenario: it holds {kind}, not a mapping of fields; its content is not shown"
+    ))
+}
+
 fn related(a: &str, b: &str) -> bool {
     let inside = |inner: &str, outer: &str| {
         inner == outer

@@ -297,6 +297,19 @@ fn validator() -> &'static jsonschema::Validator {
     })
 }
 
+/// The top-level fields of the scenario format.
+pub fn top_level_fields() -> &'static [String] {
+    static FIELDS: OnceLock<Vec<String>> = OnceLock::new();
+    FIELDS.get_or_init(|| {
+        generate::<Scenario>()
+            .as_value()
+            .get("properties")
+            .and_then(Value::as_object)
+            .map(|p| p.keys().cloned().collect())
+            .unwrap_or_default()
+    })
+}
+
 /// Every schema problem in `value`, as (JSON pointer, message).
 pub fn check(value: &Value) -> Vec<(String, String)> {
     let mut out = Vec::new();

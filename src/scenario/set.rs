@@ -27,6 +27,11 @@ impl Set {
                 "--set {arg:?}: the path needs names between its dots"
             ));
         }
+        if path == "extends" || path.starts_with("extends.") {
+            return Err(format!(
+                "--set {arg:?}: `extends` is read from the file before any --set applies, so it cannot be set here; write it in the scenario, or pass the base's scenario instead"
+            ));
+        }
         let value = crate::yaml::parse(text)
             .map(|doc| doc.value)
             .map_err(|p| format!("--set {arg:?}: the value is not YAML: {}", p.message))?;
@@ -35,6 +40,14 @@ impl Set {
             text: text.to_string(),
             value,
         })
+    }
+
+    /// The JSON pointer of the path: `scenarios.sweep.levels` -> `/scenarios/sweep/levels`.
+    pub fn pointer(&self) -> String {
+        self.path
+            .split('.')
+            .map(|name| format!("/{}", name.replace('~', "~0").replace('/', "~1")))
+            .collect()
     }
 
     /// How it is recorded in results: `--set path=value`.
@@ -121,5 +134,11 @@ mod tests {
             .apply(&mut doc)
             .unwrap_err();
         assert!(err.contains("no item 3"), "{err}");
+        let err = Set::parse("extends=other.yaml").unwrap_err();
+        assert!(err.contains("cannot be set here"), "{err}");
+        assert_eq!(
+            Set::parse("scenarios.a/b.rate=1").unwrap().pointer(),
+            "/scenarios/a~1b/rate"
+        );
     }
 }

@@ -5,8 +5,9 @@
 use std::path::Path;
 
 /// The layers, lowest first, as `src/lib.rs` documents them.
-const ORDER: [&str; 21] = [
+const ORDER: [&str; 22] = [
     "duration",
+    "input",
     "yaml",
     "stats",
     "sim",

@@ -9,6 +9,7 @@ mod browser;
 mod cli;
 mod compare_runs;
 mod connection_reuse;
+mod hardening;
 mod hooks_runs;
 mod kubernetes;
 mod open_model;
