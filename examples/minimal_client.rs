@@ -1,10 +1,11 @@
 //! The yardstick of `scripts/bench_overhead.sh`: the least a streaming client can do. Each of
 //! `c` connections (opened before the clock starts) sends one OpenAI chat request after another
 //! for `secs` and timestamps the reads as they come off the socket: TTFT at the first read with a
-//! non-empty `content`, a gap per later one, e2e at `[DONE]`. No HTTP library, no JSON parsing,
-//! same tokio runtime as llm-bench: what llm-bench adds beyond this is its own overhead.
+//! non-empty `content`, a gap per later one, e2e at `[DONE]` (with `ndjson`: Ollama `/api/chat`,
+//! e2e at `"done":true`). No HTTP library, no JSON parsing, same tokio runtime as llm-bench:
+//! what llm-bench adds beyond this is its own overhead.
 //!
-//!   cargo run --release --example minimal_client -- 127.0.0.1:8080 100 15
+//!   cargo run --release --example minimal_client -- 127.0.0.1:8080 100 15 [ndjson]
 //!
 //! Prints `{"requests", "requests_per_second", "output_tokens_total", "ttft_ms", "itl_ms",
 //! "e2e_ms"}` with p50/p99 as the simulator's `GET /sim/stats` reports them.
@@ -16,6 +17,22 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 const BODY: &str = r#"{"model":"llm-bench-sim:latest","messages":[{"role":"user","content":"hello"}],"stream":true}"#;
+
+/// What marks the end of an answer, and where the request goes.
+#[derive(Clone, Copy)]
+struct Protocol {
+    path: &'static str,
+    done: &'static [u8],
+}
+
+const OPENAI: Protocol = Protocol {
+    path: "/v1/chat/completions",
+    done: b"data: [DONE]",
+};
+const OLLAMA: Protocol = Protocol {
+    path: "/api/chat",
+    done: b"\"done\":true",
+};
 
 #[derive(Default)]
 struct Times {
@@ -29,18 +46,21 @@ fn contains(haystack: &[u8], needle: &[u8]) -> bool {
     haystack.windows(needle.len()).any(|w| w == needle)
 }
 
-/// True when a read carries a token: `"content":"` followed by anything but the closing quote.
-fn has_token(read: &[u8]) -> bool {
+/// How many tokens a read carries: each `"content":"` followed by anything but the closing
+/// quote (a server may put several events in one write).
+fn tokens_in(read: &[u8]) -> usize {
     const KEY: &[u8] = b"\"content\":\"";
     read.windows(KEY.len() + 1)
-        .any(|w| &w[..KEY.len()] == KEY && w[KEY.len()] != b'"')
+        .filter(|w| &w[..KEY.len()] == KEY && w[KEY.len()] != b'"')
+        .count()
 }
 
-async fn vu(addr: String, until: Instant) -> std::io::Result<Times> {
+async fn vu(addr: String, until: Instant, protocol: Protocol) -> std::io::Result<Times> {
     let mut conn = TcpStream::connect(&addr).await?;
     conn.set_nodelay(true)?;
     let request = format!(
-        "POST /v1/chat/completions HTTP/1.1\r\nhost: {addr}\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n{BODY}",
+        "POST {} HTTP/1.1\r\nhost: {addr}\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n{BODY}",
+        protocol.path,
         BODY.len()
     );
     let (mut times, mut buf) = (Times::default(), vec![0u8; 64 << 10]);
@@ -55,7 +75,8 @@ async fn vu(addr: String, until: Instant) -> std::io::Result<Times> {
                 return Err(std::io::ErrorKind::UnexpectedEof.into());
             }
             let read = &buf[..n];
-            if has_token(read) {
+            // Tokens that arrive in one read arrive at its instant (gaps of 0 after the first).
+            for _ in 0..tokens_in(read) {
                 match last {
                     None => times.ttft.push((at - t0).as_micros() as u64),
                     Some(prev) => times.itl.push((at - prev).as_micros() as u64),
@@ -63,7 +84,7 @@ async fn vu(addr: String, until: Instant) -> std::io::Result<Times> {
                 last = Some(at);
                 times.tokens += 1;
             }
-            if contains(read, b"data: [DONE]") {
+            if contains(read, protocol.done) {
                 times.e2e.push((at - t0).as_micros() as u64);
             }
             // The response ends with the last chunk of chunked encoding.
@@ -87,15 +108,19 @@ fn stats(values: &[u64]) -> serde_json::Value {
 #[tokio::main]
 async fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
-    let [addr, c, secs] = &args[..] else {
-        eprintln!("usage: minimal_client HOST:PORT CONCURRENCY SECONDS");
-        std::process::exit(2);
+    let (addr, c, secs, protocol) = match &args[..] {
+        [addr, c, secs] => (addr, c, secs, OPENAI),
+        [addr, c, secs, kind] if kind == "ndjson" => (addr, c, secs, OLLAMA),
+        _ => {
+            eprintln!("usage: minimal_client HOST:PORT CONCURRENCY SECONDS [ndjson]");
+            std::process::exit(2);
+        }
     };
     let (c, secs): (usize, u64) = (c.parse().expect("concurrency"), secs.parse().expect("secs"));
     let start = Instant::now();
     let until = start + Duration::from_secs(secs);
     let vus: Vec<_> = (0..c)
-        .map(|_| tokio::spawn(vu(addr.clone(), until)))
+        .map(|_| tokio::spawn(vu(addr.clone(), until, protocol)))
         .collect();
     let mut all = Times::default();
     for vu in vus {

@@ -426,6 +426,193 @@ pub async fn send<F: StreamFold>(
     }
 }
 
+/// [`send`] over the [`Wire`](super::wire::Wire): the same t0, timeout and measurement, with
+/// the body read in this task and each read stamped as it arrived.
+pub async fn send_wire<F: StreamFold>(
+    settings: &Settings,
+    wire: &super::wire::Wire,
+    body: Value,
+    headers: &[(&str, &str)],
+) -> Exchange {
+    let request = wire.request(body.to_string().as_bytes(), headers);
+    let sent_at = Instant::now();
+    let timeout = settings.total;
+    let answer = wire_exchange::<F>(wire, &request, sent_at, settings);
+    let measurement = match tokio::time::timeout(timeout, answer).await {
+        Ok(m) => m,
+        Err(_) => failed(
+            sent_at.elapsed(),
+            RequestError::new(
+                ErrorKind::Timeout,
+                format!("no complete answer within {timeout:?}"),
+            ),
+        ),
+    };
+    Exchange {
+        sent_at,
+        measurement,
+    }
+}
+
+fn wire_error(err: super::wire::WireError) -> RequestError {
+    use super::wire::WireError;
+    let kind = match &err {
+        WireError::Refused(_) => ErrorKind::Refused,
+        WireError::Connect(_) => ErrorKind::Connect,
+        WireError::Io(_) => ErrorKind::Disconnected,
+        WireError::Malformed(_) => ErrorKind::Malformed,
+    };
+    RequestError::new(kind, err.to_string())
+}
+
+/// True when a kept-alive connection was found closed before any byte of the answer: the
+/// server never read the request, so it is sent again on a new connection.
+fn closed_under_us(err: &super::wire::WireError) -> bool {
+    matches!(err, super::wire::WireError::Io(e) if matches!(
+        e.kind(),
+        std::io::ErrorKind::UnexpectedEof
+            | std::io::ErrorKind::ConnectionReset
+            | std::io::ErrorKind::BrokenPipe
+    ))
+}
+
+async fn wire_exchange<F: StreamFold>(
+    wire: &super::wire::Wire,
+    request: &[u8],
+    sent_at: Instant,
+    settings: &Settings,
+) -> Measurement {
+    let elapsed = || sent_at.elapsed();
+    let first_deadline = settings.next(sent_at, sent_at, false);
+    let mut connect = None;
+    let mut reconnected = false;
+    let opened = before(first_deadline, async {
+        let mut pooled = wire.take();
+        loop {
+            let mut conn = match pooled.take() {
+                Some(conn) => conn,
+                None => {
+                    let (conn, took) = wire.connect().await?;
+                    connect = Some(took);
+                    conn
+                }
+            };
+            let written = conn.write(request).await;
+            let head = match written {
+                Ok(()) => conn.head(wire).await,
+                Err(e) => Err(super::wire::WireError::Io(e)),
+            };
+            match head {
+                Ok(response) => return Ok((conn, response)),
+                // The server closed the connection as the request reached it (a kept-alive one
+                // it had given up, or one it closes after every answer): it never read the
+                // request, which is sent once more on a new connection, as browsers do. t0
+                // stays at the first attempt, so the lost round trip counts as latency.
+                Err(e) if !reconnected && closed_under_us(&e) => reconnected = true,
+                Err(e) => return Err(e),
+            }
+        }
+    })
+    .await;
+    let finish = |mut m: Measurement, reconnected: bool, connect: Option<Duration>| {
+        m.reconnected = reconnected;
+        m.connect = connect;
+        m
+    };
+    let (mut conn, mut response) = match opened {
+        Ok(Ok(opened)) => opened,
+        Ok(Err(err)) => return finish(failed(elapsed(), wire_error(err)), reconnected, connect),
+        Err(stalled) => return finish(failed(elapsed(), stalled), reconnected, connect),
+    };
+    let status = response.status;
+    let mut ranges = Vec::new();
+    let mut m = if (200..300).contains(&status) {
+        let mut fold = F::default();
+        fold.set_think_tags(settings.think_tags.clone());
+        let mut broken = None;
+        let mut last_read = Instant::now();
+        loop {
+            let deadline = settings.next(sent_at, last_read, fold.has_content());
+            let read = match before(deadline, conn.body(&mut response, wire, &mut ranges)).await {
+                Ok(read) => read,
+                Err(stalled) => {
+                    broken = Some(stalled);
+                    break;
+                }
+            };
+            last_read = Instant::now();
+            match read {
+                Ok(Some(arrived)) => {
+                    let at = arrived.saturating_duration_since(sent_at);
+                    for range in &ranges {
+                        fold.feed(at, conn.bytes(range.clone()));
+                    }
+                    if fold.pending() > settings.max_line_bytes {
+                        broken = Some(RequestError::new(
+                            ErrorKind::Oversized,
+                            format!(
+                                "a line or event longer than {} bytes (target.max_line_bytes)",
+                                settings.max_line_bytes
+                            ),
+                        ));
+                        break;
+                    }
+                }
+                Ok(None) => break,
+                Err(err) => {
+                    broken = Some(wire_error(err));
+                    break;
+                }
+            }
+            if fold.is_finished() {
+                break;
+            }
+        }
+        let complete = broken.is_none() && fold.is_finished();
+        let m = match broken {
+            Some(error) => fold.fail(elapsed(), error),
+            None => fold.finish(elapsed()),
+        };
+        if complete && m.error.is_none() {
+            // The protocol's end came before the body's (the chunked terminator follows
+            // `[DONE]` or `done: true`): read to it, outside the measurement, so the connection
+            // serves the VU's next request.
+            let _ = tokio::time::timeout(DRAIN, async {
+                while let Ok(Some(_)) = conn.body(&mut response, wire, &mut ranges).await {}
+            })
+            .await;
+        }
+        m
+    } else {
+        let mut kept = Vec::new();
+        let _ = tokio::time::timeout(DRAIN.max(Duration::from_secs(1)), async {
+            while let Ok(Some(_)) = conn.body(&mut response, wire, &mut ranges).await {
+                for range in &ranges {
+                    kept.extend_from_slice(conn.bytes(range.clone()));
+                }
+                if kept.len() >= MAX_ERROR_BODY {
+                    kept.truncate(MAX_ERROR_BODY);
+                    break;
+                }
+            }
+        })
+        .await;
+        let text = String::from_utf8_lossy(&kept);
+        failed(
+            elapsed(),
+            RequestError::new(
+                ErrorKind::from_status(status),
+                format!("HTTP {status}: {}", error_message(&text)),
+            ),
+        )
+    };
+    if response.reusable() {
+        wire.put(conn);
+    }
+    m.status = Some(status);
+    finish(m, reconnected, connect)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -16,6 +16,7 @@ mod property_tests;
 pub(crate) mod sse;
 pub(crate) mod think;
 pub(crate) mod tokenize;
+pub(crate) mod wire;
 
 use std::fmt;
 use std::time::Duration;
@@ -321,6 +322,12 @@ pub struct Exchange {
 /// A model server API. Implementations take timestamps as bytes arrive and never panic on
 /// server misbehaviour: every failure becomes a [`RequestError`].
 pub trait Backend: Send + Sync {
+    /// Which clock stamped the reads of the answers so far: `kernel` (the socket's receive
+    /// time), `user` (when each read returned), `mixed`; `None` when this backend does not say.
+    fn receive_clock(&self) -> Option<&'static str> {
+        None
+    }
+
     /// Sends one prompt (with its entry's options) and measures the streamed answer.
     fn send<'a>(&'a self, request: &'a Picked) -> BoxFuture<'a, Exchange>;
 

@@ -46,6 +46,8 @@ pub fn resolve_ollama_url(
 /// Sends prompts to one Ollama model.
 pub struct OllamaBackend {
     client: reqwest::Client,
+    /// The measured requests' transport over plain HTTP (reqwest otherwise).
+    wire: Option<super::wire::Wire>,
     endpoint: String,
     model: String,
     api: Api,
@@ -63,9 +65,14 @@ impl OllamaBackend {
             Api::Chat => "/api/chat",
             Api::Generate | Api::Completions => "/api/generate",
         };
+        let endpoint = format!("{}{path}", base_url.trim_end_matches('/'));
         Ok(Self {
             client,
-            endpoint: format!("{}{path}", base_url.trim_end_matches('/')),
+            wire: super::wire::Wire::for_url(
+                &endpoint,
+                settings.total.min(std::time::Duration::from_secs(10)),
+            ),
+            endpoint,
             model: target.model.clone(),
             api: target.api,
             settings,
@@ -121,22 +128,34 @@ impl Backend for OllamaBackend {
             .rsplit_once("/api/")
             .map_or(self.endpoint.as_str(), |(base, _)| base);
         let url = format!("{base}/api/version");
-        Box::pin(
-            async move { super::open_connections(&self.client, &url, None, connections).await },
-        )
+        Box::pin(async move {
+            match &self.wire {
+                Some(wire) => wire.preconnect(connections).await,
+                None => super::open_connections(&self.client, &url, None, connections).await,
+            }
+        })
+    }
+
+    fn receive_clock(&self) -> Option<&'static str> {
+        self.wire.as_ref().and_then(|w| w.stamps.clock())
     }
 
     fn send<'a>(&'a self, request: &'a Picked) -> BoxFuture<'a, Exchange> {
-        Box::pin(http::send::<OllamaStream>(
-            &self.settings,
-            self.body(&request.prompt, request.options.as_ref()),
-            |body| {
-                self.client
-                    .post(&self.endpoint)
-                    .header(reqwest::header::CONTENT_TYPE, "application/json")
-                    .body(body)
-            },
-        ))
+        let body = self.body(&request.prompt, request.options.as_ref());
+        if let Some(wire) = &self.wire {
+            return Box::pin(http::send_wire::<OllamaStream>(
+                &self.settings,
+                wire,
+                body,
+                &[("accept", "application/x-ndjson")],
+            ));
+        }
+        Box::pin(http::send::<OllamaStream>(&self.settings, body, |body| {
+            self.client
+                .post(&self.endpoint)
+                .header(reqwest::header::CONTENT_TYPE, "application/json")
+                .body(body)
+        }))
     }
 }
 

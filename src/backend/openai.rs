@@ -28,6 +28,8 @@ pub fn endpoint(base_url: &str, api: Api) -> String {
 /// Sends prompts to one model behind an OpenAI-compatible API.
 pub struct OpenAiBackend {
     client: reqwest::Client,
+    /// The measured requests' transport over plain HTTP (reqwest otherwise).
+    wire: Option<super::wire::Wire>,
     endpoint: String,
     model: String,
     api: Api,
@@ -45,9 +47,14 @@ impl OpenAiBackend {
         api_key: Option<String>,
     ) -> Result<Self, reqwest::Error> {
         let (client, settings) = http::client_for(target)?;
+        let endpoint = endpoint(base_url, target.api);
         Ok(Self {
             client,
-            endpoint: endpoint(base_url, target.api),
+            wire: super::wire::Wire::for_url(
+                &endpoint,
+                settings.total.min(std::time::Duration::from_secs(10)),
+            ),
+            endpoint,
             model: target.model.clone(),
             api: target.api,
             settings,
@@ -109,27 +116,49 @@ impl Backend for OpenAiBackend {
             .map_or(self.endpoint.as_str(), |(base, _)| base);
         let url = format!("{base}/v1/models");
         Box::pin(async move {
-            super::open_connections(&self.client, &url, self.api_key.as_deref(), connections).await
+            match &self.wire {
+                Some(wire) => wire.preconnect(connections).await,
+                None => {
+                    super::open_connections(
+                        &self.client,
+                        &url,
+                        self.api_key.as_deref(),
+                        connections,
+                    )
+                    .await
+                }
+            }
         })
     }
 
+    fn receive_clock(&self) -> Option<&'static str> {
+        self.wire.as_ref().and_then(|w| w.stamps.clock())
+    }
+
     fn send<'a>(&'a self, request: &'a Picked) -> BoxFuture<'a, Exchange> {
-        Box::pin(http::send::<OpenAiStream>(
-            &self.settings,
-            self.body(&request.prompt, request.options.as_ref()),
-            |body| {
-                let request = self
-                    .client
-                    .post(&self.endpoint)
-                    .header(reqwest::header::CONTENT_TYPE, "application/json")
-                    .header(reqwest::header::ACCEPT, "text/event-stream")
-                    .body(body);
-                match &self.api_key {
-                    Some(key) => request.bearer_auth(key),
-                    None => request,
+        let body = self.body(&request.prompt, request.options.as_ref());
+        if let Some(wire) = &self.wire {
+            let bearer = self.api_key.as_ref().map(|k| format!("Bearer {k}"));
+            return Box::pin(async move {
+                let mut headers = vec![("accept", "text/event-stream")];
+                if let Some(bearer) = &bearer {
+                    headers.push(("authorization", bearer.as_str()));
                 }
-            },
-        ))
+                http::send_wire::<OpenAiStream>(&self.settings, wire, body, &headers).await
+            });
+        }
+        Box::pin(http::send::<OpenAiStream>(&self.settings, body, |body| {
+            let request = self
+                .client
+                .post(&self.endpoint)
+                .header(reqwest::header::CONTENT_TYPE, "application/json")
+                .header(reqwest::header::ACCEPT, "text/event-stream")
+                .body(body);
+            match &self.api_key {
+                Some(key) => request.bearer_auth(key),
+                None => request,
+            }
+        }))
     }
 }
 

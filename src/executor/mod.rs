@@ -96,6 +96,10 @@ impl Runner {
         intended: Option<Duration>,
         cut: &CancellationToken,
     ) {
+        // Starting a request (prompt, body, connection, write) is the most work a VU does at
+        // once, and streams end in waves: yielding first lets the tasks already woken, whose
+        // answers are arriving, take their timestamps before this work delays them.
+        tokio::task::yield_now().await;
         let mut picked = self.prompts.next();
         let info = self.hooks.as_ref().map(|_| RequestInfo {
             vu: VU_ID.try_with(|vu| *vu).unwrap_or(0),

@@ -335,6 +335,7 @@ pub fn merge(
             .iter()
             .map(|(_, r)| r.warmup.connections_opened)
             .fold(0, u64::saturating_add),
+        receive_clock: first.target.receive_clock.clone(),
     };
     let mut merged = result::assemble(facts, &recorder);
     merged.ended_at = shards

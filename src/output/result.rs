@@ -262,6 +262,11 @@ pub struct TargetInfo {
     /// results, which all estimated.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub token_counts: Option<String>,
+    /// Which clock stamped the reads every time is computed from: `kernel` (the socket's
+    /// receive time, Linux `SO_TIMESTAMPNS`), `user` (the instant each read returned), or
+    /// `mixed`. Absent when the transport does not say (older results, reqwest).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub receive_clock: Option<String>,
 }
 
 /// The load generator's machine.
@@ -495,6 +500,8 @@ pub struct RunFacts<'a> {
     pub shard: Option<ShardInfo>,
     /// Connections opened before the measured load.
     pub preconnected: u64,
+    /// Which clock stamped the answers' reads (`kernel`, `user`, `mixed`), when known.
+    pub receive_clock: Option<String>,
 }
 
 /// The result document of a run from its facts and its aggregates.
@@ -545,6 +552,7 @@ pub fn assemble(facts: RunFacts<'_>, recorder: &Recorder) -> RunResult {
                 }
                 .into(),
             ),
+            receive_clock: facts.receive_clock.clone(),
         },
         started_at: facts.started_at,
         ended_at: humantime::format_rfc3339_seconds(SystemTime::now()).to_string(),

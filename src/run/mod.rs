@@ -491,6 +491,7 @@ async fn finish(
             thresholds: &config.loaded.thresholds,
             no_data_fails: config.no_data_fails,
             preconnected: driven.preconnected,
+            receive_clock: target.backend.receive_clock().map(str::to_string),
         },
         &driven.recorder,
     );

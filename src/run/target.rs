@@ -97,6 +97,29 @@ pub async fn list_models(
     })
 }
 
+/// An Ollama model name in full, as Ollama reads one: `llama3.2` is
+/// `registry.ollama.ai/library/llama3.2:latest`, `me/model:q4` is
+/// `registry.ollama.ai/me/model:q4`; case does not matter.
+pub fn ollama_full_name(name: &str) -> String {
+    let name = name.trim().to_ascii_lowercase();
+    let (path, tag) = match name.rsplit_once(':') {
+        Some((path, tag)) if !tag.contains('/') => (path.to_string(), tag.to_string()),
+        _ => (name.clone(), "latest".to_string()),
+    };
+    let parts: Vec<&str> = path.split('/').collect();
+    let full = match parts.as_slice() {
+        [model] => format!("registry.ollama.ai/library/{model}"),
+        [namespace, model] => format!("registry.ollama.ai/{namespace}/{model}"),
+        _ => path.clone(),
+    };
+    format!("{full}:{tag}")
+}
+
+/// Whether two names are one Ollama model.
+pub fn same_ollama_model(a: &str, b: &str) -> bool {
+    ollama_full_name(a) == ollama_full_name(b)
+}
+
 /// A connected target: what requests go through, and what keeps the simulator alive.
 pub struct Target {
     /// The URL the result names.
@@ -201,6 +224,11 @@ impl Target {
                     Ok(tags) => names(&tags["models"], "name"),
                     Err(_) => Vec::new(),
                 };
+                // A server without `/api/show` (or with another answer to it) that lists the
+                // model under Ollama's own reading of names has it.
+                if listed.iter().any(|m| same_ollama_model(m, model)) {
+                    return Ok(());
+                }
                 Err(fail(
                     format!("POST {show}"),
                     format!(
@@ -233,5 +261,35 @@ impl Target {
     /// Stops the simulator, if this target started one.
     pub fn disconnect(&mut self) {
         self.simulator = None;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ollama_names_are_read_as_ollama_reads_them() {
+        assert!(same_ollama_model("truth", "truth:latest"));
+        assert!(same_ollama_model(
+            "llama3.2",
+            "registry.ollama.ai/library/llama3.2:latest"
+        ));
+        assert!(same_ollama_model("Qwen3:0.6B", "qwen3:0.6b"));
+        assert!(same_ollama_model(
+            "me/model",
+            "registry.ollama.ai/me/model:latest"
+        ));
+        assert!(same_ollama_model(
+            "localhost:5000/x/y:1",
+            "localhost:5000/x/y:1"
+        ));
+        assert!(!same_ollama_model("llama3.2:1b", "llama3.2:3b"));
+        assert!(!same_ollama_model("llama3.2", "llama3.2:1b"));
+        assert!(!same_ollama_model("me/model", "model"));
+        assert_eq!(
+            ollama_full_name("localhost:5000/x/y"),
+            "localhost:5000/x/y:latest"
+        );
     }
 }

@@ -914,3 +914,81 @@ fn remote_write_warnings_mask_query_strings() {
     assert!(out.text.contains("token=***"), "{}", out.text);
     assert!(!out.text.contains("hunter2"), "{}", out.text);
 }
+
+/// Plain-HTTP answers are read by llm-bench's own reader and stamped by the kernel (Linux), and
+/// the result says so; `LLM_BENCH_TRANSPORT=reqwest` keeps reqwest, which says nothing. Both
+/// measure the same server alike (a close-delimited body, a `Content-Length` one, chunked SSE).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_result_names_the_clock_that_stamped_the_reads() {
+    let server = start_sim(sim(1, 1)).await;
+    let url = server.url();
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("s.yaml"),
+        "name: c\ntarget: {backend: openai, model: m}\nprompts: [hi]\nscenarios:\n  s: {executor: constant-vus, vus: 2, iterations: 6}\n",
+    )
+    .unwrap();
+    for (out, transport, clock) in [("wire", "", Some("kernel")), ("reqwest", "reqwest", None)] {
+        let mut cmd = bin();
+        cmd.args([
+            "run",
+            "s.yaml",
+            "-q",
+            "--target-url",
+            &url,
+            "--output-dir",
+            out,
+        ])
+        .env("LLM_BENCH_TRANSPORT", transport)
+        .current_dir(dir.path());
+        let run = tokio::task::spawn_blocking(move || measured(cmd, Duration::from_secs(60)))
+            .await
+            .unwrap();
+        assert_eq!(run.code, Some(0), "{}", run.text);
+        let result = read_json(&dir.path().join(out).join("benchmark_latest.json"));
+        assert_eq!(result["total"]["requests"], 6);
+        assert_eq!(result["total"]["errors"], 0);
+        assert_eq!(
+            result["target"]["receive_clock"].as_str(),
+            if cfg!(target_os = "linux") {
+                clock
+            } else {
+                clock.map(|_| "user")
+            },
+            "{out}"
+        );
+    }
+    // A close-delimited answer (no length, no chunks) and a Content-Length one read whole.
+    for framing in ["close", "length"] {
+        let body = OLLAMA_DONE.to_string();
+        let server = hostile(move |_, path| {
+            match (path, framing) {
+            ("/api/chat", "close") => Reply::Whole(format!(
+                "HTTP/1.1 200 OK\r\ncontent-type: application/x-ndjson\r\nconnection: close\r\n\r\n{body}"
+            )),
+            ("/api/chat", _) => ok_json(body.trim_end()),
+            _ => ok_json("{}"),
+        }
+        });
+        let dir = scenario_dir(
+            "name: f\ntarget: {model: m, api: chat}\nprompts: [hi]\nscenarios:\n  s: {executor: constant-vus, vus: 1, iterations: 3}\n",
+        );
+        let url = format!("http://{server}");
+        let out = llm_bench(
+            dir.path(),
+            &[
+                "run",
+                "s.yaml",
+                "-q",
+                "--no-preflight",
+                "--target-url",
+                &url,
+                "--output-dir",
+                "o",
+            ],
+        );
+        assert_eq!(out.code, Some(0), "{framing}: {}", out.text);
+        let result = read_json(&dir.path().join("o/benchmark_latest.json"));
+        assert_eq!(result["total"]["successes"], 3, "{framing}: {result:#}");
+    }
+}
