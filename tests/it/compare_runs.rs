@@ -318,6 +318,21 @@ fn a_format_1_result_compares_without_significance_and_cannot_be_checked() {
         text(&out)
     );
     assert!(text(&out).contains("no test"), "{}", text(&out));
+    // A gate given it cannot judge, and fails.
+    let out = bin()
+        .arg("compare")
+        .arg(&old)
+        .arg(&old)
+        .args(["--fail-on-regression", "10%"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(99), "{}", text(&out));
+    assert!(
+        text(&out).contains("cannot judge:")
+            && text(&out).contains("written before they were stored"),
+        "{}",
+        text(&out)
+    );
     let out = bin().arg("check").arg(&old).output().unwrap();
     assert_eq!(out.status.code(), Some(2));
     assert!(text(&out).contains("has no histograms"), "{}", text(&out));
