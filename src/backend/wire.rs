@@ -162,9 +162,19 @@ impl Wire {
         runtime.abs_diff(system) < Duration::from_millis(1)
     }
 
-    /// A kept-alive connection, if one is idle.
+    /// A kept-alive connection the server has not closed, if one is idle. A server may close
+    /// after every answer without saying so (llama-server does); its FIN has usually arrived by
+    /// the next request, so a one-byte non-blocking read tells, instead of a request written
+    /// into a closed socket and sent again.
     pub fn take(&self) -> Option<Conn> {
-        self.idle.lock().unwrap_or_else(|e| e.into_inner()).pop()
+        loop {
+            let conn = self.idle.lock().unwrap_or_else(|e| e.into_inner()).pop()?;
+            match conn.stream.try_read(&mut [0u8; 1]) {
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Some(conn),
+                // Closed, reset, or bytes nobody asked for: not reusable.
+                _ => continue,
+            }
+        }
     }
 
     /// Gives a connection whose last answer was read to its end back for the next request.
