@@ -12,6 +12,9 @@
 //!   above twice the lowest level's p95. When every request waits about as long as the others
 //!   (one slot, a uniform queue), the tail never separates from the median, yet all of them
 //!   wait: the spread rule alone would call a 12 ms -> 3.6 s sweep knee-free.
+//! - **Apart from the start**: the lowest level's own p95 is more than twice its median and
+//!   more than 5 ms above it (a cold start, a noisy server). The rules above measure growth from
+//!   that level, so "p95 stays with p50" would be false: the tail was apart all along.
 //! - **Saturation**: the last level before throughput (output tokens/s) grows by less than 10 %
 //!   from one level to the next. Adding users past it adds waiting, not tokens. A sweep that
 //!   produced no tokens at any level says nothing about throughput.
@@ -27,6 +30,10 @@ pub const NOISE_SHARE: f64 = 0.5;
 pub const MEDIAN_SHARE: f64 = 0.25;
 /// How many times the lowest level's p95 the median must exceed for uniform queueing.
 pub const MEDIAN_GROWTH: f64 = 2.0;
+/// How many times its median the lowest level's p95 must exceed to be apart from the start.
+pub const APART_RATIO: f64 = 2.0;
+/// And by how many milliseconds at least (a 1 ms median doubled is not a tail).
+pub const APART_MS: f64 = 5.0;
 /// Throughput growth below which the server counts as saturated.
 pub const MIN_THROUGHPUT_GAIN: f64 = 0.10;
 
@@ -54,6 +61,10 @@ pub struct Knee {
     /// waits), if any. Absent in results written before it existed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub queueing_level: Option<u32>,
+    /// The lowest level, when its TTFT p95 is already far from its p50: the tail was apart
+    /// before any growth the other rules look for. Absent when it was not.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub apart_from_level: Option<u32>,
     /// True when no level produced output tokens: nothing is said about throughput.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub no_throughput: bool,
@@ -93,10 +104,14 @@ pub fn find(points: &[LevelPoint]) -> Knee {
         .find(|w| w[1].throughput < w[0].throughput * (1.0 + MIN_THROUGHPUT_GAIN))
         .map(|w| w[0].level)
         .filter(|_| !no_throughput);
+    let apart_from_level = (first.ttft_p95 > APART_RATIO * first.ttft_p50
+        && first.ttft_p95 - first.ttft_p50 > APART_MS)
+        .then_some(first.level);
     Knee {
         latency_knee_level,
         saturation_level,
         queueing_level,
+        apart_from_level,
         no_throughput,
     }
 }
@@ -132,6 +147,23 @@ mod tests {
                 ..Knee::default()
             }
         );
+    }
+
+    /// A lowest level whose tail is already far from its median (13 ms against 602 ms) is said
+    /// to be apart, not "staying with p50".
+    #[test]
+    fn a_tail_apart_at_the_lowest_level_is_named() {
+        let k = find(&[
+            p(1, 13.0, 602.0, 40.0),
+            p(2, 14.0, 600.0, 80.0),
+            p(4, 15.0, 610.0, 160.0),
+        ]);
+        assert_eq!(k.apart_from_level, Some(1));
+        assert_eq!(k.latency_knee_level, None);
+        let calm = find(&[p(1, 13.0, 15.0, 40.0), p(2, 14.0, 16.0, 80.0)]);
+        assert_eq!(calm.apart_from_level, None);
+        let tiny = find(&[p(1, 1.0, 3.0, 40.0), p(2, 1.0, 3.0, 80.0)]);
+        assert_eq!(tiny.apart_from_level, None, "2 ms is no tail");
     }
 
     #[test]

@@ -294,7 +294,12 @@ pub fn render(result: &RunResult) -> String {
                 (None, Some(l)) => format!(
                     "TTFT p95 stays with p50, but from level {l} the median itself grows: every request queues"
                 ),
-                (None, None) => "TTFT p95 stays with p50 at every level".to_string(),
+                (None, None) => match knee.apart_from_level {
+                    Some(l) => format!(
+                        "TTFT p95 is far from p50 already at level {l}, and pulls no further away"
+                    ),
+                    None => "TTFT p95 stays with p50 at every level".to_string(),
+                },
             };
             let saturation = match knee.saturation_level {
                 _ if knee.no_throughput => String::new(),
