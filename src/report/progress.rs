@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use std::io::IsTerminal;
 use std::time::{Duration, Instant};
 
-use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
+use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressState, ProgressStyle};
 
 use super::format::fmt_ms;
 use crate::metrics::recorder::GroupStats;
@@ -37,6 +37,15 @@ impl ProgressMode {
         } else {
             ProgressMode::Lines
         }
+    }
+}
+
+/// The ETA shown: none can be told before the first request ends (indicatif says `0s` then).
+fn eta_text(done: u64, eta: Duration) -> String {
+    if done == 0 {
+        "estimating".into()
+    } else {
+        format!("{:#}", indicatif::HumanDuration(eta))
     }
 }
 
@@ -72,9 +81,15 @@ impl Progress {
         };
         let expected: u64 = totals.values().sum::<u64>() + warmup;
         let overall = (mode == ProgressMode::Bars && !totals.is_empty()).then(|| {
-            let bar = multi.add(ProgressBar::new(expected).with_style(bar_style(
-                "{prefix:>24} [{bar:30}] {pos}/{len} (elapsed {elapsed}, ETA {eta})",
-            )));
+            let style =
+                bar_style("{prefix:>24} [{bar:30}] {pos}/{len} (elapsed {elapsed}, ETA {eta})")
+                    .with_key(
+                        "eta",
+                        |state: &ProgressState, w: &mut dyn std::fmt::Write| {
+                            let _ = w.write_str(&eta_text(state.pos(), state.eta()));
+                        },
+                    );
+            let bar = multi.add(ProgressBar::new(expected).with_style(style));
             bar.set_prefix("overall");
             bar
         });
@@ -240,6 +255,13 @@ fn live_message(g: &GroupStats) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn no_eta_is_claimed_before_the_first_request_ends() {
+        assert_eq!(eta_text(0, Duration::ZERO), "estimating");
+        assert_eq!(eta_text(3, Duration::from_secs(40)), "40s");
+    }
+
     use crate::backend::Measurement;
     use crate::metrics::recorder::Limits;
     use crate::metrics::{Group, Outcome, Sample};
