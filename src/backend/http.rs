@@ -116,6 +116,19 @@ impl Deadline {
 }
 
 impl Settings {
+    /// The failure of a stream whose unfinished line or event outgrew `max_line_bytes`.
+    fn oversized(&self, fold: &impl StreamFold) -> Option<RequestError> {
+        (fold.pending() > self.max_line_bytes).then(|| {
+            RequestError::new(
+                ErrorKind::Oversized,
+                format!(
+                    "a line or event longer than {} bytes (target.max_line_bytes)",
+                    self.max_line_bytes
+                ),
+            )
+        })
+    }
+
     /// The next instant a request that is still waiting fails, and as what: the idle limit
     /// counts from `last_read`, the first-token limit from `sent_at` until a token arrived.
     fn next(
@@ -134,6 +147,22 @@ impl Settings {
             (a, b) => a.or(b),
         }
     }
+}
+
+/// The measurement of a stream read until `broken` (or its end) at `at`, and whether it ended
+/// complete: its protocol's end seen, without error, so the body's rest can be drained.
+fn conclude<F: StreamFold>(
+    fold: F,
+    broken: Option<RequestError>,
+    at: Duration,
+) -> (Measurement, bool) {
+    let finished = broken.is_none() && fold.is_finished();
+    let m = match broken {
+        Some(error) => fold.fail(at, error),
+        None => fold.finish(at),
+    };
+    let complete = finished && m.error.is_none();
+    (m, complete)
 }
 
 /// Awaits `work` unless `deadline` comes first, which yields its error.
@@ -303,14 +332,8 @@ async fn read_response<F: StreamFold>(
             match read {
                 Ok(bytes) => {
                     fold.feed(last_read - sent_at, &bytes);
-                    if fold.pending() > settings.max_line_bytes {
-                        broken = Some(RequestError::new(
-                            ErrorKind::Oversized,
-                            format!(
-                                "a line or event longer than {} bytes (target.max_line_bytes)",
-                                settings.max_line_bytes
-                            ),
-                        ));
+                    if let Some(oversized) = settings.oversized(&fold) {
+                        broken = Some(oversized);
                         break;
                     }
                 }
@@ -326,12 +349,8 @@ async fn read_response<F: StreamFold>(
                 break;
             }
         }
-        let complete = broken.is_none() && fold.is_finished();
-        let m = match broken {
-            Some(error) => fold.fail(elapsed(), error),
-            None => fold.finish(elapsed()),
-        };
-        if complete && m.error.is_none() {
+        let (m, complete) = conclude(fold, broken, elapsed());
+        if complete {
             // The protocol's end came before the body's (the chunked terminator follows
             // `[DONE]` or `done: true`). Read to it, outside the measurement: a body dropped
             // unread makes hyper close the connection, and the VU's next request would wait
@@ -408,8 +427,16 @@ pub async fn send<F: StreamFold>(
     // A JSON value always serialises (string keys, finite numbers): `Display` cannot fail.
     let request = build(body.to_string().into_bytes());
     let sent_at = Instant::now();
+    within_total(settings, sent_at, exchange::<F>(request, sent_at, settings)).await
+}
+
+/// The exchange that started at `sent_at`, failed as a timeout when `settings.total` passes.
+async fn within_total(
+    settings: &Settings,
+    sent_at: Instant,
+    answer: impl std::future::Future<Output = Measurement>,
+) -> Exchange {
     let timeout = settings.total;
-    let answer = exchange::<F>(request, sent_at, settings);
     let measurement = match tokio::time::timeout(timeout, answer).await {
         Ok(m) => m,
         Err(_) => failed(
@@ -436,22 +463,12 @@ pub async fn send_wire<F: StreamFold>(
 ) -> Exchange {
     let request = wire.request(body.to_string().as_bytes(), headers);
     let sent_at = Instant::now();
-    let timeout = settings.total;
-    let answer = wire_exchange::<F>(wire, &request, sent_at, settings);
-    let measurement = match tokio::time::timeout(timeout, answer).await {
-        Ok(m) => m,
-        Err(_) => failed(
-            sent_at.elapsed(),
-            RequestError::new(
-                ErrorKind::Timeout,
-                format!("no complete answer within {timeout:?}"),
-            ),
-        ),
-    };
-    Exchange {
+    within_total(
+        settings,
         sent_at,
-        measurement,
-    }
+        wire_exchange::<F>(wire, &request, sent_at, settings),
+    )
+    .await
 }
 
 fn wire_error(err: super::wire::WireError) -> RequestError {
@@ -547,14 +564,8 @@ async fn wire_exchange<F: StreamFold>(
                     for range in &ranges {
                         fold.feed(at, conn.bytes(range.clone()));
                     }
-                    if fold.pending() > settings.max_line_bytes {
-                        broken = Some(RequestError::new(
-                            ErrorKind::Oversized,
-                            format!(
-                                "a line or event longer than {} bytes (target.max_line_bytes)",
-                                settings.max_line_bytes
-                            ),
-                        ));
+                    if let Some(oversized) = settings.oversized(&fold) {
+                        broken = Some(oversized);
                         break;
                     }
                 }
@@ -568,12 +579,8 @@ async fn wire_exchange<F: StreamFold>(
                 break;
             }
         }
-        let complete = broken.is_none() && fold.is_finished();
-        let m = match broken {
-            Some(error) => fold.fail(elapsed(), error),
-            None => fold.finish(elapsed()),
-        };
-        if complete && m.error.is_none() {
+        let (m, complete) = conclude(fold, broken, elapsed());
+        if complete {
             // The protocol's end came before the body's (the chunked terminator follows
             // `[DONE]` or `done: true`): read to it, outside the measurement, so the connection
             // serves the VU's next request.

@@ -414,17 +414,7 @@ pub fn compare(
     let mut unjudged = Vec::new();
     for (file, r, rec) in [(base_file, base, &base_rec), (new_file, new, &new_rec)] {
         if rec.is_none() {
-            let why = if r.format_version < 2 {
-                format!(
-                    "result format {}, written before they were stored",
-                    r.format_version
-                )
-            } else {
-                format!(
-                    "result format {} stores them, but its `aggregates` are missing: the file was edited",
-                    r.format_version
-                )
-            };
+            let why = r.why_no_histograms("`aggregates` are");
             notes.push(format!(
                 "{file} has no histograms ({why}): summary percentiles are compared, without significance tests"
             ));

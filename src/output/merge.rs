@@ -41,17 +41,10 @@ fn readable<'a>(
     r: &'a RunResult,
 ) -> Result<(Scenario, &'a crate::output::result::Aggregates), ReadBackError> {
     let (Some(aggregates), Some(definition)) = (&r.aggregates, &r.scenario.definition) else {
-        let why = if r.format_version < 2 {
-            format!(
-                "result format {}, written by an llm-bench before they were stored: run it again with this version",
-                r.format_version
-            )
-        } else {
-            format!(
-                "result format {} stores them, but its `aggregates` or `scenario.definition` are missing: the file was edited",
-                r.format_version
-            )
-        };
+        let mut why = r.why_no_histograms("`aggregates` or `scenario.definition` are");
+        if r.format_version < 2 {
+            why.push_str(": run it again with this version");
+        }
         return Err(Unusable(format!("{file} has no histograms ({why})")));
     };
     if r.format_version < 2 {

@@ -82,6 +82,24 @@ pub struct RunResult {
     pub aggregates: Option<Aggregates>,
 }
 
+impl RunResult {
+    /// Why a result has no histograms, `missing` naming what is absent (`` `aggregates` are ``):
+    /// written before results stored them (format 1), or edited since.
+    pub fn why_no_histograms(&self, missing: &str) -> String {
+        if self.format_version < 2 {
+            format!(
+                "result format {}, written before they were stored",
+                self.format_version
+            )
+        } else {
+            format!(
+                "result format {} stores them, but its {missing} missing: the file was edited",
+                self.format_version
+            )
+        }
+    }
+}
+
 /// Which slice of a sharded load a result holds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct ShardInfo {
