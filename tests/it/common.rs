@@ -78,3 +78,14 @@ pub fn with_load(load: &str) -> String {
         "name: t\ntarget:\n  model: m\n  timeout: 60s\nprompts:\n  - Say something about queues.\n{load}"
     )
 }
+
+/// One metric of the first group of a `compare --format json` output.
+pub fn compared_metric(comparison: &serde_json::Value, name: &str) -> serde_json::Value {
+    comparison["groups"][0]["metrics"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["metric"] == name)
+        .unwrap()
+        .clone()
+}

@@ -89,13 +89,7 @@ async fn slower_decoding_is_called_a_regression_with_its_sign_and_gates_with_99(
     .await;
     assert_eq!(out.status.code(), Some(99), "{}", text(&out));
     let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    let e2e = json["groups"][0]["metrics"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|m| m["metric"] == "e2e_latency")
-        .unwrap()
-        .clone();
+    let e2e = crate::common::compared_metric(&json, "e2e_latency");
     assert_eq!(e2e["verdict"], "regressed", "{e2e:#}");
     assert!(
         e2e["change"]["p95"].as_f64().unwrap() > 0.5,

@@ -90,15 +90,17 @@ fn llm_bench(dir: &Path, args: &[&str]) -> Finished {
     measured(cmd, Duration::from_secs(60))
 }
 
+/// [`measured`] off the async runtime, with a minute's limit.
+async fn measured_async(cmd: Command) -> Finished {
+    tokio::task::spawn_blocking(move || measured(cmd, Duration::from_secs(60)))
+        .await
+        .unwrap()
+}
+
 async fn llm_bench_async(dir: &Path, args: &[&str]) -> Finished {
-    let dir = dir.to_path_buf();
-    let args: Vec<String> = args.iter().map(|s| s.to_string()).collect();
-    tokio::task::spawn_blocking(move || {
-        let args: Vec<&str> = args.iter().map(String::as_str).collect();
-        llm_bench(&dir, &args)
-    })
-    .await
-    .unwrap()
+    let mut cmd = bin();
+    cmd.args(args).current_dir(dir);
+    measured_async(cmd).await
 }
 
 fn sim(decode_ms: u64, seed: u64) -> SimConfig {
@@ -176,8 +178,7 @@ async fn the_shipped_ci_gate_fails_on_a_2x_slower_decode() {
 async fn a_gate_that_cannot_judge_fails() {
     let server = start_sim(sim(1, 1)).await;
     let url = server.url();
-    let dir = tempfile::tempdir().unwrap();
-    std::fs::write(dir.path().join("s.yaml"), SMALL).unwrap();
+    let dir = scenario_dir(SMALL);
     for (out, n) in [("base", "30"), ("new", "30"), ("few", "10"), ("few2", "10")] {
         let set = format!("scenarios.sweep.requests_per_level={n}");
         let run = llm_bench_async(
@@ -315,13 +316,7 @@ async fn a_gate_that_cannot_judge_fails() {
         ],
     );
     let c: Value = serde_json::from_str(&json_out.text).unwrap();
-    let e2e = c["groups"][0]["metrics"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|m| m["metric"] == "e2e_latency")
-        .unwrap()
-        .clone();
+    let e2e = crate::common::compared_metric(&c, "e2e_latency");
     assert_eq!(e2e["change"]["p95"], json!(0.0), "{e2e:#}");
 }
 
@@ -331,8 +326,7 @@ async fn a_gate_that_cannot_judge_fails() {
 async fn check_judges_an_edited_result_as_validate_and_the_run_would() {
     let server = start_sim(sim(1, 1)).await;
     let url = server.url();
-    let dir = tempfile::tempdir().unwrap();
-    std::fs::write(dir.path().join("s.yaml"), SMALL).unwrap();
+    let dir = scenario_dir(SMALL);
     let run = llm_bench_async(
         dir.path(),
         &[
@@ -407,9 +401,7 @@ async fn merge_refuses_what_is_not_one_run() {
             .args(["--output-dir", out, "--shard", shard])
             .env("LLMB_TEST_MODEL", model)
             .current_dir(dir.path());
-        let run = tokio::task::spawn_blocking(move || measured(cmd, Duration::from_secs(60)))
-            .await
-            .unwrap();
+        let run = measured_async(cmd).await;
         assert_eq!(run.code, Some(0), "{}", run.text);
     }
     let merge = |a: &str, b: &str, extra: &[&str]| {
@@ -922,12 +914,9 @@ fn remote_write_warnings_mask_query_strings() {
 async fn the_result_names_the_clock_that_stamped_the_reads() {
     let server = start_sim(sim(1, 1)).await;
     let url = server.url();
-    let dir = tempfile::tempdir().unwrap();
-    std::fs::write(
-        dir.path().join("s.yaml"),
+    let dir = scenario_dir(
         "name: c\ntarget: {backend: openai, model: m}\nprompts: [hi]\nscenarios:\n  s: {executor: constant-vus, vus: 2, iterations: 6}\n",
-    )
-    .unwrap();
+    );
     for (out, transport, clock) in [("wire", "", Some("kernel")), ("reqwest", "reqwest", None)] {
         let mut cmd = bin();
         cmd.args([
@@ -941,9 +930,7 @@ async fn the_result_names_the_clock_that_stamped_the_reads() {
         ])
         .env("LLM_BENCH_TRANSPORT", transport)
         .current_dir(dir.path());
-        let run = tokio::task::spawn_blocking(move || measured(cmd, Duration::from_secs(60)))
-            .await
-            .unwrap();
+        let run = measured_async(cmd).await;
         assert_eq!(run.code, Some(0), "{}", run.text);
         let result = read_json(&dir.path().join(out).join("benchmark_latest.json"));
         assert_eq!(result["total"]["requests"], 6);
