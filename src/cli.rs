@@ -227,6 +227,25 @@ pub struct RunArgs {
     /// Replace requests_per_level of every concurrency-levels scenario.
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
     pub requests_per_level: Option<u32>,
+    /// vLLM's benchmark in one line: send N requests and replace the file's `scenarios` with
+    /// that one run (named `serve`). Default 1000 when --request-rate or --max-concurrency is
+    /// given.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..),
+          conflicts_with_all = ["concurrency", "requests_per_level"])]
+    pub num_prompts: Option<u64>,
+    /// Arrivals per second for --num-prompts, Poisson as in vLLM (gamma with --burstiness);
+    /// `inf` (the default) sends them all at once, at most --max-concurrency in flight.
+    #[arg(long, value_name = "R", value_parser = parse_rate,
+          conflicts_with_all = ["concurrency", "requests_per_level"])]
+    pub request_rate: Option<f64>,
+    /// Most requests in flight for --num-prompts; arrivals wait for a free slot, as in vLLM.
+    /// Default: all of them.
+    #[arg(long, value_name = "C", value_parser = clap::value_parser!(u32).range(1..=i64::from(crate::scenario::MAX_VUS)),
+          conflicts_with_all = ["concurrency", "requests_per_level"])]
+    pub max_concurrency: Option<u32>,
+    /// Gamma shape of --request-rate's arrivals: 1 is Poisson, below 1 burstier.
+    #[arg(long, value_name = "B", requires = "request_rate")]
+    pub burstiness: Option<f64>,
     /// Server base URL; beats the scenario's url and OLLAMA_HOST, and skips the simulator.
     #[arg(long, value_name = "URL")]
     pub target_url: Option<String>,
@@ -342,13 +361,30 @@ pub struct SimArgs {
     /// Seed for lengths, text and faults.
     #[arg(long)]
     pub seed: Option<u64>,
-    /// Require this bearer token on the OpenAI endpoints.
+    /// Require this bearer token on every OpenAI-compatible route (/v1/..., /tokenize), as
+    /// vLLM does. The Ollama routes (/api/...) stay open, as in Ollama, unless --guard-ollama.
     #[arg(long, value_name = "KEY")]
     pub api_key: Option<String>,
+    /// Require the --api-key on the Ollama routes too, as an authenticating proxy would.
+    #[arg(long, requires = "api_key")]
+    pub guard_ollama: bool,
     /// Inject a fault at a rate, e.g. http_503=0.05 (http_500, http_503, http_404, error_line,
     /// malformed_line, stall, disconnect); repeatable.
     #[arg(long = "fault", value_parser = parse_fault)]
     pub faults: Vec<(String, f64)>,
+}
+
+/// A request rate: a positive number, or `inf` for "all at once".
+fn parse_rate(text: &str) -> Result<f64, String> {
+    match text.trim() {
+        "inf" | "infinity" => Ok(f64::INFINITY),
+        t => match t.parse::<f64>() {
+            Ok(r) if r > 0.0 && r.is_finite() => Ok(r),
+            _ => Err(format!(
+                "{text:?} is not a rate: give requests per second (> 0) or inf"
+            )),
+        },
+    }
 }
 
 fn parse_duration(text: &str) -> Result<HumanDuration, String> {

@@ -251,10 +251,18 @@ pub fn load_scenario(path: Option<&Path>, sets: &[Set]) -> Result<Loaded, Error>
 
 async fn cmd_run(mut args: RunArgs) -> Result<Status, Error> {
     args.scenarios.append(&mut args.config);
-    let sets = args
-        .set
-        .iter()
-        .map(|arg| Set::parse(arg))
+    let one_line = scenario::set::OneLine {
+        num_prompts: args.num_prompts,
+        request_rate: args.request_rate,
+        max_concurrency: args.max_concurrency,
+        burstiness: args.burstiness,
+    };
+    // The one-line flags come first, so a `--set scenarios.serve...` can refine what they made.
+    let sets = one_line
+        .lowered()
+        .into_iter()
+        .map(Ok)
+        .chain(args.set.iter().map(|arg| Set::parse(arg)))
         .collect::<Result<Vec<_>, _>>()
         .map_err(Error::Usage)?;
     if args.ci && args.scenarios.len() > 1 {
@@ -293,6 +301,11 @@ async fn cmd_run(mut args: RunArgs) -> Result<Status, Error> {
                 path.display(),
                 scenario
             );
+        }
+        if !quiet {
+            for notice in &loaded.set_aside {
+                eprintln!("{notice} (--num-prompts replaced the file's scenarios with `serve`)");
+            }
         }
         Ok(())
     })?;
@@ -596,6 +609,7 @@ async fn cmd_sim(args: SimArgs) -> Result<Status, Error> {
     if let Some(key) = &args.api_key {
         cfg.api_key = Some(key.clone());
     }
+    cfg.guard_ollama |= args.guard_ollama;
     for (name, rate) in &args.faults {
         cfg.faults.set(name, *rate);
     }

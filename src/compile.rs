@@ -39,6 +39,9 @@ pub struct Loaded {
     pub thresholds: Vec<Threshold>,
     /// The `--set` values applied, as written (`--set path=value`), for the result.
     pub overrides: Vec<String>,
+    /// Thresholds left out because the command line replaced the scenarios they were tagged
+    /// for (`--num-prompts`), each with why: for the terminal.
+    pub set_aside: Vec<String>,
     /// The file's positions, to locate problems found after loading (command-line overrides).
     document: Arc<Document>,
 }
@@ -73,7 +76,8 @@ pub fn load_str_with(text: &str, source: &str, sets: &[Set]) -> Result<Loaded, L
 /// Compiles the runnable parts of a checked scenario, adding every problem they reveal.
 fn compile(mut checked: Checked, sets: &[Set]) -> Result<Loaded, LoadError> {
     let mut parts = None;
-    if let Some(scenario) = &checked.scenario {
+    let mut set_aside = Vec::new();
+    if let Some(scenario) = &mut checked.scenario {
         let base = crate::scenario::load::base_dir(&checked.source);
         let mut problems = Vec::new();
         let prompt_sets = prompts::resolve(
@@ -105,8 +109,11 @@ fn compile(mut checked: Checked, sets: &[Set]) -> Result<Loaded, LoadError> {
             Vec::new()
         } else {
             let custom = hooks.as_ref().map_or(&[][..], |h| h.custom_metrics());
-            let sets: Vec<&str> = prompt_sets.iter().map(|p| &*p.name).collect();
-            thresholds::compile(scenario, custom, &sets).unwrap_or_else(|found| {
+            let set_names: Vec<&str> = prompt_sets.iter().map(|p| &*p.name).collect();
+            if sets.iter().any(Set::replaces_scenarios) {
+                set_aside = thresholds::set_aside_unreachable(scenario, &set_names);
+            }
+            thresholds::compile(scenario, custom, &set_names).unwrap_or_else(|found| {
                 problems.extend(found);
                 Vec::new()
             })
@@ -130,6 +137,7 @@ fn compile(mut checked: Checked, sets: &[Set]) -> Result<Loaded, LoadError> {
         hooks,
         thresholds,
         overrides: sets.iter().map(Set::label).collect(),
+        set_aside,
         document: Arc::new(document),
     })
 }

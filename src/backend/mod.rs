@@ -2,6 +2,7 @@
 //! returns what was measured. Request failures are data ([`RequestError`]), never panics.
 
 pub(crate) mod connect;
+pub(crate) mod embeddings;
 #[cfg(test)]
 mod fixture_tests;
 pub(crate) mod http;
@@ -238,6 +239,8 @@ pub struct Measurement {
     /// The other choices of an OpenAI `n > 1` answer (the first is `text`), each measured as
     /// its own stream: their gaps are in `itl`, never pooled across choices.
     pub other_choices: Vec<Choice>,
+    /// Embeddings returned (`api: embeddings`); 0 for generations.
+    pub embeddings: u64,
 }
 
 /// One more choice of an `n > 1` answer.
@@ -266,6 +269,25 @@ pub fn keep_text(text: &mut String, piece: &str) {
             cut -= 1;
         }
         text.push_str(&piece[..cut]);
+    }
+}
+
+/// The text an embeddings request embeds: the prompt, with a system message before it, or a
+/// conversation's turns one after the other.
+pub fn embedding_input(prompt: &crate::scenario::Prompt) -> String {
+    use crate::scenario::Prompt;
+    match prompt {
+        Prompt::Text(text) => text.clone(),
+        Prompt::WithSystem(p) => match &p.system {
+            Some(system) => format!("{system}\n\n{}", p.prompt),
+            None => p.prompt.clone(),
+        },
+        Prompt::Chat(chat) => chat
+            .messages
+            .iter()
+            .map(|m| m.content.as_str())
+            .collect::<Vec<_>>()
+            .join("\n\n"),
     }
 }
 

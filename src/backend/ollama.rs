@@ -64,6 +64,7 @@ impl OllamaBackend {
         let path = match target.api {
             Api::Chat => "/api/chat",
             Api::Generate | Api::Completions => "/api/generate",
+            Api::Embeddings => "/api/embed",
         };
         let endpoint = format!("{}{path}", base_url.trim_end_matches('/'));
         Ok(Self {
@@ -85,6 +86,9 @@ impl OllamaBackend {
     pub fn body(&self, prompt: &Prompt, entry_options: Option<&Map<String, Value>>) -> Value {
         let mut body = json!({"model": self.model, "stream": true});
         match (self.api, prompt) {
+            (Api::Embeddings, prompt) => {
+                body = json!({"model": self.model, "input": super::embedding_input(prompt)});
+            }
             (Api::Generate | Api::Completions, Prompt::Text(text)) => body["prompt"] = json!(text),
             (Api::Generate | Api::Completions, Prompt::WithSystem(p)) => {
                 body["prompt"] = json!(p.prompt);
@@ -142,20 +146,31 @@ impl Backend for OllamaBackend {
 
     fn send<'a>(&'a self, request: &'a Picked) -> BoxFuture<'a, Exchange> {
         let body = self.body(&request.prompt, request.options.as_ref());
+        if self.api == Api::Embeddings {
+            return Box::pin(self.send_as::<super::embeddings::EmbeddingsAnswer>(body));
+        }
+        Box::pin(self.send_as::<OllamaStream>(body))
+    }
+}
+
+impl OllamaBackend {
+    async fn send_as<F: http::StreamFold>(&self, body: Value) -> Exchange {
         if let Some(wire) = &self.wire {
-            return Box::pin(http::send_wire::<OllamaStream>(
+            return http::send_wire::<F>(
                 &self.settings,
                 wire,
                 body,
                 &[("accept", "application/x-ndjson")],
-            ));
+            )
+            .await;
         }
-        Box::pin(http::send::<OllamaStream>(&self.settings, body, |body| {
+        http::send::<F>(&self.settings, body, |body| {
             self.client
                 .post(&self.endpoint)
                 .header(reqwest::header::CONTENT_TYPE, "application/json")
                 .body(body)
-        }))
+        })
+        .await
     }
 }
 

@@ -17,10 +17,10 @@ pub const DEFAULT_URL: &str = "http://localhost:8000";
 pub fn endpoint(base_url: &str, api: Api) -> String {
     let base = base_url.trim_end_matches('/');
     let base = base.strip_suffix("/v1").unwrap_or(base);
-    let path = if api == Api::Completions {
-        "completions"
-    } else {
-        "chat/completions"
+    let path = match api {
+        Api::Completions => "completions",
+        Api::Embeddings => "embeddings",
+        Api::Chat | Api::Generate => "chat/completions",
     };
     format!("{base}/v1/{path}")
 }
@@ -66,6 +66,16 @@ impl OpenAiBackend {
     /// The JSON body for one prompt. `options` are merged in at the top level (max_tokens,
     /// temperature, seed, ...), as OpenAI-compatible servers read them.
     pub fn body(&self, prompt: &Prompt, entry_options: Option<&Map<String, Value>>) -> Value {
+        if self.api == Api::Embeddings {
+            // `float`, not openai-python's default `base64`: every server speaks it.
+            let mut body = json!({"model": self.model, "input": super::embedding_input(prompt), "encoding_format": "float"});
+            for (key, value) in
+                merged_options(self.options.as_ref(), entry_options).unwrap_or_default()
+            {
+                body[key] = value;
+            }
+            return body;
+        }
         let mut body = json!({
             "model": self.model,
             "stream": true,
@@ -137,28 +147,38 @@ impl Backend for OpenAiBackend {
 
     fn send<'a>(&'a self, request: &'a Picked) -> BoxFuture<'a, Exchange> {
         let body = self.body(&request.prompt, request.options.as_ref());
+        if self.api == Api::Embeddings {
+            return Box::pin(
+                self.send_as::<super::embeddings::EmbeddingsAnswer>(body, "application/json"),
+            );
+        }
+        Box::pin(self.send_as::<OpenAiStream>(body, "text/event-stream"))
+    }
+}
+
+impl OpenAiBackend {
+    async fn send_as<F: http::StreamFold>(&self, body: Value, accept: &'static str) -> Exchange {
         if let Some(wire) = &self.wire {
             let bearer = self.api_key.as_ref().map(|k| format!("Bearer {k}"));
-            return Box::pin(async move {
-                let mut headers = vec![("accept", "text/event-stream")];
-                if let Some(bearer) = &bearer {
-                    headers.push(("authorization", bearer.as_str()));
-                }
-                http::send_wire::<OpenAiStream>(&self.settings, wire, body, &headers).await
-            });
+            let mut headers = vec![("accept", accept)];
+            if let Some(bearer) = &bearer {
+                headers.push(("authorization", bearer.as_str()));
+            }
+            return http::send_wire::<F>(&self.settings, wire, body, &headers).await;
         }
-        Box::pin(http::send::<OpenAiStream>(&self.settings, body, |body| {
+        http::send::<F>(&self.settings, body, |body| {
             let request = self
                 .client
                 .post(&self.endpoint)
                 .header(reqwest::header::CONTENT_TYPE, "application/json")
-                .header(reqwest::header::ACCEPT, "text/event-stream")
+                .header(reqwest::header::ACCEPT, accept)
                 .body(body);
             match &self.api_key {
                 Some(key) => request.bearer_auth(key),
                 None => request,
             }
-        }))
+        })
+        .await
     }
 }
 
@@ -179,6 +199,10 @@ mod tests {
         assert_eq!(
             endpoint("http://h:8000/", Api::Completions),
             "http://h:8000/v1/completions"
+        );
+        assert_eq!(
+            endpoint("http://h:8000/v1", Api::Embeddings),
+            "http://h:8000/v1/embeddings"
         );
     }
 }

@@ -167,7 +167,10 @@ fn drop_permit(permit: tokio::sync::OwnedSemaphorePermit) {
 
 /// `constant-arrival-rate` and `ramping-arrival-rate`.
 pub async fn arrival_rate(runner: &Runner, name: Arc<str>, plan: ArrivalPlan) {
-    let schedule = Schedule::new(plan.segments.clone(), plan.process, plan.seed);
+    let mut schedule = Schedule::new(plan.segments.clone(), plan.process, plan.seed);
+    if let Some(n) = plan.max_arrivals {
+        schedule = schedule.limit(n);
+    }
     let ends = plan.stage_ends.clone();
     let key_for = |t: Duration| {
         let group = if ends.is_empty() {

@@ -34,6 +34,8 @@ pub struct GroupStats {
     pub custom: BTreeMap<String, Histogram<u64>>,
     /// Output tokens of successful requests.
     pub output_tokens: u64,
+    /// Embeddings returned by successful requests (`api: embeddings`).
+    pub embeddings: u64,
     /// Prompt tokens of successful requests (as the server counted them).
     pub prompt_tokens: u64,
     /// Successful requests whose token count is a chunk count.
@@ -60,6 +62,7 @@ impl Default for GroupStats {
             checks: BTreeMap::new(),
             custom: BTreeMap::new(),
             output_tokens: 0,
+            embeddings: 0,
             prompt_tokens: 0,
             tokens_estimated: 0,
             reconnected: 0,
@@ -131,6 +134,7 @@ impl GroupStats {
     fn record_success(&mut self, m: &Measurement, lag: Option<Duration>) {
         self.ok += 1;
         self.output_tokens += m.output_tokens;
+        self.embeddings += m.embeddings;
         self.tokens_estimated += u64::from(m.tokens_estimated);
         if let Some(p) = m.prompt_tokens {
             self.prompt_tokens += p;
@@ -176,6 +180,7 @@ impl GroupStats {
             add(&mut entry.1, *total);
         }
         add(&mut self.output_tokens, other.output_tokens);
+        add(&mut self.embeddings, other.embeddings);
         add(&mut self.prompt_tokens, other.prompt_tokens);
         add(&mut self.tokens_estimated, other.tokens_estimated);
         add(&mut self.reconnected, other.reconnected);

@@ -51,6 +51,9 @@ pub struct GroupSnapshot {
     /// Output tokens of successful requests.
     #[serde(default)]
     pub output_tokens: u64,
+    /// Embeddings returned by successful requests.
+    #[serde(default, skip_serializing_if = "super::timeseries::is_zero")]
+    pub embeddings: u64,
     /// Prompt tokens of successful requests.
     #[serde(default)]
     pub prompt_tokens: u64,
@@ -161,6 +164,7 @@ pub fn snapshot(split: &Split, key: &GroupKey, stats: &GroupStats) -> Option<Gro
             .map(|(name, &(pass, total))| (name.clone(), [pass, total]))
             .collect(),
         output_tokens: stats.output_tokens,
+        embeddings: stats.embeddings,
         prompt_tokens: stats.prompt_tokens,
         tokens_estimated: stats.tokens_estimated,
         reconnected: stats.reconnected,
@@ -210,6 +214,7 @@ pub fn within_bounds(stats: &GroupStats) -> Result<(), String> {
         ("dropped", stats.dropped),
         ("good", stats.good),
         ("output_tokens", stats.output_tokens),
+        ("embeddings", stats.embeddings),
         ("prompt_tokens", stats.prompt_tokens),
         ("tokens_estimated", stats.tokens_estimated),
         ("reconnected", stats.reconnected),
@@ -247,6 +252,7 @@ pub fn restore(s: &GroupSnapshot) -> Result<(Split, GroupKey, GroupStats), Strin
         .map(|(name, [pass, total])| (name.clone(), (*pass, *total)))
         .collect();
     stats.output_tokens = s.output_tokens;
+    stats.embeddings = s.embeddings;
     stats.prompt_tokens = s.prompt_tokens;
     stats.tokens_estimated = s.tokens_estimated;
     stats.reconnected = s.reconnected;

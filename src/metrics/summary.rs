@@ -86,6 +86,10 @@ pub struct GroupSummary {
     /// Successful requests per second that met every per-request limit of the thresholds; absent
     /// when no threshold sets one.
     pub goodput_rps: Option<f64>,
+    /// The share of requests (failed ones included) that succeeded and met every per-request
+    /// limit: the `goodput` threshold's rate. Absent when no threshold sets a limit.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub goodput_ratio: Option<f64>,
     /// From the first request's start to the last one's end, seconds.
     pub wall_time_secs: f64,
     /// When the first request started, seconds from the start of the run (for the boundary
@@ -100,6 +104,13 @@ pub struct GroupSummary {
     pub prompt_tokens_per_second: f64,
     /// Output tokens of successful requests.
     pub output_tokens_total: u64,
+    /// Embeddings returned by successful requests (`api: embeddings`); absent otherwise.
+    #[serde(default, skip_serializing_if = "super::timeseries::is_zero")]
+    pub embeddings_total: u64,
+    /// Embeddings per second of wall time (`api: embeddings`): the capacity figure of an
+    /// embedding model, as output tokens/s is a generator's.
+    #[serde(default, skip_serializing_if = "is_zero_f64")]
+    pub embeddings_per_second: f64,
     /// Prompt tokens of successful requests (server counts).
     pub prompt_tokens_total: u64,
     /// Successful requests whose output tokens are a chunk count (no server count).
@@ -153,6 +164,10 @@ pub struct GroupSummary {
     pub custom: BTreeMap<String, Stats>,
 }
 
+fn is_zero_f64(x: &f64) -> bool {
+    *x == 0.0
+}
+
 /// One named check.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct CheckSummary {
@@ -174,6 +189,8 @@ pub fn summarize_with(g: &GroupStats, goodput: bool) -> GroupSummary {
         } else {
             0.0
         });
+        let requests = g.ok + g.error_count();
+        s.goodput_ratio = (requests > 0).then(|| g.good as f64 / requests as f64);
     }
     s
 }
@@ -198,12 +215,15 @@ pub fn summarize(g: &GroupStats) -> GroupSummary {
         interrupted: g.interrupted,
         dropped_iterations: g.dropped,
         goodput_rps: None,
+        goodput_ratio: None,
         wall_time_secs: wall,
         first_start_secs: g.first_start.map(|d| d.as_secs_f64()),
         requests_per_second: per_second(g.ok),
         output_tokens_per_second: per_second(g.output_tokens),
         prompt_tokens_per_second: per_second(g.prompt_tokens),
         output_tokens_total: g.output_tokens,
+        embeddings_total: g.embeddings,
+        embeddings_per_second: per_second(g.embeddings),
         prompt_tokens_total: g.prompt_tokens,
         tokens_estimated_requests: g.tokens_estimated,
         reconnected_requests: g.reconnected,

@@ -397,7 +397,14 @@ pub fn summarize_phases(
             });
         }
         run_total.merge(&phase_total);
-        let knee = (executor == "concurrency-levels" && groups.len() > 1).then(|| knee_of(&groups));
+        // A sweep without a TTFT (embeddings, or every request failed) has no knee to speak of.
+        let knee = (executor == "concurrency-levels"
+            && groups
+                .iter()
+                .filter(|g| g.summary.ttft_ms.is_some())
+                .count()
+                > 1)
+        .then(|| knee_of(&groups));
         scenarios.push(ScenarioResult {
             name: name.clone(),
             executor: executor.clone(),

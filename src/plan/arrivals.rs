@@ -66,6 +66,8 @@ pub struct Schedule {
     segment_start: Duration,
     area_in_segment: f64,
     first: bool,
+    /// Arrivals still allowed (`None`: as many as the segments hold).
+    left: Option<u64>,
 }
 
 impl Schedule {
@@ -79,10 +81,17 @@ impl Schedule {
             segment_start: Duration::ZERO,
             area_in_segment: 0.0,
             first: true,
+            left: None,
         }
     }
 
-    /// Total length of the schedule.
+    /// The same schedule, ending after at most `n` arrivals.
+    pub fn limit(mut self, n: u64) -> Self {
+        self.left = Some(n);
+        self
+    }
+
+    /// How long the schedule lasts at most (the segments' total).
     pub fn duration(&self) -> Duration {
         self.segments.iter().map(|s| s.duration).sum()
     }
@@ -100,6 +109,9 @@ impl Iterator for Schedule {
     type Item = Duration;
 
     fn next(&mut self) -> Option<Duration> {
+        if let Some(left) = &mut self.left {
+            *left = left.checked_sub(1)?;
+        }
         // The first uniform arrival is at t = 0 as in k6; random processes draw their first gap.
         let mut need = if self.first && self.process == Process::Uniform {
             0.0
@@ -173,6 +185,18 @@ mod tests {
             assert!((mean - 0.02).abs() < 0.001, "b={b}: {mean}");
             assert!((cv - want_cv).abs() < want_cv * 0.06, "b={b}: cv {cv}");
         }
+    }
+
+    #[test]
+    fn a_limit_ends_the_schedule_after_exactly_that_many_arrivals() {
+        let all: Vec<_> = Schedule::new(constant(10.0, 10), Process::Poisson, 42).collect();
+        let first: Vec<_> = Schedule::new(constant(10.0, 10), Process::Poisson, 42)
+            .limit(25)
+            .collect();
+        assert_eq!(first, all[..25]);
+        // A limit beyond what the segments hold changes nothing.
+        let more = Schedule::new(constant(10.0, 10), Process::Poisson, 42).limit(1_000_000);
+        assert_eq!(more.count(), all.len());
     }
 
     #[test]

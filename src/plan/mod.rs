@@ -84,6 +84,8 @@ pub struct ArrivalPlan {
     pub graceful_stop: Duration,
     /// Stage boundaries (ramping) for per-stage metrics; empty for one group.
     pub stage_ends: Vec<Duration>,
+    /// No more arrivals than this (`iterations`), even before the segments end.
+    pub max_arrivals: Option<u64>,
 }
 
 /// A capacity search.
@@ -141,6 +143,7 @@ fn arrival_plan(
             .graceful_stop
             .map_or(DEFAULT_GRACEFUL_STOP, |d| d.get()),
         stage_ends,
+        max_arrivals: None,
     }
 }
 
@@ -248,7 +251,9 @@ pub fn build(name: &str, phase: &Phase) -> PhasePlan {
                 from: per_second,
                 to: per_second,
             };
-            PlanKind::ArrivalRate(arrival_plan(&p.open, vec![segment], Vec::new()))
+            let mut plan = arrival_plan(&p.open, vec![segment], Vec::new());
+            plan.max_arrivals = p.iterations;
+            PlanKind::ArrivalRate(plan)
         }
         Phase::RampingArrivalRate(p) => {
             let unit = time_unit_secs(p.open.time_unit);
@@ -366,6 +371,7 @@ pub fn shard(plans: Vec<PhasePlan>, index: u32, count: u32) -> Result<Vec<PhaseP
                     segment.from /= f64::from(count);
                     segment.to /= f64::from(count);
                 }
+                a.max_arrivals = a.max_arrivals.map(|n| part(n, index, count));
                 a.max_vus = a.max_vus.div_ceil(count).max(1);
                 a.seed = a
                     .seed
@@ -691,6 +697,7 @@ mod tests {
                 when_busy: WhenBusy::default(),
                 graceful_stop: DEFAULT_GRACEFUL_STOP,
                 stage_ends: Vec::new(),
+                max_arrivals: Some(25),
             }),
         };
         let parts: Vec<ArrivalPlan> = (0..4)
@@ -705,6 +712,12 @@ mod tests {
             .iter()
             .all(|a| a.segments[0].from == 3.0 && a.max_vus == 3));
         assert_ne!(parts[0].seed, parts[1].seed, "each shard its own schedule");
+        let arrivals: Vec<u64> = parts.iter().map(|a| a.max_arrivals.unwrap()).collect();
+        assert_eq!(
+            arrivals,
+            [7, 6, 6, 6],
+            "`iterations` split to add up to the whole"
+        );
         let search = PhasePlan {
             name: "s".into(),
             start_time: Duration::ZERO,

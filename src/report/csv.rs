@@ -66,6 +66,17 @@ fn scalars(s: &GroupSummary) -> Vec<(&'static str, &'static str, f64)> {
     if let Some(g) = s.goodput_rps {
         out.push(("goodput", "requests/s", g));
     }
+    if let Some(g) = s.goodput_ratio {
+        out.push(("goodput_ratio", "ratio", g));
+    }
+    if s.embeddings_total > 0 {
+        out.push(("embeddings_total", "embeddings", s.embeddings_total as f64));
+        out.push((
+            "embeddings_per_second",
+            "embeddings/s",
+            s.embeddings_per_second,
+        ));
+    }
     out
 }
 

@@ -42,7 +42,11 @@ fn row(scenario: &str, group: &str, s: &GroupSummary) -> [String; 12] {
         stat(&s.ttft_ms, |s| s.p50),
         stat(&s.ttft_ms, |s| s.p95),
         stat(&s.itl_ms, |s| s.p50),
-        format!("{:.1}", s.output_tokens_per_second),
+        if s.embeddings_total > 0 {
+            format!("{:.1}", s.embeddings_per_second)
+        } else {
+            format!("{:.1}", s.output_tokens_per_second)
+        },
         format!("{:.2}", s.requests_per_second),
     ]
 }
@@ -202,7 +206,12 @@ pub fn summary(r: &RunResult) -> String {
 /// The table of every level/stage, each phase's total when it has several groups, and notes on
 /// warm-up, errors and interruption.
 pub fn render(result: &RunResult) -> String {
-    let mut rows = vec![HEADER.map(String::from)];
+    let mut header = HEADER.map(String::from);
+    if result.target.api == "embeddings" {
+        // An embedding model's capacity is embeddings/s; it streams no tokens.
+        header[10] = "emb/s".into();
+    }
+    let mut rows = vec![header];
     for phase in &result.scenarios {
         for g in &phase.groups {
             rows.push(row(&phase.name, &g.label, &g.summary));

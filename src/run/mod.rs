@@ -646,6 +646,19 @@ fn expected_totals(plans: &[PhasePlan]) -> HashMap<GroupKey, u64> {
                     );
                 }
             }
+            PlanKind::ArrivalRate(crate::plan::ArrivalPlan {
+                max_arrivals: Some(n),
+                stage_ends,
+                ..
+            }) if stage_ends.is_empty() => {
+                totals.insert(
+                    GroupKey {
+                        scenario,
+                        group: Group::All,
+                    },
+                    *n,
+                );
+            }
             PlanKind::ConstantVus {
                 iterations: Some(n),
                 ..

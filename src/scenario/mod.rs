@@ -236,6 +236,9 @@ pub enum Api {
     Generate,
     /// POST /v1/completions with a plain `prompt` (OpenAI).
     Completions,
+    /// Embeddings, not a token stream: POST /api/embed (Ollama) or /v1/embeddings (OpenAI) with
+    /// the prompt as `input`; measured as latency and embeddings per second.
+    Embeddings,
 }
 
 impl Api {
@@ -245,6 +248,7 @@ impl Api {
             Api::Chat => "chat",
             Api::Generate => "generate",
             Api::Completions => "completions",
+            Api::Embeddings => "embeddings",
         }
     }
 }
@@ -669,6 +673,11 @@ pub struct ConstantArrivalRate {
     pub rate: f64,
     /// How long to keep the rate.
     pub duration: HumanDuration,
+    /// Stop after this many arrivals even if `duration` has not passed (vLLM's
+    /// `--num-prompts`): with random arrivals the count is exact, the length is not.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1))]
+    pub iterations: Option<u64>,
     /// Shared open-model options.
     #[serde(flatten)]
     pub open: OpenModel,
@@ -835,7 +844,7 @@ mod tests {
         for kind in [BackendKind::Ollama, BackendKind::Openai] {
             assert_eq!(serde_json::to_value(kind).unwrap(), kind.as_str());
         }
-        for api in [Api::Chat, Api::Generate, Api::Completions] {
+        for api in [Api::Chat, Api::Generate, Api::Completions, Api::Embeddings] {
             assert_eq!(serde_json::to_value(api).unwrap(), api.as_str());
         }
     }

@@ -242,6 +242,7 @@ fn example(owner: &str, field: &str) -> Option<Value> {
         ("RateStage" | "Stage", "duration") => json!("1m"),
         ("RateStage" | "Stage", "target") => json!(8),
         ("SimConfig", "api_key") => json!("sk-test"),
+        ("SimConfig", "guard_ollama") => json!(true),
         ("SimConfig", "decode_per_token") => json!("20ms"),
         ("SimConfig", "faults") => json!({"http_503": 0.05}),
         ("SimConfig", "first_token_delay") => json!("50ms"),

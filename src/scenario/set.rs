@@ -13,6 +13,79 @@ pub struct Set {
     /// The value as written.
     pub text: String,
     value: Value,
+    /// The flags it was lowered from, when it was not written as `--set`.
+    flags: Option<String>,
+}
+
+/// vLLM's benchmark flags (`--num-prompts`, `--request-rate`, `--max-concurrency`,
+/// `--burstiness`).
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub struct OneLine {
+    /// Requests in all (vLLM's default 1000).
+    pub num_prompts: Option<u64>,
+    /// Arrivals per second; infinite or unset: all at once.
+    pub request_rate: Option<f64>,
+    /// Most in flight.
+    pub max_concurrency: Option<u32>,
+    /// Gamma shape of the arrivals.
+    pub burstiness: Option<f64>,
+}
+
+/// vLLM's default `--num-prompts`.
+const VLLM_NUM_PROMPTS: u64 = 1000;
+
+impl OneLine {
+    /// The `scenarios` these flags stand for, as a `--set` that replaces the file's: `None`
+    /// when none was given. With a finite rate, a constant-arrival-rate phase that stops after
+    /// exactly N arrivals (Poisson, or gamma with the burstiness) and waits for a slot when
+    /// `max_concurrency` are in flight, as vLLM does: every prompt is sent however slow the
+    /// server, so `duration` is only a backstop (a day). Without a rate, N requests on
+    /// `max_concurrency` VUs (all N at once when unset).
+    pub fn lowered(&self) -> Option<Set> {
+        if *self == OneLine::default() {
+            return None;
+        }
+        let n = self.num_prompts.unwrap_or(VLLM_NUM_PROMPTS);
+        let most = u64::from(crate::scenario::MAX_VUS);
+        let slots = self.max_concurrency.map_or(n.min(most), u64::from);
+        let phase = match self.request_rate.filter(|r| r.is_finite()) {
+            Some(rate) => {
+                let mut phase = serde_json::json!({
+                    "executor": "constant-arrival-rate",
+                    "rate": rate,
+                    "duration": "24h",
+                    "iterations": n,
+                    "arrivals": "poisson",
+                    "pre_allocated_vus": slots,
+                    "max_vus": slots,
+                    "when_busy": "wait",
+                });
+                if let Some(b) = self.burstiness {
+                    phase["arrivals"] = "gamma".into();
+                    phase["burstiness"] = b.into();
+                }
+                phase
+            }
+            None => serde_json::json!({"executor": "constant-vus", "vus": slots, "iterations": n}),
+        };
+        let mut flags = vec![format!("--num-prompts {n}")];
+        if let Some(r) = self.request_rate {
+            flags.push(format!("--request-rate {r}"));
+        }
+        if let Some(c) = self.max_concurrency {
+            flags.push(format!("--max-concurrency {c}"));
+        }
+        if let Some(b) = self.burstiness {
+            flags.push(format!("--burstiness {b}"));
+        }
+        let value = serde_json::json!({ "serve": phase });
+        Some(Set {
+            path: "scenarios".into(),
+            text: value.to_string(),
+            value,
+            flags: Some(flags.join(" ")),
+        })
+    }
 }
 
 impl Set {
@@ -39,6 +112,7 @@ impl Set {
             path: path.to_string(),
             text: text.to_string(),
             value,
+            flags: None,
         })
     }
 
@@ -50,9 +124,17 @@ impl Set {
             .collect()
     }
 
+    /// True for the `scenarios` that one-line flags (`--num-prompts`) stand for.
+    pub fn replaces_scenarios(&self) -> bool {
+        self.flags.is_some() && self.path == "scenarios"
+    }
+
     /// How it is recorded in results: `--set path=value`.
     pub fn label(&self) -> String {
-        format!("--set {}={}", self.path, self.text)
+        match &self.flags {
+            Some(flags) => flags.clone(),
+            None => format!("--set {}={}", self.path, self.text),
+        }
     }
 
     /// Puts the value at the path in `doc`, creating maps on the way; a path through a value
@@ -98,6 +180,60 @@ impl Set {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn vllm_flags_lower_to_one_phase_with_vllms_defaults() {
+        assert_eq!(OneLine::default().lowered(), None);
+        let rated = OneLine {
+            num_prompts: Some(100),
+            request_rate: Some(4.0),
+            max_concurrency: Some(8),
+            burstiness: None,
+        }
+        .lowered()
+        .unwrap();
+        let phase = &rated.value["serve"];
+        assert_eq!(phase["executor"], "constant-arrival-rate");
+        assert_eq!(
+            (phase["iterations"].as_u64(), phase["max_vus"].as_u64()),
+            (Some(100), Some(8))
+        );
+        assert_eq!(
+            (phase["arrivals"].as_str(), phase["when_busy"].as_str()),
+            (Some("poisson"), Some("wait"))
+        );
+        assert_eq!(
+            phase["duration"], "24h",
+            "a backstop: N arrivals end the phase"
+        );
+        assert_eq!(
+            rated.label(),
+            "--num-prompts 100 --request-rate 4 --max-concurrency 8"
+        );
+        assert_eq!(rated.pointer(), "/scenarios");
+
+        let at_once = OneLine {
+            request_rate: Some(f64::INFINITY),
+            ..OneLine::default()
+        }
+        .lowered()
+        .unwrap();
+        assert_eq!(
+            at_once.value,
+            json!({"serve": {"executor": "constant-vus", "vus": 1000, "iterations": 1000}})
+        );
+        let bursty = OneLine {
+            num_prompts: Some(10),
+            request_rate: Some(2.0),
+            burstiness: Some(0.5),
+            ..OneLine::default()
+        }
+        .lowered()
+        .unwrap();
+        assert_eq!(bursty.value["serve"]["arrivals"], "gamma");
+        assert_eq!(bursty.value["serve"]["burstiness"], 0.5);
+        assert_eq!(bursty.value["serve"]["max_vus"], 10);
+    }
 
     #[test]
     fn values_are_typed_and_placed_at_their_path() {

@@ -59,11 +59,11 @@ pub fn check(scenario: &Scenario) -> Vec<(String, String)> {
     match (scenario.target.backend, scenario.target.api) {
         (BackendKind::Ollama, Api::Completions) => problem(
             "/target/api".into(),
-            "`completions` is an OpenAI endpoint; Ollama's are `chat` and `generate`",
+            "`completions` is an OpenAI endpoint; Ollama's are `chat`, `generate` and `embeddings`",
         ),
         (BackendKind::Openai, Api::Generate) => problem(
             "/target/api".into(),
-            "`generate` is an Ollama endpoint; OpenAI's are `chat` and `completions`",
+            "`generate` is an Ollama endpoint; OpenAI's are `chat`, `completions` and `embeddings`",
         ),
         _ => {}
     }

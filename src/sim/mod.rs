@@ -1,9 +1,10 @@
 //! The built-in Ollama-compatible simulator: a loopback server with a small, explainable model of
 //! one loaded model (slots, FIFO queue, prefill and decode rates, cold load, faults).
 //!
-//! It serves Ollama's /api/generate and /api/chat and the OpenAI-compatible
-//! /v1/chat/completions and /v1/completions (streaming and not), plus /api/tags, /api/ps,
-//! /api/version, /v1/models and `/`. It reads time through tokio, so tests can run it under a paused clock.
+//! It serves Ollama's /api/generate, /api/chat, /api/embed and /api/embeddings and the
+//! OpenAI-compatible /v1/chat/completions, /v1/completions, /v1/responses (streaming and not)
+//! and /v1/embeddings, plus /api/tags, /api/show, /api/ps, /api/version, /v1/models,
+//! /v1/models/{id}, /tokenize and `/`. It reads time through tokio, so tests can run it under a paused clock.
 
 pub mod model;
 mod server;
@@ -45,9 +46,14 @@ pub struct SimConfig {
     pub seed: u64,
     /// Fault injection rates.
     pub faults: Faults,
-    /// Require this bearer token on the OpenAI endpoints (401 otherwise); unset = no check.
+    /// Require this bearer token on every OpenAI-compatible route (`/v1/...`, `/tokenize`;
+    /// 401 otherwise), as vLLM does; unset = no check.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub api_key: Option<String>,
+    /// Require `api_key` on the Ollama routes (`/api/...`, `/`) too, as an authenticating proxy
+    /// in front of Ollama would. Off by default: Ollama itself checks no key.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub guard_ollama: bool,
 }
 
 impl SimConfig {
@@ -71,6 +77,7 @@ impl Default for SimConfig {
             seed: 1,
             faults: Faults::default(),
             api_key: None,
+            guard_ollama: false,
         }
     }
 }

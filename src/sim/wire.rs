@@ -24,6 +24,9 @@ pub enum Wire {
         /// `stream_options.include_usage`.
         include_usage: bool,
     },
+    /// POST /v1/responses: typed events (`event:` and a `data:` object with the same `type`),
+    /// usage in the final `response.completed`, no `[DONE]`.
+    OpenAiResponses,
 }
 
 /// What the final frame reports.
@@ -56,6 +59,8 @@ pub struct Frames {
     pub created_at: String,
     /// Unix seconds for OpenAI's `created`.
     pub created: u64,
+    /// The next `sequence_number` of a Responses-API event (shared by the clones of a stream).
+    pub sequence: std::sync::Arc<std::sync::atomic::AtomicU64>,
 }
 
 // A JSON value always serialises (string keys, finite numbers): `Display` cannot fail.
@@ -69,6 +74,16 @@ fn sse(v: &Value) -> Vec<u8> {
     let mut bytes = b"data: ".to_vec();
     bytes.extend(v.to_string().into_bytes());
     bytes.extend_from_slice(b"\n\n");
+    bytes
+}
+
+/// One typed Responses-API event, as `event: TYPE` and its `data:` object.
+fn responses_event(mut v: Value, sequence: &std::sync::atomic::AtomicU64) -> Vec<u8> {
+    let n = sequence.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    v["sequence_number"] = json!(n);
+    let kind = v["type"].as_str().unwrap_or("").to_string();
+    let mut bytes = format!("event: {kind}\n").into_bytes();
+    bytes.extend(sse(&v));
     bytes
 }
 
@@ -99,6 +114,15 @@ impl Frames {
     pub fn start(&self) -> Option<Vec<u8>> {
         match self.wire {
             Wire::OpenAiChat { .. } => Some(sse(&self.openai_chunk(json!([{"index": 0, "delta": {"role": "assistant", "content": ""}, "finish_reason": null}])))),
+            Wire::OpenAiResponses => {
+                let seq = &*self.sequence;
+                let response = self.response_object("in_progress", json!([]), None);
+                let mut out = responses_event(json!({"type": "response.created", "response": response}), seq);
+                out.extend(responses_event(json!({"type": "response.in_progress", "response": response}), seq));
+                out.extend(responses_event(json!({"type": "response.output_item.added", "output_index": 0, "item": self.message_item("in_progress", None)}), seq));
+                out.extend(responses_event(json!({"type": "response.content_part.added", "item_id": self.item_id(), "output_index": 0, "content_index": 0, "part": {"type": "output_text", "text": "", "annotations": []}}), seq));
+                Some(out)
+            }
             _ => None,
         }
     }
@@ -118,12 +142,48 @@ impl Frames {
             Wire::OpenAiCompletions { .. } => {
                 sse(&self.openai_chunk(json!([{"index": 0, "text": text, "finish_reason": null}])))
             }
+            Wire::OpenAiResponses => {
+                let seq = &*self.sequence;
+                responses_event(
+                    json!({"type": "response.output_text.delta", "item_id": self.item_id(), "output_index": 0, "content_index": 0, "delta": text, "logprobs": []}),
+                    seq,
+                )
+            }
         }
+    }
+
+    fn item_id(&self) -> String {
+        format!("msg_sim_{}", self.created)
+    }
+
+    /// The Responses API's assistant message item; `text` None while it is being written.
+    fn message_item(&self, status: &str, text: Option<&str>) -> Value {
+        let content = match text {
+            Some(text) => json!([{"type": "output_text", "text": text, "annotations": []}]),
+            None => json!([]),
+        };
+        json!({"id": self.item_id(), "type": "message", "status": status, "role": "assistant", "content": content})
+    }
+
+    /// The Responses API's `response` object.
+    fn response_object(&self, status: &str, output: Value, done: Option<&Done>) -> Value {
+        let usage = done.map_or(Value::Null, |d| {
+            json!({"input_tokens": d.prompt_tokens, "input_tokens_details": {"cached_tokens": 0}, "output_tokens": d.tokens, "output_tokens_details": {"reasoning_tokens": 0}, "total_tokens": d.prompt_tokens + d.tokens})
+        });
+        let incomplete = done
+            .filter(|d| d.reason == "length")
+            .map_or(Value::Null, |_| json!({"reason": "max_output_tokens"}));
+        let status = if incomplete.is_null() {
+            status
+        } else {
+            "incomplete"
+        };
+        json!({"id": format!("resp_sim_{}", self.created), "object": "response", "created_at": self.created, "status": status, "model": self.model, "output": output, "parallel_tool_calls": true, "tool_choice": "auto", "tools": [], "incomplete_details": incomplete, "error": null, "usage": usage})
     }
 
     /// The end of a successful answer: Ollama's final line, or OpenAI's finish chunk, usage
     /// chunk (when asked for) and `[DONE]`.
-    pub fn end(&self, done: &Done) -> Vec<u8> {
+    pub fn end(&self, done: &Done, text: &str) -> Vec<u8> {
         let metrics = |v: Value| ndjson(&self.ollama_done(v, done));
         let ms = crate::duration::millis;
         let openai_end = |finish: Value, include_usage: bool| {
@@ -152,6 +212,32 @@ impl Frames {
                 json!([{"index": 0, "text": "", "finish_reason": done.reason}]),
                 include_usage,
             ),
+            Wire::OpenAiResponses => {
+                let seq = &*self.sequence;
+                let item = self.message_item("completed", Some(text));
+                let part = json!({"type": "output_text", "text": text, "annotations": []});
+                let mut out = responses_event(
+                    json!({"type": "response.output_text.done", "item_id": self.item_id(), "output_index": 0, "content_index": 0, "text": text, "logprobs": []}),
+                    seq,
+                );
+                out.extend(responses_event(json!({"type": "response.content_part.done", "item_id": self.item_id(), "output_index": 0, "content_index": 0, "part": part}), seq));
+                out.extend(responses_event(
+                    json!({"type": "response.output_item.done", "output_index": 0, "item": item}),
+                    seq,
+                ));
+                let response = self.response_object("completed", json!([item]), Some(done));
+                // A cut answer ends with `response.incomplete`, as OpenAI's does.
+                let last = if response["status"] == "incomplete" {
+                    "response.incomplete"
+                } else {
+                    "response.completed"
+                };
+                out.extend(responses_event(
+                    json!({"type": last, "response": response}),
+                    seq,
+                ));
+                out
+            }
         }
     }
 
@@ -159,6 +245,10 @@ impl Frames {
     pub fn error(&self, message: &str) -> Vec<u8> {
         match self.wire {
             Wire::OllamaChat | Wire::OllamaGenerate => ndjson(&json!({"error": message})),
+            Wire::OpenAiResponses => responses_event(
+                json!({"type": "error", "code": "server_error", "message": message, "param": null}),
+                &self.sequence,
+            ),
             _ => {
                 let mut out = sse(
                     &json!({"error": {"message": message, "type": "server_error", "param": null, "code": 500}}),
@@ -215,6 +305,9 @@ impl Frames {
             Wire::OpenAiCompletions { .. } => {
                 json!({"id": format!("cmpl-sim-{}", self.created_at), "object": "text_completion", "created": self.created, "model": self.model, "choices": [{"index": 0, "text": text, "finish_reason": done.reason}], "usage": usage})
             }
+            Wire::OpenAiResponses => {
+                self.response_object("completed", json!([self.message_item("completed", Some(text))]), Some(done))
+            }
         }
     }
 }
@@ -233,6 +326,7 @@ mod tests {
             model: "m".into(),
             created_at: "t".into(),
             created: 1,
+            sequence: Default::default(),
         }
     }
 
@@ -253,7 +347,7 @@ mod tests {
         let mut bytes = f.start().unwrap_or_default();
         bytes.extend(f.token("a"));
         bytes.extend(f.token("b"));
-        bytes.extend(f.end(&done()));
+        bytes.extend(f.end(&done(), "ab"));
         bytes
     }
 
@@ -293,6 +387,39 @@ mod tests {
             s.feed(Duration::ZERO, &stream(&frames(wire)));
             check(s.finish(Duration::ZERO), wire);
         }
+    }
+
+    /// The Responses stream is what openai-python's event types expect: typed events with
+    /// increasing sequence numbers, deltas adding up to the text, usage on the last event.
+    #[test]
+    fn responses_events_are_typed_ordered_and_end_with_usage() {
+        let f = frames(Wire::OpenAiResponses);
+        let bytes = String::from_utf8(stream(&f)).unwrap();
+        let events: Vec<(String, Value)> = bytes
+            .split("\n\n")
+            .filter(|e| !e.is_empty())
+            .map(|e| {
+                let (kind, data) = e.split_once('\n').unwrap();
+                let data: Value =
+                    serde_json::from_str(data.strip_prefix("data: ").unwrap()).unwrap();
+                (kind.strip_prefix("event: ").unwrap().to_string(), data)
+            })
+            .collect();
+        for (i, (kind, data)) in events.iter().enumerate() {
+            assert_eq!(data["type"], kind.as_str());
+            assert_eq!(data["sequence_number"], i as u64);
+        }
+        let deltas: String = events
+            .iter()
+            .filter(|(k, _)| k == "response.output_text.delta")
+            .map(|(_, d)| d["delta"].as_str().unwrap())
+            .collect();
+        assert_eq!(deltas, "ab");
+        let (last, data) = events.last().unwrap();
+        assert_eq!(last, "response.completed");
+        assert_eq!(data["response"]["usage"]["output_tokens"], 2);
+        assert_eq!(data["response"]["output"][0]["content"][0]["text"], "ab");
+        assert_eq!(events[0].0, "response.created");
     }
 
     #[test]

@@ -170,6 +170,16 @@ pub fn observe(
         } else {
             g.error_count() as f64 / requests as f64
         }),
+        Metric::Goodput => Some(if aggregation == Aggregation::Count {
+            g.good as f64
+        } else {
+            g.good as f64 / requests as f64
+        }),
+        Metric::Embeddings => Some(if aggregation == Aggregation::Rate {
+            per_second(g.embeddings as f64)
+        } else {
+            g.embeddings as f64
+        }),
         Metric::DroppedIterations => None,
         // Answered above.
         Metric::Checks | Metric::Custom => None,
@@ -317,6 +327,42 @@ mod tests {
         assert_eq!(obs("output_tokens", "count>1"), 1080.0);
         assert_eq!(obs("output_tokens", "rate>1"), 108.0);
         assert_eq!(obs("output_tokens", "avg>1"), 10.0);
+    }
+
+    #[test]
+    fn goodput_is_the_share_of_all_requests_meeting_every_limit() {
+        let mut limits = crate::metrics::recorder::Limits::default();
+        limits.push(Trend::Ttft, |v, l| v < l, 50.5); // TTFT < 50.5 ms
+        let mut r = Recorder::with_limits(limits);
+        let key = GroupKey {
+            scenario: "sweep".into(),
+            group: Group::Level(1),
+        };
+        for ttft_ms in 1..=100 {
+            let m = Measurement {
+                ttft: Some(Duration::from_millis(ttft_ms)),
+                e2e: Duration::from_millis(ttft_ms),
+                embeddings: 3,
+                error: (ttft_ms == 1).then(|| RequestError::new(ErrorKind::Timeout, "x")),
+                ..Measurement::default()
+            };
+            let sample =
+                Sample::plain(Some(key.clone()), Duration::from_secs(10), Outcome::Done(m));
+            r.record(&Event::Finished(Box::new(sample)));
+        }
+        let obs = |key: &str, expr: &str| evaluate(&threshold(key, expr), &r);
+        // 2..=50 ms met the limit (1 ms failed): 49 of 100 requests.
+        assert_eq!(obs("goodput", "rate>0.9").observed, Some(0.49));
+        assert!(!obs("goodput", "rate>0.9").passed);
+        assert!(obs("goodput", "rate>0.4").passed);
+        assert_eq!(obs("goodput", "count>1").observed, Some(49.0));
+        // 99 successes × 3 embeddings over the 10 s window.
+        assert_eq!(obs("embeddings", "count>1").observed, Some(297.0));
+        assert_eq!(obs("embeddings", "rate>1").observed, Some(29.7));
+        assert!(threshold("goodput", "p(95)<1")
+            .metric
+            .accepts(Aggregation::Rate));
+        assert!(!Metric::Goodput.accepts(Aggregation::Percentile(95.0)));
     }
 
     #[test]

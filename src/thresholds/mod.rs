@@ -23,6 +23,11 @@ pub enum Metric {
     OutputTokensPerSecond,
     /// Failed requests (rate: fraction failed; count: how many).
     Errors,
+    /// Requests that succeeded and met every per-request limit of the other thresholds
+    /// (rate: their share of all requests; count: how many).
+    Goodput,
+    /// Embeddings returned (`api: embeddings`; count: how many, rate: per second).
+    Embeddings,
     /// Hook checks (rate); no data until hooks exist.
     Checks,
     /// Arrival-rate iterations that could not start because every VU was busy (counter).
@@ -34,10 +39,12 @@ pub enum Metric {
 }
 
 /// Metric names thresholds accept besides the trends of the registry.
-const OTHER_METRICS: [(&str, Metric); 6] = [
+const OTHER_METRICS: [(&str, Metric); 8] = [
     ("requests", Metric::Requests),
     ("output_tokens_per_second", Metric::OutputTokensPerSecond),
     ("errors", Metric::Errors),
+    ("goodput", Metric::Goodput),
+    ("embeddings", Metric::Embeddings),
     ("checks", Metric::Checks),
     ("dropped_iterations", Metric::DroppedIterations),
     ("capacity", Metric::Capacity),
@@ -69,9 +76,9 @@ impl Metric {
                 "avg, min, max, med, p(N), count (total tokens), rate (tokens per second)"
             }
             Metric::Trend(_) => "avg, min, max, med, p(N), count",
-            Metric::Requests | Metric::DroppedIterations => "count, rate",
+            Metric::Requests | Metric::DroppedIterations | Metric::Embeddings => "count, rate",
             Metric::OutputTokensPerSecond => "value, avg",
-            Metric::Errors | Metric::Checks => "rate, count",
+            Metric::Errors | Metric::Checks | Metric::Goodput => "rate, count",
             Metric::Custom => "avg, min, max, med, p(N), count",
             Metric::Capacity => "value",
         }
@@ -82,9 +89,13 @@ impl Metric {
         match self {
             Metric::Trend(Trend::OutputTokens) => !matches!(aggregation, Value),
             Metric::Trend(_) => !matches!(aggregation, Value | Rate),
-            Metric::Requests | Metric::DroppedIterations => matches!(aggregation, Count | Rate),
+            Metric::Requests | Metric::DroppedIterations | Metric::Embeddings => {
+                matches!(aggregation, Count | Rate)
+            }
             Metric::OutputTokensPerSecond => matches!(aggregation, Value | Avg),
-            Metric::Errors | Metric::Checks => matches!(aggregation, Rate | Count),
+            Metric::Errors | Metric::Checks | Metric::Goodput => {
+                matches!(aggregation, Rate | Count)
+            }
             Metric::Custom => !matches!(aggregation, Value | Rate),
             Metric::Capacity => matches!(aggregation, Value),
         }
@@ -286,6 +297,31 @@ fn check_key(text: &str, scenario: &Scenario, custom: &[String]) -> Result<Metri
         }
     }
     Ok(key)
+}
+
+/// Takes out of `scenario` the thresholds whose tags can never have data in it, and says which
+/// and why: for a run whose scenarios the command line replaced (`--num-prompts`), where the
+/// file's `level:1` no longer names anything and failing the whole run for it would make the
+/// one-line form unusable with any file that tags a threshold.
+pub fn set_aside_unreachable(scenario: &mut Scenario, prompt_sets: &[&str]) -> Vec<String> {
+    let Some(map) = &scenario.thresholds else {
+        return Vec::new();
+    };
+    let gone: Vec<(String, String)> = map
+        .keys()
+        .filter_map(|text| {
+            let key = parse_metric_key(text).ok()?;
+            unreachable(&key, scenario, prompt_sets).map(|why| (text.clone(), why))
+        })
+        .collect();
+    if let Some(map) = &mut scenario.thresholds {
+        for (text, _) in &gone {
+            map.remove(text);
+        }
+    }
+    gone.into_iter()
+        .map(|(text, why)| format!("threshold `{text}` set aside: {why}"))
+        .collect()
 }
 
 /// Why a key's tags can never receive data from `scenario` (with its prompt sets named

@@ -26,3 +26,4 @@ mod sim_server;
 mod simulator_runs;
 mod thresholds_runs;
 mod workflow;
+mod workloads;

@@ -130,7 +130,7 @@ fn backend_and_api_must_belong_together() {
     else {
         panic!()
     };
-    assert_eq!(problems[0].to_string(), "k.yaml:5:3: target.api: `generate` is an Ollama endpoint; OpenAI's are `chat` and `completions`");
+    assert_eq!(problems[0].to_string(), "k.yaml:5:3: target.api: `generate` is an Ollama endpoint; OpenAI's are `chat`, `completions` and `embeddings`");
 }
 
 /// `tokenizer: server`: synthetic prompts are sized by the server's `/tokenize` before any
