@@ -19,6 +19,7 @@ mod oversized;
 mod prometheus;
 mod prompt_sets;
 mod properties;
+mod python_clients;
 mod real_inference;
 mod report;
 mod schemas;
