@@ -192,6 +192,9 @@ pub struct Spectrum {
     pub ttft_ms: Vec<SpectrumPoint>,
     /// End-to-end latency.
     pub e2e_ms: Vec<SpectrumPoint>,
+    /// Inter-token latency (every gap). Absent in results written before it existed.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub itl_ms: Vec<SpectrumPoint>,
 }
 
 /// One point of a spectrum.
@@ -424,6 +427,7 @@ pub fn summarize_phases(
     let spectrum = Spectrum {
         ttft_ms: spectrum_of(measured.trend(Trend::Ttft)),
         e2e_ms: spectrum_of(measured.trend(Trend::E2e)),
+        itl_ms: spectrum_of(measured.trend(Trend::Itl)),
     };
     (
         scenarios,
@@ -471,6 +475,7 @@ fn passing_steps_spectrum(recorder: &Recorder, reports: &[CapacityReport]) -> Sp
     Spectrum {
         ttft_ms: spectrum_of(held.trend(Trend::Ttft)),
         e2e_ms: spectrum_of(held.trend(Trend::E2e)),
+        itl_ms: spectrum_of(held.trend(Trend::Itl)),
     }
 }
 

@@ -82,8 +82,10 @@ pub struct ScenarioCharts {
     pub scenario: String,
     /// "Concurrency sweep" or "Rate sweep".
     pub kind: String,
-    /// p50/p95/p99 of e2e and TTFT per level, knee marked.
+    /// p50/p95/p99 of e2e per level.
     pub latency: String,
+    /// p50/p95/p99 of TTFT per level, knee marked.
+    pub ttft: String,
     /// Output tokens/s per level, saturation marked.
     pub throughput: String,
     /// Requests/s per level.
@@ -99,6 +101,8 @@ pub struct Charts {
     pub sweeps: Vec<ScenarioCharts>,
     /// TTFT and e2e percentile spectra.
     pub spectrum: String,
+    /// The inter-token latency spectrum (absent without a token stream).
+    pub itl_spectrum: Option<String>,
     /// Active VUs, completed requests/s and errors/s over time.
     pub load_over_time: String,
     /// Output tokens/s and TTFT p95 per second over time.
@@ -481,49 +485,42 @@ fn sweep_charts(s: &ScenarioResult) -> ScenarioCharts {
             .filter_map(|(i, g)| f(g).map(|v| (i as f64, v)))
             .collect()
     };
-    let mut series = Vec::new();
-    for (name, pick) in [
-        ("e2e p50", 0),
-        ("e2e p95", 1),
-        ("e2e p99", 2),
-        ("TTFT p50", 3),
-        ("TTFT p95", 4),
-        ("TTFT p99", 5),
-    ] {
-        let points = at(&|g| {
-            let stats = if pick < 3 {
-                g.summary.e2e_latency_ms.as_ref()
-            } else {
-                g.summary.ttft_ms.as_ref()
-            }?;
-            Some(match pick % 3 {
-                0 => stats.p50,
-                1 => stats.p95,
-                _ => stats.p99,
-            })
-        });
-        series.push(Series {
-            name: name.into(),
-            points,
-            dashed: pick >= 3,
-        });
-    }
+    // One chart per trend, each on its own linear axis: on a shared log axis e2e p50, p95 and
+    // p99 drew as one band, and TTFT's tail, the knee's subject, was squeezed beside it.
+    let percentiles =
+        |name: &str, pick: fn(&crate::metrics::GroupSummary) -> Option<&crate::metrics::Stats>| {
+            [("p50", 0), ("p95", 1), ("p99", 2)]
+                .into_iter()
+                .map(|(p, i)| Series {
+                    name: format!("{name} {p}"),
+                    points: at(&|g| {
+                        let stats = pick(&g.summary)?;
+                        Some([stats.p50, stats.p95, stats.p99][i])
+                    }),
+                    dashed: i == 0,
+                })
+                .collect::<Vec<_>>()
+        };
     let index_of =
         |level: Option<u32>| level.and_then(|l| s.groups.iter().position(|g| g.level == Some(l)));
     let knee = s.knee.unwrap_or_default();
-    // TTFT in ms lies next to e2e in seconds: a log axis keeps both readable.
     let latency = LineChart {
-        title: &format!("{}: latency vs {against}", s.name),
+        title: &format!("{}: e2e latency vs {against}", s.name),
         y_label: "ms",
         x: XAxis::Categories(cats.clone()),
-        series,
+        series: percentiles("e2e", |s| s.e2e_latency_ms.as_ref()),
+        marker: None,
+    }
+    .render();
+    let ttft = LineChart {
+        title: &format!("{}: TTFT vs {against}", s.name),
+        y_label: "ms",
+        x: XAxis::Categories(cats.clone()),
+        series: percentiles("TTFT", |s| s.ttft_ms.as_ref()),
         marker: index_of(knee.latency_knee_level)
             .map(|i| (i as f64, "knee: TTFT tail separates".to_string())),
     }
-    .render_with(&Extras {
-        log_y: true,
-        ..Extras::default()
-    });
+    .render();
     let throughput = LineChart {
         title: &format!("{}: output tokens/s vs {against}", s.name),
         y_label: "output tokens/s",
@@ -578,6 +575,7 @@ fn sweep_charts(s: &ScenarioResult) -> ScenarioCharts {
         },
         scenario: s.name.clone(),
         latency,
+        ttft,
         throughput,
         requests,
         ttft_breakdown,
@@ -687,6 +685,16 @@ pub fn view(result: &RunResult) -> ReportView {
         marker: None,
     }
     .render();
+    let itl_spectrum = (!result.spectrum.itl_ms.is_empty()).then(|| {
+        LineChart {
+            title: "Inter-token latency by percentile",
+            y_label: "ms",
+            x: XAxis::Percentile,
+            series: vec![spectrum_series("ITL", &result.spectrum.itl_ms)],
+            marker: None,
+        }
+        .render()
+    });
     let ts = &result.timeseries;
     let per_second =
         |f: &dyn Fn(&crate::metrics::timeseries::SeriesPoint) -> f64| -> Vec<(f64, f64)> {
@@ -739,7 +747,7 @@ pub fn view(result: &RunResult) -> ReportView {
     }
     .render_with(&time_marks);
     let ttft_over_time = LineChart {
-        title: "TTFT per second over time",
+        title: "TTFT p50 and p95 over time (requests completed each second)",
         y_label: "ms",
         x: XAxis::Linear("seconds since start".into()),
         series: vec![
@@ -859,6 +867,7 @@ pub fn view(result: &RunResult) -> ReportView {
         charts: Charts {
             sweeps,
             spectrum,
+            itl_spectrum,
             load_over_time,
             tokens_over_time,
             ttft_over_time,

@@ -161,8 +161,8 @@ fn capacity_search_and_comparison_pages_draw_every_chart() {
     );
     assert_eq!(report["errors"], serde_json::json!([]));
     let charts = report["charts"].as_array().unwrap();
-    // The rate sweep's three, spectrum, load, tokens, TTFT, offered vs sent and schedule lag
-    // over time, and the search's two.
+    // The rate sweep's four, the two spectra, load, tokens, TTFT, offered vs sent and schedule
+    // lag over time, and the search's two.
     for chart in charts {
         assert!(
             chart["drawn"].as_u64().unwrap() > 0,
@@ -171,7 +171,10 @@ fn capacity_search_and_comparison_pages_draw_every_chart() {
     }
     let titles: Vec<&str> = charts.iter().filter_map(|c| c["title"].as_str()).collect();
     for wanted in [
-        "rates: latency vs offered rate",
+        "rates: e2e latency vs offered rate",
+        "rates: TTFT vs offered rate",
+        "Inter-token latency by percentile",
+        "TTFT p50 and p95 over time (requests completed each second)",
         "Open model: offered vs sent over time",
         "Open model: schedule lag p95 over time",
         "find: VUs and requests/s per step",
