@@ -67,3 +67,26 @@ fn the_workflow_gates_on_the_ci_scenario_and_publishes_the_summary() {
         .iter()
         .any(|t| t.key_text == "e2e_latency" && t.expression_text == "p(95)<60s"));
 }
+
+/// A tag can be moved to other code; a commit cannot. Every action is pinned by its full
+/// commit SHA, with the release it is as a comment, so updates stay readable.
+#[test]
+fn every_action_is_pinned_by_commit_with_its_tag_as_a_comment() {
+    let text = std::fs::read_to_string(repo().join(WORKFLOW)).unwrap();
+    let uses: Vec<&str> = text
+        .lines()
+        .filter_map(|l| l.trim().trim_start_matches("- ").strip_prefix("uses: "))
+        .collect();
+    assert!(uses.len() >= 5, "{uses:?}");
+    for u in uses {
+        let (action, rest) = u.split_once('@').unwrap_or_else(|| panic!("{u}: no @"));
+        let (sha, comment) = rest
+            .split_once(" # ")
+            .unwrap_or_else(|| panic!("{action}: no `# tag` comment"));
+        assert!(
+            sha.len() == 40 && sha.bytes().all(|b| b.is_ascii_hexdigit()),
+            "{action}@{sha} is not a full commit SHA"
+        );
+        assert!(!comment.trim().is_empty(), "{action}: empty tag comment");
+    }
+}
