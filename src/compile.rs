@@ -39,6 +39,8 @@ pub struct Loaded {
     pub thresholds: Vec<Threshold>,
     /// The `--set` values applied, as written (`--set path=value`), for the result.
     pub overrides: Vec<String>,
+    /// The local tokenizer file (`target.tokenizer: {file: ...}`), read and checked at load.
+    pub tokenizer: Option<Arc<crate::backend::tokenize::LocalTokenizer>>,
     /// Thresholds left out because the command line replaced the scenarios they were tagged
     /// for (`--num-prompts`), each with why: for the terminal.
     pub set_aside: Vec<String>,
@@ -90,6 +92,18 @@ fn compile(mut checked: Checked, sets: &[Set]) -> Result<Loaded, LoadError> {
             problems.extend(found);
             Vec::new()
         });
+        let tokenizer = match &scenario.target.tokenizer {
+            Some(crate::scenario::TokenizerKind::File(f)) => {
+                match crate::backend::tokenize::LocalTokenizer::load(&base.join(&f.file)) {
+                    Ok(t) => Some(Arc::new(t)),
+                    Err(message) => {
+                        problems.push(("/target/tokenizer/file".into(), message));
+                        None
+                    }
+                }
+            }
+            _ => None,
+        };
         let hooks = match &scenario.hooks {
             Some(h) => match Hooks::load(
                 &base.join(&h.script),
@@ -119,14 +133,14 @@ fn compile(mut checked: Checked, sets: &[Set]) -> Result<Loaded, LoadError> {
             })
         };
         checked.report(problems);
-        parts = Some((prompt_sets, hooks, thresholds));
+        parts = Some((prompt_sets, hooks, thresholds, tokenizer));
     }
     let source = checked.source.clone();
     let content_sha256 = checked.content_sha256.clone();
     let bases = checked.bases.clone();
     let converted = checked.converted.clone();
     let (scenario, document) = checked.finish()?;
-    let (prompt_sets, hooks, thresholds) = parts.unwrap_or_default();
+    let (prompt_sets, hooks, thresholds, tokenizer) = parts.unwrap_or_default();
     Ok(Loaded {
         scenario,
         source,
@@ -138,6 +152,7 @@ fn compile(mut checked: Checked, sets: &[Set]) -> Result<Loaded, LoadError> {
         thresholds,
         overrides: sets.iter().map(Set::label).collect(),
         set_aside,
+        tokenizer,
         document: Arc::new(document),
     })
 }

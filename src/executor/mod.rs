@@ -49,9 +49,9 @@ pub struct Runner {
     pub hooks: Option<Arc<Hooks>>,
     /// Multi-turn sessions, if the scenario asks for them.
     pub conversation: Option<Arc<Conversation>>,
-    /// The server's tokenizer (`target.tokenizer: server`): counts the answers the server gave
+    /// The real tokenizer (`target.tokenizer`): counts the answers the server gave
     /// no token count for, after their measurement ended.
-    pub tokenizer: Option<Arc<crate::backend::tokenize::ServerTokenizer>>,
+    pub tokenizer: Option<Arc<crate::backend::tokenize::Tokenizer>>,
     /// Spin the last 2 ms before each scheduled arrival for sub-millisecond dispatch (off in
     /// tests under tokio's paused clock, where only timers advance time).
     pub precise_timer: bool,

@@ -278,8 +278,9 @@ pub struct TargetInfo {
     /// True when the target was the built-in simulator.
     pub simulated: bool,
     /// How token counts the server did not give were made: `estimate` (4 characters per
-    /// token, and answers counted in chunks), `server` (its `/tokenize`), or `mixed` (the
-    /// server's, with some answers it could not count estimated). Absent in older
+    /// token, and answers counted in chunks), `server` (its `/tokenize`), `file` (a local
+    /// `tokenizer.json`), or `mixed` (a real tokenizer's, with some answers it could not count
+    /// estimated). Absent in older
     /// results, which all estimated.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub token_counts: Option<String>,
@@ -572,13 +573,11 @@ pub fn assemble(facts: RunFacts<'_>, recorder: &Recorder) -> RunResult {
             // `server` only when the server counted every answer: one it could not count
             // (it failed, or answered an impossible count) was estimated.
             token_counts: Some(
-                match (
-                    scenario.target.tokenizer.is_some(),
-                    total.tokens_estimated_requests,
-                ) {
-                    (true, 0) => "server",
-                    (true, _) => "mixed",
-                    (false, _) => "estimate",
+                match (&scenario.target.tokenizer, total.tokens_estimated_requests) {
+                    (Some(crate::scenario::TokenizerKind::Named(_)), 0) => "server",
+                    (Some(crate::scenario::TokenizerKind::File(_)), 0) => "file",
+                    (Some(_), _) => "mixed",
+                    (None, _) => "estimate",
                 }
                 .into(),
             ),

@@ -157,40 +157,42 @@ pub async fn execute(
         let requested = stop.requested.clone();
         tokio::select! {
             counted = count_synthetic_prompts(&mut config, &target) => counted?,
-            _ = requested.cancelled() => return Err(interrupted("the prompt sizing (POST /tokenize)")),
+            _ = requested.cancelled() => return Err(interrupted("the prompt sizing (target.tokenizer)")),
         }
     }
     execute_on(config, target, stop).await
 }
 
-/// The server's tokenizer, when the scenario asks for it.
-fn server_tokenizer(
+/// The tokenizer the scenario asks for: the server's, or the file read at load.
+fn tokenizer_for(
     config: &RunConfig,
     url: &str,
-) -> Result<Option<Arc<crate::backend::tokenize::ServerTokenizer>>, Error> {
+) -> Result<Option<Arc<crate::backend::tokenize::Tokenizer>>, Error> {
+    use crate::backend::tokenize::{ServerTokenizer, Tokenizer};
     let target = &config.scenario().target;
-    match target.tokenizer {
+    match &target.tokenizer {
         None => Ok(None),
-        Some(crate::scenario::TokenizerKind::Server) => {
-            crate::backend::tokenize::ServerTokenizer::new(
-                url,
-                &target.model,
-                config.api_key.as_deref(),
-            )
-            .map(|t| Some(Arc::new(t)))
-            .map_err(|message| Error::Preflight {
-                url: redact::url(url),
-                tried: "the tokenizer".into(),
-                message,
-            })
+        Some(crate::scenario::TokenizerKind::File(_)) => Ok(config
+            .loaded
+            .tokenizer
+            .clone()
+            .map(|t| Arc::new(Tokenizer::Local(t)))),
+        Some(crate::scenario::TokenizerKind::Named(_)) => {
+            ServerTokenizer::new(url, &target.model, config.api_key.as_deref())
+                .map(|t| Some(Arc::new(Tokenizer::Server(t))))
+                .map_err(|message| Error::Preflight {
+                    url: redact::url(url),
+                    tried: "the tokenizer".into(),
+                    message,
+                })
         }
     }
 }
 
-/// `tokenizer: server`: every synthetic prompt set generated again, sized by the server's own
+/// `target.tokenizer`: every synthetic prompt set generated again, sized by the real
 /// tokenizer, before any load.
 async fn count_synthetic_prompts(config: &mut RunConfig, target: &Target) -> Result<(), Error> {
-    let Some(tokenizer) = server_tokenizer(config, &target.url)? else {
+    let Some(tokenizer) = tokenizer_for(config, &target.url)? else {
         return Ok(());
     };
     let scenario = config.scenario().clone();
@@ -223,7 +225,7 @@ async fn count_synthetic_prompts(config: &mut RunConfig, target: &Target) -> Res
         .await
         .map_err(|message| Error::Preflight {
             url: redact::url(&target.url),
-            tried: "POST /tokenize (target.tokenizer: server)".into(),
+            tried: tokenizer.describe(),
             message,
         })?;
         set.entries = counted.entries;
@@ -387,7 +389,7 @@ impl Prepared {
             precise_timer: config.precise_timer,
             hooks: config.loaded.hooks.clone(),
             conversation: scenario.conversation.clone().map(Arc::new),
-            tokenizer: server_tokenizer(config, &target.url)?,
+            tokenizer: tokenizer_for(config, &target.url)?,
         };
         Ok(Prepared {
             plans,

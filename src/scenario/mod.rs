@@ -176,8 +176,9 @@ pub struct Target {
     pub options: Option<Map<String, Value>>,
     /// How tokens are counted where a count matters: unset, one token is 4 characters (an
     /// estimate, labelled so in the result); `server` asks the server's own `/tokenize`
-    /// (llama.cpp's llama-server, vLLM, SGLang), so synthetic prompts have exactly their
-    /// `input_tokens` and answers the server gives no count for are counted exactly.
+    /// (llama.cpp's llama-server, vLLM, SGLang), `{file: tokenizer.json}` a local Hugging Face
+    /// tokenizer file, so synthetic prompts have exactly their `input_tokens` and answers the
+    /// server gives no count for are counted exactly.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tokenizer: Option<TokenizerKind>,
     /// Passed through as Ollama `keep_alive`: a duration string ("5m") or seconds; negative keeps
@@ -186,10 +187,29 @@ pub struct Target {
     pub keep_alive: Option<KeepAlive>,
 }
 
-/// Where token counts come from.
+/// Where token counts come from: `server`, or `{file: tokenizer.json}`.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
+#[serde(untagged)]
+pub enum TokenizerKind {
+    /// A tokenizer the server runs.
+    Named(NamedTokenizer),
+    /// A Hugging Face `tokenizer.json` on this machine (the model repository's), for servers
+    /// without `/tokenize`: Ollama, TGI, or any server whose model's tokenizer file you have.
+    File(TokenizerFile),
+}
+
+/// A local tokenizer file.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TokenizerFile {
+    /// Path of the `tokenizer.json`, relative to the scenario file.
+    pub file: String,
+}
+
+/// The tokenizers a server runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
 #[serde(rename_all = "lowercase")]
-pub enum TokenizerKind {
+pub enum NamedTokenizer {
     /// The server's `POST /tokenize` (OpenAI-compatible servers that have one).
     Server,
 }

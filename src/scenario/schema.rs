@@ -277,6 +277,7 @@ fn example(owner: &str, field: &str) -> Option<Value> {
         ("Target", "options") => json!({"temperature": 0, "num_predict": 256}),
         ("Target", "think_tags") => json!(["<think>", "</think>"]),
         ("Target", "tokenizer") => json!("server"),
+        ("TokenizerFile", "file") => json!("tokenizers/llama-3.2.json"),
         ("Target", "timeout") => json!("120s"),
         ("Target", "url") => json!("http://localhost:11434"),
         ("TokenDistribution", "mean") => json!(512),

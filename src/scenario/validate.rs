@@ -106,10 +106,14 @@ pub fn check(scenario: &Scenario) -> Vec<(String, String)> {
             }
         }
     }
-    if scenario.target.tokenizer.is_some() && scenario.target.backend == BackendKind::Ollama {
+    if matches!(
+        scenario.target.tokenizer,
+        Some(super::TokenizerKind::Named(_))
+    ) && scenario.target.backend == BackendKind::Ollama
+    {
         problem(
             "/target/tokenizer".into(),
-            "Ollama has no /tokenize endpoint: leave tokenizer unset (the 4-characters estimate) or use an OpenAI-compatible server that has one (llama-server, vLLM)",
+            "Ollama has no /tokenize endpoint: give the model's tokenizer file instead (`tokenizer: {file: tokenizer.json}`), or leave tokenizer unset (the 4-characters estimate)",
         );
     }
     if scenario.scenarios.is_empty() {

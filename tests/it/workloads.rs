@@ -159,3 +159,40 @@ fn the_one_line_vllm_flags_run_exactly_n_prompts_at_the_rate_and_cap() {
         "-c applies to level sweeps, not to --num-prompts"
     );
 }
+
+/// The tokenizer.json of `src/backend/tokenize.rs`'s tests: whitespace-split words, one token
+/// each (any word it does not know is `[UNK]`).
+const WORD_LEVEL: &str = r#"{"version":"1.0","truncation":null,"padding":null,"added_tokens":[{"id":0,"content":"[UNK]","single_word":false,"lstrip":false,"rstrip":false,"normalized":false,"special":true}],"normalizer":null,"pre_tokenizer":{"type":"Whitespace"},"post_processor":null,"decoder":null,"model":{"type":"WordLevel","vocab":{"[UNK]":0,"hello":1},"unk_token":"[UNK]"}}"#;
+
+/// Ollama has no /tokenize: a local tokenizer.json sizes the synthetic prompts instead. With one
+/// token per word, 40-token prompts are 40 words, far longer than the 160 characters the
+/// 4-characters estimate would make them (which the simulator counts as 40 prompt tokens).
+#[tokio::test]
+async fn a_local_tokenizer_file_sizes_prompts_for_ollama_and_is_recorded() {
+    let sim = start_sim(sim_config()).await;
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("words.json"), WORD_LEVEL).unwrap();
+    let yaml = "name: t\ntarget: {model: m, tokenizer: {file: words.json}}\nprompts:\n  - synthetic: {input_tokens: {mean: 40, stddev: 0}, output_tokens: 4, count: 6}\nscenarios:\n  s: {executor: concurrency-levels, levels: [2], requests_per_level: 6}\n";
+    let path = dir.path().join("t.yaml");
+    std::fs::write(&path, yaml).unwrap();
+    let loaded = llm_bench::load_file(&path).unwrap();
+    let out = run(loaded, &options(dir.path(), Some(sim.url()))).await;
+    assert_eq!(out.result.target.token_counts.as_deref(), Some("file"));
+    let t = &out.result.total;
+    assert_eq!((t.requests, t.errors), (6, 0));
+    let prompt = t.prompt_tokens.as_ref().unwrap();
+    assert!(
+        prompt.min > 60.0,
+        "40 words of 4+ letters and spaces: {prompt:?}"
+    );
+
+    std::fs::write(&path, yaml.replace("words.json", "nope.json")).unwrap();
+    let Err(llm_bench::LoadError::Invalid { problems, .. }) = llm_bench::load_file(&path) else {
+        panic!("a missing tokenizer file is a scenario error")
+    };
+    let problem = problems[0].to_string();
+    assert!(
+        problem.contains("t.yaml:2:") && problem.contains("target.tokenizer.file: cannot read"),
+        "{problem}"
+    );
+}
