@@ -9,6 +9,7 @@ mod browser;
 mod cli;
 mod compare_runs;
 mod connection_reuse;
+mod docs;
 mod hardening;
 mod hooks_runs;
 mod kubernetes;
