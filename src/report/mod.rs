@@ -369,7 +369,12 @@ fn row(scenario: &str, group: &str, s: &crate::metrics::GroupSummary, total: boo
         lag_p99: ms(&s.schedule_lag_ms, |s| s.p99),
         ttft_p95_from_schedule: ms(&s.ttft_from_schedule_ms, |s| s.p95),
         e2e_p95_from_schedule: ms(&s.e2e_from_schedule_ms, |s| s.p95),
-        output_tps: format!("{:.1}", s.output_tokens_per_second),
+        // An embedding model's capacity is embeddings/s (`throughput_label` says which).
+        output_tps: if s.embeddings_total > 0 {
+            format!("{:.1}", s.embeddings_per_second)
+        } else {
+            format!("{:.1}", s.output_tokens_per_second)
+        },
         rps: format!("{:.2}", s.requests_per_second),
         goodput: s
             .goodput_rps
@@ -457,6 +462,9 @@ pub struct ReportView {
     pub gating_thresholds: usize,
     /// Short "how to read this" notes that apply to this run.
     pub notes: Vec<String>,
+    /// The header of the rows' `output_tps` column: `output tok/s`, or `embeddings/s` for
+    /// `api: embeddings`.
+    pub throughput_label: String,
 }
 
 fn level_categories(s: &ScenarioResult) -> Vec<String> {
@@ -859,6 +867,11 @@ pub fn view(result: &RunResult) -> ReportView {
     });
     let rows = rows(result);
     ReportView {
+        throughput_label: if result.target.api == "embeddings" {
+            "embeddings/s".into()
+        } else {
+            "output tok/s".into()
+        },
         has_open_model: rows.iter().any(|r| r.open_model),
         breakdowns: breakdowns(result),
         table_rows: table_rows(result),

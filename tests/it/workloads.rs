@@ -196,3 +196,23 @@ async fn a_local_tokenizer_file_sizes_prompts_for_ollama_and_is_recorded() {
         "{problem}"
     );
 }
+
+/// The report and summary of an embeddings run head their throughput column as what it is.
+#[tokio::test(start_paused = true)]
+async fn reports_of_an_embeddings_run_show_embeddings_per_second() {
+    let sim = start_sim(sim_config()).await;
+    let dir = tempfile::tempdir().unwrap();
+    let yaml = "name: e\ntarget: {model: m, api: embeddings}\nprompts: [a cat]\nscenarios:\n  s: {executor: concurrency-levels, levels: [1], requests_per_level: 5}\n";
+    let out = run(scenario(yaml), &options(dir.path(), Some(sim.url()))).await;
+    let templates = llm_bench::report::Templates::default();
+    let md = llm_bench::report::render_markdown(&out.result, &templates).unwrap();
+    let html = llm_bench::report::render_html(&out.result, &templates).unwrap();
+    let eps = format!("{:.1}", out.result.total.embeddings_per_second);
+    assert!(out.result.total.embeddings_per_second > 0.0);
+    assert!(
+        md.contains("| embeddings/s |") && !md.contains("output tok/s"),
+        "{md}"
+    );
+    assert!(md.contains(&eps), "{md}");
+    assert!(html.contains("<th>embeddings/s</th>") && html.contains(&eps));
+}
