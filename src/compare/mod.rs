@@ -49,7 +49,7 @@ pub struct MetricDef {
 }
 
 /// The metrics `compare` reports, in this order.
-pub const METRICS: [MetricDef; 7] = [
+pub const METRICS: [MetricDef; 8] = [
     MetricDef {
         name: "ttft",
         trend: Some(Trend::Ttft),
@@ -85,6 +85,12 @@ pub const METRICS: [MetricDef; 7] = [
         trend: None,
         higher_is_worse: false,
     },
+    // `api: embeddings`: compared only when a run returned embeddings.
+    MetricDef {
+        name: "embeddings_per_second",
+        trend: None,
+        higher_is_worse: false,
+    },
 ];
 
 impl MetricDef {
@@ -97,6 +103,7 @@ impl MetricDef {
         match self.trend.map(Trend::unit) {
             Some(Unit::Millis) => "ms",
             Some(_) => "tokens/s",
+            None if self.name == "embeddings_per_second" => "embeddings/s",
             None => "output tokens/s",
         }
     }
@@ -600,19 +607,24 @@ fn compare_group(
                 if base.requests == 0 || new.requests == 0 {
                     continue;
                 }
-                let one = |v: f64| Values {
-                    mean: Some(v),
+                let embeddings = metric.name == "embeddings_per_second";
+                if embeddings && base.embeddings_total == 0 && new.embeddings_total == 0 {
+                    continue;
+                }
+                let one = |s: &GroupSummary| Values {
+                    mean: Some(if embeddings {
+                        s.embeddings_per_second
+                    } else {
+                        s.output_tokens_per_second
+                    }),
                     ..Values::default()
                 };
                 match histograms {
                     Some((bs, ns)) => (
-                        one(crate::metrics::summary::summarize(bs).output_tokens_per_second),
-                        one(crate::metrics::summary::summarize(ns).output_tokens_per_second),
+                        one(&crate::metrics::summary::summarize(bs)),
+                        one(&crate::metrics::summary::summarize(ns)),
                     ),
-                    None => (
-                        one(base.output_tokens_per_second),
-                        one(new.output_tokens_per_second),
-                    ),
+                    None => (one(base), one(new)),
                 }
             }
         };

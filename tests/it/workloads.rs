@@ -216,3 +216,49 @@ async fn reports_of_an_embeddings_run_show_embeddings_per_second() {
     assert!(md.contains(&eps), "{md}");
     assert!(html.contains("<th>embeddings/s</th>") && html.contains(&eps));
 }
+
+/// `compare` puts an embedding model's capacity beside its latencies: half the embeddings per
+/// second is a change of about -50 %.
+#[tokio::test(start_paused = true)]
+async fn compare_reports_embeddings_per_second_for_embeddings_runs() {
+    let yaml = "name: e\ntarget: {model: m, api: embeddings}\nprompts: [xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx]\nscenarios:\n  s: {executor: concurrency-levels, levels: [1], requests_per_level: 20}\n";
+    let dir = tempfile::tempdir().unwrap();
+    for (name, prefill) in [("base", 1), ("new", 2)] {
+        let sim = start_sim(SimConfig {
+            prefill_per_token: HumanDuration(Duration::from_millis(prefill)),
+            ..sim_config()
+        })
+        .await;
+        run(
+            scenario(yaml),
+            &options(&dir.path().join(name), Some(sim.url())),
+        )
+        .await;
+    }
+    let out = bin()
+        .args([
+            "compare",
+            "base/benchmark_latest.json",
+            "new/benchmark_latest.json",
+            "--format",
+            "json",
+        ])
+        .current_dir(dir.path())
+        .output()
+        .unwrap();
+    let comparison: serde_json::Value = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|_| panic!("{}", String::from_utf8_lossy(&out.stderr)));
+    let eps = crate::common::compared_metric(&comparison, "embeddings_per_second");
+    assert_eq!(eps["unit"], "embeddings/s");
+    let change = eps["change"]["mean"].as_f64().unwrap();
+    assert!(
+        (change + 0.5).abs() < 0.05,
+        "10 ms -> 20 ms of prefill: {change}"
+    );
+    assert!(
+        crate::common::compared_metric(&comparison, "e2e_latency")["change"]["p50"]
+            .as_f64()
+            .unwrap()
+            > 0.9
+    );
+}
