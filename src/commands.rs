@@ -257,12 +257,20 @@ async fn cmd_run(mut args: RunArgs) -> Result<Status, Error> {
         max_concurrency: args.max_concurrency,
         burstiness: args.burstiness,
     };
-    // The one-line flags come first, so a `--set scenarios.serve...` can refine what they made.
+    let flags = scenario::set::Flags {
+        concurrency: args.concurrency.clone(),
+        requests_per_level: args.requests_per_level,
+        model: args.model.clone(),
+    };
+    // The one-line flags come first, so a `--set scenarios.serve...` can refine what they made;
+    // `--concurrency`, `--requests-per-level` and `--model` last, so they beat a `--set` of the
+    // same field, as they always did.
     let sets = one_line
         .lowered()
         .into_iter()
         .map(Ok)
         .chain(args.set.iter().map(|arg| Set::parse(arg)))
+        .chain(flags.lowered().into_iter().map(Ok))
         .collect::<Result<Vec<_>, _>>()
         .map_err(Error::Usage)?;
     if args.ci && args.scenarios.len() > 1 {

@@ -50,7 +50,7 @@ pub mod yaml;
 
 pub use cli::Cli;
 pub use commands::{load_scenario, run, QUICKSTART};
-pub use compile::{load_file, load_str, Loaded};
+pub use compile::{load_file, load_file_with, load_str, load_str_with, Loaded};
 pub use error::Error;
 pub use output::result;
 pub use prompts::load::load_set as load_prompt_set;

@@ -13,24 +13,20 @@ use crate::error::Error;
 use crate::report::progress::ProgressMode;
 use crate::report::Templates;
 use crate::scenario::validate::check_url;
-use crate::scenario::{BackendKind, Phase, Scenario};
+use crate::scenario::{BackendKind, Scenario};
 use crate::sim::SimConfig;
-use crate::thresholds;
 
 /// How long `/metrics` stays up after a run when neither the command line nor the scenario says.
 const DEFAULT_PROMETHEUS_LINGER: Duration = Duration::from_secs(15);
 
-/// Run settings that come from the command line rather than the scenario.
+/// Run settings that come from the command line rather than the scenario. The flags that
+/// change the scenario itself (`--model`, `--concurrency`, `--requests-per-level`, `--set`)
+/// are not here: they are lowered to [`Set`](crate::scenario::set::Set)s and applied before the
+/// scenario is checked ([`crate::scenario::set::Flags`]).
 #[derive(Debug, Clone)]
 pub struct RunOptions {
-    /// Replaces every concurrency-levels scenario's levels.
-    pub concurrency: Vec<u32>,
-    /// Replaces every concurrency-levels scenario's requests_per_level.
-    pub requests_per_level: Option<u32>,
     /// Beats the scenario's url and OLLAMA_HOST, and skips the simulator.
     pub target_url: Option<String>,
-    /// Replaces the scenario's model.
-    pub model: Option<String>,
     /// Where results go.
     pub output_dir: PathBuf,
     /// Write the per-request log, in this format.
@@ -65,10 +61,7 @@ impl RunOptions {
     /// timer alone.
     pub fn new(output_dir: impl Into<PathBuf>) -> Self {
         Self {
-            concurrency: Vec::new(),
-            requests_per_level: None,
             target_url: None,
-            model: None,
             output_dir: output_dir.into(),
             raw: None,
             precise_timer: false,
@@ -88,10 +81,7 @@ impl RunOptions {
     /// Options from `llm-bench run` arguments (templates are read by the caller).
     pub fn from_args(args: &RunArgs) -> Self {
         Self {
-            concurrency: args.concurrency.clone(),
-            requests_per_level: args.requests_per_level,
             target_url: args.target_url.clone(),
-            model: args.model.clone(),
             raw: (args.raw || args.raw_format.is_some())
                 .then(|| args.raw_format.unwrap_or_default()),
             precise_timer: true,
@@ -181,23 +171,7 @@ impl RunConfig {
         opts: &RunOptions,
         env: impl Fn(&str) -> Option<String>,
     ) -> Result<RunConfig, Error> {
-        apply_overrides(&mut loaded.scenario, opts)?;
         let scenario = &loaded.scenario;
-        // Overrides can take away what a tagged threshold watches (`-c 4` and `level:16`).
-        let sets: Vec<&str> = loaded.prompt_sets.iter().map(|p| &*p.name).collect();
-        let mut unreachable = Vec::new();
-        for t in &loaded.thresholds {
-            if let Some(message) = thresholds::unreachable(&t.key, scenario, &sets) {
-                let message = format!("{message} (after command-line overrides)");
-                let problem = loaded.problem_at(&t.pointer(), message);
-                if !unreachable.contains(&problem) {
-                    unreachable.push(problem);
-                }
-            }
-        }
-        if !unreachable.is_empty() {
-            return Err(Error::InvalidScenario(unreachable));
-        }
         let endpoint = match (&scenario.simulator, &opts.target_url) {
             (Some(sim), None) => Endpoint::Simulator(sim.clone()),
             _ => Endpoint::Url(match scenario.target.backend {
@@ -288,16 +262,6 @@ impl RunConfig {
 /// The flags that replaced what the scenario says, as written (credentials in a URL masked).
 fn command_line_overrides(opts: &RunOptions) -> Vec<String> {
     let mut out = Vec::new();
-    if !opts.concurrency.is_empty() {
-        let levels: Vec<String> = opts.concurrency.iter().map(u32::to_string).collect();
-        out.push(format!("--concurrency {}", levels.join(",")));
-    }
-    if let Some(n) = opts.requests_per_level {
-        out.push(format!("--requests-per-level {n}"));
-    }
-    if let Some(model) = &opts.model {
-        out.push(format!("--model {model}"));
-    }
     if let Some(url) = &opts.target_url {
         out.push(format!("--target-url {}", crate::output::redact::url(url)));
     }
@@ -305,29 +269,6 @@ fn command_line_overrides(opts: &RunOptions) -> Vec<String> {
         out.push(format!("--shard {index}/{count}"));
     }
     out
-}
-
-/// Applies command-line overrides to the scenario.
-fn apply_overrides(scenario: &mut Scenario, opts: &RunOptions) -> Result<(), Error> {
-    if let Some(model) = &opts.model {
-        scenario.target.model = model.clone();
-    }
-    let mut has_levels = false;
-    for phase in scenario.scenarios.values_mut() {
-        if let Phase::ConcurrencyLevels(p) = phase {
-            has_levels = true;
-            if !opts.concurrency.is_empty() {
-                p.levels = opts.concurrency.clone();
-            }
-            if let Some(n) = opts.requests_per_level {
-                p.requests_per_level = n;
-            }
-        }
-    }
-    if !has_levels && (!opts.concurrency.is_empty() || opts.requests_per_level.is_some()) {
-        return Err(Error::Usage("--concurrency and --requests-per-level apply to concurrency-levels scenarios, and this file has none".into()));
-    }
-    Ok(())
 }
 
 /// `--prometheus` over the scenario's `outputs.prometheus`; linger likewise, then the default.
@@ -384,15 +325,8 @@ mod tests {
         );
         let mut opts = options();
         opts.target_url = Some("http://cli:3".into());
-        opts.model = Some("other".into());
-        opts.concurrency = vec![8];
         let from_cli = RunConfig::resolve_with(with_url, &opts, env).unwrap();
         assert_eq!(from_cli.endpoint, Endpoint::Url("http://cli:3".into()));
-        assert_eq!(from_cli.scenario().target.model, "other");
-        let Phase::ConcurrencyLevels(p) = &from_cli.scenario().scenarios["sweep"] else {
-            panic!("not a sweep");
-        };
-        assert_eq!((p.levels.clone(), p.requests_per_level), (vec![8], 3));
     }
 
     #[test]

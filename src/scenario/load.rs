@@ -132,8 +132,9 @@ pub fn check_str(text: &str, source: &str, sets: &[Set]) -> Result<Checked, Load
     let env_problems = super::env::interpolate(&mut doc.value, &|name| std::env::var(name).ok());
     // Command-line values replace written ones before the schema types them.
     for set in sets {
-        set.apply(&mut doc.value).map_err(LoadError::Set)?;
-        doc.written_by(&set.pointer(), &format!("{} (command line)", set.label()));
+        for pointer in set.apply(&mut doc.value).map_err(LoadError::Set)? {
+            doc.written_by(&pointer, &format!("{} (command line)", set.label()));
+        }
     }
     let schema_problems = crate::scenario::schema::check(&doc.value);
     // The semantic checks need typed values. When the schema found problems, they still run on

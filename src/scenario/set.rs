@@ -15,6 +15,56 @@ pub struct Set {
     value: Value,
     /// The flags it was lowered from, when it was not written as `--set`.
     flags: Option<String>,
+    /// Set `path` inside every scenario run by this executor instead of at the top
+    /// (`--concurrency` sets `levels` of every `concurrency-levels` scenario).
+    each_phase: Option<&'static str>,
+}
+
+/// The flags that replace a field of the scenario (`--model`), or of every scenario of one
+/// executor (`--concurrency`, `--requests-per-level`), lowered to [`Set`]s so the schema checks
+/// their values as it checks the file's: one path for every override.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Flags {
+    /// `--concurrency`, repeated.
+    pub concurrency: Vec<u32>,
+    /// `--requests-per-level`.
+    pub requests_per_level: Option<u32>,
+    /// `--model`.
+    pub model: Option<String>,
+}
+
+impl Flags {
+    /// The sets, in the order results list them.
+    pub fn lowered(&self) -> Vec<Set> {
+        let mut out = Vec::new();
+        if !self.concurrency.is_empty() {
+            let levels: Vec<String> = self.concurrency.iter().map(u32::to_string).collect();
+            out.push(Set::in_each_phase(
+                "concurrency-levels",
+                "levels",
+                serde_json::json!(self.concurrency),
+                format!("--concurrency {}", levels.join(",")),
+            ));
+        }
+        if let Some(n) = self.requests_per_level {
+            out.push(Set::in_each_phase(
+                "concurrency-levels",
+                "requests_per_level",
+                serde_json::json!(n),
+                format!("--requests-per-level {n}"),
+            ));
+        }
+        if let Some(model) = &self.model {
+            out.push(Set {
+                path: "target.model".into(),
+                text: model.clone(),
+                value: serde_json::json!(model),
+                flags: Some(format!("--model {model}")),
+                each_phase: None,
+            });
+        }
+        out
+    }
 }
 
 /// vLLM's benchmark flags (`--num-prompts`, `--request-rate`, `--max-concurrency`,
@@ -84,6 +134,7 @@ impl OneLine {
             text: value.to_string(),
             value,
             flags: Some(flags.join(" ")),
+            each_phase: None,
         })
     }
 }
@@ -113,6 +164,7 @@ impl Set {
             text: text.to_string(),
             value,
             flags: None,
+            each_phase: None,
         })
     }
 
@@ -122,6 +174,17 @@ impl Set {
             .split('.')
             .map(|name| format!("/{}", name.replace('~', "~0").replace('/', "~1")))
             .collect()
+    }
+
+    /// `field` = `value` in every scenario whose executor is `executor`, recorded as `flags`.
+    fn in_each_phase(executor: &'static str, field: &str, value: Value, flags: String) -> Set {
+        Set {
+            path: field.to_string(),
+            text: value.to_string(),
+            value,
+            flags: Some(flags),
+            each_phase: Some(executor),
+        }
     }
 
     /// True for the `scenarios` that one-line flags (`--num-prompts`) stand for.
@@ -137,9 +200,34 @@ impl Set {
         }
     }
 
-    /// Puts the value at the path in `doc`, creating maps on the way; a path through a value
-    /// that is neither a map nor a list is an error.
-    pub fn apply(&self, doc: &mut Value) -> Result<(), String> {
+    /// Puts the value at the path in `doc`, creating maps on the way, and returns the JSON
+    /// pointers it wrote; a path through a value that is neither a map nor a list is an error,
+    /// as is a flag for an executor no scenario runs.
+    pub fn apply(&self, doc: &mut Value) -> Result<Vec<String>, String> {
+        let Some(executor) = self.each_phase else {
+            self.apply_at(doc)?;
+            return Ok(vec![self.pointer()]);
+        };
+        let mut written = Vec::new();
+        if let Some(Value::Object(phases)) = doc.get_mut("scenarios") {
+            for (name, phase) in phases {
+                if phase["executor"] == executor {
+                    self.apply_at(phase)?;
+                    let name = name.replace('~', "~0").replace('/', "~1");
+                    written.push(format!("/scenarios/{name}{}", self.pointer()));
+                }
+            }
+        }
+        if written.is_empty() {
+            return Err(format!(
+                "{} applies to {executor} scenarios, and this file has none",
+                self.label()
+            ));
+        }
+        Ok(written)
+    }
+
+    fn apply_at(&self, doc: &mut Value) -> Result<(), String> {
         let names: Vec<&str> = self.path.split('.').collect();
         let mut at = doc;
         for (i, name) in names.iter().enumerate() {
@@ -180,6 +268,47 @@ impl Set {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn level_flags_set_every_level_sweep_and_only_those() {
+        let flags = Flags {
+            concurrency: vec![2, 8],
+            requests_per_level: Some(9),
+            model: Some("big:70b".into()),
+        };
+        let mut doc = json!({"target": {"model": "m"}, "scenarios": {
+            "a": {"executor": "concurrency-levels", "levels": [1], "requests_per_level": 2},
+            "b/c": {"executor": "concurrency-levels", "levels": [4], "requests_per_level": 2},
+            "ramp": {"executor": "ramping-vus", "stages": []}}});
+        let sets = flags.lowered();
+        let labels: Vec<String> = sets.iter().map(Set::label).collect();
+        assert_eq!(
+            labels,
+            [
+                "--concurrency 2,8",
+                "--requests-per-level 9",
+                "--model big:70b"
+            ]
+        );
+        let written: Vec<Vec<String>> = sets.iter().map(|s| s.apply(&mut doc).unwrap()).collect();
+        assert_eq!(
+            written[0],
+            ["/scenarios/a/levels", "/scenarios/b~1c/levels"]
+        );
+        assert_eq!(written[2], ["/target/model"]);
+        assert_eq!(doc["scenarios"]["a"]["levels"], json!([2, 8]));
+        assert_eq!(doc["scenarios"]["b/c"]["requests_per_level"], 9);
+        assert_eq!(
+            doc["scenarios"]["ramp"],
+            json!({"executor": "ramping-vus", "stages": []})
+        );
+        assert_eq!(doc["target"]["model"], "big:70b");
+        let mut none = json!({"scenarios": {"ramp": {"executor": "ramping-vus"}}});
+        assert_eq!(
+            sets[1].apply(&mut none).unwrap_err(),
+            "--requests-per-level 9 applies to concurrency-levels scenarios, and this file has none"
+        );
+    }
 
     #[test]
     fn vllm_flags_lower_to_one_phase_with_vllms_defaults() {

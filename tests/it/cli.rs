@@ -456,6 +456,41 @@ fn a_threshold_an_override_leaves_without_data_is_a_scenario_error() {
         "{stderr}"
     );
     assert!(!dir.path().join("results").exists(), "nothing ran");
+    // The flags are checked by the schema as the file is: beyond its 100,000 VUs is an error
+    // that names the flag, and a flag for a sweep the file does not have is a usage error.
+    let out = bin()
+        .arg("run")
+        .arg(&file)
+        .args(["-c", "200000", "-q"])
+        .current_dir(dir.path())
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(104), "{stderr}");
+    assert!(
+        stderr.contains("--concurrency 200000 (command line): scenarios.s.levels[0]:"),
+        "{stderr}"
+    );
+    std::fs::write(
+        &file,
+        "name: s
+target: {model: m}
+prompts: [hi]
+scenarios:
+  s: {executor: constant-vus, vus: 1, iterations: 1}
+",
+    )
+    .unwrap();
+    let out = bin()
+        .arg("run")
+        .arg(&file)
+        .args(["--requests-per-level", "4", "-q"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains(
+        "--requests-per-level 4 applies to concurrency-levels scenarios, and this file has none"
+    ));
 }
 
 #[test]

@@ -324,11 +324,13 @@ async fn command_line_overrides_replace_levels_requests_and_model() {
     let sim = start_sim(cfg).await;
     let dir = tempfile::tempdir().unwrap();
     let yaml = with_load("scenarios:\n  s:\n    executor: concurrency-levels\n    levels: [1]\n    requests_per_level: 2\n");
-    let mut opts = options(dir.path(), Some(sim.url()));
-    opts.concurrency = vec![2, 3];
-    opts.requests_per_level = Some(9);
-    opts.model = Some("big:70b".into());
-    let out = run(scenario(&yaml), &opts).await;
+    let flags = llm_bench::scenario::set::Flags {
+        concurrency: vec![2, 3],
+        requests_per_level: Some(9),
+        model: Some("big:70b".into()),
+    };
+    let loaded = llm_bench::load_str_with(&yaml, "test.yaml", &flags.lowered()).unwrap();
+    let out = run(loaded, &options(dir.path(), Some(sim.url()))).await;
     let groups = &out.result.scenarios[0].groups;
     assert_eq!(
         groups.iter().map(|g| g.level).collect::<Vec<_>>(),
