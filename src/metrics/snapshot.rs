@@ -52,7 +52,7 @@ pub struct GroupSnapshot {
     #[serde(default)]
     pub output_tokens: u64,
     /// Embeddings returned by successful requests.
-    #[serde(default, skip_serializing_if = "super::timeseries::is_zero")]
+    #[serde(default, skip_serializing_if = "super::registry::is_zero")]
     pub embeddings: u64,
     /// Prompt tokens of successful requests.
     #[serde(default)]
@@ -64,7 +64,7 @@ pub struct GroupSnapshot {
     #[serde(default)]
     pub reconnected: u64,
     /// Requests that waited for a new TCP connection.
-    #[serde(default, skip_serializing_if = "super::timeseries::is_zero")]
+    #[serde(default, skip_serializing_if = "super::registry::is_zero")]
     pub connections_opened: u64,
     /// Earliest request start, µs from the start of the run that recorded it.
     #[serde(default, skip_serializing_if = "Option::is_none")]

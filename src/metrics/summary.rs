@@ -58,13 +58,7 @@ impl Stats {
     }
 }
 
-/// The value at quantile `q` (0 to 1), read as the middle of its HDR bucket. HDR's
-/// `value_at_quantile` answers the top of the bucket, which reads up to one bucket width high
-/// (0.1 % at 3 significant digits: 1 ms near 1 s, 8 ms near 10 s); the middle halves that bound
-/// and centres it on the recorded values.
-pub fn quantile(h: &Histogram<u64>, q: f64) -> u64 {
-    h.median_equivalent(h.value_at_quantile(q))
-}
+pub use super::registry::quantile;
 
 /// Everything measured for one group (a level, stage, phase or the whole run).
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
@@ -105,7 +99,7 @@ pub struct GroupSummary {
     /// Output tokens of successful requests.
     pub output_tokens_total: u64,
     /// Embeddings returned by successful requests (`api: embeddings`); absent otherwise.
-    #[serde(default, skip_serializing_if = "super::timeseries::is_zero")]
+    #[serde(default, skip_serializing_if = "super::registry::is_zero")]
     pub embeddings_total: u64,
     /// Embeddings per second of wall time (`api: embeddings`): the capacity figure of an
     /// embedding model, as output tokens/s is a generator's.
@@ -122,7 +116,7 @@ pub struct GroupSummary {
     pub reconnected_requests: u64,
     /// Requests that waited for a new TCP connection (after the pre-opened ones: a server
     /// that closes connections, or more requests in flight than were opened).
-    #[serde(default, skip_serializing_if = "super::timeseries::is_zero")]
+    #[serde(default, skip_serializing_if = "super::registry::is_zero")]
     pub connections_opened: u64,
     /// Time to first token, ms.
     pub ttft_ms: Option<Stats>,

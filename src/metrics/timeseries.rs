@@ -8,9 +8,8 @@ use hdrhistogram::Histogram;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use super::registry::{micros, Unit};
+use super::registry::{micros, quantile, Unit};
 use super::sample::{Outcome, Sample};
-use super::summary::quantile;
 
 /// The most buckets kept before merging.
 pub const MAX_BUCKETS: usize = 3600;
@@ -40,20 +39,15 @@ pub struct SeriesPoint {
     /// of the merged buckets' values).
     pub ttft_p95_ms: Option<f64>,
     /// Open model: arrivals due in the bucket (sent or dropped): the offered load.
-    #[serde(default, skip_serializing_if = "is_zero")]
+    #[serde(default, skip_serializing_if = "super::registry::is_zero")]
     pub scheduled: u64,
     /// Open model: arrivals due in the bucket that found every VU busy and were skipped.
-    #[serde(default, skip_serializing_if = "is_zero")]
+    #[serde(default, skip_serializing_if = "super::registry::is_zero")]
     pub dropped: u64,
     /// Open model: 95th percentile schedule lag (actual send − intended) of requests completed
     /// in the bucket, ms.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub lag_p95_ms: Option<f64>,
-}
-
-/// For `skip_serializing_if`: counts that are zero are left out of result files.
-pub(crate) fn is_zero(n: &u64) -> bool {
-    *n == 0
 }
 
 impl SeriesPoint {

@@ -326,7 +326,7 @@ pub struct WarmupSummary {
     pub errors_by_kind: BTreeMap<ErrorKind, u64>,
     /// Connections opened (and kept alive) after the warm-up and before the measured load, so
     /// no measured request pays for connection setup. Absent in older results.
-    #[serde(default, skip_serializing_if = "crate::metrics::timeseries::is_zero")]
+    #[serde(default, skip_serializing_if = "crate::metrics::registry::is_zero")]
     pub connections_opened: u64,
 }
 
