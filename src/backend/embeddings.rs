@@ -16,7 +16,6 @@ use super::{ErrorKind, Measurement, RequestError, ServerTimings};
 #[derive(Debug, Default)]
 pub struct EmbeddingsAnswer {
     body: Vec<u8>,
-    failed: Option<Measurement>,
 }
 
 fn nanos(v: &Value) -> Option<Duration> {
@@ -77,11 +76,12 @@ impl StreamFold for EmbeddingsAnswer {
     }
 
     fn is_finished(&self) -> bool {
-        self.failed.is_some()
+        // The document ends with the body: only EOF says it is whole.
+        false
     }
 
     fn finish(self, at: Duration) -> Measurement {
-        self.failed.unwrap_or_else(|| read_answer(&self.body, at))
+        read_answer(&self.body, at)
     }
 
     fn fail(self, at: Duration, error: RequestError) -> Measurement {

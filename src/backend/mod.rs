@@ -272,9 +272,10 @@ pub fn keep_text(text: &mut String, piece: &str) {
     }
 }
 
-/// The text an embeddings request embeds: the prompt, with a system message before it, or a
-/// conversation's turns one after the other.
-pub fn embedding_input(prompt: &crate::scenario::Prompt) -> String {
+/// A prompt as one text, for the endpoints that take no messages (`/v1/completions`,
+/// embeddings): the prompt with its system message before it, or a conversation's turns one
+/// after the other, paragraphs apart.
+pub fn flat_prompt(prompt: &crate::scenario::Prompt) -> String {
     use crate::scenario::Prompt;
     match prompt {
         Prompt::Text(text) => text.clone(),

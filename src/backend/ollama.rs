@@ -87,7 +87,7 @@ impl OllamaBackend {
         let mut body = json!({"model": self.model, "stream": true});
         match (self.api, prompt) {
             (Api::Embeddings, prompt) => {
-                body = json!({"model": self.model, "input": super::embedding_input(prompt)});
+                body = json!({"model": self.model, "input": super::flat_prompt(prompt)});
             }
             (Api::Generate | Api::Completions, Prompt::Text(text)) => body["prompt"] = json!(text),
             (Api::Generate | Api::Completions, Prompt::WithSystem(p)) => {

@@ -66,36 +66,19 @@ impl OpenAiBackend {
     /// The JSON body for one prompt. `options` are merged in at the top level (max_tokens,
     /// temperature, seed, ...), as OpenAI-compatible servers read them.
     pub fn body(&self, prompt: &Prompt, entry_options: Option<&Map<String, Value>>) -> Value {
-        if self.api == Api::Embeddings {
+        let mut body = if self.api == Api::Embeddings {
             // `float`, not openai-python's default `base64`: every server speaks it.
-            let mut body = json!({"model": self.model, "input": super::embedding_input(prompt), "encoding_format": "float"});
-            for (key, value) in
-                merged_options(self.options.as_ref(), entry_options).unwrap_or_default()
-            {
-                body[key] = value;
-            }
-            return body;
-        }
-        let mut body = json!({
-            "model": self.model,
-            "stream": true,
-            "stream_options": {"include_usage": true},
-        });
-        if self.api == Api::Completions {
-            body["prompt"] = json!(match prompt {
-                Prompt::Text(text) => text.clone(),
-                Prompt::WithSystem(p) => match &p.system {
-                    Some(system) => format!("{system}\n\n{}", p.prompt),
-                    None => p.prompt.clone(),
-                },
-                Prompt::Chat(chat) => chat
-                    .messages
-                    .iter()
-                    .map(|m| m.content.as_str())
-                    .collect::<Vec<_>>()
-                    .join("\n\n"),
-            });
+            json!({"model": self.model, "input": super::flat_prompt(prompt), "encoding_format": "float"})
         } else {
+            json!({
+                "model": self.model,
+                "stream": true,
+                "stream_options": {"include_usage": true},
+            })
+        };
+        if self.api == Api::Completions {
+            body["prompt"] = json!(super::flat_prompt(prompt));
+        } else if self.api != Api::Embeddings {
             body["messages"] = match prompt {
                 Prompt::Text(text) => json!([{"role": "user", "content": text}]),
                 Prompt::WithSystem(p) => {
