@@ -390,6 +390,30 @@ fn responses_input_len(input: &Value) -> Result<usize, String> {
         .sum())
 }
 
+/// Counts a request in and draws its seeded randomness and its fault, if any.
+fn admit(sim: &Sim) -> (SmallRng, Option<Fault>) {
+    let index = sim.next_request.fetch_add(1, Ordering::Relaxed);
+    let mut rng = SmallRng::seed_from_u64(sim.cfg.seed ^ index.wrapping_mul(0x9E37_79B9_7F4A_7C15));
+    sim.stats.requests.fetch_add(1, Ordering::Relaxed);
+    let fault = pick_fault(&sim.cfg, rng.random::<f64>());
+    (rng, fault)
+}
+
+/// The status and message of a fault answered before any body (HTTP 500 and 503).
+fn http_fault(fault: Fault) -> Option<(StatusCode, &'static str)> {
+    match fault {
+        Fault::Http500 => Some((
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "simulated internal error",
+        )),
+        Fault::Http503 => Some((
+            StatusCode::SERVICE_UNAVAILABLE,
+            "server busy, please try again.  maximum pending requests exceeded",
+        )),
+        _ => None,
+    }
+}
+
 /// The bearer token a request presents, if any.
 fn bearer(headers: &HeaderMap) -> Option<&str> {
     headers
@@ -430,30 +454,14 @@ async fn handle(sim: Arc<Sim>, body: Bytes, api: Api) -> Response {
     if !sim.cfg.serves(&f.model) {
         return not_found();
     }
-    let index = sim.next_request.fetch_add(1, Ordering::Relaxed);
-    let mut rng = SmallRng::seed_from_u64(sim.cfg.seed ^ index.wrapping_mul(0x9E37_79B9_7F4A_7C15));
-    sim.stats.requests.fetch_add(1, Ordering::Relaxed);
-    let fault = pick_fault(&sim.cfg, rng.random::<f64>());
+    let (rng, fault) = admit(&sim);
     if let Some(fault) = fault {
         sim.stats.count_fault(fault);
-        match fault {
-            Fault::Http500 => {
-                return error(
-                    StatusCode::INTERNAL_SERVER_ERROR,
-                    f.error_body("simulated internal error", "api_error"),
-                )
-            }
-            Fault::Http503 => {
-                return error(
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    f.error_body(
-                        "server busy, please try again.  maximum pending requests exceeded",
-                        "api_error",
-                    ),
-                )
-            }
-            Fault::Http404 => return not_found(),
-            _ => {}
+        if let Some((status, message)) = http_fault(fault) {
+            return error(status, f.error_body(message, "api_error"));
+        }
+        if fault == Fault::Http404 {
+            return not_found();
         }
     }
     let (tx, rx) = mpsc::channel::<Result<Bytes, std::io::Error>>(64);
@@ -647,6 +655,8 @@ struct EmbedJob {
     model: String,
     texts: Vec<String>,
     dimensions: usize,
+    /// OpenAI's `encoding_format: base64`.
+    base64: bool,
 }
 
 /// Reads `model`, the texts under `field` (a string or a list of strings) and `dimensions`.
@@ -672,6 +682,7 @@ fn parse_embed(body: &[u8], field: &str) -> Result<EmbedJob, String> {
         model,
         texts,
         dimensions,
+        base64: v["encoding_format"] == "base64",
     })
 }
 
@@ -706,27 +717,11 @@ fn embedding_of(text: &str, seed: u64, dimensions: usize) -> Vec<f32> {
 /// slot, and prefill over every input's tokens, with no decode. `Err` is an injected HTTP
 /// fault's (status, message).
 async fn embed(sim: &Arc<Sim>, job: &EmbedJob) -> Result<Embedded, (StatusCode, &'static str)> {
-    let index = sim.next_request.fetch_add(1, Ordering::Relaxed);
-    let mut rng = SmallRng::seed_from_u64(sim.cfg.seed ^ index.wrapping_mul(0x9E37_79B9_7F4A_7C15));
-    sim.stats.requests.fetch_add(1, Ordering::Relaxed);
-    if let Some(fault) = pick_fault(&sim.cfg, rng.random::<f64>()) {
-        match fault {
-            Fault::Http500 => {
-                sim.stats.count_fault(fault);
-                return Err((
-                    StatusCode::INTERNAL_SERVER_ERROR,
-                    "simulated internal error",
-                ));
-            }
-            Fault::Http503 => {
-                sim.stats.count_fault(fault);
-                return Err((
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    "server busy, please try again.  maximum pending requests exceeded",
-                ));
-            }
-            // Stream faults have no stream to happen in; a 404 is answered by the name check.
-            _ => {}
+    // Stream faults have no stream to happen in; a 404 is answered by the name check.
+    if let (_, Some(fault)) = admit(sim) {
+        if let Some(answer) = http_fault(fault) {
+            sim.stats.count_fault(fault);
+            return Err(answer);
         }
     }
     let _in_flight = InFlight::enter(&sim.stats);
@@ -824,9 +819,6 @@ async fn openai_embeddings(State(sim): State<Arc<Sim>>, body: Bytes) -> Response
             return openai_error(StatusCode::BAD_REQUEST, &message, "invalid_request_error")
         }
     };
-    let base64 = serde_json::from_slice::<Value>(&body)
-        .ok()
-        .is_some_and(|v| v["encoding_format"] == "base64");
     if !sim.cfg.serves(&job.model) {
         return openai_error(
             StatusCode::NOT_FOUND,
@@ -841,7 +833,7 @@ async fn openai_embeddings(State(sim): State<Arc<Sim>>, body: Bytes) -> Response
                 .iter()
                 .enumerate()
                 .map(|(index, v)| {
-                    let embedding = if base64 {
+                    let embedding = if job.base64 {
                         use base64::Engine as _;
                         let bytes: Vec<u8> = v.iter().flat_map(|x| x.to_le_bytes()).collect();
                         json!(base64::engine::general_purpose::STANDARD.encode(bytes))
