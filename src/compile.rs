@@ -127,19 +127,12 @@ fn compile(mut checked: Checked, sets: &[Set]) -> Result<Loaded, LoadError> {
             if sets.iter().any(Set::replaces_scenarios) {
                 set_aside = thresholds::set_aside_unreachable(scenario, &set_names);
             }
-            thresholds::compile(scenario, custom, &set_names).unwrap_or_else(|found| {
-                // `-c 4` takes `level:16` away: say the command line did, or the file's own
-                // levels in the message would seem to contradict it.
-                let by_flags = !sets.is_empty();
-                problems.extend(found.into_iter().map(|(pointer, message)| {
-                    if by_flags && message.contains("can never have data") {
-                        (pointer, format!("{message} (after command-line overrides)"))
-                    } else {
-                        (pointer, message)
-                    }
-                }));
-                Vec::new()
-            })
+            thresholds::compile(scenario, custom, &set_names, !sets.is_empty()).unwrap_or_else(
+                |found| {
+                    problems.extend(found);
+                    Vec::new()
+                },
+            )
         };
         checked.report(problems);
         parts = Some((prompt_sets, hooks, thresholds, tokenizer));

@@ -86,7 +86,7 @@ fn compile_thresholds(
 ) -> Result<Vec<Threshold>, ReadBackError> {
     let custom = custom_metrics(r);
     let sets: Vec<&str> = r.prompt_sets.iter().map(|s| s.name.as_str()).collect();
-    thresholds::compile(scenario, &custom, &sets).map_err(|problems| {
+    thresholds::compile(scenario, &custom, &sets, false).map_err(|problems| {
         let list: Vec<String> = problems
             .iter()
             .map(|(at, m)| format!("{file}: scenario.definition{at}: {m}"))

@@ -184,10 +184,13 @@ pub fn request_limits(thresholds: &[Threshold]) -> crate::metrics::recorder::Lim
 
 /// Checks every threshold of `scenario` against the metric table (and `custom`, the metric
 /// names its hook script records) and compiles it; every problem is returned at its pointer.
+/// `overridden`: the command line changed the scenario, so a tag it left without data says so
+/// (`-c 4` takes `level:16` away, and the file's own levels would seem to contradict it).
 pub fn compile(
     scenario: &Scenario,
     custom: &[String],
     prompt_sets: &[&str],
+    overridden: bool,
 ) -> Result<Vec<Threshold>, Vec<(String, String)>> {
     let mut out = Vec::new();
     let mut problems = Vec::new();
@@ -201,6 +204,11 @@ pub fn compile(
             }
         };
         if let Some(message) = unreachable(&key, scenario, prompt_sets) {
+            let message = if overridden {
+                format!("{message} (after command-line overrides)")
+            } else {
+                message
+            };
             problems.push((pointer, message));
             continue;
         }
@@ -326,9 +334,9 @@ pub fn set_aside_unreachable(scenario: &mut Scenario, prompt_sets: &[&str]) -> V
 
 /// Why a key's tags can never receive data from `scenario` (with its prompt sets named
 /// `prompt_sets`): a level no concurrency-levels scenario runs, a stage past the last one, a
-/// prompt set that does not exist. Checked at load time and again after command-line overrides
-/// (`-c 4` takes `level:16` away), because a threshold that can only be "no data" passes
-/// silently.
+/// prompt set that does not exist. Checked at load time, on the scenario with the command
+/// line's overrides already in it (`-c 4` takes `level:16` away), because a threshold that can
+/// only be "no data" passes silently.
 pub fn unreachable(key: &MetricKey, scenario: &Scenario, prompt_sets: &[&str]) -> Option<String> {
     let named = key.tag(TagKey::Scenario);
     let phases = || {
@@ -431,7 +439,7 @@ mod tests {
     #[test]
     fn compiles_plain_detailed_and_tagged_thresholds() {
         let s = scenario("thresholds:\n  ttft: [\"p(95)<500ms\", \"med<200\"]\n  \"ttft{level:10}\": [\"p(95)<1s\"]\n  itl:\n    - {threshold: \"p(99)<50ms\", abort_on_fail: true, delay_abort_eval: 30s}\n");
-        let t = compile(&s, &[], &["inline"]).unwrap();
+        let t = compile(&s, &[], &["inline"], false).unwrap();
         assert_eq!(t.len(), 4);
         let itl = t.iter().find(|t| t.key_text == "itl").unwrap();
         assert!(itl.abort_on_fail);
@@ -444,7 +452,7 @@ mod tests {
     #[test]
     fn a_tag_value_the_scenario_never_produces_is_a_problem() {
         let s = scenario("thresholds:\n  \"ttft{level:15}\": [\"p(95)<1\"]\n  \"ttft{scenario:ramp,level:1}\": [\"p(95)<1\"]\n  \"ttft{stage:3}\": [\"p(95)<1\"]\n  \"ttft{prompt_set:rga}\": [\"p(95)<1\"]\n  \"ttft{stage:2}\": [\"p(95)<1\"]\n  \"ttft{prompt_set:rag,level:10}\": [\"p(95)<1\"]\n  capacity: [\"value>=3\"]\n");
-        let problems = compile(&s, &[], &["inline", "rag"]).unwrap_err();
+        let problems = compile(&s, &[], &["inline", "rag"], false).unwrap_err();
         let said = |key: &str| {
             problems
                 .iter()
@@ -496,7 +504,7 @@ mod tests {
         let s = scenario(
             "slo: {p95_latency_ms: 30000, p99_latency_ms: 60000, min_throughput_tps: 2}\n",
         );
-        let t = compile(&s, &[], &["inline"]).unwrap();
+        let t = compile(&s, &[], &["inline"], false).unwrap();
         let shown: Vec<_> = t
             .iter()
             .map(|t| {
@@ -524,7 +532,7 @@ mod tests {
     #[test]
     fn every_mistake_is_reported_where_it_is() {
         let s = scenario("thresholds:\n  ttfb: [\"p(95)<1\"]\n  errors: [\"avg<0.1\", \"rate<1ms\"]\n  \"ttft{lvl:1}\": [\"p(95)<1\"]\n  \"ttft{scenario:nope}\": [\"p(95)<1\"]\n  ttft: [\"p(95)<<1\"]\n");
-        let problems = compile(&s, &[], &["inline"]).unwrap_err();
+        let problems = compile(&s, &[], &["inline"], false).unwrap_err();
         let find = |p: &str| {
             problems
                 .iter()
