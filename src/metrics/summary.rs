@@ -158,6 +158,18 @@ pub struct GroupSummary {
     pub custom: BTreeMap<String, Stats>,
 }
 
+impl GroupSummary {
+    /// The group's capacity figure: embeddings per second for an embedding model (it streams
+    /// no tokens), output tokens per second otherwise.
+    pub fn throughput_per_second(&self) -> f64 {
+        if self.embeddings_total > 0 {
+            self.embeddings_per_second
+        } else {
+            self.output_tokens_per_second
+        }
+    }
+}
+
 fn is_zero_f64(x: &f64) -> bool {
     *x == 0.0
 }

@@ -370,11 +370,7 @@ fn row(scenario: &str, group: &str, s: &crate::metrics::GroupSummary, total: boo
         ttft_p95_from_schedule: ms(&s.ttft_from_schedule_ms, |s| s.p95),
         e2e_p95_from_schedule: ms(&s.e2e_from_schedule_ms, |s| s.p95),
         // An embedding model's capacity is embeddings/s (`throughput_label` says which).
-        output_tps: if s.embeddings_total > 0 {
-            format!("{:.1}", s.embeddings_per_second)
-        } else {
-            format!("{:.1}", s.output_tokens_per_second)
-        },
+        output_tps: format!("{:.1}", s.throughput_per_second()),
         rps: format!("{:.2}", s.requests_per_second),
         goodput: s
             .goodput_rps

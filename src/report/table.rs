@@ -42,11 +42,7 @@ fn row(scenario: &str, group: &str, s: &GroupSummary) -> [String; 12] {
         stat(&s.ttft_ms, |s| s.p50),
         stat(&s.ttft_ms, |s| s.p95),
         stat(&s.itl_ms, |s| s.p50),
-        if s.embeddings_total > 0 {
-            format!("{:.1}", s.embeddings_per_second)
-        } else {
-            format!("{:.1}", s.output_tokens_per_second)
-        },
+        format!("{:.1}", s.throughput_per_second()),
         format!("{:.2}", s.requests_per_second),
     ]
 }

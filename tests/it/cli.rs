@@ -442,13 +442,16 @@ fn a_threshold_an_override_leaves_without_data_is_a_scenario_error() {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("s.yaml");
     std::fs::write(&file, "name: s\ntarget: {model: m}\nprompts: [hi]\nscenarios:\n  s: {executor: concurrency-levels, levels: [1, 16], requests_per_level: 2}\nsimulator: {parallel: 4, decode_per_token: 1ms, load_time: 0s}\nthresholds:\n  \"ttft{level:16}\": [\"p(95)<1s\"]\n").unwrap();
-    let out = bin()
-        .arg("run")
-        .arg(&file)
-        .args(["-c", "4", "-q"])
-        .current_dir(dir.path())
-        .output()
-        .unwrap();
+    let run_with = |args: &[&str]| {
+        bin()
+            .arg("run")
+            .arg(&file)
+            .args(args)
+            .current_dir(dir.path())
+            .output()
+            .unwrap()
+    };
+    let out = run_with(&["-c", "4", "-q"]);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(104), "{stderr}");
     assert!(
@@ -458,13 +461,7 @@ fn a_threshold_an_override_leaves_without_data_is_a_scenario_error() {
     assert!(!dir.path().join("results").exists(), "nothing ran");
     // The flags are checked by the schema as the file is: beyond its 100,000 VUs is an error
     // that names the flag, and a flag for a sweep the file does not have is a usage error.
-    let out = bin()
-        .arg("run")
-        .arg(&file)
-        .args(["-c", "200000", "-q"])
-        .current_dir(dir.path())
-        .output()
-        .unwrap();
+    let out = run_with(&["-c", "200000", "-q"]);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(104), "{stderr}");
     assert!(
@@ -473,20 +470,10 @@ fn a_threshold_an_override_leaves_without_data_is_a_scenario_error() {
     );
     std::fs::write(
         &file,
-        "name: s
-target: {model: m}
-prompts: [hi]
-scenarios:
-  s: {executor: constant-vus, vus: 1, iterations: 1}
-",
+        "name: s\ntarget: {model: m}\nprompts: [hi]\nscenarios:\n  s: {executor: constant-vus, vus: 1, iterations: 1}\n",
     )
     .unwrap();
-    let out = bin()
-        .arg("run")
-        .arg(&file)
-        .args(["--requests-per-level", "4", "-q"])
-        .output()
-        .unwrap();
+    let out = run_with(&["--requests-per-level", "4", "-q"]);
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains(
         "--requests-per-level 4 applies to concurrency-levels scenarios, and this file has none"

@@ -20,6 +20,37 @@ impl Drop for KillOnDrop {
     }
 }
 
+/// `llm-bench sim` as its own process on a free loopback port; stopped when dropped.
+pub struct SimProcess {
+    _child: KillOnDrop,
+    /// Its base URL, read from the address line it prints.
+    pub url: String,
+}
+
+/// Starts `llm-bench sim --listen 127.0.0.1:0 ARGS...` and waits for its address line.
+pub fn sim_process(args: &[&str]) -> SimProcess {
+    use std::io::BufRead;
+    let mut child = bin()
+        .args(["sim", "--listen", "127.0.0.1:0"])
+        .args(args)
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    std::io::BufReader::new(child.stderr.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let url = line
+        .split_whitespace()
+        .find(|w| w.starts_with("http://"))
+        .expect("address line")
+        .to_string();
+    SimProcess {
+        _child: KillOnDrop(child),
+        url,
+    }
+}
+
 /// A scenario from YAML text; panics with every problem if it is invalid.
 pub fn scenario(yaml: &str) -> Loaded {
     match llm_bench::load_str(yaml, "test.yaml") {

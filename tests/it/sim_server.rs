@@ -1,43 +1,11 @@
 //! `llm-bench sim` as a standalone server: any Ollama client can use it.
 
-use std::io::{BufRead, BufReader};
-use std::process::{Command, Stdio};
-
-use crate::common::KillOnDrop;
-
-struct Sim {
-    _child: KillOnDrop,
-    url: String,
-}
+use crate::common::{sim_process, SimProcess as Sim};
 
 fn start(args: &[&str]) -> Sim {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_llm-bench"))
-        .args([
-            "sim",
-            "--listen",
-            "127.0.0.1:0",
-            "--load-time",
-            "0s",
-            "--decode-per-token",
-            "1ms",
-        ])
-        .args(args)
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    BufReader::new(child.stderr.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let url = line
-        .split_whitespace()
-        .find(|w| w.starts_with("http://"))
-        .expect("address line")
-        .to_string();
-    Sim {
-        _child: KillOnDrop(child),
-        url,
-    }
+    let mut all = vec!["--load-time", "0s", "--decode-per-token", "1ms"];
+    all.extend_from_slice(args);
+    sim_process(&all)
 }
 
 #[tokio::test]
