@@ -41,6 +41,23 @@ async fn run_scenario(dir: &Path, url: &str, out: &str, extra: &[&str]) -> Outpu
     llm_bench(&args, dir).await
 }
 
+/// The group labelled `label` of scenario `name` in one shard's result, when the shard ran
+/// it (a level with fewer VUs than shards is not in every shard).
+fn shard_group<'a>(
+    result: &'a serde_json::Value,
+    name: &serde_json::Value,
+    label: &serde_json::Value,
+) -> Option<&'a serde_json::Value> {
+    let scenario = result["scenarios"]
+        .as_array()?
+        .iter()
+        .find(|s| &s["name"] == name)?;
+    scenario["groups"]
+        .as_array()?
+        .iter()
+        .find(|g| &g["label"] == label)
+}
+
 /// A server whose answers take a known time: `decode` per token, `tokens` tokens (a range
 /// when `min < max`), everything in parallel.
 fn sim(decode_ms: u64, tokens: (u32, u32), seed: u64) -> SimConfig {
@@ -69,8 +86,11 @@ async fn slower_decoding_is_called_a_regression_with_its_sign_and_gates_with_99(
     let slow = start_sim(sim(5, (20, 20), 1)).await;
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("s.yaml"), SCENARIO).unwrap();
-    for (out, url) in [("base", fast.url()), ("new", slow.url())] {
-        let run = run_scenario(dir.path(), &url, out, &[]).await;
+    // At once, so that load from other tests slows both runs alike.
+    let (fast_url, slow_url) = (fast.url(), slow.url());
+    let runs = [("base", &fast_url), ("new", &slow_url)]
+        .map(|(out, url)| run_scenario(dir.path(), url, out, &[]));
+    for run in futures_util::future::join_all(runs).await {
         assert!(run.status.success(), "{}", text(&run));
     }
     let (base, new) = ("base/benchmark_latest.json", "new/benchmark_latest.json");
@@ -92,8 +112,8 @@ async fn slower_decoding_is_called_a_regression_with_its_sign_and_gates_with_99(
     let e2e = crate::common::compared_metric(&json, "e2e_latency");
     assert_eq!(e2e["verdict"], "regressed", "{e2e:#}");
     assert!(
-        e2e["change"]["p95"].as_f64().unwrap() > 0.5,
-        "about 2.5x slower: {e2e:#}"
+        e2e["change"]["p95"].as_f64().unwrap() > 0.25,
+        "45 ms against 105 ms on an idle machine, and well beyond 10% on a busy one: {e2e:#}"
     );
     assert!(e2e["prob_new_larger"].as_f64().unwrap() > 0.95, "{e2e:#}");
     assert!(
@@ -109,17 +129,26 @@ async fn slower_decoding_is_called_a_regression_with_its_sign_and_gates_with_99(
     );
 
     // The other way round it is an improvement, and the gate passes.
+    // TTFT is the same 5 ms on both servers, so a busy machine may call its small difference
+    // significant: the test asks about e2e and the gate, not about every verdict.
     let out = llm_bench(
-        &["compare", new, base, "--fail-on-regression", "10%"],
+        &[
+            "compare",
+            new,
+            base,
+            "--fail-on-regression",
+            "10%",
+            "--format",
+            "json",
+        ],
         dir.path(),
     )
     .await;
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
-    assert!(
-        text(&out).contains("improved") && !text(&out).contains("regressed"),
-        "{}",
-        text(&out)
-    );
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let e2e = crate::common::compared_metric(&json, "e2e_latency");
+    assert_eq!(e2e["verdict"], "improved", "{e2e:#}");
+    assert_eq!(json["regressions"], serde_json::json!([]), "{json:#}");
 
     // Run and compare in one step: the baseline is read first, the comparison written beside.
     let out = run_scenario(
@@ -150,12 +179,24 @@ async fn slower_decoding_is_called_a_regression_with_its_sign_and_gates_with_99(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_same_server_with_other_seeds_is_not_a_regression() {
-    let a = start_sim(sim(2, (10, 30), 1)).await;
-    let b = start_sim(sim(2, (10, 30), 2)).await;
+    // A first token late enough that a millisecond of scheduling noise is not 10% of TTFT.
+    let server = |seed| SimConfig {
+        first_token_delay: HumanDuration(Duration::from_millis(25)),
+        ..sim(2, (10, 30), seed)
+    };
+    let a = start_sim(server(1)).await;
+    let b = start_sim(server(2)).await;
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("s.yaml"), SCENARIO).unwrap();
-    for (out, url, seed) in [("base", a.url(), "seed=1"), ("new", b.url(), "seed=2")] {
-        let run = run_scenario(dir.path(), &url, out, &["--set", seed]).await;
+    // Both runs at once, so CPU taken by other tests slows both alike: run one after the
+    // other, a busy moment during one of them reads as a significant regression.
+    let (base_url, new_url) = (a.url(), b.url());
+    let runs =
+        [("base", &base_url, "seed=1"), ("new", &new_url, "seed=2")].map(|(out, url, seed)| {
+            let dir = dir.path();
+            async move { run_scenario(dir, url, out, &["--set", seed]).await }
+        });
+    for run in futures_util::future::join_all(runs).await {
         assert!(run.status.success(), "{}", text(&run));
     }
     let out = llm_bench(
@@ -221,6 +262,7 @@ async fn shards_merge_into_the_run_they_split_and_check_agrees_with_the_verdict(
         serde_json::from_slice(&std::fs::read(dir.path().join(p)).unwrap()).unwrap()
     };
     let (merged, one) = (read("merged.json"), read("whole/benchmark_latest.json"));
+    let parts: Vec<serde_json::Value> = files.iter().map(|f| read(f)).collect();
     assert_eq!(merged["shard"], serde_json::json!({"count": 3}));
     for (m, o) in merged["scenarios"]
         .as_array()
@@ -241,15 +283,40 @@ async fn shards_merge_into_the_run_they_split_and_check_agrees_with_the_verdict(
                 m["name"], mg["label"]
             );
             assert_eq!(mg["output_tokens_total"], og["output_tokens_total"]);
-            let (a, b) = (
-                mg["e2e_latency_ms"]["p50"].as_f64().unwrap(),
-                og["e2e_latency_ms"]["p50"].as_f64().unwrap(),
-            );
+            // The merged latencies are the shards' histograms added: timing-free properties
+            // of that sum, since the whole run's own timings shift with the machine's load.
+            let parts: Vec<&serde_json::Value> = parts
+                .iter()
+                .filter_map(|p| shard_group(p, &m["name"], &mg["label"]))
+                .collect();
             assert!(
-                (a - b).abs() <= 0.05 * b + 2.0,
-                "{} {}: e2e p50 {a} vs {b}",
+                !parts.is_empty(),
+                "{} {} in no shard",
                 m["name"],
                 mg["label"]
+            );
+            let e2e =
+                |g: &serde_json::Value, field: &str| g["e2e_latency_ms"][field].as_f64().unwrap();
+            let fold = |field: &str, f: fn(f64, f64) -> f64| {
+                parts.iter().map(|g| e2e(g, field)).reduce(f).unwrap()
+            };
+            let at = format!("{} {}", m["name"], mg["label"]);
+            assert_eq!(e2e(mg, "max"), fold("max", f64::max), "{at}");
+            assert_eq!(e2e(mg, "min"), fold("min", f64::min), "{at}");
+            let p50 = e2e(mg, "p50");
+            assert!(
+                fold("p50", f64::min) <= p50 && p50 <= fold("p50", f64::max),
+                "{at}: merged p50 {p50} outside the shards' p50s"
+            );
+            let count: f64 = parts.iter().map(|g| e2e(g, "count")).sum();
+            let mean = parts
+                .iter()
+                .map(|g| e2e(g, "count") * e2e(g, "mean"))
+                .sum::<f64>()
+                / count;
+            assert!(
+                (e2e(mg, "mean") - mean).abs() < 1e-6 * mean,
+                "{at}: mean {mean}"
             );
         }
     }

@@ -179,7 +179,7 @@ async fn a_gate_that_cannot_judge_fails() {
     let server = start_sim(sim(1, 1)).await;
     let url = server.url();
     let dir = scenario_dir(SMALL);
-    for (out, n) in [("base", "30"), ("new", "30"), ("few", "10"), ("few2", "10")] {
+    for (out, n) in [("base", "30"), ("few", "10"), ("few2", "10")] {
         let set = format!("scenarios.sweep.requests_per_level={n}");
         let run = llm_bench_async(
             dir.path(),
@@ -199,6 +199,10 @@ async fn a_gate_that_cannot_judge_fails() {
         assert_eq!(run.code, Some(0), "{}", run.text);
     }
     let base = dir.path().join("base/benchmark_latest.json");
+    // The edits are made to a copy of the base: a second run would differ from it by the
+    // machine's noise, and a busy moment on a 2 ms TTFT is a significant 10% regression.
+    std::fs::create_dir(dir.path().join("new")).unwrap();
+    std::fs::copy(&base, dir.path().join("new/benchmark_latest.json")).unwrap();
     let gate = |new: &str| {
         llm_bench(
             dir.path(),
