@@ -41,6 +41,16 @@ async fn run_scenario(dir: &Path, url: &str, out: &str, extra: &[&str]) -> Outpu
     llm_bench(&args, dir).await
 }
 
+/// `run_scenario` for each `(url, out, extra)` at once, so that the runs compared share the
+/// machine's load: one after the other, a busy moment in one reads as a regression.
+async fn run_at_once(dir: &Path, runs: &[(&str, &str, &[&str])]) -> Vec<Output> {
+    futures_util::future::join_all(
+        runs.iter()
+            .map(|&(url, out, extra)| run_scenario(dir, url, out, extra)),
+    )
+    .await
+}
+
 /// The group labelled `label` of scenario `name` in one shard's result, when the shard ran
 /// it (a level with fewer VUs than shards is not in every shard).
 fn shard_group<'a>(
@@ -86,11 +96,8 @@ async fn slower_decoding_is_called_a_regression_with_its_sign_and_gates_with_99(
     let slow = start_sim(sim(5, (20, 20), 1)).await;
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("s.yaml"), SCENARIO).unwrap();
-    // At once, so that load from other tests slows both runs alike.
-    let (fast_url, slow_url) = (fast.url(), slow.url());
-    let runs = [("base", &fast_url), ("new", &slow_url)]
-        .map(|(out, url)| run_scenario(dir.path(), url, out, &[]));
-    for run in futures_util::future::join_all(runs).await {
+    let runs = [(&*fast.url(), "base", &[][..]), (&slow.url(), "new", &[])];
+    for run in run_at_once(dir.path(), &runs).await {
         assert!(run.status.success(), "{}", text(&run));
     }
     let (base, new) = ("base/benchmark_latest.json", "new/benchmark_latest.json");
@@ -188,15 +195,11 @@ async fn the_same_server_with_other_seeds_is_not_a_regression() {
     let b = start_sim(server(2)).await;
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("s.yaml"), SCENARIO).unwrap();
-    // Both runs at once, so CPU taken by other tests slows both alike: run one after the
-    // other, a busy moment during one of them reads as a significant regression.
-    let (base_url, new_url) = (a.url(), b.url());
-    let runs =
-        [("base", &base_url, "seed=1"), ("new", &new_url, "seed=2")].map(|(out, url, seed)| {
-            let dir = dir.path();
-            async move { run_scenario(dir, url, out, &["--set", seed]).await }
-        });
-    for run in futures_util::future::join_all(runs).await {
+    let runs = [
+        (&*a.url(), "base", &["--set", "seed=1"][..]),
+        (&b.url(), "new", &["--set", "seed=2"]),
+    ];
+    for run in run_at_once(dir.path(), &runs).await {
         assert!(run.status.success(), "{}", text(&run));
     }
     let out = llm_bench(
@@ -262,7 +265,7 @@ async fn shards_merge_into_the_run_they_split_and_check_agrees_with_the_verdict(
         serde_json::from_slice(&std::fs::read(dir.path().join(p)).unwrap()).unwrap()
     };
     let (merged, one) = (read("merged.json"), read("whole/benchmark_latest.json"));
-    let parts: Vec<serde_json::Value> = files.iter().map(|f| read(f)).collect();
+    let shard_results: Vec<serde_json::Value> = files.iter().map(|f| read(f)).collect();
     assert_eq!(merged["shard"], serde_json::json!({"count": 3}));
     for (m, o) in merged["scenarios"]
         .as_array()
@@ -285,7 +288,7 @@ async fn shards_merge_into_the_run_they_split_and_check_agrees_with_the_verdict(
             assert_eq!(mg["output_tokens_total"], og["output_tokens_total"]);
             // The merged latencies are the shards' histograms added: timing-free properties
             // of that sum, since the whole run's own timings shift with the machine's load.
-            let parts: Vec<&serde_json::Value> = parts
+            let parts: Vec<&serde_json::Value> = shard_results
                 .iter()
                 .filter_map(|p| shard_group(p, &m["name"], &mg["label"]))
                 .collect();
