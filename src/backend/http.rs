@@ -549,17 +549,23 @@ async fn wire_exchange<F: StreamFold>(
         let mut broken = None;
         let mut last_read = Instant::now();
         loop {
-            let deadline = settings.next(sent_at, last_read, fold.has_content());
-            let read = match before(deadline, conn.body(&mut response, wire, &mut ranges)).await {
-                Ok(read) => read,
-                Err(stalled) => {
-                    broken = Some(stalled);
-                    break;
-                }
+            let body = conn.body(&mut response, wire, &mut ranges);
+            // Without a first-token or idle limit (the default) there is no deadline to race.
+            let read = match settings.next(sent_at, last_read, fold.has_content()) {
+                None => body.await,
+                deadline => match before(deadline, body).await {
+                    Ok(read) => read,
+                    Err(stalled) => {
+                        broken = Some(stalled);
+                        break;
+                    }
+                },
             };
-            last_read = Instant::now();
             match read {
                 Ok(Some(arrived)) => {
+                    // The idle limit counts from the bytes' arrival, which is already stamped:
+                    // no second clock read per chunk.
+                    last_read = arrived;
                     let at = arrived.saturating_duration_since(sent_at);
                     for range in &ranges {
                         fold.feed(at, conn.bytes(range.clone()));

@@ -11,7 +11,7 @@ pub struct LineSplitter {
 impl LineSplitter {
     /// Feeds one network read; calls `on_line` for every line it completes.
     pub fn push(&mut self, mut bytes: &[u8], mut on_line: impl FnMut(&[u8])) {
-        while let Some(end) = bytes.iter().position(|&b| b == b'\n') {
+        while let Some(end) = memchr::memchr(b'\n', bytes) {
             if self.partial.is_empty() {
                 on_line(trim_cr(&bytes[..end]));
             } else {

@@ -226,7 +226,7 @@ impl OpenAiStream {
         self.m.prompt_tokens = self.prompt_from_usage.or(self.prompt_from_timings);
     }
 
-    fn item(&mut self, at: Duration, item: SseItem) {
+    fn item(&mut self, at: Duration, item: SseItem<'_>) {
         if self.is_finished() {
             return;
         }
@@ -234,16 +234,16 @@ impl OpenAiStream {
             SseItem::Comment(_) => {}
             // Legacy llama-server: `error: {"code","message","type"}`; the message is the words.
             SseItem::ErrorField(text) => {
-                let message = super::http::error_message(&text);
+                let message = super::http::error_message(text);
                 self.stop(at, ErrorKind::StreamError, message)
             }
             SseItem::Event(data) if data.starts_with("[DONE]") => {
                 self.done = true;
                 self.m.e2e = at;
             }
-            SseItem::Event(data) => match parse_chunk(&data, &mut None) {
+            SseItem::Event(data) => match parse_chunk(data, &mut None) {
                 Ok(chunk) if chunk.error.set || chunk.object.0.as_deref() == Some("error") => {
-                    self.server_error(at, &data)
+                    self.server_error(at, data)
                 }
                 Ok(chunk) => self.chunk(at, chunk),
                 Err(err) => self.stop(

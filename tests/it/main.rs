@@ -27,5 +27,6 @@ mod schemas;
 mod sim_server;
 mod simulator_runs;
 mod thresholds_runs;
+mod wire_reads;
 mod workflow;
 mod workloads;
