@@ -30,6 +30,12 @@
 #   MAX_EXCESS_MS=2 ...                            exit 1 if an llm-bench TTFT/e2e p50 or p99 error
 #                                                  exceeds the yardstick's own error by more than this
 #   CLIENT=/path/to/other/llm-bench ...            measure another build (before/after a change)
+#   CLIENT="/path/before/llm-bench target/release/llm-bench" REPEAT=4 ...
+#                                                  several builds, interleaved with the yardstick
+#                                                  on one server process, each repeated; ends
+#                                                  with each build's median CPU ratio and errors
+#                                                  (a shared machine's noise between single runs
+#                                                  is larger than most changes)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 cargo build --release --quiet
@@ -42,7 +48,8 @@ yardstick="${YARDSTICK:-1}"
 max_delta="${MAX_P50_DELTA_MS:-}"
 max_excess="${MAX_EXCESS_MS:-}"
 bin=target/release/llm-bench
-client="${CLIENT:-$bin}"
+read -r -a clients <<< "${CLIENT:-$bin}"
+repeat="${REPEAT:-1}"
 case " $servers " in
   *" aiohttp "*) python3 -c 'import aiohttp' 2>/dev/null || python3 -m pip install --quiet aiohttp ;;
 esac
@@ -112,14 +119,18 @@ print(f'{server:<9} {label:<9} {c:<5} {t["max_in_flight"]:<5} {r["requests_per_s
       f'{figures["e2e_p50"]:+7.2f}/{figures["e2e_p99"]:+7.2f}  '
       f'{figures["cpu"]:12.4f}  {int(rss_kb) / 1024:6.1f}')
 failed = False
-if max_delta and label == "llm-bench":
+is_client = label != "minimal"
+if max_delta and is_client:
     worst = max(abs(figures["ttft_p50"]), abs(figures["e2e_p50"]))
     if worst > float(max_delta):
         print(f"  p50 {worst:.2f} ms from the truth, more than {max_delta}", file=sys.stderr)
         failed = True
 reference = os.path.join(work, "minimal.json")
-if label == "llm-bench" and os.path.exists(reference):
+if is_client and os.path.exists(reference):
     m = json.load(open(reference))
+    with open(os.path.join(work, "pairs.jsonl"), "a") as pairs:
+        pairs.write(json.dumps({"server": server, "c": c, "client": label, "cpu": figures["cpu"] / max(m["cpu"], 1e-9),
+                                **{k: figures[k] - m[k] for k in ("ttft_p50", "ttft_p99", "e2e_p50", "e2e_p99")}}) + "\n")
     print(f'{"":<9} {"vs":<9} {"":<5} {"":<5} {100 * figures["rps"] / max(m["rps"], 1e-9):6.0f}% of it  '
           + "  ".join(f'{k} {figures[k] - m[k]:+.2f}' for k in ("ttft_p50", "ttft_p99", "e2e_p50", "e2e_p99"))
           + f'  CPU {figures["cpu"] / max(m["cpu"], 1e-9):.2f}x')
@@ -139,30 +150,52 @@ for level in "${levels[@]}"; do
   gap_ms=${gap%ms}
   for server in $servers; do
     start_server "$server" "$gap_ms"
-    rm -f "$work/minimal.json"
-    if [ "$yardstick" = 1 ]; then
-      http POST "$reset" > /dev/null
-      kind=
-      [ "$backend" = ollama ] && kind=ndjson
-      /usr/bin/time -f '%U %S %M' -o "$work/time" target/release/examples/minimal_client \
-        "${url#http://}" "$c" "${duration%s}" $kind > "$work/minimal-out.json"
-      http GET "$truth" > "$work/truth.json"
-      row "$server" minimal "$c" "$work/minimal-out.json" "$work/truth.json" "$work/time" || status=1
-    fi
-    api=chat
-    cat > "$work/s.yaml" <<YAML
+    for _ in $(seq "$repeat"); do
+      rm -f "$work/minimal.json"
+      if [ "$yardstick" = 1 ]; then
+        http POST "$reset" > /dev/null
+        kind=
+        [ "$backend" = ollama ] && kind=ndjson
+        /usr/bin/time -f '%U %S %M' -o "$work/time" target/release/examples/minimal_client \
+          "${url#http://}" "$c" "${duration%s}" $kind > "$work/minimal-out.json"
+        http GET "$truth" > "$work/truth.json"
+        row "$server" minimal "$c" "$work/minimal-out.json" "$work/truth.json" "$work/time" || status=1
+      fi
+      api=chat
+      cat > "$work/s.yaml" <<YAML
 name: overhead-$server-c$c
 target: {backend: $backend, api: $api, model: "llm-bench-sim:latest", timeout: 60s}
 prompts: [hello]
 scenarios:
   steady: {executor: constant-vus, vus: $c, duration: $duration}
 YAML
-    http POST "$reset" > /dev/null
-    /usr/bin/time -f '%U %S %M' -o "$work/time" "$client" run "$work/s.yaml" --target-url "$url" \
-      --no-preflight --quiet --output-dir "$work/results" > /dev/null
-    http GET "$truth" > "$work/truth.json"
-    row "$server" llm-bench "$c" "$work/results/benchmark_latest.json" "$work/truth.json" "$work/time" || status=1
+      for i in "${!clients[@]}"; do
+        label=llm-bench
+        [ ${#clients[@]} = 1 ] || label="build$((i + 1))"
+        http POST "$reset" > /dev/null
+        /usr/bin/time -f '%U %S %M' -o "$work/time" "${clients[$i]}" run "$work/s.yaml" --target-url "$url" \
+          --no-preflight --quiet --output-dir "$work/results" > /dev/null
+        http GET "$truth" > "$work/truth.json"
+        row "$server" "$label" "$c" "$work/results/benchmark_latest.json" "$work/truth.json" "$work/time" || status=1
+      done
+    done
     stop_server
   done
 done
+if [ "$repeat" -gt 1 ] || [ ${#clients[@]} -gt 1 ]; then
+  [ ${#clients[@]} = 1 ] || for i in "${!clients[@]}"; do echo "build$((i + 1)) = ${clients[$i]}"; done
+  [ ! -f "$work/pairs.jsonl" ] || python3 - "$work/pairs.jsonl" <<'PY'
+import json, statistics, sys
+rows = [json.loads(line) for line in open(sys.argv[1])]
+keys = ("ttft_p50", "ttft_p99", "e2e_p50", "e2e_p99")
+print("medians over repetitions, each against the yardstick of its own repetition:")
+print(f'{"server":<9} {"client":<9} {"c":<5} {"runs":<4} {"CPU x":<6} ' + " ".join(f"{k:>9}" for k in keys))
+groups = {}
+for r in rows:
+    groups.setdefault((r["server"], r["c"], r["client"]), []).append(r)
+for (server, c, client), rs in groups.items():
+    med = lambda k: statistics.median(r[k] for r in rs)
+    print(f'{server:<9} {client:<9} {c:<5} {len(rs):<4} {med("cpu"):<6.2f} ' + " ".join(f"{med(k):+9.2f}" for k in keys))
+PY
+fi
 exit $status
