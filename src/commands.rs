@@ -433,7 +433,7 @@ fn gate_of(flags: &crate::cli::RegressionGate) -> Result<Option<compare::Gate>, 
         .as_deref()
         .map(|tolerance| compare::Gate::parse(tolerance, &flags.regression_on))
         .transpose()
-        .map_err(Error::Usage)
+        .map_err(Error::from)
 }
 
 /// `llm-bench compare`.
@@ -445,8 +445,7 @@ fn cmd_compare(args: &crate::cli::CompareArgs) -> Result<Status, Error> {
         (&args.base.display().to_string(), &base),
         (&args.new.display().to_string(), &new),
         gate.as_ref(),
-    )
-    .map_err(|e| Error::Usage(format!("cannot compare: {e}")))?;
+    )?;
     if comparison.base.scenario != comparison.new.scenario {
         eprintln!(
             "warning: comparing scenario {} (base) with {} (new): groups are paired by name",
@@ -500,8 +499,7 @@ fn compare_with_baseline(
         (&baseline.0.display().to_string(), &baseline.1),
         (&outcome.result_path.display().to_string(), &outcome.result),
         gate,
-    )
-    .map_err(|e| Error::Usage(format!("cannot compare with the baseline: {e}")))?;
+    )?;
     let mut out = std::io::stdout().lock();
     let _ = write!(out, "\n{}", compare::render::text(&comparison));
     let md = compare::render::markdown(&comparison);

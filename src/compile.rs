@@ -96,8 +96,8 @@ fn compile(mut checked: Checked, sets: &[Set]) -> Result<Loaded, LoadError> {
             Some(crate::scenario::TokenizerKind::File(f)) => {
                 match crate::backend::tokenize::LocalTokenizer::load(&base.join(&f.file)) {
                     Ok(t) => Some(Arc::new(t)),
-                    Err(message) => {
-                        problems.push(("/target/tokenizer/file".into(), message));
+                    Err(err) => {
+                        problems.push(("/target/tokenizer/file".into(), err.to_string()));
                         None
                     }
                 }
@@ -110,8 +110,8 @@ fn compile(mut checked: Checked, sets: &[Set]) -> Result<Loaded, LoadError> {
                 h.timeout.map_or(crate::hooks::DEFAULT_TIMEOUT, |t| t.get()),
             ) {
                 Ok(hooks) => Some(Arc::new(hooks)),
-                Err(message) => {
-                    problems.push(("/hooks/script".into(), message));
+                Err(err) => {
+                    problems.push(("/hooks/script".into(), err.to_string()));
                     None
                 }
             },

@@ -52,6 +52,15 @@ pub enum Error {
     /// A result file read back (`merge`, `check`) cannot be used.
     #[error(transparent)]
     ReadBack(#[from] crate::output::merge::ReadBackError),
+    /// Two results cannot be compared (`compare`, `run --baseline`).
+    #[error("cannot compare")]
+    Compare(#[from] crate::compare::CompareError),
+    /// The regression gate's flags do not read.
+    #[error(transparent)]
+    Gate(#[from] crate::compare::GateError),
+    /// `--shard` asks for a split the run cannot have.
+    #[error(transparent)]
+    Shard(#[from] crate::plan::ShardError),
     /// The environment variable the scenario names for the API key is not set.
     #[error("environment variable {var} (target.api_key_env) is not set")]
     MissingKey {
@@ -148,6 +157,8 @@ impl Error {
             Error::InvalidScenario(_) => EXIT_INVALID_SCENARIO,
             Error::ReadScenario { .. }
             | Error::Usage(_)
+            | Error::Gate(_)
+            | Error::Shard(_)
             | Error::MissingKey { .. }
             | Error::NotAResult { .. } => EXIT_USAGE,
             Error::Io { .. }
@@ -158,13 +169,16 @@ impl Error {
             | Error::Client(_)
             | Error::Template { .. }
             | Error::Serialize { .. }
-            | Error::Task { .. } => EXIT_RUNTIME,
+            | Error::Task { .. }
+            // A result file that reads but cannot be used (shards that are not one run,
+            // histograms that do not decode) is damaged data, not a wrong command line.
+            | Error::Compare(_)
+            | Error::ReadBack(crate::output::merge::ReadBackError::Unusable(_)) => EXIT_RUNTIME,
             Error::Hook(_) => EXIT_HOOK,
             Error::Interrupted { .. } => EXIT_INTERRUPTED,
             Error::ReadBack(crate::output::merge::ReadBackError::Thresholds(_)) => {
                 EXIT_INVALID_SCENARIO
             }
-            Error::ReadBack(_) => EXIT_USAGE,
         }
     }
 

@@ -75,6 +75,31 @@ pub struct HookError {
     pub message: String,
 }
 
+/// Why a hook script cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum LoadError {
+    /// The file does not read.
+    #[error("cannot read hook script {}: {source}", path.display())]
+    Read {
+        /// The script's path.
+        path: std::path::PathBuf,
+        /// The I/O failure.
+        source: std::io::Error,
+    },
+    /// Rhai refuses the script.
+    #[error("{script}: line {line}, column {column}: {message}")]
+    Syntax {
+        /// The script's path (`<script>` for text compiled directly).
+        script: String,
+        /// Where, 1-based (0 when Rhai gives no position).
+        line: usize,
+        /// The column.
+        column: usize,
+        /// Rhai's words.
+        message: String,
+    },
+}
+
 /// What `after_response` observed.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Observed {
@@ -122,21 +147,35 @@ fn from_dynamic(d: &Dynamic) -> Value {
 impl Hooks {
     /// Compiles the script at `path` with each call limited to `timeout`; a syntax error names
     /// the line.
-    pub fn load(path: &Path, timeout: Duration) -> Result<Hooks, String> {
-        let text = crate::input::read_to_string(path)
-            .map_err(|e| format!("cannot read hook script {}: {e}", path.display()))?;
+    pub fn load(path: &Path, timeout: Duration) -> Result<Hooks, LoadError> {
+        let text = crate::input::read_to_string(path).map_err(|source| LoadError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
         let name = path.file_name().map_or_else(
             || path.display().to_string(),
             |n| n.to_string_lossy().into_owned(),
         );
-        let mut hooks =
-            Self::compile_named(&text, &name).map_err(|e| format!("{}: {e}", path.display()))?;
+        let mut hooks = Self::compile_named(&text, &name).map_err(|e| match e {
+            LoadError::Syntax {
+                line,
+                column,
+                message,
+                ..
+            } => LoadError::Syntax {
+                script: path.display().to_string(),
+                line,
+                column,
+                message,
+            },
+            other => other,
+        })?;
         hooks.timeout = timeout;
         Ok(hooks)
     }
 
     /// Compiles script text.
-    pub fn compile(text: &str) -> Result<Hooks, String> {
+    pub fn compile(text: &str) -> Result<Hooks, LoadError> {
         Self::compile_named(text, "<script>")
     }
 
@@ -146,7 +185,7 @@ impl Hooks {
         &self.custom_metrics
     }
 
-    fn compile_named(text: &str, script: &str) -> Result<Hooks, String> {
+    fn compile_named(text: &str, script: &str) -> Result<Hooks, LoadError> {
         let mut engine = Engine::new();
         engine.set_max_operations(MAX_OPERATIONS);
         engine.set_max_call_levels(64);
@@ -176,13 +215,11 @@ impl Hooks {
         engine.register_fn("metric", |name: &str, value: i64| {
             record_metric(name, value as f64)
         });
-        let ast = engine.compile(text).map_err(|e| {
-            format!(
-                "line {}, column {}: {}",
-                e.1.line().unwrap_or(0),
-                e.1.position().unwrap_or(0),
-                e.0
-            )
+        let ast = engine.compile(text).map_err(|e| LoadError::Syntax {
+            script: script.to_string(),
+            line: e.1.line().unwrap_or(0),
+            column: e.1.position().unwrap_or(0),
+            message: e.0.to_string(),
         })?;
         let custom_metrics = metric_names(text);
         Ok(Hooks {
@@ -635,7 +672,11 @@ mod tests {
             "{err}"
         );
         let err = Hooks::compile("fn setup() { let x = ; }").err().unwrap();
-        assert!(err.starts_with("line 1, column "), "{err}");
+        assert!(matches!(err, LoadError::Syntax { line: 1, .. }), "{err}");
+        assert!(
+            err.to_string().starts_with("<script>: line 1, column "),
+            "{err}"
+        );
         assert!(err.to_string().len() > 20);
         let failing =
             Hooks::compile(r#"fn teardown(summary) { throw "no " + summary.requests }"#).unwrap();

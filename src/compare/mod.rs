@@ -176,16 +176,14 @@ pub struct Gate {
 
 impl Gate {
     /// Parses `10%` (or `0.1`) and `METRIC:PERCENTILE` selectors.
-    pub fn parse(tolerance: &str, watch: &[String]) -> Result<Gate, String> {
+    pub fn parse(tolerance: &str, watch: &[String]) -> Result<Gate, GateError> {
         let tolerance = match tolerance.trim().strip_suffix('%') {
             Some(pct) => pct.trim().parse::<f64>().map(|v| v / 100.0),
             None => tolerance.trim().parse::<f64>(),
         }
-        .map_err(|_| {
-            format!("--fail-on-regression {tolerance:?}: expected a percentage such as 10%")
-        })?;
+        .map_err(|_| GateError::Tolerance(tolerance.to_string()))?;
         if !(0.0..10.0).contains(&tolerance) {
-            return Err("--fail-on-regression: expected a percentage between 0% and 1000%".into());
+            return Err(GateError::ToleranceRange);
         }
         let watch = if watch.is_empty() {
             vec![
@@ -205,16 +203,54 @@ impl Gate {
     }
 }
 
-fn parse_watch(text: &str) -> Result<(MetricDef, Percentile), String> {
+/// Why the regression gate's flags do not read (a usage error).
+#[derive(Debug, thiserror::Error)]
+pub enum GateError {
+    /// `--fail-on-regression` is not a number or percentage.
+    #[error("--fail-on-regression {0:?}: expected a percentage such as 10%")]
+    Tolerance(String),
+    /// `--fail-on-regression` is out of range.
+    #[error("--fail-on-regression: expected a percentage between 0% and 1000%")]
+    ToleranceRange,
+    /// `--regression-on` names no latency metric.
+    #[error("--regression-on {text:?}: unknown metric; one of {known}")]
+    UnknownMetric {
+        /// The selector given.
+        text: String,
+        /// Some metrics it could name.
+        known: String,
+    },
+    /// `--regression-on` names no percentile this gate reads.
+    #[error("--regression-on {text:?}: unknown percentile {percentile:?}; p50, p95, p99 or mean")]
+    UnknownPercentile {
+        /// The selector given.
+        text: String,
+        /// The percentile part.
+        percentile: String,
+    },
+}
+
+/// Why two results cannot be compared.
+#[derive(Debug, thiserror::Error)]
+pub enum CompareError {
+    /// A file's stored histograms do not read back (the file is damaged or edited).
+    #[error("{file}: {source}")]
+    Histograms {
+        /// The result file.
+        file: String,
+        /// What is wrong with them.
+        source: crate::metrics::snapshot::SnapshotError,
+    },
+}
+
+fn parse_watch(text: &str) -> Result<(MetricDef, Percentile), GateError> {
     let (metric, pct) = text.split_once(':').unwrap_or((text, "p95"));
     let names: Vec<&str> = METRICS.iter().map(|m| m.name).collect();
     let metric = MetricDef::by_name(metric)
         .filter(|m| m.trend.is_some())
-        .ok_or_else(|| {
-            format!(
-                "--regression-on {text:?}: unknown metric; one of {}",
-                names[..6].join(", ")
-            )
+        .ok_or_else(|| GateError::UnknownMetric {
+            text: text.to_string(),
+            known: names[..6].join(", "),
         })?;
     let pct = match pct {
         "p50" | "med" => Percentile::P50,
@@ -222,9 +258,10 @@ fn parse_watch(text: &str) -> Result<(MetricDef, Percentile), String> {
         "p99" => Percentile::P99,
         "mean" | "avg" => Percentile::Mean,
         other => {
-            return Err(format!(
-                "--regression-on {text:?}: unknown percentile {other:?}; p50, p95, p99 or mean"
-            ))
+            return Err(GateError::UnknownPercentile {
+                text: text.to_string(),
+                percentile: other.to_string(),
+            })
         }
     };
     Ok((metric, pct))
@@ -413,10 +450,19 @@ pub fn compare(
     (base_file, base): (&str, &RunResult),
     (new_file, new): (&str, &RunResult),
     gate: Option<&Gate>,
-) -> Result<Comparison, String> {
-    let recorder = |r: &RunResult| r.aggregates.as_ref().map(|a| a.recorder()).transpose();
-    let base_rec = recorder(base).map_err(|e| format!("{base_file}: {e}"))?;
-    let new_rec = recorder(new).map_err(|e| format!("{new_file}: {e}"))?;
+) -> Result<Comparison, CompareError> {
+    let recorder = |file: &str, r: &RunResult| {
+        r.aggregates
+            .as_ref()
+            .map(|a| a.recorder())
+            .transpose()
+            .map_err(|source| CompareError::Histograms {
+                file: file.to_string(),
+                source,
+            })
+    };
+    let base_rec = recorder(base_file, base)?;
+    let new_rec = recorder(new_file, new)?;
     let mut notes = Vec::new();
     let mut unjudged = Vec::new();
     for (file, r, rec) in [(base_file, base, &base_rec), (new_file, new, &new_rec)] {

@@ -127,17 +127,57 @@ pub fn encode_histogram(h: &Histogram<u64>) -> String {
 
 /// A histogram from [`encode_histogram`]'s text (or any HdrHistogram V2 encoding, compressed or
 /// not), on the recorder's bounds so it adds to the recorder's own.
-pub fn decode_histogram(text: &str) -> Result<Histogram<u64>, String> {
+pub fn decode_histogram(text: &str) -> Result<Histogram<u64>, DecodeError> {
     let bytes = base64::engine::general_purpose::STANDARD
         .decode(text)
-        .map_err(|e| format!("not base64: {e}"))?;
+        .map_err(DecodeError::Base64)?;
     let read: Histogram<u64> = Deserializer::new()
         .deserialize(&mut bytes.as_slice())
-        .map_err(|e| format!("not an HdrHistogram V2 encoding: {e:?}"))?;
+        .map_err(|e| DecodeError::NotV2(format!("{e:?}")))?;
     let mut h = new_histogram();
     h.add(&read)
-        .map_err(|e| format!("values outside the recorder's range: {e:?}"))?;
+        .map_err(|e| DecodeError::OutOfRange(format!("{e:?}")))?;
     Ok(h)
+}
+
+/// Why a stored histogram does not decode.
+#[derive(Debug, thiserror::Error)]
+pub enum DecodeError {
+    /// The text is not base64.
+    #[error("not base64: {0}")]
+    Base64(#[from] base64::DecodeError),
+    /// The bytes are not the V2 encoding (hdrhistogram's error has only a Debug form).
+    #[error("not an HdrHistogram V2 encoding: {0}")]
+    NotV2(String),
+    /// The values do not fit the recorder's range.
+    #[error("values outside the recorder's range: {0}")]
+    OutOfRange(String),
+}
+
+/// Why an aggregate read back from a result file cannot be used: the file is damaged or edited.
+#[derive(Debug, thiserror::Error)]
+pub enum SnapshotError {
+    /// A count beyond [`MAX_COUNT`].
+    #[error(
+        "{what} = {n} is beyond the {MAX_COUNT} a run can record: the file is damaged or edited"
+    )]
+    TooLarge {
+        /// Which count.
+        what: String,
+        /// Its value.
+        n: u64,
+    },
+    /// A trend name this version does not know.
+    #[error("unknown trend `{0}`")]
+    UnknownTrend(String),
+    /// A histogram that does not decode.
+    #[error("{name}: {source}")]
+    Histogram {
+        /// The trend or custom metric.
+        name: String,
+        /// Why.
+        source: DecodeError,
+    },
 }
 
 /// One aggregate for a result file; `None` for what no metric includes.
@@ -190,18 +230,19 @@ pub fn snapshot(split: &Split, key: &GroupKey, stats: &GroupStats) -> Option<Gro
 pub const MAX_COUNT: u64 = 1 << 40;
 
 /// `Err` naming `what` when `n` is beyond [`MAX_COUNT`].
-pub fn bounded(what: &str, n: u64) -> Result<u64, String> {
+pub fn bounded(what: &str, n: u64) -> Result<u64, SnapshotError> {
     if n > MAX_COUNT {
-        Err(format!(
-            "{what} = {n} is beyond the {MAX_COUNT} a run can record: the file is damaged or edited"
-        ))
+        Err(SnapshotError::TooLarge {
+            what: what.to_string(),
+            n,
+        })
     } else {
         Ok(n)
     }
 }
 
 /// `Err` naming the first count of `stats` beyond [`MAX_COUNT`].
-pub fn within_bounds(stats: &GroupStats) -> Result<(), String> {
+pub fn within_bounds(stats: &GroupStats) -> Result<(), SnapshotError> {
     for t in Trend::all() {
         bounded(&format!("the count of {}", t.name()), stats.trend(t).len())?;
     }
@@ -230,15 +271,21 @@ pub fn within_bounds(stats: &GroupStats) -> Result<(), String> {
 }
 
 /// An aggregate read back from a result file.
-pub fn restore(s: &GroupSnapshot) -> Result<(Split, GroupKey, GroupStats), String> {
+pub fn restore(s: &GroupSnapshot) -> Result<(Split, GroupKey, GroupStats), SnapshotError> {
     let mut stats = GroupStats::default();
+    let decode = |name: &str, text: &str| {
+        decode_histogram(text).map_err(|source| SnapshotError::Histogram {
+            name: name.to_string(),
+            source,
+        })
+    };
     for (name, text) in &s.trends {
-        let trend = Trend::by_name(name).ok_or_else(|| format!("unknown trend `{name}`"))?;
-        stats.trends[trend as usize] =
-            decode_histogram(text).map_err(|e| format!("{name}: {e}"))?;
+        let trend =
+            Trend::by_name(name).ok_or_else(|| SnapshotError::UnknownTrend(name.clone()))?;
+        stats.trends[trend as usize] = decode(name, text)?;
     }
     for (name, text) in &s.custom {
-        let h = decode_histogram(text).map_err(|e| format!("{name}: {e}"))?;
+        let h = decode(name, text)?;
         stats.custom.insert(name.clone(), h);
     }
     stats.ok = s.ok;

@@ -146,7 +146,7 @@ impl Aggregates {
     }
 
     /// A recorder holding these aggregates again.
-    pub fn recorder(&self) -> Result<Recorder, String> {
+    pub fn recorder(&self) -> Result<Recorder, crate::metrics::snapshot::SnapshotError> {
         let groups = self
             .groups
             .iter()

@@ -334,7 +334,7 @@ pub fn part(total: u64, index: u32, count: u32) -> u64 {
 /// shard gets no VU of is left out of that shard), group names stay the scenario's, and each
 /// shard's arrival schedule gets its own seed. A capacity search adapts to what it measures,
 /// so it cannot be split.
-pub fn shard(plans: Vec<PhasePlan>, index: u32, count: u32) -> Result<Vec<PhasePlan>, String> {
+pub fn shard(plans: Vec<PhasePlan>, index: u32, count: u32) -> Result<Vec<PhasePlan>, ShardError> {
     let mut out = Vec::new();
     for mut plan in plans {
         let kept = match &mut plan.kind {
@@ -356,7 +356,11 @@ pub fn shard(plans: Vec<PhasePlan>, index: u32, count: u32) -> Result<Vec<PhaseP
                 let active = (*vus).min(count);
                 *vus = part(u64::from(*vus), index, count) as u32;
                 if let Some(n) = iterations {
-                    *n = if index < active { part(*n, index, active) } else { 0 };
+                    *n = if index < active {
+                        part(*n, index, active)
+                    } else {
+                        0
+                    };
                 }
                 *vus > 0 && *iterations != Some(0)
             }
@@ -378,18 +382,21 @@ pub fn shard(plans: Vec<PhasePlan>, index: u32, count: u32) -> Result<Vec<PhaseP
                     .wrapping_add(u64::from(index).wrapping_mul(0x9e37_79b9_7f4a_7c15));
                 true
             }
-            PlanKind::CapacitySearch(_) => {
-                return Err(format!(
-                    "scenario `{}` is a capacity search, which adapts to what it measures: it cannot be split into shards",
-                    plan.name
-                ))
-            }
+            PlanKind::CapacitySearch(_) => return Err(ShardError::Adaptive(plan.name)),
         };
         if kept {
             out.push(plan);
         }
     }
     Ok(out)
+}
+
+/// Why a run cannot be split into shards.
+#[derive(Debug, thiserror::Error)]
+pub enum ShardError {
+    /// A capacity search chooses its next load from what it measured.
+    #[error("scenario `{0}` is a capacity search, which adapts to what it measures: it cannot be split into shards")]
+    Adaptive(String),
 }
 
 /// Cumulative stage end offsets.
@@ -723,8 +730,11 @@ mod tests {
             start_time: Duration::ZERO,
             kind: PlanKind::CapacitySearch(search(SearchMode::Rate)),
         };
-        assert!(shard(vec![search], 0, 2)
-            .unwrap_err()
-            .contains("capacity search"));
+        let err = shard(vec![search], 0, 2).unwrap_err();
+        assert!(
+            matches!(&err, ShardError::Adaptive(name) if name == "s"),
+            "{err}"
+        );
+        assert!(err.to_string().contains("capacity search"), "{err}");
     }
 }

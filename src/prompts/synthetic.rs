@@ -103,15 +103,16 @@ pub fn generate(spec: &Synthetic, backend: BackendKind, seed: u64) -> PromptSet 
 /// [`generate`] with every prompt and shared prefix sized by a real tokenizer (`count` gives
 /// the tokens of a text, e.g. the server's `/tokenize`): each has exactly its drawn number of
 /// tokens where one more word or letter can reach it, and never more.
-pub async fn generate_counted<F, Fut>(
+pub async fn generate_counted<F, Fut, E>(
     spec: &Synthetic,
     backend: BackendKind,
     seed: u64,
     count: F,
-) -> Result<PromptSet, String>
+) -> Result<PromptSet, SizingError<E>>
 where
     F: Fn(String) -> Fut,
-    Fut: std::future::Future<Output = Result<u64, String>>,
+    Fut: std::future::Future<Output = Result<u64, E>>,
+    E: std::error::Error + 'static,
 {
     let mut set = generate(spec, backend, seed);
     // Sizes are drawn as `generate` draws them; the words of each come from a stream of their own.
@@ -142,6 +143,26 @@ where
     Ok(set)
 }
 
+/// Why prompts could not be sized by a tokenizer.
+#[derive(Debug, thiserror::Error)]
+pub enum SizingError<E: std::error::Error + 'static> {
+    /// The tokenizer failed.
+    #[error(transparent)]
+    Count(E),
+    /// Its counts grow too slowly with the text to be token counts.
+    #[error("the tokenizer counts {got} tokens in {words} words; a prompt of {target} tokens would need more than {most} words: its counts are not token counts")]
+    NotCounting {
+        /// Tokens counted.
+        got: usize,
+        /// In this many words.
+        words: usize,
+        /// Tokens wanted.
+        target: usize,
+        /// The most words allowed.
+        most: usize,
+    },
+}
+
 /// The most words a prompt of `target` tokens is allowed: sixteen per token (a dictionary word
 /// is rarely below one token), plus room for tiny targets.
 fn max_words(target: usize) -> usize {
@@ -151,10 +172,15 @@ fn max_words(target: usize) -> usize {
 /// Words whose text has `target` tokens by `count`: start from the 4-characters estimate,
 /// scale the word count by what the tokenizer says (a few rounds), trim to at most `target`,
 /// then pad with one-letter words to reach it.
-async fn fit<F, Fut>(target: usize, rng: &mut SmallRng, count: &F) -> Result<String, String>
+async fn fit<F, Fut, E>(
+    target: usize,
+    rng: &mut SmallRng,
+    count: &F,
+) -> Result<String, SizingError<E>>
 where
     F: Fn(String) -> Fut,
-    Fut: std::future::Future<Output = Result<u64, String>>,
+    Fut: std::future::Future<Output = Result<u64, E>>,
+    E: std::error::Error + 'static,
 {
     let mut words: Vec<&str> = Vec::new();
     let mut chars = 0;
@@ -163,7 +189,10 @@ where
         chars += w.len() + 1;
         words.push(w);
     }
-    let measure = |words: &[&str]| count(words.join(" "));
+    let measure = |words: &[&str]| {
+        let counted = count(words.join(" "));
+        async move { counted.await.map_err(SizingError::Count) }
+    };
     for _ in 0..6 {
         let got = measure(&words).await? as usize;
         if got == target {
@@ -176,11 +205,12 @@ where
             // a tokenizer that needs many more words than tokens is not counting tokens, and
             // following it would double the text every round until memory runs out.
             if words.len() + step > max_words(target) {
-                return Err(format!(
-                    "the tokenizer counts {got} tokens in {} words; a prompt of {target} tokens would need more than {} words: its counts are not token counts",
-                    words.len(),
-                    max_words(target)
-                ));
+                return Err(SizingError::NotCounting {
+                    got,
+                    words: words.len(),
+                    target,
+                    most: max_words(target),
+                });
             }
             for _ in 0..step {
                 words.push(WORDS[rng.random_range(0..WORDS.len())]);
@@ -291,11 +321,14 @@ mod tests {
         let mut s = spec(100.0, 0.0);
         s.count = Some(2);
         for stuck in [0u64, 1] {
-            let counter = move |_: String| async move { Ok(stuck) };
+            let counter = move |_: String| async move { Ok::<_, std::io::Error>(stuck) };
             let err = generate_counted(&s, BackendKind::Openai, 9, counter)
                 .await
                 .unwrap_err();
-            assert!(err.contains("not token counts"), "{stuck}: {err}");
+            assert!(
+                matches!(err, SizingError::NotCounting { .. }),
+                "{stuck}: {err}"
+            );
         }
     }
 
@@ -304,10 +337,11 @@ mod tests {
     #[tokio::test]
     async fn a_real_tokenizer_sizes_every_prompt_exactly() {
         let toy = |text: String| async move {
-            Ok(text
-                .split(' ')
-                .map(|w| if w.len() > 5 { 2 } else { 1 })
-                .sum::<u64>())
+            Ok::<_, std::io::Error>(
+                text.split(' ')
+                    .map(|w| if w.len() > 5 { 2 } else { 1 })
+                    .sum::<u64>(),
+            )
         };
         let mut s = spec(100.0, 20.0);
         s.count = Some(30);

@@ -212,6 +212,14 @@ impl RunConfig {
                      (the scenario's built-in simulator would start one per shard)"
                 )));
             }
+            // A split the plans cannot have is refused before any server is asked anything.
+            let plans = loaded
+                .scenario
+                .scenarios
+                .iter()
+                .map(|(name, phase)| crate::plan::build(name, phase))
+                .collect();
+            crate::plan::shard(plans, index, count)?;
             // Each shard draws its own prompt sequence, reproducibly.
             loaded.scenario.seed = Some(
                 loaded

@@ -180,10 +180,10 @@ fn tokenizer_for(
         Some(crate::scenario::TokenizerKind::Named(_)) => {
             ServerTokenizer::new(url, &target.model, config.api_key.as_deref())
                 .map(|t| Some(Arc::new(Tokenizer::Server(t))))
-                .map_err(|message| Error::Preflight {
+                .map_err(|e| Error::Preflight {
                     url: redact::url(url),
                     tried: "the tokenizer".into(),
-                    message,
+                    message: e.to_string(),
                 })
         }
     }
@@ -223,10 +223,10 @@ async fn count_synthetic_prompts(config: &mut RunConfig, target: &Target) -> Res
             },
         )
         .await
-        .map_err(|message| Error::Preflight {
+        .map_err(|e| Error::Preflight {
             url: redact::url(&target.url),
             tried: tokenizer.describe(),
-            message,
+            message: e.to_string(),
         })?;
         set.entries = counted.entries;
     }
@@ -292,7 +292,7 @@ impl Prepared {
             .map(|(name, phase)| plan::build(name, phase))
             .collect();
         if let Some((index, count)) = config.shard {
-            plans = plan::shard(plans, index, count).map_err(Error::Usage)?;
+            plans = plan::shard(plans, index, count)?;
         }
         let in_flight = most_in_flight(&plans);
         ensure_open_files(

@@ -165,6 +165,59 @@ fn missing_file_and_bad_flags_are_usage_errors() {
     assert_eq!(out.status.code(), Some(2));
 }
 
+/// Exit codes follow the cause: 2 for what the command line asks that cannot be, 1 for a file
+/// that reads but cannot be used (tests/it/hardening.rs and compare_runs.rs plant those).
+#[test]
+fn a_gate_or_shard_the_command_line_cannot_have_is_a_usage_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let fake = dir.path().join("r.json");
+    std::fs::write(&fake, "{}").unwrap();
+    let fake = fake.to_str().unwrap();
+    for (flags, says) in [
+        (
+            &["--fail-on-regression", "lots"][..],
+            "--fail-on-regression \"lots\"",
+        ),
+        (
+            &["--fail-on-regression", "5000%"][..],
+            "between 0% and 1000%",
+        ),
+        (
+            &["--fail-on-regression", "10%", "--regression-on", "nope:p95"][..],
+            "unknown metric",
+        ),
+        (
+            &["--fail-on-regression", "10%", "--regression-on", "ttft:p42"][..],
+            "unknown percentile \"p42\"",
+        ),
+    ] {
+        let out = bin()
+            .args(["compare", fake, fake])
+            .args(flags)
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{flags:?}: {stderr}");
+        assert!(stderr.contains(says), "{flags:?}: {stderr}");
+    }
+    let scenario = dir.path().join("search.yaml");
+    std::fs::write(
+        &scenario,
+        "name: s\ntarget: {model: m}\nprompts: [hi]\nscenarios:\n  find: {executor: capacity-search, mode: concurrency, start: 1, max: 4, step_duration: 1s}\nthresholds: {ttft: [\"p(95)<30ms\"]}\n",
+    )
+    .unwrap();
+    let out = bin()
+        .arg("run")
+        .arg(&scenario)
+        .args(["--shard", "0/2", "--output-dir"])
+        .arg(dir.path().join("out"))
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("cannot be split into shards"), "{stderr}");
+}
+
 #[test]
 fn run_without_arguments_benchmarks_the_built_in_quickstart_from_any_directory() {
     let dir = tempfile::tempdir().unwrap();
