@@ -12,6 +12,9 @@
 
 pub mod render;
 
+mod error;
+pub use error::{CompareError, GateError};
+
 use std::collections::BTreeMap;
 
 use hdrhistogram::Histogram;
@@ -201,46 +204,6 @@ impl Gate {
         };
         Ok(Gate { tolerance, watch })
     }
-}
-
-/// Why the regression gate's flags do not read (a usage error).
-#[derive(Debug, thiserror::Error)]
-pub enum GateError {
-    /// `--fail-on-regression` is not a number or percentage.
-    #[error("--fail-on-regression {0:?}: expected a percentage such as 10%")]
-    Tolerance(String),
-    /// `--fail-on-regression` is out of range.
-    #[error("--fail-on-regression: expected a percentage between 0% and 1000%")]
-    ToleranceRange,
-    /// `--regression-on` names no latency metric.
-    #[error("--regression-on {text:?}: unknown metric; one of {known}")]
-    UnknownMetric {
-        /// The selector given.
-        text: String,
-        /// Some metrics it could name.
-        known: String,
-    },
-    /// `--regression-on` names no percentile this gate reads.
-    #[error("--regression-on {text:?}: unknown percentile {percentile:?}; p50, p95, p99 or mean")]
-    UnknownPercentile {
-        /// The selector given.
-        text: String,
-        /// The percentile part.
-        percentile: String,
-    },
-}
-
-/// Why two results cannot be compared.
-#[derive(Debug, thiserror::Error)]
-pub enum CompareError {
-    /// A file's stored histograms do not read back (the file is damaged or edited).
-    #[error("{file}: {source}")]
-    Histograms {
-        /// The result file.
-        file: String,
-        /// What is wrong with them.
-        source: crate::metrics::snapshot::SnapshotError,
-    },
 }
 
 fn parse_watch(text: &str) -> Result<(MetricDef, Percentile), GateError> {
@@ -445,24 +408,26 @@ fn pairs(h: &Histogram<u64>) -> Vec<(u64, u64)> {
         .collect()
 }
 
+/// The stored histograms of a result, if it has them.
+fn histograms(file: &str, r: &RunResult) -> Result<Option<Recorder>, CompareError> {
+    r.aggregates
+        .as_ref()
+        .map(|a| a.recorder())
+        .transpose()
+        .map_err(|source| CompareError::Histograms {
+            file: file.to_string(),
+            source,
+        })
+}
+
 /// Compares `new` against `base`; `gate` decides which changes are regressions.
 pub fn compare(
     (base_file, base): (&str, &RunResult),
     (new_file, new): (&str, &RunResult),
     gate: Option<&Gate>,
 ) -> Result<Comparison, CompareError> {
-    let recorder = |file: &str, r: &RunResult| {
-        r.aggregates
-            .as_ref()
-            .map(|a| a.recorder())
-            .transpose()
-            .map_err(|source| CompareError::Histograms {
-                file: file.to_string(),
-                source,
-            })
-    };
-    let base_rec = recorder(base_file, base)?;
-    let new_rec = recorder(new_file, new)?;
+    let base_rec = histograms(base_file, base)?;
+    let new_rec = histograms(new_file, new)?;
     let mut notes = Vec::new();
     let mut unjudged = Vec::new();
     for (file, r, rec) in [(base_file, base, &base_rec), (new_file, new, &new_rec)] {
