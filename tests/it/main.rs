@@ -26,6 +26,7 @@ mod report;
 mod schemas;
 mod sim_server;
 mod simulator_runs;
+mod sizes;
 mod thresholds_runs;
 mod wire_reads;
 mod workflow;
