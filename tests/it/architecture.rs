@@ -10,6 +10,8 @@ use std::path::{Path, PathBuf};
 
 use syn::visit::Visit;
 
+use crate::common::rust_files as files;
+
 /// The layers, lowest first, as `src/lib.rs` documents them.
 const ORDER: [&str; 22] = [
     "duration",
@@ -35,17 +37,6 @@ const ORDER: [&str; 22] = [
     "init",
     "commands",
 ];
-
-fn files(dir: &Path, out: &mut Vec<PathBuf>) {
-    for entry in std::fs::read_dir(dir).unwrap() {
-        let path = entry.unwrap().path();
-        if path.is_dir() {
-            files(&path, out);
-        } else if path.extension().is_some_and(|e| e == "rs") {
-            out.push(path);
-        }
-    }
-}
 
 /// The module path of a file: `src/metrics/summary.rs` -> [metrics, summary], `mod.rs` -> its
 /// folder's.

@@ -2,7 +2,7 @@
 #![allow(dead_code)]
 
 use std::net::SocketAddr;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use llm_bench::sim::{self, SimConfig, SimServer};
 use llm_bench::{LoadError, Loaded};
@@ -119,4 +119,16 @@ pub fn compared_metric(comparison: &serde_json::Value, name: &str) -> serde_json
         .find(|m| m["metric"] == name)
         .unwrap()
         .clone()
+}
+
+/// Every `.rs` file under `dir`, appended to `out`.
+pub fn rust_files(dir: &Path, out: &mut Vec<PathBuf>) {
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            rust_files(&path, out);
+        } else if path.extension().is_some_and(|e| e == "rs") {
+            out.push(path);
+        }
+    }
 }

@@ -3,9 +3,11 @@
 //! are listed with the length they had: each may only shrink, and leaves the list once it is
 //! within the limit, so the list cannot go stale.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use syn::visit::Visit;
+
+use crate::common::rust_files as files;
 
 const MAX_FILE_LINES: usize = 800;
 const MAX_FN_LINES: usize = 120;
@@ -22,17 +24,6 @@ const LONGER_WHEN_SET: &[(&str, &str, usize)] = &[
     ("backend/http.rs", "wire_exchange", 132),
     ("scenario/schema.rs", "example", 127),
 ];
-
-fn files(dir: &Path, out: &mut Vec<PathBuf>) {
-    for entry in std::fs::read_dir(dir).unwrap() {
-        let path = entry.unwrap().path();
-        if path.is_dir() {
-            files(&path, out);
-        } else if path.extension().is_some_and(|e| e == "rs") {
-            out.push(path);
-        }
-    }
-}
 
 fn is_test(attrs: &[syn::Attribute]) -> bool {
     attrs.iter().any(|a| {
