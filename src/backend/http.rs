@@ -542,75 +542,10 @@ async fn wire_exchange<F: StreamFold>(
         Err(stalled) => return finish(failed(elapsed(), stalled), reconnected, connect),
     };
     let status = response.status;
-    let mut ranges = Vec::new();
     let mut m = if (200..300).contains(&status) {
-        let mut fold = F::default();
-        fold.set_think_tags(settings.think_tags.clone());
-        let mut broken = None;
-        let mut last_read = Instant::now();
-        loop {
-            let body = conn.body(&mut response, wire, &mut ranges);
-            // Without a first-token or idle limit (the default) there is no deadline to race.
-            let read = match settings.next(sent_at, last_read, fold.has_content()) {
-                None => body.await,
-                deadline => match before(deadline, body).await {
-                    Ok(read) => read,
-                    Err(stalled) => {
-                        broken = Some(stalled);
-                        break;
-                    }
-                },
-            };
-            match read {
-                Ok(Some(arrived)) => {
-                    // The idle limit counts from the bytes' arrival, which is already stamped:
-                    // no second clock read per chunk.
-                    last_read = arrived;
-                    let at = arrived.saturating_duration_since(sent_at);
-                    for range in &ranges {
-                        fold.feed(at, conn.bytes(range.clone()));
-                    }
-                    if let Some(oversized) = settings.oversized(&fold) {
-                        broken = Some(oversized);
-                        break;
-                    }
-                }
-                Ok(None) => break,
-                Err(err) => {
-                    broken = Some(wire_error(err));
-                    break;
-                }
-            }
-            if fold.is_finished() {
-                break;
-            }
-        }
-        let (m, complete) = conclude(fold, broken, elapsed());
-        if complete {
-            // The protocol's end came before the body's (the chunked terminator follows
-            // `[DONE]` or `done: true`): read to it, outside the measurement, so the connection
-            // serves the VU's next request.
-            let _ = tokio::time::timeout(DRAIN, async {
-                while let Ok(Some(_)) = conn.body(&mut response, wire, &mut ranges).await {}
-            })
-            .await;
-        }
-        m
+        stream_answer::<F>(&mut conn, &mut response, wire, sent_at, settings).await
     } else {
-        let mut kept = Vec::new();
-        let _ = tokio::time::timeout(DRAIN.max(Duration::from_secs(1)), async {
-            while let Ok(Some(_)) = conn.body(&mut response, wire, &mut ranges).await {
-                for range in &ranges {
-                    kept.extend_from_slice(conn.bytes(range.clone()));
-                }
-                if kept.len() >= MAX_ERROR_BODY {
-                    kept.truncate(MAX_ERROR_BODY);
-                    break;
-                }
-            }
-        })
-        .await;
-        let text = String::from_utf8_lossy(&kept);
+        let text = wire_error_body(&mut conn, &mut response, wire).await;
         failed(
             elapsed(),
             RequestError::new(
@@ -624,6 +559,93 @@ async fn wire_exchange<F: StreamFold>(
     }
     m.status = Some(status);
     finish(m, reconnected, connect)
+}
+
+/// A 2xx answer's stream folded as it arrives, until its protocol's end, a failure or a limit.
+async fn stream_answer<F: StreamFold>(
+    conn: &mut super::wire::Conn,
+    response: &mut super::wire::Response,
+    wire: &super::wire::Wire,
+    sent_at: Instant,
+    settings: &Settings,
+) -> Measurement {
+    let elapsed = || sent_at.elapsed();
+    let mut ranges = Vec::new();
+    let mut fold = F::default();
+    fold.set_think_tags(settings.think_tags.clone());
+    let mut broken = None;
+    let mut last_read = Instant::now();
+    loop {
+        let body = conn.body(response, wire, &mut ranges);
+        // Without a first-token or idle limit (the default) there is no deadline to race.
+        let read = match settings.next(sent_at, last_read, fold.has_content()) {
+            None => body.await,
+            deadline => match before(deadline, body).await {
+                Ok(read) => read,
+                Err(stalled) => {
+                    broken = Some(stalled);
+                    break;
+                }
+            },
+        };
+        match read {
+            Ok(Some(arrived)) => {
+                // The idle limit counts from the bytes' arrival, which is already stamped:
+                // no second clock read per chunk.
+                last_read = arrived;
+                let at = arrived.saturating_duration_since(sent_at);
+                for range in &ranges {
+                    fold.feed(at, conn.bytes(range.clone()));
+                }
+                if let Some(oversized) = settings.oversized(&fold) {
+                    broken = Some(oversized);
+                    break;
+                }
+            }
+            Ok(None) => break,
+            Err(err) => {
+                broken = Some(wire_error(err));
+                break;
+            }
+        }
+        if fold.is_finished() {
+            break;
+        }
+    }
+    let (m, complete) = conclude(fold, broken, elapsed());
+    if complete {
+        // The protocol's end came before the body's (the chunked terminator follows
+        // `[DONE]` or `done: true`): read to it, outside the measurement, so the connection
+        // serves the VU's next request.
+        let _ = tokio::time::timeout(DRAIN, async {
+            while let Ok(Some(_)) = conn.body(response, wire, &mut ranges).await {}
+        })
+        .await;
+    }
+    m
+}
+
+/// The first [`MAX_ERROR_BODY`] bytes of an error answer's body, as text.
+async fn wire_error_body(
+    conn: &mut super::wire::Conn,
+    response: &mut super::wire::Response,
+    wire: &super::wire::Wire,
+) -> String {
+    let mut ranges = Vec::new();
+    let mut kept = Vec::new();
+    let _ = tokio::time::timeout(DRAIN.max(Duration::from_secs(1)), async {
+        while let Ok(Some(_)) = conn.body(response, wire, &mut ranges).await {
+            for range in &ranges {
+                kept.extend_from_slice(conn.bytes(range.clone()));
+            }
+            if kept.len() >= MAX_ERROR_BODY {
+                kept.truncate(MAX_ERROR_BODY);
+                break;
+            }
+        }
+    })
+    .await;
+    String::from_utf8_lossy(&kept).into_owned()
 }
 
 #[cfg(test)]

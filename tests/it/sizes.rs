@@ -21,7 +21,6 @@ const LONGER_WHEN_SET: &[(&str, &str, usize)] = &[
     ("output/merge.rs", "merge", 176),
     ("report/charts.rs", "capacity_charts", 167),
     ("compare/mod.rs", "compare", 149),
-    ("backend/http.rs", "wire_exchange", 132),
     ("scenario/schema.rs", "example", 127),
 ];
 

@@ -73,7 +73,7 @@ impl Drop for InFlight {
     }
 }
 
-/// Sleeps for `d` unless it is zero (a zero sleep still yields to the timer).
+/// Sleeps for `d`; a zero `d` returns at once instead of going through the timer.
 pub(super) async fn pause(d: Duration) {
     if !d.is_zero() {
         sleep(d).await;
