@@ -420,6 +420,60 @@ fn histograms(file: &str, r: &RunResult) -> Result<Option<Recorder>, CompareErro
         })
 }
 
+/// What differs between the runs besides their numbers: scenario, its text, model.
+fn what_differs(base: &RunResult, new: &RunResult) -> Vec<String> {
+    let mut notes = Vec::new();
+    if base.scenario.name != new.scenario.name {
+        notes.push(format!(
+            "different scenarios: {} (base) and {} (new); groups are paired by name, so they may not be the same load",
+            base.scenario.name, new.scenario.name
+        ));
+    } else if base.scenario.content_sha256 != new.scenario.content_sha256 {
+        notes.push(format!(
+            "scenario {} was edited between the runs (sha256 {} -> {}): the load may differ",
+            new.scenario.name,
+            &base.scenario.content_sha256[..base.scenario.content_sha256.len().min(12)],
+            &new.scenario.content_sha256[..new.scenario.content_sha256.len().min(12)]
+        ));
+    }
+    if base.target.model != new.target.model {
+        notes.push(format!(
+            "model: {} -> {}",
+            base.target.model, new.target.model
+        ));
+    }
+    notes
+}
+
+/// The gate's reading of one group's metrics: why a watched one cannot be judged, and which
+/// regressed beyond the tolerance, each line starting with `group`.
+fn judge(
+    gate: &Gate,
+    group: &str,
+    compared: &[MetricComparison],
+    (base, new): (Option<&GroupStats>, Option<&GroupStats>),
+) -> (Vec<String>, Vec<String>) {
+    let (mut unjudged, mut regressions) = (Vec::new(), Vec::new());
+    for (metric, pct) in &gate.watch {
+        let at = format!("{group}: {} {}", metric.name, pct.name());
+        let Some(m) = compared.iter().find(|m| m.metric == metric.name) else {
+            unjudged.push(format!("{at}: no data in one run or both"));
+            continue;
+        };
+        match m.verdict {
+            Verdict::TooFewSamples | Verdict::NoTest => {
+                unjudged.push(format!("{at}: {}", unjudged_why(m)));
+            }
+            _ => {
+                if let Some(why) = regression(m, *pct, gate.tolerance, base, new, metric) {
+                    regressions.push(format!("{group}: {} {why}", metric.name));
+                }
+            }
+        }
+    }
+    (unjudged, regressions)
+}
+
 /// Compares `new` against `base`; `gate` decides which changes are regressions.
 pub fn compare(
     (base_file, base): (&str, &RunResult),
@@ -441,25 +495,7 @@ pub fn compare(
             }
         }
     }
-    if base.scenario.name != new.scenario.name {
-        notes.push(format!(
-            "different scenarios: {} (base) and {} (new); groups are paired by name, so they may not be the same load",
-            base.scenario.name, new.scenario.name
-        ));
-    } else if base.scenario.content_sha256 != new.scenario.content_sha256 {
-        notes.push(format!(
-            "scenario {} was edited between the runs (sha256 {} -> {}): the load may differ",
-            new.scenario.name,
-            &base.scenario.content_sha256[..base.scenario.content_sha256.len().min(12)],
-            &new.scenario.content_sha256[..new.scenario.content_sha256.len().min(12)]
-        ));
-    }
-    if base.target.model != new.target.model {
-        notes.push(format!(
-            "model: {} -> {}",
-            base.target.model, new.target.model
-        ));
-    }
+    notes.extend(what_differs(base, new));
     let mut groups = Vec::new();
     let mut unmatched = Vec::new();
     let mut base_groups: BTreeMap<(String, String), (&GroupSummary, GroupKey)> = BTreeMap::new();
@@ -492,33 +528,11 @@ pub fn compare(
                 new_stats.as_ref(),
             );
             if let (Some(gate), Some(_), Some(_)) = (gate, &base_rec, &new_rec) {
-                for (metric, pct) in &gate.watch {
-                    let at = format!("{} {}: {} {}", s.name, g.label, metric.name, pct.name());
-                    let Some(m) = compared.iter().find(|m| m.metric == metric.name) else {
-                        unjudged.push(format!("{at}: no data in one run or both"));
-                        continue;
-                    };
-                    match m.verdict {
-                        Verdict::TooFewSamples | Verdict::NoTest => {
-                            unjudged.push(format!("{at}: {}", unjudged_why(m)));
-                        }
-                        _ => {
-                            if let Some(why) = regression(
-                                m,
-                                *pct,
-                                gate.tolerance,
-                                base_stats.as_ref(),
-                                new_stats.as_ref(),
-                                metric,
-                            ) {
-                                regressions.push(format!(
-                                    "{} {}: {} {}",
-                                    s.name, g.label, metric.name, why
-                                ));
-                            }
-                        }
-                    }
-                }
+                let group = format!("{} {}", s.name, g.label);
+                let stats = (base_stats.as_ref(), new_stats.as_ref());
+                let (why_not, worse) = judge(gate, &group, &compared, stats);
+                unjudged.extend(why_not);
+                regressions.extend(worse);
             }
             let spectrum = |st: &Option<GroupStats>, t: Trend| {
                 st.as_ref()

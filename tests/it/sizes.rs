@@ -20,7 +20,6 @@ const LONGER_WHEN_SET: &[(&str, &str, usize)] = &[
     ("scenario/validate.rs", "check", 191),
     ("output/merge.rs", "merge", 176),
     ("report/charts.rs", "capacity_charts", 167),
-    ("compare/mod.rs", "compare", 149),
     ("scenario/schema.rs", "example", 127),
 ];
 
