@@ -175,79 +175,12 @@ pub fn merge(
     let Some((first_file, first)) = shards.first() else {
         return Err(Unusable("no shard results given".into()));
     };
-    let info = |file: &str, r: &RunResult| match r.shard {
-        Some(ShardInfo {
-            index: Some(index),
-            count,
-        }) if count > 0 && count <= MAX_SHARDS && index < count => Ok((index, count)),
-        Some(ShardInfo {
-            index: Some(index),
-            count,
-        }) => Err(Unusable(format!(
-            "{file} says it is shard {index}/{count}: expected 0 <= index < count <= {MAX_SHARDS}"
-        ))),
-        _ => Err(Unusable(format!(
-            "{file} is not a shard result (it was not run with --shard I/N)"
-        ))),
-    };
-    let (_, count) = info(first_file, first)?;
-    let unsharded = |r: &RunResult| -> Vec<String> {
-        r.scenario
-            .overrides
-            .iter()
-            .filter(|o| !o.starts_with("--shard "))
-            .cloned()
-            .collect()
-    };
+    let (_, count) = shard_of(first_file, first)?;
     let mut by_index: BTreeMap<u32, &str> = BTreeMap::new();
     let mut groups = Vec::new();
     let mut scenario = None;
     for (file, r) in shards {
-        let (index, n) = info(file, r)?;
-        if n != count {
-            return Err(Unusable(format!(
-                "{file} is shard {index}/{n}, {first_file} is one of {count}: not the same split"
-            )));
-        }
-        if r.scenario.name != first.scenario.name
-            || r.scenario.content_sha256 != first.scenario.content_sha256
-            || unsharded(r) != unsharded(first)
-        {
-            return Err(Unusable(format!(
-                "{file} ran scenario `{}` (sha256 {}, overrides {:?}), {first_file} ran `{}` (sha256 {}, overrides {:?}): shards of different scenarios do not merge",
-                r.scenario.name,
-                short(&r.scenario.content_sha256),
-                unsharded(r),
-                first.scenario.name,
-                short(&first.scenario.content_sha256),
-                unsharded(first),
-            )));
-        }
-        // The same file text can resolve to other targets (`${VAR}`), and a result can be
-        // edited: what ran, not what was written, must agree.
-        let target = |r: &RunResult| {
-            format!(
-                "{} {} at {} ({})",
-                r.target.backend, r.target.model, r.target.url, r.target.api
-            )
-        };
-        if target(r) != target(first) {
-            return Err(Unusable(format!(
-                "{file} ran against {}, {first_file} against {}: shards of different targets do not merge",
-                target(r),
-                target(first)
-            )));
-        }
-        if definition(r) != definition(first) {
-            return Err(Unusable(format!(
-                "{file} and {first_file} hold different scenario definitions (thresholds, load or target edited, or resolved from other variables): shards of different runs do not merge"
-            )));
-        }
-        if r.interrupted && !allow_partial {
-            return Err(Unusable(format!(
-                "{file} was interrupted: its shard is part of its load, so the merged result would be too; --allow-partial merges it anyway and marks the result interrupted"
-            )));
-        }
+        let index = one_run(file, r, (first_file, first), count, allow_partial)?;
         if let Some(other) = by_index.insert(index, file) {
             return Err(Unusable(format!(
                 "shard {index}/{count} is given twice: {other} and {file}"
@@ -264,24 +197,7 @@ pub fn merge(
             );
         }
     }
-    // `count` is bounded, and only the first few gaps are named.
-    if by_index.len() != count as usize {
-        let missing: Vec<String> = (0..count)
-            .filter(|i| !by_index.contains_key(i))
-            .take(10)
-            .map(|i| i.to_string())
-            .collect();
-        let more = count as usize - by_index.len() - missing.len();
-        let more = if more > 0 {
-            format!(" and {more} more")
-        } else {
-            String::new()
-        };
-        return Err(Unusable(format!(
-            "shard(s) {}{more} of {count} missing: the merged result would be part of the load",
-            missing.join(", ")
-        )));
-    }
+    all_there(&by_index, count)?;
     let Some(scenario) = scenario else {
         return Err(Unusable("shard 0 is missing".into()));
     };
@@ -343,6 +259,115 @@ pub fn merge(
     }
     merged.timeseries = timeseries(shards.iter().map(|(_, r)| r.timeseries.as_slice()));
     Ok(merged)
+}
+
+/// `file`'s place in its split: (index, count).
+fn shard_of(file: &str, r: &RunResult) -> Result<(u32, u32), ReadBackError> {
+    match r.shard {
+        Some(ShardInfo {
+            index: Some(index),
+            count,
+        }) if count > 0 && count <= MAX_SHARDS && index < count => Ok((index, count)),
+        Some(ShardInfo {
+            index: Some(index),
+            count,
+        }) => Err(Unusable(format!(
+            "{file} says it is shard {index}/{count}: expected 0 <= index < count <= {MAX_SHARDS}"
+        ))),
+        _ => Err(Unusable(format!(
+            "{file} is not a shard result (it was not run with --shard I/N)"
+        ))),
+    }
+}
+
+/// The command-line overrides of a run but its `--shard`.
+fn unsharded(r: &RunResult) -> Vec<String> {
+    r.scenario
+        .overrides
+        .iter()
+        .filter(|o| !o.starts_with("--shard "))
+        .cloned()
+        .collect()
+}
+
+/// `file`'s shard index, once it is shown to be part of the same run as the first shard:
+/// the same split, scenario, target and definition, and not interrupted unless allowed.
+fn one_run(
+    file: &str,
+    r: &RunResult,
+    (first_file, first): (&str, &RunResult),
+    count: u32,
+    allow_partial: bool,
+) -> Result<u32, ReadBackError> {
+    let (index, n) = shard_of(file, r)?;
+    if n != count {
+        return Err(Unusable(format!(
+            "{file} is shard {index}/{n}, {first_file} is one of {count}: not the same split"
+        )));
+    }
+    if r.scenario.name != first.scenario.name
+        || r.scenario.content_sha256 != first.scenario.content_sha256
+        || unsharded(r) != unsharded(first)
+    {
+        return Err(Unusable(format!(
+            "{file} ran scenario `{}` (sha256 {}, overrides {:?}), {first_file} ran `{}` (sha256 {}, overrides {:?}): shards of different scenarios do not merge",
+            r.scenario.name,
+            short(&r.scenario.content_sha256),
+            unsharded(r),
+            first.scenario.name,
+            short(&first.scenario.content_sha256),
+            unsharded(first),
+        )));
+    }
+    // The same file text can resolve to other targets (`${VAR}`), and a result can be
+    // edited: what ran, not what was written, must agree.
+    let target = |r: &RunResult| {
+        format!(
+            "{} {} at {} ({})",
+            r.target.backend, r.target.model, r.target.url, r.target.api
+        )
+    };
+    if target(r) != target(first) {
+        return Err(Unusable(format!(
+            "{file} ran against {}, {first_file} against {}: shards of different targets do not merge",
+            target(r),
+            target(first)
+        )));
+    }
+    if definition(r) != definition(first) {
+        return Err(Unusable(format!(
+            "{file} and {first_file} hold different scenario definitions (thresholds, load or target edited, or resolved from other variables): shards of different runs do not merge"
+        )));
+    }
+    if r.interrupted && !allow_partial {
+        return Err(Unusable(format!(
+            "{file} was interrupted: its shard is part of its load, so the merged result would be too; --allow-partial merges it anyway and marks the result interrupted"
+        )));
+    }
+    Ok(index)
+}
+
+/// `Err` naming the shards of `count` that are not in `by_index`.
+fn all_there(by_index: &BTreeMap<u32, &str>, count: u32) -> Result<(), ReadBackError> {
+    // `count` is bounded, and only the first few gaps are named.
+    if by_index.len() != count as usize {
+        let missing: Vec<String> = (0..count)
+            .filter(|i| !by_index.contains_key(i))
+            .take(10)
+            .map(|i| i.to_string())
+            .collect();
+        let more = count as usize - by_index.len() - missing.len();
+        let more = if more > 0 {
+            format!(" and {more} more")
+        } else {
+            String::new()
+        };
+        return Err(Unusable(format!(
+            "shard(s) {}{more} of {count} missing: the merged result would be part of the load",
+            missing.join(", ")
+        )));
+    }
+    Ok(())
 }
 
 /// The scenario as run, less what differs between shards by design (each draws prompts from

@@ -18,7 +18,6 @@ const LONGER_WHEN_SET: &[(&str, &str, usize)] = &[
     ("report/svg.rs", "render_with", 210),
     ("report/table.rs", "render", 198),
     ("scenario/validate.rs", "check", 191),
-    ("output/merge.rs", "merge", 176),
     ("report/charts.rs", "capacity_charts", 167),
     ("scenario/schema.rs", "example", 127),
 ];
