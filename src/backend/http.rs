@@ -576,17 +576,13 @@ async fn stream_answer<F: StreamFold>(
     let mut broken = None;
     let mut last_read = Instant::now();
     loop {
-        let body = conn.body(response, wire, &mut ranges);
-        // Without a first-token or idle limit (the default) there is no deadline to race.
-        let read = match settings.next(sent_at, last_read, fold.has_content()) {
-            None => body.await,
-            deadline => match before(deadline, body).await {
-                Ok(read) => read,
-                Err(stalled) => {
-                    broken = Some(stalled);
-                    break;
-                }
-            },
+        let deadline = settings.next(sent_at, last_read, fold.has_content());
+        let read = match before(deadline, conn.body(response, wire, &mut ranges)).await {
+            Ok(read) => read,
+            Err(stalled) => {
+                broken = Some(stalled);
+                break;
+            }
         };
         match read {
             Ok(Some(arrived)) => {
